@@ -1,0 +1,30 @@
+# The README's two commands: `make run` (the service) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/agentbot
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/12
+
+.PHONY: run test install bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	AGENTBOT_ALLOW_PRIVATE_URLS=$${AGENTBOT_ALLOW_PRIVATE_URLS:-1} $(PY) manage.py serve
+
+test: install
+	@bash scripts/services.sh
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .data staticfiles

@@ -1,0 +1,71 @@
+"""Every API error is JSON with a message a person can act on: `{"error", "message", "fields"?}`."""
+
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from deliveries.services import DeliveryBusy, PublishError
+
+
+def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as {"field.sub": ["message", …]}."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = str(key) if key != "non_field_errors" else ""
+            out.update(_flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(v, (dict, list)) for v in detail):
+            return {prefix: [str(v) for v in detail]}
+        out = {}
+        for index, value in enumerate(detail):
+            out.update(_flatten(value, f"{prefix}[{index}]"))
+        return out
+    return {prefix: [str(detail)]}
+
+
+def _validation_response(fields: dict[str, list[str]]) -> Response:
+    first_field, messages = next(iter(fields.items()))
+    message = f"{first_field}: {messages[0]}" if first_field else messages[0]
+    return Response(
+        {"error": "invalid_request", "message": message, "fields": fields}, status=status.HTTP_400_BAD_REQUEST
+    )
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        fields = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+        return _validation_response(fields)
+    if isinstance(exc, PublishError):
+        code = "payload_too_large" if exc.status_code == 413 else "invalid_event"
+        return Response({"error": code, "message": str(exc)}, status=exc.status_code)
+    if isinstance(exc, DeliveryBusy):
+        return Response({"error": "conflict", "message": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            {"error": "payload_too_large", "message": "the request body is larger than 1 MB"},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("no such object on this site")
+    if isinstance(exc, exceptions.ValidationError):
+        return _validation_response(_flatten(exc.detail) or {"": ["the request is not valid"]})
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
+    code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+    response.data = {"error": str(code), "message": str(detail)}
+    return response
+
+
+def json_not_found(request, exception=None):
+    return JsonResponse({"error": "not_found", "message": f"nothing at {request.path}"}, status=404)
+
+
+def json_server_error(request):
+    return JsonResponse({"error": "server_error", "message": "something went wrong on our side"}, status=500)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AgentbotConfig(AppConfig):
+    name = "agentbot"
+    verbose_name = "Agentbot"

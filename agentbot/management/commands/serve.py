@@ -1,0 +1,99 @@
+"""`make run`: migrate, make sure there is an admin and a demo API key, then run web, worker and
+beat together until interrupted."""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from agentbot.services import api_key_create, site_get_or_create
+
+DEMO_SITE = "site_demo"
+
+
+class Command(BaseCommand):
+    help = "Run the whole service: web on 127.0.0.1:$PORT, a Celery worker and beat."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+
+    def handle(self, *args, port, host, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        credentials = self._credentials()
+        self._announce(credentials, host, port)
+        base = [sys.executable]
+        children = [
+            subprocess.Popen(base + ["manage.py", "runserver", f"{host}:{port}", "--noreload", "--insecure"]),
+            subprocess.Popen(
+                base + ["-m", "celery", "-A", "agentbot", "worker", "--beat", "--loglevel", "INFO", "--concurrency", "2"]
+            ),
+        ]
+        self._supervise(children)
+
+    def _credentials(self) -> dict:
+        """Admin login and demo API key, kept in the data directory so each run can print them."""
+        path = settings.DATA_DIR / "credentials.json"
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        User = get_user_model()
+        admin = User.objects.filter(username="admin").first()
+        if admin is None or not admin.check_password(saved.get("admin_password", "")):
+            saved["admin_password"] = secrets.token_urlsafe(12)
+            admin = admin or User(username="admin", email="admin@localhost", is_staff=True, is_superuser=True)
+            admin.set_password(saved["admin_password"])
+            admin.save()
+        site, _ = site_get_or_create(site_id=DEMO_SITE, name="Demo site")
+        from agentbot.models import ApiKey, hash_api_key
+
+        if not ApiKey.objects.filter(site=site, key_hash=hash_api_key(saved.get("api_key", "-"))).exists():
+            _, saved["api_key"] = api_key_create(site=site, name="make run demo key")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved))
+        path.chmod(0o600)
+        return saved
+
+    def _announce(self, credentials: dict, host: str, port: int) -> None:
+        db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        broker = settings.CELERY_BROKER_URL.split("://", 1)[0]
+        lines = [
+            f"Agentbot Webhooks on http://{host}:{port}  (database: {db}, broker: {broker})",
+            f"  admin:    http://{host}:{port}/admin/  user admin  password {credentials['admin_password']}",
+            f"  API:      http://{host}:{port}/api/v1/  key {credentials['api_key']}  (site {DEMO_SITE})",
+            f"  API docs: http://{host}:{port}/api/v1/docs",
+        ]
+        if settings.AGENTBOT_ALLOW_PRIVATE_URLS:
+            lines.append("  private and loopback webhook URLs are allowed (AGENTBOT_ALLOW_PRIVATE_URLS=1)")
+        self.stdout.write("\n".join(lines), ending="\n")
+        self.stdout.flush()
+
+    def _supervise(self, children: list[subprocess.Popen]) -> None:
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for child in children:
+            try:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
+        if failed and not stopping:
+            raise SystemExit(f"a service process exited with code {failed[0].returncode}; stopped the others")

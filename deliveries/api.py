@@ -1,0 +1,188 @@
+"""REST API for events and the delivery log: input serializer → service → output serializer."""
+
+from django.db import transaction
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agentbot.api.auth import site_of
+from deliveries import services
+from deliveries.models import Attempt, Delivery, Event
+from subscriptions.api import webhook_of
+from subscriptions.event_types import CATALOGUE
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Attempt
+        fields = ["number", "at", "status_code", "response_body", "duration_ms", "error"]
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    event = serializers.CharField(source="event_id")
+    event_type = serializers.CharField(source="event.type")
+    webhook = serializers.CharField(source="webhook_id")
+    attempts = AttemptSerializer(many=True)
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "event",
+            "event_type",
+            "webhook",
+            "status",
+            "attempt_count",
+            "next_attempt_at",
+            "last_attempt_at",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "attempts",
+        ]
+
+
+class EventDeliverySerializer(serializers.ModelSerializer):
+    webhook = serializers.CharField(source="webhook_id")
+
+    class Meta:
+        model = Delivery
+        fields = ["id", "webhook", "status", "attempt_count", "next_attempt_at"]
+
+
+class EventSerializer(serializers.ModelSerializer):
+    event = serializers.CharField(source="type")
+    deliveries = EventDeliverySerializer(many=True)
+
+    class Meta:
+        model = Event
+        fields = ["id", "event", "data", "idempotency_key", "created_at", "deliveries"]
+
+
+class EventInputSerializer(serializers.Serializer):
+    event = serializers.CharField(max_length=64, help_text="an event type from GET /api/v1/event-types")
+    data = serializers.JSONField(help_text="the event's data: a JSON object")
+    idempotency_key = serializers.CharField(
+        max_length=255, required=False, allow_blank=False, help_text="publishing again with the same key returns the first event"
+    )
+
+
+class EventTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    schema = serializers.DictField()
+    example = serializers.DictField()
+
+
+def _deliveries(request):
+    attempts = Prefetch("attempts", queryset=Attempt.objects.order_by("number"))
+    return (
+        Delivery.objects.filter(event__site=site_of(request))
+        .select_related("event")
+        .prefetch_related(attempts)
+        .order_by("-created_at")
+    )
+
+
+STATUS_FILTER = OpenApiParameter("status", str, enum=[s.value for s in Delivery.Status], required=False)
+
+
+class DeliveryListView(GenericAPIView):
+    serializer_class = DeliverySerializer
+
+    def list(self, request, queryset):
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in Delivery.Status.values:
+                raise serializers.ValidationError({"status": f"status is one of {', '.join(Delivery.Status.values)}"})
+            queryset = queryset.filter(status=wanted)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(DeliverySerializer(page, many=True).data)
+
+    @extend_schema(parameters=[STATUS_FILTER], responses=DeliverySerializer(many=True), summary="The delivery log")
+    def get(self, request):
+        return self.list(request, _deliveries(request))
+
+
+class WebhookDeliveryListView(DeliveryListView):
+    @extend_schema(parameters=[STATUS_FILTER], responses=DeliverySerializer(many=True), summary="A webhook's deliveries")
+    def get(self, request, webhook_id):
+        webhook = webhook_of(request, webhook_id)
+        return self.list(request, _deliveries(request).filter(webhook=webhook))
+
+
+class DeliveryDetailView(APIView):
+    @extend_schema(responses=DeliverySerializer, summary="One delivery with every attempt")
+    def get(self, request, delivery_id):
+        return Response(DeliverySerializer(get_object_or_404(_deliveries(request), pk=delivery_id)).data)
+
+
+class DeliveryRetryView(APIView):
+    @extend_schema(request=None, responses={202: DeliverySerializer}, summary="Send a delivery again now")
+    def post(self, request, delivery_id):
+        delivery = get_object_or_404(_deliveries(request), pk=delivery_id)
+        services.delivery_retry(delivery=delivery)
+        return Response(DeliverySerializer(_deliveries(request).get(pk=delivery_id)).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _events(request):
+    return Event.objects.filter(site=site_of(request)).prefetch_related("deliveries")
+
+
+class EventPublishView(APIView):
+    @extend_schema(
+        request=EventInputSerializer,
+        responses={201: EventSerializer, 200: EventSerializer},
+        summary="Publish an event to every subscribed webhook",
+        description="201 with the new event; 200 with the first event when the idempotency_key was used before.",
+    )
+    def post(self, request):
+        data = EventInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        event, created = services.event_publish(
+            site=site_of(request),
+            event_type=data.validated_data["event"],
+            data=data.validated_data["data"],
+            idempotency_key=data.validated_data.get("idempotency_key"),
+        )
+        return Response(
+            EventSerializer(_events(request).get(pk=event.pk)).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class EventDetailView(APIView):
+    @extend_schema(responses=EventSerializer, summary="An event and its fan-out")
+    def get(self, request, event_id):
+        return Response(EventSerializer(get_object_or_404(_events(request), pk=event_id)).data)
+
+
+class WebhookTestView(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            202: inline_serializer("TestSent", {"event_id": serializers.CharField(), "delivery_id": serializers.CharField()})
+        },
+        summary="Send a webhook.test event to this webhook",
+    )
+    def post(self, request, webhook_id):
+        webhook = webhook_of(request, webhook_id)
+        with transaction.atomic():
+            event = services.webhook_send_test(webhook=webhook)
+        return Response(
+            {"event_id": event.id, "delivery_id": event.deliveries.get().id}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class EventTypeListView(APIView):
+    @extend_schema(responses=EventTypeSerializer(many=True), summary="The event catalogue")
+    def get(self, request):
+        results = [
+            {"name": t.name, "description": t.description, "schema": t.schema, "example": t.example}
+            for t in CATALOGUE.values()
+        ]
+        return Response({"count": len(results), "next": None, "previous": None, "results": results})

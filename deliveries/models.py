@@ -1,0 +1,93 @@
+"""Three records, one job each: the event (what happened, immutable), the delivery (this event to
+that webhook: status and next attempt), the attempt (one HTTP exchange)."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from agentbot.ids import new_delivery_id, new_event_id
+from agentbot.models import Site
+from subscriptions.models import Webhook
+
+
+class Event(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_event_id, editable=False)
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=64, db_index=True)
+    data = models.JSONField()
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="event_unique_idempotency_key_per_site",
+            )
+        ]
+        indexes = [models.Index(fields=["site", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} ({self.id})"
+
+
+class Delivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_delivery_id, editable=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    # How many steps of the retry schedule are used up; the next delay is schedule[position].
+    schedule_position = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Whoever holds an unexpired lease owns the next attempt; an expired lease is free to take.
+    leased_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            # The sweep reads only pending rows in due order: its cost follows what is due, not
+            # how many deliveries wait for a later retry.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due_idx"
+            ),
+            models.Index(fields=["webhook", "-created_at"], name="delivery_webhook_recent_idx"),
+            models.Index(fields=["status", "-created_at"], name="delivery_status_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Attempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    request_headers = models.JSONField(default=dict)
+    response_headers = models.JSONField(default=dict)
+    response_body = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    succeeded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        indexes = [models.Index(fields=["delivery", "number"]), models.Index(fields=["at"])]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} #{self.number}"

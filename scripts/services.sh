@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Make sure PostgreSQL and Redis answer on 127.0.0.1; start them when they are installed but down.
+set -u
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+
+wait_for() {  # wait_for <check> <seconds>
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do "$1" && return 0; sleep 0.1; done
+  return 1
+}
+
+if ! pg_up; then
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    echo "PostgreSQL is down; starting it" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  fi
+  wait_for pg_up 30 || {
+    echo "error: PostgreSQL is not reachable on 127.0.0.1:5432 and could not be started." >&2
+    echo "       Install it (apt-get install postgresql) or start it, with trust auth for user postgres." >&2
+    exit 1
+  }
+fi
+
+if ! redis_up; then
+  if command -v redis-server >/dev/null 2>&1; then
+    echo "Redis is down; starting it" >&2
+    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+  fi
+  wait_for redis_up 20 || {
+    echo "error: Redis is not reachable on 127.0.0.1:6379 and could not be started." >&2
+    echo "       Install it (apt-get install redis-server) or start it." >&2
+    exit 1
+  }
+fi

@@ -1,0 +1,117 @@
+"""REST API for webhooks: input serializer → service → output serializer."""
+
+from datetime import timedelta
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agentbot.api.auth import site_of
+from subscriptions import services
+from subscriptions.models import Webhook, WebhookFormat
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    secret_hint = serializers.CharField(source="masked_secret", read_only=True)
+
+    class Meta:
+        model = Webhook
+        fields = [
+            "id",
+            "url",
+            "events",
+            "format",
+            "enabled",
+            "description",
+            "secret_hint",
+            "previous_secret_expires_at",
+            "disabled_reason",
+            "disabled_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class WebhookWithSecretSerializer(WebhookSerializer):
+    secret = serializers.CharField(read_only=True, help_text="Shown only in this response: store it now.")
+
+    class Meta(WebhookSerializer.Meta):
+        fields = WebhookSerializer.Meta.fields + ["secret"]
+        read_only_fields = fields
+
+
+class WebhookInputSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=2048, help_text="http(s) URL that receives the POSTs")
+    events = serializers.ListField(
+        child=serializers.CharField(max_length=64), default=lambda: ["*"], help_text='event types, or ["*"] for all'
+    )
+    format = serializers.ChoiceField(choices=WebhookFormat.choices, default=WebhookFormat.AGENTBOT)
+    description = serializers.CharField(max_length=500, allow_blank=True, default="")
+    enabled = serializers.BooleanField(default=True)
+
+
+class WebhookPatchSerializer(WebhookInputSerializer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, partial=True, **kwargs)
+
+
+class RotateInputSerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(
+        required=False, min_value=0, max_value=30 * 24 * 3600, help_text="how long the old secret keeps signing (default 24 h)"
+    )
+
+
+def webhook_of(request, webhook_id: str) -> Webhook:
+    return get_object_or_404(Webhook, pk=webhook_id, site=site_of(request))
+
+
+class WebhookListView(GenericAPIView):
+    serializer_class = WebhookSerializer
+
+    @extend_schema(responses=WebhookSerializer(many=True), summary="List webhooks")
+    def get(self, request):
+        page = self.paginate_queryset(Webhook.objects.filter(site=site_of(request)).order_by("-created_at"))
+        return self.get_paginated_response(WebhookSerializer(page, many=True).data)
+
+    @extend_schema(request=WebhookInputSerializer, responses={201: WebhookWithSecretSerializer}, summary="Create a webhook")
+    def post(self, request):
+        data = WebhookInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        webhook = services.webhook_create(site=site_of(request), **data.validated_data)
+        return Response(WebhookWithSecretSerializer(webhook).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(APIView):
+    @extend_schema(responses=WebhookSerializer, summary="Get a webhook")
+    def get(self, request, webhook_id):
+        return Response(WebhookSerializer(webhook_of(request, webhook_id)).data)
+
+    @extend_schema(request=WebhookPatchSerializer, responses=WebhookSerializer, summary="Change a webhook")
+    def patch(self, request, webhook_id):
+        webhook = webhook_of(request, webhook_id)
+        data = WebhookPatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        webhook = services.webhook_update(webhook=webhook, **data.validated_data)
+        return Response(WebhookSerializer(webhook).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a webhook and its delivery log")
+    def delete(self, request, webhook_id):
+        webhook_of(request, webhook_id).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookRotateSecretView(APIView):
+    @extend_schema(request=RotateInputSerializer, responses=WebhookWithSecretSerializer, summary="Rotate the signing secret")
+    def post(self, request, webhook_id):
+        webhook = webhook_of(request, webhook_id)
+        data = RotateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        grace = data.validated_data.get("grace_seconds")
+        webhook = services.webhook_rotate_secret(
+            webhook=webhook, grace=None if grace is None else timedelta(seconds=grace)
+        )
+        return Response(WebhookWithSecretSerializer(webhook).data)

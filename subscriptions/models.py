@@ -1,0 +1,70 @@
+import base64
+import secrets
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+
+from agentbot.crypto import EncryptedTextField
+from agentbot.ids import new_webhook_id
+from agentbot.models import Site
+from subscriptions.event_types import ALL_EVENTS, WEBHOOK_TEST
+
+SECRET_PREFIX = "whsec_"
+
+
+def generate_secret() -> str:
+    """`whsec_` + base64 of 24 random bytes: usable as-is by the hex formats (UTF-8 bytes of the
+    string are the HMAC key) and by Standard Webhooks receivers (base64 part is the key)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def mask_secret(secret: str) -> str:
+    return f"{SECRET_PREFIX}…{secret[-4:]}" if secret else ""
+
+
+class WebhookFormat(models.TextChoices):
+    AGENTBOT = "agentbot", "Agentbot (X-Agentbot-Signature)"
+    CHATZURI = "chatzuri", "Chatzuri (x-chatzuri-signature)"
+    LEADS = "leads", "Leads CRM (X-Webhook-Signature)"
+    STANDARD = "standard", "Standard Webhooks"
+
+
+class Webhook(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_webhook_id, editable=False)
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=2048)
+    events = models.JSONField(default=list, help_text='Event types to send, or ["*"] for all.')
+    format = models.CharField(max_length=20, choices=WebhookFormat.choices, default=WebhookFormat.AGENTBOT)
+    enabled = models.BooleanField(default=True)
+    description = models.CharField(max_length=500, blank=True)
+    secret = EncryptedTextField(editable=False)
+    previous_secret = EncryptedTextField(blank=True, default="", editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(max_length=500, blank=True, editable=False)
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["site", "enabled"])]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.id})"
+
+    def wants(self, event_type: str) -> bool:
+        if event_type == WEBHOOK_TEST.name:
+            return True
+        return ALL_EVENTS in self.events or event_type in self.events
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets to sign with: the current one first, then the old one while in grace."""
+        found = [self.secret]
+        if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
+            found.append(self.previous_secret)
+        return found
+
+    @property
+    def masked_secret(self) -> str:
+        return mask_secret(self.secret)

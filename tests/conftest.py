@@ -1,0 +1,60 @@
+import pytest
+from rest_framework.test import APIClient
+
+from agentbot.celery import app as celery_app
+from agentbot.services import api_key_create
+from tests.factories import SiteFactory, WebhookFactory
+from tests.support.receiver import Receiver
+from tests.support.worker import Workers
+
+
+@pytest.fixture(autouse=True)
+def _local_urls_allowed(settings):
+    # Tests call receivers on 127.0.0.1; the URL policy's own tests switch this off again.
+    settings.AGENTBOT_ALLOW_PRIVATE_URLS = True
+
+
+@pytest.fixture
+def site(db):
+    return SiteFactory()
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+def client_for(site) -> APIClient:
+    client = APIClient()
+    _, plain = api_key_create(site=site)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
+    return client
+
+
+@pytest.fixture
+def api(site):
+    """An API client holding a key of `site`."""
+    return client_for(site)
+
+
+@pytest.fixture
+def webhook_factory(db):
+    return WebhookFactory
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def workers(transactional_db, tmp_path, settings):
+    """Start real Celery workers (with beat) on the test database; they stop after the test."""
+    settings.AGENTBOT_DISPATCH_LEASE = 3
+    celery_app.control.purge()
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop_all()
+    celery_app.control.purge()
