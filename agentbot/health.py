@@ -1,5 +1,6 @@
 """Liveness and readiness probes."""
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
@@ -21,7 +22,7 @@ def _check_database() -> str | None:
 
 def _check_broker() -> str | None:
     try:
-        with celery_app.connection_for_write() as conn:
+        with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return None
     except Exception as exc:

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agentbot import health
@@ -8,27 +8,24 @@ from subscriptions import api as subscriptions_api
 
 
 def route(pattern: str, view, name: str):
-    """An API path that answers with or without a trailing slash."""
-    return re_path(rf"^{pattern}/?$", view.as_view(), name=name)
+    return path(pattern, view.as_view(), name=name)
 
-
-ID = r"(?P<{}>[A-Za-z0-9_-]{{1,64}})"
 
 api_v1 = [
     route("webhooks", subscriptions_api.WebhookListView, "webhook-list"),
-    route(f"webhooks/{ID.format('webhook_id')}", subscriptions_api.WebhookDetailView, "webhook-detail"),
-    route(f"webhooks/{ID.format('webhook_id')}/rotate-secret", subscriptions_api.WebhookRotateSecretView, "webhook-rotate"),
-    route(f"webhooks/{ID.format('webhook_id')}/test", deliveries_api.WebhookTestView, "webhook-test"),
-    route(f"webhooks/{ID.format('webhook_id')}/deliveries", deliveries_api.WebhookDeliveryListView, "webhook-deliveries"),
+    route("webhooks/<str:webhook_id>", subscriptions_api.WebhookDetailView, "webhook-detail"),
+    route("webhooks/<str:webhook_id>/rotate-secret", subscriptions_api.WebhookRotateSecretView, "webhook-rotate"),
+    route("webhooks/<str:webhook_id>/test", deliveries_api.WebhookTestView, "webhook-test"),
+    route("webhooks/<str:webhook_id>/deliveries", deliveries_api.WebhookDeliveryListView, "webhook-deliveries"),
     route("deliveries", deliveries_api.DeliveryListView, "delivery-list"),
-    route(f"deliveries/{ID.format('delivery_id')}", deliveries_api.DeliveryDetailView, "delivery-detail"),
-    route(f"deliveries/{ID.format('delivery_id')}/retry", deliveries_api.DeliveryRetryView, "delivery-retry"),
+    route("deliveries/<str:delivery_id>", deliveries_api.DeliveryDetailView, "delivery-detail"),
+    route("deliveries/<str:delivery_id>/retry", deliveries_api.DeliveryRetryView, "delivery-retry"),
     route("events", deliveries_api.EventPublishView, "event-publish"),
-    route(f"events/{ID.format('event_id')}", deliveries_api.EventDetailView, "event-detail"),
+    route("events/<str:event_id>", deliveries_api.EventDetailView, "event-detail"),
     route("event-types", deliveries_api.EventTypeListView, "event-types"),
-    re_path(r"^schema/?$", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
-    re_path(
-        r"^docs/?$",
+    path("schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path(
+        "docs",
         SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
         name="docs",
     ),

@@ -13,6 +13,7 @@ EVENT_CHOICES = [(ALL_EVENTS, "All events (*)")] + [(name, name) for name in SUB
 
 
 class WebhookForm(forms.ModelForm):
+    url = forms.CharField(max_length=2048, widget=forms.URLInput(attrs={"size": 80}))
     events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple)
 
     class Meta:

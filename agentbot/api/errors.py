@@ -7,6 +7,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from agentbot.api.auth import HasSiteKey
 from deliveries.services import DeliveryBusy, PublishError
 
 
@@ -50,6 +51,8 @@ def exception_handler(exc, context):
             {"error": "payload_too_large", "message": "the request body is larger than 1 MB"},
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    if isinstance(exc, exceptions.NotAuthenticated):
+        exc = exceptions.NotAuthenticated(HasSiteKey.message)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("no such object on this site")
     if isinstance(exc, exceptions.ValidationError):

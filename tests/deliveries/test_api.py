@@ -1,0 +1,122 @@
+import pytest
+
+from deliveries.models import Attempt, Delivery
+from tests.conftest import client_for
+from tests.factories import SiteFactory
+
+pytestmark = pytest.mark.django_db
+
+DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "Hi"}
+
+
+def publish(api, **overrides):
+    body = {"event": "message.created", "data": DATA}
+    body.update(overrides)
+    return api.post("/api/v1/events", body, format="json")
+
+
+def test_publish_returns_the_event_with_its_fan_out(api, site, webhook_factory):
+    webhook = webhook_factory(site=site)
+    response = publish(api)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["event"] == "message.created" and body["data"] == DATA
+    assert [d["webhook"] for d in body["deliveries"]] == [webhook.id]
+    assert api.get(f"/api/v1/events/{body['id']}").json()["id"] == body["id"]
+
+
+def test_idempotent_replay_answers_200_with_the_first_event(api, site, webhook_factory):
+    webhook_factory(site=site)
+    first = publish(api, idempotency_key="order-42")
+    again = publish(api, idempotency_key="order-42")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+
+
+@pytest.mark.parametrize(
+    "body, status, phrase",
+    [
+        ({"event": "message.deleted", "data": DATA}, 400, "unknown event type"),
+        ({"event": "message.created", "data": [1, 2]}, 400, "data must be a JSON object"),
+        ({"event": "message.created"}, 400, "data: This field is required"),
+        ({"data": DATA}, 400, "event: This field is required"),
+        ({"event": "message.created", "data": {"body": "x" * (300 * 1024)}}, 413, "limit is 262144 bytes"),
+        ({"event": "message.created", "data": {"n": 9007199254740993}}, 400, "data.n"),
+    ],
+)
+def test_bad_events_get_a_4xx_with_an_actionable_message(api, body, status, phrase):
+    response = api.post("/api/v1/events", body, format="json")
+    assert response.status_code == status, response.content
+    assert phrase in response.json()["message"]
+
+
+def test_request_body_over_one_megabyte_is_413(api):
+    response = api.post(
+        "/api/v1/events", data='{"event":"message.created","data":{"b":"' + "x" * (1100 * 1024) + '"}}',
+        content_type="application/json",
+    )
+    assert response.status_code == 413
+
+
+def test_delivery_log_shows_attempts_and_is_site_scoped(api, site, webhook_factory):
+    webhook = webhook_factory(site=site)
+    event_id = publish(api).json()["id"]
+    delivery = Delivery.objects.get(event_id=event_id)
+    Attempt.objects.create(delivery=delivery, number=1, at=delivery.created_at, status_code=500, response_body="oops", duration_ms=12)
+
+    listed = api.get("/api/v1/deliveries").json()
+    assert listed["count"] == 1
+    item = listed["results"][0]
+    assert item["id"] == delivery.id and item["webhook"] == webhook.id and item["event"] == event_id
+    assert item["attempts"] == [
+        {"number": 1, "at": item["attempts"][0]["at"], "status_code": 500, "response_body": "oops", "duration_ms": 12, "error": ""}
+    ]
+    assert api.get(f"/api/v1/webhooks/{webhook.id}/deliveries").json()["count"] == 1
+    assert api.get("/api/v1/deliveries?status=failed").json()["count"] == 0
+    assert api.get("/api/v1/deliveries?status=bogus").status_code == 400
+
+    other = client_for(SiteFactory())
+    assert other.get(f"/api/v1/deliveries/{delivery.id}").status_code == 404
+    assert other.post(f"/api/v1/deliveries/{delivery.id}/retry").status_code == 404
+    assert other.get(f"/api/v1/events/{event_id}").status_code == 404
+    assert other.get("/api/v1/deliveries").json()["count"] == 0
+
+
+def test_retry_of_a_failed_delivery_makes_it_due_now_for_one_more_attempt(api, site, webhook_factory):
+    webhook_factory(site=site)
+    event_id = publish(api).json()["id"]
+    delivery = Delivery.objects.get(event_id=event_id)
+    Delivery.objects.filter(pk=delivery.pk).update(status="failed", attempt_count=5, schedule_position=5, leased_until=None, next_attempt_at=None)
+
+    response = api.post(f"/api/v1/deliveries/{delivery.id}/retry")
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending" and response.json()["next_attempt_at"] is not None
+    delivery.refresh_from_db()
+    assert delivery.schedule_position == 4, "a finished delivery gets exactly one more attempt"
+
+
+def test_retry_of_a_delivery_in_flight_is_409(api, site, webhook_factory):
+    webhook_factory(site=site)
+    event_id = publish(api).json()["id"]
+    delivery = Delivery.objects.get(event_id=event_id)  # leased by the on-commit hand-off
+    response = api.post(f"/api/v1/deliveries/{delivery.id}/retry")
+    assert response.status_code == 409 and "being sent" in response.json()["message"]
+
+
+def test_test_endpoint_sends_webhook_test_to_that_webhook_only(api, site, webhook_factory):
+    webhook = webhook_factory(site=site, events=["ticket.created"])
+    webhook_factory(site=site, events=["*"])
+    response = api.post(f"/api/v1/webhooks/{webhook.id}/test")
+    assert response.status_code == 202
+    (delivery,) = Delivery.objects.filter(event_id=response.json()["event_id"])
+    assert delivery.webhook_id == webhook.id and delivery.event.type == "webhook.test"
+
+
+def test_schema_and_docs_are_served(api_client):
+    schema = api_client.get("/api/v1/schema", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    for path in ["/api/v1/webhooks", "/api/v1/events", "/api/v1/deliveries/{delivery_id}/retry", "/api/v1/event-types"]:
+        assert path in paths
+    docs = api_client.get("/api/v1/docs")
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()

@@ -1,0 +1,112 @@
+"""`make run` starts web, worker and beat, prints a login and an API key, and delivers."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from tests.support.receiver import Receiver
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_service(tmp_path: Path, **env_overrides: str):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env.update(PORT=str(port), AGENTBOT_DATA_DIR=str(tmp_path / "data"), AGENTBOT_SWEEP_INTERVAL="1", **env_overrides)
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, port, log
+
+
+def wait_for_banner(proc, log: Path, port: int, timeout: float = 90.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        key = re.search(r"key (abk_\S+)", text)
+        if key and "user admin  password" in text and " ready." in text:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    return key.group(1)
+            except requests.ConnectionError:
+                pass
+        if proc.poll() is not None:
+            raise AssertionError(f"make run exited with {proc.returncode}:\n{text[-3000:]}")
+        time.sleep(0.3)
+    raise AssertionError(f"make run did not come up:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def stop(proc) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def deliver_through(port: int, key: str) -> None:
+    receiver = Receiver()
+    try:
+        api = f"http://127.0.0.1:{port}/api/v1"
+        auth = {"Authorization": f"Bearer {key}"}
+        created = requests.post(f"{api}/webhooks", json={"url": receiver.url, "events": ["*"]}, headers=auth, timeout=10)
+        assert created.status_code == 201, created.text
+        published = requests.post(
+            f"{api}/events", json={"event": "ticket.created", "data": {"ticket_id": "tkt_1", "subject": "Hi", "status": "open"}},
+            headers=auth, timeout=10,
+        )
+        assert published.status_code == 201, published.text
+        (request,) = receiver.wait_for(1, timeout=30)
+        assert request.headers["x-agentbot-event"] == "ticket.created"
+        delivery_id = published.json()["deliveries"][0]["id"]
+        deadline = time.monotonic() + 15
+        while requests.get(f"{api}/deliveries/{delivery_id}", headers=auth, timeout=10).json()["status"] != "succeeded":
+            assert time.monotonic() < deadline, "the delivery log never said succeeded"
+            time.sleep(0.3)
+    finally:
+        receiver.close()
+
+
+def test_make_run_on_embedded_defaults_delivers(tmp_path):
+    proc, port, log = run_service(tmp_path)
+    try:
+        key = wait_for_banner(proc, log, port)
+        assert "database: sqlite3, broker: filesystem" in log.read_text()
+        assert requests.get(f"http://127.0.0.1:{port}/admin/login/", timeout=10).status_code == 200
+        deliver_through(port, key)
+    finally:
+        stop(proc)
+
+
+def test_make_run_uses_postgresql_and_redis_when_configured(tmp_path):
+    name = f"agentbot_run_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    proc, port, log = run_service(
+        tmp_path, DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{name}", CELERY_BROKER_URL="redis://127.0.0.1:6379/11"
+    )
+    try:
+        key = wait_for_banner(proc, log, port)
+        assert "database: postgresql, broker: redis" in log.read_text()
+        deliver_through(port, key)
+    finally:
+        stop(proc)
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
