@@ -1,0 +1,27 @@
+"""No Docker engine runs here, so check what can be checked: the files agree with the project."""
+
+import importlib
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
+COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+
+
+def test_compose_runs_web_worker_beat_postgres_and_redis():
+    assert set(COMPOSE["services"]) == {"web", "worker", "beat", "postgres", "redis"}
+    app_env = COMPOSE["services"]["web"]["environment"]
+    assert {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SECRET_KEY"} <= set(app_env)
+    assert "celery -A agentbot worker" in COMPOSE["services"]["worker"]["command"]
+    assert "celery -A agentbot beat" in COMPOSE["services"]["beat"]["command"]
+
+
+def test_dockerfile_copies_what_exists_and_runs_an_importable_app():
+    for source in re.findall(r"^COPY (\S+) ", DOCKERFILE, flags=re.M):
+        assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
+    module, attribute = re.search(r'"gunicorn", "([\w.]+):(\w+)"', DOCKERFILE).groups()
+    assert callable(getattr(importlib.import_module(module), attribute))
+    assert importlib.import_module("agentbot").celery_app.main == "agentbot"
