@@ -153,6 +153,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "agentbot.api.schema.add_error_responses",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -173,6 +177,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# Keep a pool process's database connection across tasks (Celery otherwise reconnects per task).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -187,7 +193,14 @@ AGENTBOT_ALLOW_PRIVATE_URLS = env_bool("AGENTBOT_ALLOW_PRIVATE_URLS", False)
 # How long a queued hand-off owns its deliveries before the sweep may hand them out again.
 AGENTBOT_DISPATCH_LEASE = env_float("AGENTBOT_DISPATCH_LEASE", 60.0)
 AGENTBOT_SEND_BATCH = int(env_float("AGENTBOT_SEND_BATCH", 100))
-AGENTBOT_SEND_CONCURRENCY = int(env_float("AGENTBOT_SEND_CONCURRENCY", 16))
+# The engine of each worker process (deliveries/engine.py): requests in flight per webhook, rounds
+# of queue it keeps behind them (more are handed back for the sweep), jobs held in all, open
+# connections, and attempts written per statement.
+AGENTBOT_WEBHOOK_CONCURRENCY = int(env_float("AGENTBOT_WEBHOOK_CONCURRENCY", 16))
+AGENTBOT_WEBHOOK_QUEUE_ROUNDS = int(env_float("AGENTBOT_WEBHOOK_QUEUE_ROUNDS", 2))
+AGENTBOT_ENGINE_MAX_JOBS = int(env_float("AGENTBOT_ENGINE_MAX_JOBS", 2000))
+AGENTBOT_HTTP_CONNECTIONS = int(env_float("AGENTBOT_HTTP_CONNECTIONS", 256))
+AGENTBOT_RECORD_BATCH = int(env_float("AGENTBOT_RECORD_BATCH", 500))
 AGENTBOT_RESPONSE_BODY_CAP = 16 * 1024
 AGENTBOT_MAX_EVENT_DATA_BYTES = 256 * 1024
 AGENTBOT_SECRET_GRACE = timedelta(hours=24)
@@ -212,3 +225,12 @@ LOGGING = {
 # A web request that publishes must not hang on a dead broker: the sweep covers what is not queued.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+
+# Seed 004: once a day, each lead or appointment of the past day whose delivery failed is offered once more.
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE["leads-reoffer-failed"] = {
+    "task": "deliveries.tasks.leads_reoffer_failed",
+    "schedule": crontab(minute=0, hour=4),
+    "options": {"expires": 3600},
+}

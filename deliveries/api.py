@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentbot.api.auth import site_of
+from agentbot.api.fields import JSONObjectField, StrictCharField
 from deliveries import services
 from deliveries.models import Attempt, Delivery, Event
 from subscriptions.api import webhook_of
@@ -64,9 +65,9 @@ class EventSerializer(serializers.ModelSerializer):
 
 
 class EventInputSerializer(serializers.Serializer):
-    event = serializers.CharField(max_length=64, help_text="an event type from GET /api/v1/event-types")
-    data = serializers.JSONField(help_text="the event's data: a JSON object")
-    idempotency_key = serializers.CharField(
+    event = StrictCharField(max_length=64, help_text="an event type from GET /api/v1/event-types")
+    data = JSONObjectField(help_text="the event's data: a JSON object")
+    idempotency_key = StrictCharField(
         max_length=255, required=False, allow_blank=False, help_text="publishing again with the same key returns the first event"
     )
 
@@ -178,11 +179,13 @@ class WebhookTestView(APIView):
         )
 
 
-class EventTypeListView(APIView):
+class EventTypeListView(GenericAPIView):
+    serializer_class = EventTypeSerializer
+
     @extend_schema(responses=EventTypeSerializer(many=True), summary="The event catalogue")
     def get(self, request):
-        results = [
+        catalogue = [
             {"name": t.name, "description": t.description, "schema": t.schema, "example": t.example}
             for t in CATALOGUE.values()
         ]
-        return Response({"count": len(results), "next": None, "previous": None, "results": results})
+        return self.get_paginated_response(self.paginate_queryset(catalogue))

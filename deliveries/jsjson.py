@@ -1,7 +1,7 @@
-"""JSON bytes that JavaScript re-serialises identically.
+"""JSON bytes that JavaScript re-serialises unchanged.
 
-Node receivers verify the signature over ``JSON.stringify(JSON.parse(body))``,
-so :func:`dumps` must already produce exactly that byte sequence.
+Node receivers verify an HMAC over ``JSON.stringify(JSON.parse(body))``, so
+:func:`dumps` must already produce exactly the bytes that expression returns.
 """
 
 from __future__ import annotations
@@ -9,59 +9,44 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["MAX_SAFE_INTEGER", "UnsafeJSONError", "check_safe", "dumps", "loads"]
+__all__ = ["MAX_SAFE_INTEGER", "UnsafeJSONError", "check_safe", "dumps", "js_number", "loads"]
 
-MAX_SAFE_INTEGER = 2**53 - 1
-_MAX_INDEX = 2**32 - 2  # largest array index; V8 orders only these keys numerically
+MAX_SAFE_INTEGER = _SAFE = 2**53 - 1
+_MAX_INDEX = 2**32 - 2  # largest array index; JS orders only these keys numerically
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
+# check_circular=False: _canon walks the value first, so a cycle never reaches the encoder.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
+_BASES = ((str, str.__str__), (int, int.__int__), (float, float.__float__), (dict, dict), (list, list))
 
 
 class UnsafeJSONError(ValueError):
-    """A value JavaScript would silently change (big int, NaN, Infinity)."""
+    """A value JavaScript would silently change (unsafe integer, NaN, Infinity)."""
 
     def __init__(self, message: str, path: str = "") -> None:
         super().__init__(message)
         self.path = path
 
 
+@dataclass(frozen=True, slots=True)
 class _Raw:
-    """Number text json.dumps cannot produce (JS exponent/fixed layouts)."""
+    """Number text json.dumps cannot emit (JS exponent and small-fraction layouts)."""
 
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-class _NeedsSlowPath(Exception):
-    pass
-
-
-def _default(obj: object) -> Any:
-    # Only reached for _Raw: _canon has already rejected every other type.
-    raise _NeedsSlowPath
-
-
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-    check_circular=False, default=_default,  # _canon would already have recursed forever
-)
+    text: str
 
 
 def js_number(x: float) -> str:
-    """Format a finite float as JavaScript's Number.prototype.toString does."""
+    """Format a finite float like JavaScript's Number.prototype.toString."""
     if x == 0:
         return "0"
-    mantissa, _, exp = repr(abs(x)).partition("e")
-    int_part, _, frac = mantissa.partition(".")
-    digits = (int_part + frac).lstrip("0")
-    # value == 0.<digits> * 10**n
-    n = len(int_part) + int(exp or 0) - (len(int_part + frac) - len(digits))
-    digits = digits.rstrip("0")
-    k = len(digits)
+    # repr gives the same shortest round-trip digits as JS; only the layout differs.
+    _, digit_tuple, exp = Decimal(repr(abs(x))).normalize().as_tuple()
+    digits, k = "".join(map(str, digit_tuple)), len(digit_tuple)
+    n = k + int(exp)  # |x| == 0.<digits> * 10**n
     if k <= n <= 21:
         text = digits + "0" * (n - k)
     elif 0 < n <= 21:
@@ -79,137 +64,115 @@ def _float(x: float) -> float | int | _Raw:
         raise UnsafeJSONError("non-finite float")
     if x.is_integer():
         if -2**53 < x < 2**53:
-            return int(x)  # exact, and JS prints these as plain digits too ("1", "0" for -0.0)
+            return int(x)  # exact; JS prints these as plain digits too ("1", and "0" for -0.0)
         return int(js_number(x)) if -1e21 < x < 1e21 else _Raw(js_number(x))
-    # repr is fixed-notation with JS's shortest digits for 1e-4 <= |x| < 1e16.
+    # For |x| >= 1e-4 (and < 2**52, as x is not integral) repr is fixed-point, exactly like JS.
     return x if abs(x) >= 1e-4 else _Raw(js_number(x))
 
 
-def _index(key: str) -> int | None:
-    # Canonical array index: ASCII digits, no leading zero, at most 2**32 - 2.
-    if key.isascii() and key.isdigit() and len(key) <= 10 and (key[0] != "0" or key == "0"):
-        value = int(key)
-        return value if value <= _MAX_INDEX else None
-    return None
-
-
-_BASES = ((str, str.__str__), (int, int.__int__), (float, float.__float__), (dict, dict), (list, list))
+def _is_index(key: str) -> bool:
+    return (key.isascii() and key.isdigit() and len(key) <= 10 and (key[0] != "0" or key == "0")
+            and int(key) <= _MAX_INDEX)
 
 
 def _canon(v: Any) -> Any:
-    """Return v with JS key order and JS float layout; unchanged subtrees are reused."""
+    """v with JS key order and JS float layout; unchanged containers are returned as they are."""
     t = type(v)
     if t is str or t is bool or v is None:
         return v
     if t is int:
-        if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+        if -_SAFE <= v <= _SAFE:
             return v
         raise UnsafeJSONError("unsafe int")
     if t is float:
         return _float(v)
     if t is dict:
-        changed = False
-        indexed: list[tuple[int, str]] = []
-        items = []
+        changed: dict[str, Any] = {}
+        indexed = False
         for key, item in v.items():
-            if type(key) is not str:
+            if type(key) is not str and not isinstance(key, str):
                 raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
-            new = _canon(item)
-            changed = changed or new is not item
-            items.append((key, new))
-            if "0" <= key[:1] <= "9" and (i := _index(key)) is not None:
-                indexed.append((i, key))
+            if not indexed and "0" <= key[:1] <= "9":
+                indexed = _is_index(key)
+            ti = type(item)  # leaves needing no change are tested inline: calls dominate this walk
+            if ti is str or item is None or ti is bool or (ti is int and -_SAFE <= item <= _SAFE):
+                continue
+            if (new := _canon(item)) is not item:
+                changed[key] = new
         if indexed:  # JS puts array-index keys first, ascending; the rest keep insertion order
-            new_items = dict(items)
-            ordered = {key: new_items.pop(key) for _, key in sorted(indexed)}
-            ordered.update(new_items)
-            return ordered
-        return dict(items) if changed else v
+            keys = sorted((k for k in v if "0" <= k[:1] <= "9" and _is_index(k)), key=int)
+            first = set(keys)
+            keys += [k for k in v if k not in first]
+            return {k: changed.get(k, v[k]) for k in keys}
+        return {k: changed.get(k, x) for k, x in v.items()} if changed else v
     if t is list:
         out = None
         for pos, item in enumerate(v):
-            new = _canon(item)
+            ti = type(item)
+            plain = ti is str or item is None or ti is bool or (ti is int and -_SAFE <= item <= _SAFE)
+            new = item if plain else _canon(item)
             if out is None and new is not item:
                 out = v[:pos]
             if out is not None:
                 out.append(new)
         return v if out is None else out
-    for base, convert in _BASES:  # subclasses (enums, OrderedDict): use the plain value, as json does
+    for base, convert in _BASES:  # subclasses (enums, OrderedDict): their plain value, as json uses
         if isinstance(v, base):
             return _canon(convert(v))
     raise TypeError(f"Object of type {t.__name__} is not JSON serializable")
 
 
-def _slow_encode(v: Any) -> str:
-    # Only used when a _Raw number is present, which needs literal text in the output.
+def _encode(v: Any, top: bool = True) -> str:
+    if top:
+        try:
+            return _ENCODER.encode(v)
+        except TypeError:  # only a _Raw causes this (_canon rejected all else): needs literal text
+            pass
     if isinstance(v, _Raw):
         return v.text
     if isinstance(v, dict):
-        return "{" + ",".join(_ENCODER.encode(k) + ":" + _slow_encode(x) for k, x in v.items()) + "}"
+        return "{" + ",".join(_ENCODER.encode(k) + ":" + _encode(x, False) for k, x in v.items()) + "}"
     if isinstance(v, list):
-        return "[" + ",".join(_slow_encode(x) for x in v) + "]"
+        return "[" + ",".join(_encode(x, False) for x in v) + "]"
     return _ENCODER.encode(v)
-
-
-def _text(value: Any) -> str:
-    canon = _canon(value)
-    try:
-        return _ENCODER.encode(canon)
-    except _NeedsSlowPath:
-        return _slow_encode(canon)
-
-
-def _join_surrogates(v: Any) -> Any:
-    """Combine surrogate pairs as JSON.parse does; duplicate keys keep first position, last value."""
-    if isinstance(v, str):
-        return v.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-    if isinstance(v, dict):
-        out = {}
-        for key, item in v.items():
-            out[_join_surrogates(key) if isinstance(key, str) else key] = _join_surrogates(item)
-        return out
-    if isinstance(v, list):
-        return [_join_surrogates(x) for x in v]
-    return v
 
 
 def dumps(value: Any) -> bytes:
     """UTF-8 bytes equal to Node's JSON.stringify(JSON.parse(<these bytes>))."""
     try:
-        text = _text(value)
+        text = _encode(_canon(value))
     except UnsafeJSONError:
-        check_safe(value)  # re-walk only on failure, to name the path
+        check_safe(value)  # walk again only on failure, to name the offending path
         raise
     try:
         return text.encode("utf-8")
-    except UnicodeEncodeError:  # rare: surrogates present, take the careful path
-        text = _text(_join_surrogates(value))
+    except UnicodeEncodeError:  # rare: surrogate code points in some string
+        # Pair them up and merge keys that become equal, as JSON.parse would (Python's
+        # decoder does the same); JSON.stringify then escapes only the unpaired ones.
+        text = _encode(_canon(json.loads(json.dumps(value))))
         return _LONE_SURROGATE.sub(lambda m: "\\u%04x" % ord(m.group()), text).encode("utf-8")
 
 
 def loads(raw: bytes | str) -> Any:
-    """json.loads, refusing numbers JavaScript would change (NaN, Infinity, |int| > 2**53-1)."""
+    """json.loads, refusing numbers JavaScript would change (NaN, Infinity, |int| > 2**53 - 1)."""
     value = json.loads(raw)
     check_safe(value)
     return value
 
 
 def check_safe(value: Any, path: str = "data") -> None:
-    """Raise UnsafeJSONError naming the path of the first unsafe int or non-finite float."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    """Raise UnsafeJSONError naming the path of the first unsafe integer or non-finite float."""
+    if isinstance(value, bool):
         return
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise UnsafeJSONError(
-                f"{path} is {value}, outside JavaScript's safe integer range "
-                f"(±{MAX_SAFE_INTEGER}); a JavaScript receiver would read a different number. "
-                "Send it as a string instead.", path)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise UnsafeJSONError(
-                f"{path} is {value!r}, which JSON cannot represent (JavaScript would turn it "
-                "into null). Send null or a string instead.", path)
-    elif isinstance(value, dict):
+    if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
+        raise UnsafeJSONError(
+            f"{path} is {value}, outside JavaScript's safe integer range (±{MAX_SAFE_INTEGER}): "
+            "a JavaScript receiver would read a different number. Send it as a string instead.", path)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UnsafeJSONError(
+            f"{path} is {value!r}, which JSON cannot represent (JavaScript would turn it into null). "
+            "Send null or a string instead.", path)
+    if isinstance(value, dict):
         for key, item in value.items():
             key = str(key)
             check_safe(item, f"{path}.{key}" if _IDENTIFIER.match(key) else f"{path}[{json.dumps(key)}]")

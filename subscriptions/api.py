@@ -2,19 +2,23 @@
 
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentbot.api.auth import site_of
+from agentbot.api.fields import StrictBooleanField, StrictCharField
 from subscriptions import services
+from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
 from subscriptions.models import Webhook, WebhookFormat
 
 
 class WebhookSerializer(serializers.ModelSerializer):
+    url = serializers.CharField(read_only=True)
     secret_hint = serializers.CharField(source="masked_secret", read_only=True)
 
     class Meta:
@@ -44,14 +48,30 @@ class WebhookWithSecretSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"type": "string", "pattern": "^https?://[^/?#@\\s]+\\S*$", "maxLength": 2048})
+class WebhookUrlField(StrictCharField):
+    pass
+
+
+@extend_schema_field(
+    {"type": "array", "minItems": 1, "items": {"type": "string", "enum": [ALL_EVENTS, *SUBSCRIBABLE]}}
+)
+class EventListField(serializers.ListField):
+    child = StrictCharField(max_length=64)
+
+    def to_internal_value(self, data):
+        try:
+            return services.webhook_validate_events(super().to_internal_value(data))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["events"]) from exc
+
+
 class WebhookInputSerializer(serializers.Serializer):
-    url = serializers.CharField(max_length=2048, help_text="http(s) URL that receives the POSTs")
-    events = serializers.ListField(
-        child=serializers.CharField(max_length=64), default=lambda: ["*"], help_text='event types, or ["*"] for all'
-    )
+    url = WebhookUrlField(max_length=2048, help_text="http(s) URL that receives the POSTs")
+    events = EventListField(default=lambda: [ALL_EVENTS], help_text='event types, or ["*"] for all')
     format = serializers.ChoiceField(choices=WebhookFormat.choices, default=WebhookFormat.AGENTBOT)
-    description = serializers.CharField(max_length=500, allow_blank=True, default="")
-    enabled = serializers.BooleanField(default=True)
+    description = StrictCharField(max_length=500, allow_blank=True, default="")
+    enabled = StrictBooleanField(default=True)
 
 
 class WebhookPatchSerializer(WebhookInputSerializer):

@@ -41,6 +41,8 @@ def is_public_address(ip: IPAddress) -> bool:
 
 def split_url(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of an http(s) URL, or UrlNotAllowed saying what is wrong."""
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise UrlNotAllowed("the URL must not contain spaces or control characters (percent-encode them)")
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -1,3 +1,4 @@
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 
@@ -5,3 +6,16 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    invalid_page_message = "page {page_number} is past the last page"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        # Say what is wrong with a page or page_size instead of silently ignoring it.
+        for name, upper in ((self.page_query_param, None), (self.page_size_query_param, self.max_page_size)):
+            values = request.query_params.getlist(name)
+            if not values:
+                continue
+            if len(values) > 1 or not values[0].isdigit() or int(values[0]) < 1:
+                raise ValidationError({name: f"{name} must be a whole number from 1{f' to {upper}' if upper else ''}"})
+            if upper and int(values[0]) > upper:
+                raise ValidationError({name: f"{name} must be a whole number from 1 to {upper}"})
+        return super().paginate_queryset(queryset, request, view)

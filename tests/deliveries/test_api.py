@@ -37,7 +37,8 @@ def test_idempotent_replay_answers_200_with_the_first_event(api, site, webhook_f
     "body, status, phrase",
     [
         ({"event": "message.deleted", "data": DATA}, 400, "unknown event type"),
-        ({"event": "message.created", "data": [1, 2]}, 400, "data must be a JSON object"),
+        ({"event": "message.created", "data": [1, 2]}, 400, "data: must be a JSON object"),
+        ({"event": 12, "data": DATA}, 400, "event: must be a JSON string"),
         ({"event": "message.created"}, 400, "data: This field is required"),
         ({"data": DATA}, 400, "event: This field is required"),
         ({"event": "message.created", "data": {"body": "x" * (300 * 1024)}}, 413, "limit is 262144 bytes"),

@@ -64,13 +64,15 @@ def test_rotate_returns_a_new_secret_and_keeps_the_old_one_in_grace(api):
 @pytest.mark.parametrize(
     "overrides, field, phrase",
     [
-        ({"url": "not a url"}, "url", "http:// or https://"),
+        ({"url": "not-a-url"}, "url", "http:// or https://"),
+        ({"url": "not a url"}, "url", "spaces or control characters"),
         ({"url": "ftp://example.com/x"}, "url", "http:// or https://"),
         ({"url": "https:///path"}, "url", "must name a host"),
         ({"url": "https://user:pw@example.com/"}, "url", "user name or password"),
         ({"events": ["message.deleted"]}, "events", "unknown event type 'message.deleted'"),
         ({"events": []}, "events", "at least one"),
         ({"events": "message.created"}, "events", "list"),
+        ({"description": 12}, "description", "must be a JSON string"),
         ({"format": "xml"}, "format", "not a valid choice"),
     ],
 )

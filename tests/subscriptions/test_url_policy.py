@@ -30,6 +30,7 @@ def test_public_addresses_are_allowed(address):
         ("http://", "must name a host"),
         ("https://a:b@example.com", "user name or password"),
         ("http://example.com:99999/", "not valid"),
+        ("https://example.com/a b", "spaces or control characters"),
     ],
 )
 def test_malformed_urls_say_what_is_wrong(url, phrase):
