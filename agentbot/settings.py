@@ -234,3 +234,7 @@ CELERY_BEAT_SCHEDULE["leads-reoffer-failed"] = {
     "schedule": crontab(minute=0, hour=4),
     "options": {"expires": 3600},
 }
+
+# Events, deliveries and attempts older than this are deleted by an hourly beat task.
+AGENTBOT_RETENTION_DAYS = env_float("AGENTBOT_RETENTION_DAYS", 30.0)
+CELERY_BEAT_SCHEDULE["retention"] = {"task": "deliveries.tasks.retention_run", "schedule": 3600.0}

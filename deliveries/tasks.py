@@ -1,15 +1,40 @@
 """Celery tasks: ids in, one service call, nothing else."""
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
+from django.conf import settings
 
-from deliveries import services
+from deliveries import engine, services
 
 
 @shared_task(name="deliveries.tasks.deliveries_send", ignore_result=True)
 def deliveries_send(delivery_ids: list[str], lease_token: str) -> int:
-    return services.deliveries_send(ids=delivery_ids, token=lease_token)
+    # Hands the batch to this process's engine and returns: a slow endpoint never holds the worker.
+    return services.deliveries_send(ids=delivery_ids, token=lease_token, wait=False)
 
 
 @shared_task(name="deliveries.tasks.deliveries_sweep", ignore_result=True)
 def deliveries_sweep() -> int:
     return services.deliveries_sweep()
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def engine_drain(**kwargs) -> None:
+    """On a warm shutdown, let what is in flight finish and be recorded (bounded by the timeout)."""
+    engine.engine_drain(timeout=settings.AGENTBOT_HTTP_TIMEOUT + 5)
+
+
+from deliveries import leads_reoffer  # noqa: E402
+
+
+@shared_task(name="deliveries.tasks.leads_reoffer_failed", ignore_result=True)
+def leads_reoffer_failed() -> int:
+    return leads_reoffer.leads_reoffer_failed()
+
+
+@shared_task(name="deliveries.tasks.retention_run", ignore_result=True)
+def retention_run() -> dict:
+    from deliveries.retention import retention_run as run
+
+    return run()
