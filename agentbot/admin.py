@@ -30,3 +30,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         # Keys are made with the site action or `create_api_key`, which show the key once.
         return False
+
+
+import agentbot.domain.admin  # noqa: E402,F401  (registers the domain's read-only admin)

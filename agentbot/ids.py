@@ -38,3 +38,23 @@ def new_event_id() -> str:
 
 def new_delivery_id() -> str:
     return new_id("dlv")
+
+
+def new_conversation_id() -> str:
+    return new_id("conv")
+
+
+def new_message_id() -> str:
+    return new_id("msg")
+
+
+def new_ticket_id() -> str:
+    return new_id("tkt")
+
+
+def new_lead_id() -> str:
+    return new_id("lead")
+
+
+def new_appointment_id() -> str:
+    return new_id("apt")

@@ -50,3 +50,7 @@ class ApiKey(models.Model):
     @staticmethod
     def generate() -> str:
         return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+# The agent's domain lives in its own module; importing it here registers its models with the app.
+from agentbot.domain.models import Appointment, Conversation, Lead, Message, Ticket  # noqa: E402,F401

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agentbot import health
+from agentbot.domain import api as domain_api
 from deliveries import api as deliveries_api
 from subscriptions import api as subscriptions_api
 
@@ -29,6 +30,14 @@ api_v1 = [
         SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
         name="docs",
     ),
+    route("conversations", domain_api.ConversationListView, "conversation-list"),
+    route("conversations/<str:conversation_id>/messages", domain_api.ConversationMessageListView, "conversation-messages"),
+    route("conversations/<str:conversation_id>/handoff", domain_api.ConversationHandoffView, "conversation-handoff"),
+    route("conversations/<str:conversation_id>/close", domain_api.ConversationCloseView, "conversation-close"),
+    route("tickets", domain_api.TicketListView, "ticket-list"),
+    route("tickets/<str:ticket_id>", domain_api.TicketDetailView, "ticket-detail"),
+    route("leads", domain_api.LeadListView, "lead-list"),
+    route("appointments", domain_api.AppointmentListView, "appointment-list"),
 ]
 
 urlpatterns = [

@@ -9,13 +9,14 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable
 
 from django.conf import settings
 
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
+    CHANNEL_SOURCE_FIELDS,
     LEAD_SUBMIT,
     MESSAGE_CREATED,
     WEBHOOK_TEST,
@@ -70,7 +71,7 @@ class DeliveryFormat:
 
 
 def iso_utc(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def hmac_hex(algorithm: str, key: str, message: bytes) -> str:
@@ -78,13 +79,23 @@ def hmac_hex(algorithm: str, key: str, message: bytes) -> str:
 
 
 def timestamped_signature(s: Signing) -> str:
-    """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, one v1 per live secret."""
+    """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, one v1 per live secret, newest first."""
     signed = f"{s.timestamp}.".encode() + s.body
     return ",".join([f"t={s.timestamp}"] + [f"v1={hmac_hex('sha256', k, signed)}" for k in s.secrets])
 
 
 def is_2xx(status: int, body: bytes) -> bool:
     return 200 <= status < 300
+
+
+# Event data comes from the domain or from integrators (POST /events), so a body builder reads
+# it defensively: a field of the wrong type renders as "unknown", never as a crashed worker.
+def text_or_none(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def object_or_empty(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 # --- agentbot (seed 002) ----------------------------------------------------------------------
@@ -101,38 +112,51 @@ def agentbot_sign(s: Signing) -> dict[str, str]:
 
 
 # --- chatzuri (seed 001) ----------------------------------------------------------------------
-CHATZURI_CHANNEL_FIELDS = {
-    # channel -> the payload fields the seed shows for it, read from the message's `source`
-    "whatsapp": ("from",),
-    "telegram": ("chatId", "username"),
-    "facebook": ("senderId", "pageId"),
-    "instagram": ("senderId",),
-    "email": ("from", "subject"),
-    "web": ("sessionId",),
-}
+CHATZURI_MESSAGE_RECEIVED = "message.received"
+# A message.created without a channel comes from the website widget, Agentbot's own channel.
+CHATZURI_DEFAULT_CHANNEL = "web"
+
+
+def chatzuri_envelope(event_type: str, channel, agent_id: str, payload: dict) -> dict:
+    """`{eventType, channel?, agentId, payload}`, in the document's key order."""
+    envelope: dict = {"eventType": event_type}
+    if isinstance(channel, str) and channel:
+        envelope["channel"] = channel
+    return {**envelope, "agentId": agent_id, "payload": payload}
+
+
+def chatzuri_message_received(e: Envelope) -> dict:
+    """A visitor's message with the channel's own identifiers, as the document shows per channel."""
+    data = e.data
+    channel = text_or_none(data.get("channel")) or CHATZURI_DEFAULT_CHANNEL
+    source = object_or_empty(data.get("source"))
+    payload = {name: source.get(name) for name in CHANNEL_SOURCE_FIELDS.get(channel, {})}
+    payload["message"] = data.get("body")
+    payload["conversationId"] = data.get("conversation_id")
+    if channel == "web":
+        payload["pageUrl"] = data.get("page_url")
+    return chatzuri_envelope(CHATZURI_MESSAGE_RECEIVED, channel, e.site_id, payload)
+
+
+def chatzuri_lead_submit(e: Envelope) -> dict:
+    data = e.data
+    names = [text_or_none(data.get(part)) for part in ("first_name", "last_name")]
+    payload = {
+        "conversationId": data.get("conversation_id"),
+        "customerEmail": text_or_none(data.get("email")),
+        "customerName": " ".join(name for name in names if name) or None,
+        "customerPhone": text_or_none(data.get("phone")),
+    }
+    return chatzuri_envelope(e.event_type, None, e.site_id, payload)
 
 
 def chatzuri_body(e: Envelope) -> dict:
-    data = e.data
-    if e.event_type == MESSAGE_CREATED.name and data.get("sender_type") == "visitor":
-        channel = data.get("channel") or "web"
-        source = data.get("source") or {}
-        payload = {f: source.get(f) for f in CHATZURI_CHANNEL_FIELDS.get(channel, ())}
-        payload["message"] = data.get("body")
-        payload["conversationId"] = data.get("conversation_id")
-        if channel == "web":
-            payload["pageUrl"] = data.get("page_url")
-        return {"eventType": "message.received", "channel": channel, "agentId": e.site_id, "payload": payload}
+    if e.event_type == MESSAGE_CREATED.name and e.data.get("sender_type") == "visitor":
+        return chatzuri_message_received(e)
     if e.event_type == LEAD_SUBMIT.name:
-        name = " ".join(p for p in (data.get("first_name"), data.get("last_name")) if p)
-        payload = {
-            "conversationId": data.get("conversation_id"),
-            "customerEmail": data.get("email"),
-            "customerName": name,
-            "customerPhone": data.get("phone"),
-        }
-        return {"eventType": e.event_type, "agentId": e.site_id, "payload": payload}
-    return {"eventType": e.event_type, "agentId": e.site_id, "payload": data}
+        return chatzuri_lead_submit(e)
+    # Events the document does not describe keep their name and data, and their channel if any.
+    return chatzuri_envelope(e.event_type, e.data.get("channel"), e.site_id, e.data)
 
 
 def chatzuri_sign(s: Signing) -> dict[str, str]:
@@ -146,18 +170,24 @@ LEADS_TYPES = {LEAD_SUBMIT.name: "Lead", APPOINTMENT_CREATED.name: "Appointment"
 
 
 def leads_body(e: Envelope) -> dict:
+    """The document's flat record: strings are "" when unknown, SessionID an integer or null."""
     data = e.data
+    session_id = data.get("session_id")
+
+    def text(name: str) -> str:
+        return text_or_none(data.get(name)) or ""
+
     return {
         "SerialNumber": e.site_id,
         "Type": LEADS_TYPES.get(e.event_type, "Lead"),
-        "FirstName": data.get("first_name") or "",
-        "LastName": data.get("last_name") or "",
-        "Email": data.get("email") or "",
-        "PhoneNumber": data.get("phone") or "",
-        "CreateTime": e.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "Content": data.get("content") or data.get("message") or "",
-        "SessionID": data.get("session_id") or data.get("conversation_id") or "",
-        "URI": data.get("uri") or "",
+        "FirstName": text("first_name"),
+        "LastName": text("last_name"),
+        "Email": text("email"),
+        "PhoneNumber": text("phone"),
+        "CreateTime": e.created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "Content": text("content") or text("message"),
+        "SessionID": session_id if type(session_id) is int else None,
+        "URI": text("uri"),
     }
 
 
@@ -166,11 +196,12 @@ def leads_sign(s: Signing) -> dict[str, str]:
 
 
 def leads_success(status: int, body: bytes) -> bool:
+    """2xx and a body whose JSON value is exactly one of the two documented ones (case matters)."""
     if not is_2xx(status, body):
         return False
     try:
         return json.loads(body) in LEADS_SUCCESS_BODIES
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 
@@ -184,6 +215,7 @@ def standard_key(secret: str) -> bytes:
 
 
 def standard_sign(s: Signing) -> dict[str, str]:
+    """`webhook-signature: v1,<base64> v1,<base64>`: space-separated, newest secret first."""
     signed = f"{s.delivery_id}.{s.timestamp}.".encode() + s.body
     signatures = [
         "v1," + base64.b64encode(hmac.new(standard_key(k), signed, hashlib.sha256).digest()).decode()

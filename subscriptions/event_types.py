@@ -1,11 +1,46 @@
-"""The event catalogue: every type a webhook can subscribe to, with its description and example.
+"""The event catalogue: every type a webhook can subscribe to, with its description, the JSON Schema
+of its `data` and an example that validates against it.
 
-One place for the names: producers, validation, the API catalogue and the docs all read it.
+One place for the names and shapes: producers, the API catalogue, the delivery formats and the docs
+all read it. The schemas describe exactly what the agent's domain publishes: every field is listed,
+unknown fields are not allowed, and a field the agent does not know is `null`, never missing.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ALL_EVENTS = "*"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# --- the agent's vocabulary, shared by the domain models, the schemas and the formats -----------
+_STR = {"type": "string"}
+_STR_OR_NULL = {"type": ["string", "null"]}
+
+# Per channel, the identifiers a conversation's `source` may carry, in the order the Chatzuri
+# document (seed 001) lists them in a `message.received` payload.
+CHANNEL_SOURCE_FIELDS: dict[str, dict[str, dict]] = {
+    "whatsapp": {"from": {**_STR, "description": "the visitor's phone number, as in +1234567890"}},
+    "telegram": {
+        "chatId": {"type": ["integer", "string"], "description": "the Telegram chat id, as in 123456789"},
+        "username": {**_STR, "description": "the visitor's Telegram username, as in john_doe"},
+    },
+    "facebook": {
+        "senderId": {**_STR, "description": "the visitor's page-scoped id"},
+        "pageId": {**_STR, "description": "the Facebook Page the visitor wrote to"},
+    },
+    "instagram": {"senderId": {**_STR, "description": "the visitor's Instagram-scoped id"}},
+    "email": {
+        "from": {**_STR, "description": "the sender's address"},
+        "subject": {**_STR, "description": "the subject of the inbound email"},
+    },
+    "web": {"sessionId": {**_STR, "description": "the chat widget's session id"}},
+}
+CHANNELS = tuple(CHANNEL_SOURCE_FIELDS)
+SENDER_TYPES = ("visitor", "agent", "ai")
+CONVERSATION_STATUSES = ("open", "closed")
+TICKET_STATUSES = ("open", "pending", "solved", "closed")
+TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
+# The ticket fields whose change publishes `ticket.updated`.
+TICKET_TRACKED_FIELDS = ("subject", "status", "priority", "assignee")
 
 
 @dataclass(frozen=True)
@@ -13,40 +48,91 @@ class EventType:
     name: str
     description: str
     example: dict
-    schema: dict = field(default_factory=lambda: {"type": "object"})
+    schema: dict
 
 
-def _obj(required: list[str], **props) -> dict:
-    return {"type": "object", "required": required, "properties": props, "additionalProperties": True}
+def _id(prefix: str) -> dict:
+    return {"type": "string", "pattern": f"^{prefix}_[A-Za-z0-9_-]+$"}
 
 
-_STR = {"type": "string"}
-_STR_OR_NULL = {"type": ["string", "null"]}
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
 
-CONVERSATION_CREATED = EventType(
+
+def _obj(properties: dict, *, optional: tuple[str, ...] = (), **extra) -> dict:
+    """A closed object: every property listed, all required but `optional`, no others allowed."""
+    return {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _data_schema(name: str, description: str, properties: dict, **kwargs) -> dict:
+    return {"$schema": JSON_SCHEMA_DIALECT, "title": f"{name} data", "description": description, **_obj(properties, **kwargs)}
+
+
+def _event(name: str, description: str, example: dict, properties: dict, **kwargs) -> EventType:
+    return EventType(name, description, example, _data_schema(name, description, properties, **kwargs))
+
+
+def _source_schema(channel: str) -> dict:
+    return {
+        "type": "object",
+        "description": f"the {channel} identifiers of the visitor",
+        "properties": CHANNEL_SOURCE_FIELDS[channel],
+        "additionalProperties": False,
+    }
+
+
+# `source` holds the identifiers of the conversation's channel, and only those.
+_SOURCE_MATCHES_CHANNEL = [
+    {
+        "if": {"properties": {"channel": {"const": channel}}, "required": ["channel"]},
+        "then": {"properties": {"source": _source_schema(channel)}},
+    }
+    for channel in CHANNELS
+]
+
+_CONVERSATION_ID = _id("conv")
+_CHANNEL = {"enum": list(CHANNELS), "description": "where the conversation takes place"}
+_SOURCE = {"type": "object", "description": "the channel's identifiers of the visitor (see CHANNEL_SOURCE_FIELDS)"}
+_PAGE_URL = {**_STR_OR_NULL, "description": "the page the conversation started on (web widget)"}
+_VISITOR = _obj(
+    {"name": _STR_OR_NULL, "email": _STR_OR_NULL, "phone": _STR_OR_NULL},
+    description="what the visitor has told about themselves; null when unknown",
+)
+_CONVERSATION_REF = {"conversation_id": _CONVERSATION_ID, "channel": _CHANNEL, "visitor": _VISITOR}
+
+_EXAMPLE_VISITOR = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": None}
+_EXAMPLE_CONVERSATION_REF = {"conversation_id": "conv_xyz", "channel": "web", "visitor": _EXAMPLE_VISITOR}
+
+CONVERSATION_CREATED = _event(
     "conversation.created",
     "A new conversation starts.",
     {
-        "conversation_id": "conv_xyz",
-        "channel": "web",
-        "visitor": {"name": "Ada", "email": "ada@example.com", "phone": None},
+        **_EXAMPLE_CONVERSATION_REF,
         "page_url": "https://example.com/pricing",
+        "source": {"sessionId": "session_abc"},
     },
-    _obj(["conversation_id", "channel"], conversation_id=_STR, channel=_STR, page_url=_STR_OR_NULL),
+    {**_CONVERSATION_REF, "page_url": _PAGE_URL, "source": _SOURCE},
+    allOf=_SOURCE_MATCHES_CHANNEL,
 )
-CONVERSATION_CLOSED = EventType(
+CONVERSATION_CLOSED = _event(
     "conversation.closed",
     "A conversation is closed by an agent.",
-    {"conversation_id": "conv_xyz", "closed_by": "agent"},
-    _obj(["conversation_id"], conversation_id=_STR),
+    dict(_EXAMPLE_CONVERSATION_REF),
+    _CONVERSATION_REF,
 )
-CONVERSATION_NEEDS_HUMAN = EventType(
+CONVERSATION_NEEDS_HUMAN = _event(
     "conversation.needs_human",
-    "The AI flags a chat for human handoff.",
-    {"conversation_id": "conv_xyz", "reason": "Visitor asked for a refund"},
-    _obj(["conversation_id"], conversation_id=_STR, reason=_STR_OR_NULL),
+    "The AI (or an agent) flags a chat for human handoff.",
+    {**_EXAMPLE_CONVERSATION_REF, "reason": "Visitor asked for a refund"},
+    {**_CONVERSATION_REF, "reason": {**_STR_OR_NULL, "description": "why a human is needed"}},
 )
-MESSAGE_CREATED = EventType(
+MESSAGE_CREATED = _event(
     "message.created",
     "Any new message: visitor, agent, or AI.",
     {
@@ -56,79 +142,106 @@ MESSAGE_CREATED = EventType(
         "body": "Hi, what's your pricing?",
         "visitor_email": None,
         "visitor_name": None,
+        "channel": "web",
+        "source": {"sessionId": "session_abc"},
+        "page_url": "https://example.com/pricing",
     },
-    _obj(
-        ["conversation_id", "message_id", "sender_type", "body"],
-        conversation_id=_STR,
-        message_id=_STR,
-        sender_type={"enum": ["visitor", "agent", "ai"]},
-        body=_STR,
-        visitor_email=_STR_OR_NULL,
-        visitor_name=_STR_OR_NULL,
-    ),
-)
-TICKET_CREATED = EventType(
-    "ticket.created",
-    "A ticket is filed (by AI or manually).",
     {
-        "ticket_id": "tkt_123",
-        "conversation_id": "conv_xyz",
-        "subject": "Refund request",
-        "status": "open",
-        "priority": "normal",
-        "assignee": None,
+        "conversation_id": _CONVERSATION_ID,
+        "message_id": _id("msg"),
+        "sender_type": {"enum": list(SENDER_TYPES), "description": "who wrote the message"},
+        "body": {**_STR, "minLength": 1},
+        "visitor_email": _STR_OR_NULL,
+        "visitor_name": _STR_OR_NULL,
+        "channel": _CHANNEL,
+        "source": _SOURCE,
+        "page_url": _PAGE_URL,
     },
-    _obj(["ticket_id", "subject", "status"], ticket_id=_STR, subject=_STR, status=_STR),
+    # The first six are the fields of the Agentbot document (seed 002); Agentbot's own
+    # conversations add the last three, which the chatzuri format needs.
+    optional=("channel", "source", "page_url"),
+    allOf=_SOURCE_MATCHES_CHANNEL,
 )
-TICKET_UPDATED = EventType(
+
+_TICKET = {
+    "ticket_id": _id("tkt"),
+    "conversation_id": _nullable(_CONVERSATION_ID),
+    "subject": {**_STR, "minLength": 1},
+    "status": {"enum": list(TICKET_STATUSES)},
+    "priority": {"enum": list(TICKET_PRIORITIES)},
+    "assignee": {**_STR_OR_NULL, "description": "who works on the ticket, null when nobody"},
+}
+_EXAMPLE_TICKET = {
+    "ticket_id": "tkt_123",
+    "conversation_id": "conv_xyz",
+    "subject": "Refund request",
+    "status": "open",
+    "priority": "normal",
+    "assignee": None,
+}
+_CHANGE = _obj({"from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]}})
+
+TICKET_CREATED = _event("ticket.created", "A ticket is filed (by AI or manually).", dict(_EXAMPLE_TICKET), _TICKET)
+TICKET_UPDATED = _event(
     "ticket.updated",
-    "A ticket's status, priority, or assignee changes.",
+    "A ticket's status, priority, assignee or subject changes; `changes` says what changed, from what to what.",
     {
-        "ticket_id": "tkt_123",
-        "conversation_id": "conv_xyz",
-        "subject": "Refund request",
+        **_EXAMPLE_TICKET,
         "status": "pending",
-        "priority": "high",
         "assignee": "sam@example.com",
-        "changes": {"status": {"from": "open", "to": "pending"}},
+        "changes": {"status": {"from": "open", "to": "pending"}, "assignee": {"from": None, "to": "sam@example.com"}},
     },
-    _obj(["ticket_id", "changes"], ticket_id=_STR, changes={"type": "object"}),
+    {
+        **_TICKET,
+        "changes": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"enum": list(TICKET_TRACKED_FIELDS)},
+            "additionalProperties": _CHANGE,
+        },
+    },
 )
-LEAD_SUBMIT = EventType(
+
+_CONTACT = {
+    "conversation_id": _nullable(_CONVERSATION_ID),
+    "session_id": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "description": "the conversation's number on its site (the leads format's SessionID)",
+    },
+    "first_name": _STR_OR_NULL,
+    "last_name": _STR_OR_NULL,
+    "email": _STR_OR_NULL,
+    "phone": _STR_OR_NULL,
+    "content": {**_STR_OR_NULL, "description": "remarks, or what the appointment is about"},
+    "uri": {**_STR_OR_NULL, "description": "where the visitor submitted it"},
+}
+_EXAMPLE_CONTACT = {
+    "conversation_id": "conv_xyz",
+    "session_id": 31305,
+    "first_name": "David",
+    "last_name": "Garcia",
+    "email": "david@example.com",
+    "phone": "+1234567890",
+}
+
+LEAD_SUBMIT = _event(
     "lead.submit",
     "A visitor submits their contact details (name, email, phone).",
-    {
-        "lead_id": "lead_123",
-        "conversation_id": "conv_xyz",
-        "first_name": "David",
-        "last_name": "Garcia",
-        "email": "david@example.com",
-        "phone": "+1234567890",
-        "content": "Wants a demo",
-        "uri": "https://example.com/pricing",
-    },
-    _obj(["lead_id"], lead_id=_STR),
+    {"lead_id": "lead_123", **_EXAMPLE_CONTACT, "content": "Wants a demo", "uri": "https://example.com/pricing"},
+    {"lead_id": _id("lead"), **_CONTACT},
 )
-APPOINTMENT_CREATED = EventType(
+APPOINTMENT_CREATED = _event(
     "appointment.created",
     "A visitor books an appointment.",
-    {
-        "appointment_id": "apt_123",
-        "conversation_id": "conv_xyz",
-        "first_name": "David",
-        "last_name": "Garcia",
-        "email": "david@example.com",
-        "phone": "+1234567890",
-        "content": "Demo on Tuesday 10:00",
-        "uri": "https://example.com/book",
-    },
-    _obj(["appointment_id"], appointment_id=_STR),
+    {"appointment_id": "apt_123", **_EXAMPLE_CONTACT, "content": "Demo on Tuesday 10:00", "uri": "https://example.com/book"},
+    {"appointment_id": _id("apt"), **_CONTACT},
 )
-WEBHOOK_TEST = EventType(
+WEBHOOK_TEST = _event(
     "webhook.test",
     "A test ping sent on request; reaches a webhook whatever it subscribed to.",
     {"webhook_id": "wh_123", "message": "This is a test event from Agentbot."},
-    _obj(["webhook_id"], webhook_id=_STR),
+    {"webhook_id": _id("wh"), "message": _STR},
 )
 
 CATALOGUE: dict[str, EventType] = {
