@@ -94,10 +94,11 @@ STATUS_FILTER = OpenApiParameter("status", str, enum=[s.value for s in Delivery.
 
 class DeliveryListView(GenericAPIView):
     serializer_class = DeliverySerializer
+    query_filters = ("status",)
 
     def list(self, request, queryset):
         wanted = request.query_params.get("status")
-        if wanted:
+        if wanted is not None:
             if wanted not in Delivery.Status.values:
                 raise serializers.ValidationError({"status": f"status is one of {', '.join(Delivery.Status.values)}"})
             queryset = queryset.filter(status=wanted)

@@ -243,6 +243,29 @@ WEBHOOK_TEST = _event(
     {"webhook_id": "wh_123", "message": "This is a test event from Agentbot."},
     {"webhook_id": _id("wh"), "message": _STR},
 )
+_TIME = {"type": "string", "format": "date-time"}
+WEBHOOK_DISABLED = _event(
+    "webhook.disabled",
+    "A webhook of the site was disabled by the service (410 Gone, or failing for days); re-enable it to resume.",
+    {
+        "webhook_id": "wh_123",
+        "url": "https://crm.example.com/hooks",
+        "reason": "the receiver answered 410 Gone",
+        "disabled_at": "2026-05-17T12:34:56Z",
+    },
+    {"webhook_id": _id("wh"), "url": _STR, "reason": _STR, "disabled_at": _TIME},
+)
+WEBHOOK_CIRCUIT_OPENED = _event(
+    "webhook.circuit_opened",
+    "A webhook failed many times in a row: its deliveries are held (not lost) and one probe is sent per interval.",
+    {
+        "webhook_id": "wh_123",
+        "url": "https://crm.example.com/hooks",
+        "consecutive_failures": 10,
+        "next_probe_at": "2026-05-17T12:35:56Z",
+    },
+    {"webhook_id": _id("wh"), "url": _STR, "consecutive_failures": {"type": "integer"}, "next_probe_at": _TIME},
+)
 
 CATALOGUE: dict[str, EventType] = {
     t.name: t
@@ -256,6 +279,8 @@ CATALOGUE: dict[str, EventType] = {
         LEAD_SUBMIT,
         APPOINTMENT_CREATED,
         WEBHOOK_TEST,
+        WEBHOOK_DISABLED,
+        WEBHOOK_CIRCUIT_OPENED,
     )
 }
 # Types a webhook can list in its subscription (the test ping reaches every webhook anyway).

@@ -43,6 +43,13 @@ class Webhook(models.Model):
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     disabled_reason = models.CharField(max_length=500, blank=True, editable=False)
     disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Endpoint health, kept up to date by the delivery engine (deliveries/endpoint_health.py).
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    circuit_opened_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # While the circuit is open, the next probe attempt is let through at this time.
+    circuit_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,6 +71,10 @@ class Webhook(models.Model):
         if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
             found.append(self.previous_secret)
         return found
+
+    @property
+    def circuit_open(self) -> bool:
+        return self.circuit_opened_at is not None
 
     @property
     def masked_secret(self) -> str:

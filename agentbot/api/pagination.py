@@ -9,6 +9,11 @@ class Pagination(PageNumberPagination):
     invalid_page_message = "page {page_number} is past the last page"
 
     def paginate_queryset(self, queryset, request, view=None):
+        # A misspelt filter must not quietly return everything.
+        allowed = {self.page_query_param, self.page_size_query_param, *getattr(view, "query_filters", ())}
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise ValidationError({unknown[0]: f"unknown query parameter; this list takes {', '.join(sorted(allowed))}"})
         # Say what is wrong with a page or page_size instead of silently ignoring it.
         for name, upper in ((self.page_query_param, None), (self.page_size_query_param, self.max_page_size)):
             values = request.query_params.getlist(name)

@@ -75,6 +75,8 @@ def test_delivery_log_shows_attempts_and_is_site_scoped(api, site, webhook_facto
     assert api.get(f"/api/v1/webhooks/{webhook.id}/deliveries").json()["count"] == 1
     assert api.get("/api/v1/deliveries?status=failed").json()["count"] == 0
     assert api.get("/api/v1/deliveries?status=bogus").status_code == 400
+    misspelt = api.get("/api/v1/deliveries?stauts=failed")
+    assert misspelt.status_code == 400 and "unknown query parameter" in misspelt.json()["message"]
 
     other = client_for(SiteFactory())
     assert other.get(f"/api/v1/deliveries/{delivery.id}").status_code == 404

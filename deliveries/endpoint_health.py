@@ -1,0 +1,112 @@
+"""Endpoint health: what a run of failures does to a webhook.
+
+- Every attempt's outcome updates the webhook's streak: a success resets it; failures count up.
+- After AGENTBOT_CIRCUIT_THRESHOLD consecutive failures the circuit opens: the webhook's
+  deliveries stay pending (nothing is lost) but are not handed to workers, except one probe per
+  AGENTBOT_CIRCUIT_PROBE_INTERVAL; the first success closes the circuit again.
+- A receiver that answers 410 Gone is disabled at once; one whose every delivery has failed for
+  AGENTBOT_DISABLE_AFTER_DAYS is disabled too. Both record the reason and the time.
+- The owner hears about it: `webhook.circuit_opened` and `webhook.disabled` are published as
+  events of the webhook's site, to whichever webhooks subscribe to them.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from subscriptions.event_types import WEBHOOK_CIRCUIT_OPENED, WEBHOOK_DISABLED
+from subscriptions.models import Webhook
+
+
+@dataclass(frozen=True)
+class Outcome:
+    webhook_id: str
+    ok: bool
+    status_code: int | None
+    at: datetime
+
+
+def _probe_interval() -> timedelta:
+    return timedelta(seconds=settings.AGENTBOT_CIRCUIT_PROBE_INTERVAL)
+
+
+def webhooks_record_outcomes(*, outcomes: list[Outcome]) -> None:
+    """Fold a batch of attempt outcomes into each webhook's health, in one short transaction each."""
+    by_webhook: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in sorted(outcomes, key=lambda o: o.at):
+        by_webhook[outcome.webhook_id].append(outcome)
+    for webhook_id, runs in by_webhook.items():
+        with transaction.atomic():
+            webhook = Webhook.objects.select_for_update().filter(pk=webhook_id).first()
+            if webhook is not None:
+                _fold(webhook, runs)
+
+
+def _fold(webhook: Webhook, outcomes: list[Outcome]) -> None:
+    now = timezone.now()
+    was_open = webhook.circuit_open
+    for outcome in outcomes:
+        if outcome.ok:
+            webhook.consecutive_failures = 0
+            webhook.failing_since = None
+            webhook.last_success_at = outcome.at
+            webhook.circuit_opened_at = webhook.circuit_probe_at = None
+        else:
+            webhook.consecutive_failures += 1
+            webhook.failing_since = webhook.failing_since or outcome.at
+    gone = any(o.status_code == 410 for o in outcomes if not o.ok)
+    opens = (
+        not was_open
+        and webhook.consecutive_failures >= settings.AGENTBOT_CIRCUIT_THRESHOLD
+        and not outcomes[-1].ok
+    )
+    if opens:
+        webhook.circuit_opened_at = now
+        webhook.circuit_probe_at = now + _probe_interval()
+    window = timedelta(days=settings.AGENTBOT_DISABLE_AFTER_DAYS)
+    reason = ""
+    if gone:
+        reason = "the receiver answered 410 Gone"
+    elif webhook.failing_since and now - webhook.failing_since >= window:
+        reason = f"every delivery failed since {webhook.failing_since:%Y-%m-%d %H:%M} UTC ({window.days} days or more)"
+    disables = bool(reason) and webhook.enabled
+    if disables:
+        webhook.enabled = False
+        webhook.disabled_reason = reason
+        webhook.disabled_at = now
+    webhook.save()
+    if opens and not disables:
+        _notify(webhook, WEBHOOK_CIRCUIT_OPENED.name, {"consecutive_failures": webhook.consecutive_failures,
+                                                       "next_probe_at": webhook.circuit_probe_at})
+    if disables:
+        _notify(webhook, WEBHOOK_DISABLED.name, {"reason": reason, "disabled_at": now})
+
+
+def _notify(webhook: Webhook, event_type: str, extra: dict) -> None:
+    from deliveries.formats import iso_utc
+    from deliveries.services import event_publish
+
+    data = {"webhook_id": webhook.id, "url": webhook.url}
+    data.update({k: iso_utc(v) if isinstance(v, datetime) else v for k, v in extra.items()})
+    event_publish(site=webhook.site, event_type=event_type, data=data)
+
+
+def webhook_probe_take(*, webhook_id: str, now: datetime) -> bool:
+    """Claim the right to send one probe to an open circuit now; pushes the next probe time on."""
+    return bool(
+        Webhook.objects.filter(pk=webhook_id, circuit_opened_at__isnull=False, circuit_probe_at__lte=now).update(
+            circuit_probe_at=now + _probe_interval()
+        )
+    )
+
+
+def webhooks_probe_due(*, now: datetime) -> list[str]:
+    return list(
+        Webhook.objects.filter(enabled=True, circuit_opened_at__isnull=False, circuit_probe_at__lte=now).values_list(
+            "id", flat=True
+        )
+    )
