@@ -78,9 +78,16 @@ def webhook_update(*, webhook: Webhook, **changes) -> Webhook:
             raise ValidationError({field: "this field cannot be changed"})
         setattr(webhook, field, validators[field](value) if field in validators else value)
     if changes.get("enabled") is True:
-        webhook.disabled_reason, webhook.disabled_at = "", None
+        webhook_health_reset(webhook)
     webhook.save()
     return webhook
+
+
+def webhook_health_reset(webhook: Webhook) -> None:
+    """A fresh start on re-enabling: no disable reason, no failing streak, circuit closed."""
+    webhook.disabled_reason, webhook.disabled_at = "", None
+    webhook.consecutive_failures, webhook.failing_since = 0, None
+    webhook.circuit_opened_at = webhook.circuit_probe_at = None
 
 
 def webhook_rotate_secret(*, webhook: Webhook, grace: timedelta | None = None) -> Webhook:
