@@ -1,5 +1,6 @@
 """A real local HTTP receiver for end-to-end tests: records every request, answers as told."""
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -15,12 +16,26 @@ class Received:
     at: float  # time.time() on arrival
 
 
-# (number of this request, 1-based) -> (status, body) ; a status of None means: hang, never answer
-Responder = Callable[[int], tuple[int | None, bytes]]
+# (number of this request, 1-based) -> (status, body) or (status, body, extra response headers);
+# a status of None means: hang, never answer
+Responder = Callable[[int], tuple]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # A burst of concurrent deliveries must not overflow the listen backlog (socketserver's is 5):
+    # dropped connection attempts are retried by the kernel a second or more later, which turns
+    # into client timeouts that are the test server's doing, not the sender's.
+    request_queue_size = 256
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the sender went away (a killed worker, a timeout): nothing to answer, no trace
+        super().handle_error(request, client_address)
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
         self._cond = threading.Condition()
         self.responder: Responder = lambda n: (200, b'{"ok":true}')
@@ -39,21 +54,22 @@ class Receiver:
                     )
                     number = len(receiver.received)
                     receiver._cond.notify_all()
-                status, payload = receiver.responder(number)
+                status, payload, *extra = receiver.responder(number)
                 if status is None:
                     receiver._release.wait(60)
                     return
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -79,3 +95,23 @@ class Receiver:
 
 def fail_times(n: int, status: int = 500) -> Responder:
     return lambda number: (status, b'{"error":"down"}') if number <= n else (200, b'{"ok":true}')
+
+
+def slow(seconds: float, status: int = 200) -> Responder:
+    """Answer every request, each after `seconds`: keeps requests in flight long enough to interrupt."""
+
+    def respond(number: int) -> tuple[int, bytes]:
+        time.sleep(seconds)
+        return status, b'{"ok":true}'
+
+    return respond
+
+
+def held(gate: threading.Event, timeout: float = 30.0) -> Responder:
+    """Hold every request open until `gate` is set, then answer 200: requests in flight on cue."""
+
+    def respond(number: int) -> tuple[int, bytes]:
+        gate.wait(timeout)
+        return 200, b'{"ok":true}'
+
+    return respond

@@ -67,10 +67,11 @@ class Workers:
         except ProcessLookupError:
             pass
 
-    def stop_all(self) -> None:
+    def stop_all(self, sig: int = signal.SIGTERM) -> None:
+        """Stop every worker: a warm shutdown by default; SIGKILL when what they hold no longer matters."""
         for proc in self.procs:
             if proc.poll() is None:
-                self.kill(proc, signal.SIGTERM)
+                self.kill(proc, sig)
         for proc in self.procs:
             try:
                 proc.wait(timeout=15)
