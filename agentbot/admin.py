@@ -1,8 +1,115 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.urls import path, reverse
 from django.utils.html import format_html
 
+from agentbot.metrics import Hour
 from agentbot.models import ApiKey, Site
 from agentbot.services import api_key_create
+
+admin.site.site_header = "Agentbot Webhooks"
+admin.site.site_title = "Agentbot Webhooks admin"
+admin.site.index_title = "Operations"
+# The wide tables (webhook health, delivery log) need the width more than a second menu.
+admin.site.enable_nav_sidebar = False
+
+
+class ObjectActionsMixin:
+    """Buttons on an object's page that run one of the admin's actions on that object alone.
+
+    The action is the same function the changelist runs (it calls the service and says what
+    happened); an action that answers with a page (a form asking for more) is shown as is,
+    otherwise the browser goes back to the object's page.
+    """
+
+    change_form_template = "admin/console/change_form.html"
+    change_list_template = "admin/console/change_list.html"
+
+    def object_actions(self, request, obj) -> list[str]:
+        """Names of the actions offered as buttons on `obj`'s page."""
+        return []
+
+    def get_urls(self):
+        opts = self.model._meta
+        view = self.admin_site.admin_view(self.object_action_view)
+        name = f"{opts.app_label}_{opts.model_name}_act"
+        return [path("<path:object_id>/act/<str:action>/", view, name=name)] + super().get_urls()
+
+    def object_action_view(self, request, object_id, action):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, unquote(object_id))
+        actions = self.get_actions(request)
+        if obj is None or action not in actions or action not in self.object_actions(request, obj):
+            raise Http404("no such object or action")
+        func = actions[action][0]
+        response = func(self, request, self.get_queryset(request).filter(pk=obj.pk))
+        if response is not None:
+            return response
+        opts = self.model._meta
+        return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)]))
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            opts = self.model._meta
+            actions = self.get_actions(request)
+            context["object_actions"] = [
+                {"label": actions[name][2], "url": reverse(f"admin:{opts.app_label}_{opts.model_name}_act", args=[quote(obj.pk), name])}
+                for name in self.object_actions(request, obj)
+                if name in actions
+            ]
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+
+# --- a bar chart of deliveries per hour, drawn on the server -------------------------------------
+CHART_WIDTH, CHART_HEIGHT, CHART_TOP, CHART_BOTTOM = 720, 170, 14, 22
+CHART_SERIES = (("succeeded", "#2e7d32"), ("failed", "#c62828"), ("pending", "#9e9e9e"))
+
+
+def hourly_chart(hours: list[Hour], *, title: str) -> str:
+    """An inline SVG of stacked bars (succeeded, failed, pending), one per hour; no script needed."""
+    plot = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    peak = max([sum(h.counts.values()) for h in hours] + [1])
+    slot = CHART_WIDTH / max(len(hours), 1)
+    bars = []
+    for index, hour in enumerate(hours):
+        base = CHART_TOP + plot
+        segments = []
+        for status, colour in CHART_SERIES:
+            n = hour.counts.get(status, 0)
+            if n:
+                height = max(plot * n / peak, 1.0)
+                base -= height
+                segments.append({"y": round(base, 1), "height": round(height, 1), "colour": colour})
+        summary = ", ".join(f"{hour.counts.get(status, 0)} {status}" for status, _ in CHART_SERIES)
+        bars.append(
+            {
+                "x": round(index * slot + 2, 1),
+                "width": round(slot - 4, 1),
+                "segments": segments,
+                "tooltip": f"{hour.start:%Y-%m-%d %H:00} UTC: {summary}",
+                "label": f"{hour.start:%H:00}" if index % 6 == 0 else "",
+                "label_x": round(index * slot + slot / 2, 1),
+            }
+        )
+    totals = {status: sum(h.counts.get(status, 0) for h in hours) for status, _ in CHART_SERIES}
+    return render_to_string(
+        "admin/console/hourly_chart.html",
+        {
+            "title": title,
+            "width": CHART_WIDTH,
+            "height": CHART_HEIGHT,
+            "top": CHART_TOP,
+            "plot": plot,
+            "baseline": CHART_TOP + plot,
+            "label_y": CHART_HEIGHT - 6,
+            "peak": peak,
+            "bars": bars,
+            "legend": [{"status": status, "colour": colour, "total": totals[status]} for status, colour in CHART_SERIES],
+        },
+    )
 
 
 @admin.register(Site)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from agentbot import health
+from agentbot import health, metrics
 from agentbot.domain import api as domain_api
 from deliveries import api as deliveries_api
 from subscriptions import api as subscriptions_api
@@ -45,6 +45,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
 ]
 
 handler404 = "agentbot.api.errors.json_not_found"

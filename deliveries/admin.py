@@ -1,38 +1,93 @@
-from django.contrib import admin
+"""The delivery log in the admin: what was sent, what each receiver answered, and the operations
+dashboard. Read-only: the only write is "retry", through the service."""
 
-from deliveries import services
-from deliveries.models import Attempt, Delivery, Event
+import logging
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+
+from agentbot.admin import ObjectActionsMixin, hourly_chart
+from agentbot.logging import log_delivery
+from agentbot.metrics import (
+    METRICS_WINDOW,
+    attempt_stats,
+    deliveries_by_status,
+    deliveries_per_hour,
+    due_backlog,
+    webhook_states,
+    webhooks_failing,
+)
+from deliveries import jsjson, services
+from deliveries.formats import Envelope, get_format
+from deliveries.models import Delivery, Event
+from subscriptions.admin import health_html
+from subscriptions.event_types import CATALOGUE
+
+logger = logging.getLogger(__name__)
+
+# Response bodies are stored capped (AGENTBOT_RESPONSE_BODY_CAP); the page shows less of each.
+SHOWN_BODY_CHARS = 4096
 
 
-class AttemptInline(admin.TabularInline):
-    model = Attempt
-    extra = 0
-    can_delete = False
-    fields = ["number", "at", "status_code", "duration_ms", "error", "response_body"]
-    readonly_fields = fields
-    ordering = ["number"]
+def body_as_sent(delivery: Delivery) -> str:
+    """The request body of the delivery, rendered again: formats are pure functions of the event,
+    so this is byte for byte what every attempt sent."""
+    event = delivery.event
+    envelope = Envelope(event.id, event.type, event.site_id, event.created_at, event.data)
+    return jsjson.dumps(get_format(delivery.webhook.format).build_body(envelope)).decode("utf-8")
 
-    def has_add_permission(self, request, obj=None):
-        return False
+
+def capped(text: str, limit: int = SHOWN_BODY_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}\n… ({len(text) - limit} more characters not shown)"
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """From the catalogue, not from the table: no DISTINCT over every event on each page view."""
+
+    title = "event type"
+    parameter_name = "event_type"
+    field = "event__type"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in CATALOGUE]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+
+
+class OwnTypeFilter(EventTypeFilter):
+    field = "type"
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ["id", "event_type", "webhook", "status", "last_status_code", "attempt_count", "next_attempt_at", "created_at"]
-    list_filter = ["status", "webhook__format"]
-    search_fields = ["id", "event__id", "webhook__id", "webhook__url"]
+class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
+    list_display = ["id", "event_type", "webhook", "status_label", "last_status_code", "attempt_count", "next_attempt_at", "created_at"]
+    list_filter = ["status", EventTypeFilter, "webhook__format", "webhook__site"]
+    search_fields = ["=id", "=event__id", "=webhook__id", "webhook__url"]
     list_select_related = ["event", "webhook"]
-    inlines = [AttemptInline]
+    show_full_result_count = False  # the delivery table is large; one count per page view is enough
     actions = ["retry"]
     readonly_fields = [
         "id", "event", "webhook", "status", "attempt_count", "next_attempt_at", "last_attempt_at",
-        "last_status_code", "last_error", "leased_until", "created_at",
+        "last_status_code", "last_error", "leased_until", "created_at", "request_as_sent", "attempt_timeline",
     ]
-    fields = readonly_fields
+    fieldsets = [
+        (None, {"fields": readonly_fields[:-2]}),
+        ("Request as sent", {"fields": ["request_as_sent"]}),
+        ("Attempts", {"fields": ["attempt_timeline"]}),
+    ]
 
-    @admin.display(description="event", ordering="event__type")
-    def event_type(self, obj):
-        return obj.event.type
+    def get_urls(self):
+        dashboard = path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="deliveries_delivery_dashboard")
+        return [dashboard] + super().get_urls()
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("event", "webhook")
 
     def has_add_permission(self, request):
         return False
@@ -40,24 +95,76 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def object_actions(self, request, obj):
+        return ["retry"]
+
+    @admin.display(description="event", ordering="event__type")
+    def event_type(self, obj):
+        return obj.event.type
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, obj):
+        return format_html('<span class="console-status {}">{}</span>', obj.status, obj.status)
+
+    @admin.display(description="request")
+    def request_as_sent(self, obj):
+        last = obj.attempts.order_by("-number").first()
+        return render_to_string(
+            "admin/deliveries/delivery/request.html",
+            {"delivery": obj, "attempt": last, "body": capped(body_as_sent(obj))},
+        )
+
+    @admin.display(description="oldest first")
+    def attempt_timeline(self, obj):
+        attempts = [
+            {"attempt": a, "response_body": capped(a.response_body)} for a in obj.attempts.order_by("number")
+        ]
+        return render_to_string("admin/deliveries/delivery/timeline.html", {"delivery": obj, "attempts": attempts})
+
     @admin.action(description="Retry now")
     def retry(self, request, queryset):
         done, busy = 0, 0
         for delivery in queryset:
             try:
                 services.delivery_retry(delivery=delivery)
-                done += 1
             except services.DeliveryBusy:
                 busy += 1
-        note = f"; {busy} were being sent already" if busy else ""
-        self.message_user(request, f"Queued {done} deliveries to be sent again now{note}.")
+                continue
+            done += 1
+            log_delivery(logger, logging.INFO, "delivery queued again from the admin", delivery_id=delivery.id,
+                         event_id=delivery.event_id, webhook_id=delivery.webhook_id, operator=request.user.get_username())
+        note = f"; {busy} were being sent already and were left alone" if busy else ""
+        self.message_user(
+            request, f"Queued {done} deliveries to be sent again now{note}.", messages.WARNING if busy else messages.SUCCESS
+        )
+
+    def dashboard_view(self, request):
+        now = timezone.now()
+        by_status: dict[str, int] = dict.fromkeys(Delivery.Status.values, 0)
+        for (status, _), n in deliveries_by_status(since=now - timedelta(hours=24)).items():
+            by_status[status] += n
+        backlog = due_backlog(now=now)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Operations dashboard",
+            "opts": self.model._meta,
+            "by_status": by_status,
+            "attempts": attempt_stats(since=now - METRICS_WINDOW),
+            "backlog": backlog,
+            "oldest_due_age": backlog.oldest_age(now),
+            "webhooks": [(state, state.replace("_", " "), n) for state, n in webhook_states().items()],
+            "failing": [(w, health_html(w)) for w in webhooks_failing()],
+            "chart": hourly_chart(deliveries_per_hour(now=now), title="All deliveries per hour, last 24 hours"),
+        }
+        return TemplateResponse(request, "admin/deliveries/dashboard.html", context)
 
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     list_display = ["id", "type", "site", "created_at"]
-    list_filter = ["type", "site"]
-    search_fields = ["id", "idempotency_key"]
+    list_filter = [OwnTypeFilter, "site"]
+    search_fields = ["=id", "idempotency_key"]
+    show_full_result_count = False
     readonly_fields = ["id", "site", "type", "data", "idempotency_key", "created_at"]
     fields = readonly_fields
 

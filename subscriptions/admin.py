@@ -1,15 +1,34 @@
+"""Webhooks in the admin: a list that shows each endpoint's health, a page with its deliveries, and
+actions that call the services and say what happened."""
+
+import logging
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 
+from agentbot.admin import ObjectActionsMixin, hourly_chart
+from agentbot.logging import log_delivery
+from agentbot.metrics import WEBHOOK_STATES, deliveries_per_hour, webhooks_with_health
+from deliveries import services as delivery_services
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
-from subscriptions.models import Webhook, generate_secret
+from subscriptions.models import Webhook
+
+logger = logging.getLogger(__name__)
 
 EVENT_CHOICES = [(ALL_EVENTS, "All events (*)")] + [(name, name) for name in SUBSCRIBABLE]
+EDITABLE = ["url", "events", "format", "enabled", "description"]
+RECENT_DELIVERIES = 20
 
 
 class WebhookForm(forms.ModelForm):
@@ -18,7 +37,7 @@ class WebhookForm(forms.ModelForm):
 
     class Meta:
         model = Webhook
-        fields = ["site", "url", "events", "format", "enabled", "description"]
+        fields = ["site", *EDITABLE]
 
     def _validated(self, validator, field):
         try:
@@ -33,6 +52,32 @@ class WebhookForm(forms.ModelForm):
         return self._validated(services.webhook_validate_events, "events")
 
 
+class RedeliverForm(forms.Form):
+    since = forms.DateTimeField(
+        label="Failed deliveries created since (UTC)",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def clean_since(self):
+        since = self.cleaned_data["since"]
+        if since > timezone.now():
+            raise ValidationError("pick a time in the past: deliveries created after it are redelivered")
+        return since
+
+
+class HealthFilter(admin.SimpleListFilter):
+    title = "health"
+    parameter_name = "health"
+
+    def lookups(self, request, model_admin):
+        return [(state, state.replace("_", " ")) for state in WEBHOOK_STATES if state != "enabled"]
+
+    def queryset(self, request, queryset):
+        state = self.value()
+        return queryset.filter(WEBHOOK_STATES[state]) if state in WEBHOOK_STATES else queryset
+
+
 def _show_secret_once(request, webhook: Webhook, what: str) -> None:
     messages.warning(
         request,
@@ -42,89 +87,195 @@ def _show_secret_once(request, webhook: Webhook, what: str) -> None:
     )
 
 
+def _ago(moment) -> str:
+    return f"{timesince(moment)} ago" if moment else "—"
+
+
+def health_state(webhook: Webhook) -> tuple[str, str, str]:
+    """(css level, state, why or since when) of a webhook: disabled, circuit open, failing or healthy."""
+    if not webhook.enabled:
+        if webhook.disabled_reason:
+            return "error", "disabled by the service", f"{webhook.disabled_reason} ({_ago(webhook.disabled_at)})"
+        return "warning", "disabled", "by an operator"
+    if webhook.circuit_open:
+        probe = ""
+        if webhook.circuit_probe_at:
+            now = timezone.now()
+            probe = f"; next probe in {timesince(now, webhook.circuit_probe_at)}" if webhook.circuit_probe_at > now else "; probe due now"
+        return "error", "circuit open", f"since {_ago(webhook.circuit_opened_at)}{probe}"
+    if webhook.consecutive_failures:
+        return "warning", "failing", f"{webhook.consecutive_failures} in a row, since {_ago(webhook.failing_since)}"
+    return "ok", "healthy", ""
+
+
+def health_html(webhook: Webhook) -> str:
+    level, state, detail = health_state(webhook)
+    note = format_html("<br><small>{}</small>", detail) if detail else ""
+    return format_html('<span class="console-status {}">{}</span>{}', level, state, note)
+
+
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     form = WebhookForm
-    list_display = ["url", "site", "format", "event_list", "enabled", "created_at"]
-    list_filter = ["enabled", "format", "site"]
-    search_fields = ["url", "id", "description"]
-    readonly_fields = ["id", "secret_hint", "previous_secret_expires_at", "disabled_reason", "disabled_at", "recent_deliveries"]
-    actions = ["send_test", "rotate_secret", "enable", "disable"]
+    list_display = [
+        "url", "site_key", "format_name", "event_list", "enabled", "last_delivery", "success_24h", "failures_in_a_row", "health",
+    ]
+    list_filter = ["enabled", HealthFilter, "format", "site"]
+    list_select_related = ["site"]
+    search_fields = ["url", "=id", "description", "=site__id", "site__name"]
+    readonly_fields = ["id", "secret_hint", "previous_secret_expires_at", "health_summary", "deliveries_chart", "recent_deliveries"]
+    actions = ["send_test", "redeliver_failed", "rotate_secret", "enable", "disable"]
+
+    def get_queryset(self, request):
+        return webhooks_with_health(super().get_queryset(request), now=timezone.now())
+
+    def get_readonly_fields(self, request, obj=None):
+        # A webhook stays on its site: its deliveries and API keys belong there.
+        return self.readonly_fields + (["site"] if obj is not None else [])
 
     def get_fieldsets(self, request, obj=None):
-        main = (None, {"fields": ["site", "url", "events", "format", "enabled", "description"]})
+        main = (None, {"fields": ["site", *EDITABLE]})
         if obj is None:
             return [main]
         return [
             main,
+            ("Health", {"fields": ["health_summary"]}),
             ("Signing", {"fields": ["id", "secret_hint", "previous_secret_expires_at"]}),
-            ("State", {"fields": ["disabled_reason", "disabled_at"]}),
-            ("Recent deliveries", {"fields": ["recent_deliveries"]}),
+            ("Deliveries per hour, last 24 hours", {"fields": ["deliveries_chart"]}),
+            (f"Recent deliveries (newest {RECENT_DELIVERIES})", {"fields": ["recent_deliveries"]}),
         ]
+
+    def object_actions(self, request, obj):
+        return ["send_test", "redeliver_failed", "rotate_secret", "disable" if obj.enabled else "enable"]
+
+    # --- columns ---------------------------------------------------------------------------
+    @admin.display(description="site", ordering="site")
+    def site_key(self, obj):
+        return obj.site_id
+
+    @admin.display(description="format", ordering="format")
+    def format_name(self, obj):
+        return obj.format
 
     @admin.display(description="events")
     def event_list(self, obj):
         return ", ".join(obj.events)
 
+    @admin.display(description="last delivery", ordering="last_delivery_status")
+    def last_delivery(self, obj):
+        if obj.last_delivery_status is None:
+            return "—"
+        code = f" · HTTP {obj.last_delivery_code}" if obj.last_delivery_code else ""
+        return format_html('<span class="console-status {}">{}</span>{}', obj.last_delivery_status, obj.last_delivery_status, code)
+
+    @admin.display(description="success 24 h")
+    def success_24h(self, obj):
+        if not obj.finished_24h:
+            return "—"
+        return f"{100 * obj.succeeded_24h // obj.finished_24h}% of {obj.finished_24h}"
+
+    @admin.display(description="failures", ordering="consecutive_failures")
+    def failures_in_a_row(self, obj):
+        return obj.consecutive_failures
+
+    @admin.display(description="health")
+    def health(self, obj):
+        return health_html(obj)
+
+    # --- the webhook's page ----------------------------------------------------------------
     @admin.display(description="secret")
     def secret_hint(self, obj):
         return obj.masked_secret
 
-    @admin.display(description="")
+    @admin.display(description="now")
+    def health_summary(self, obj):
+        return render_to_string("admin/subscriptions/webhook/health.html", {"webhook": obj, "state": health_html(obj)})
+
+    @admin.display(description="per clock hour (UTC)")
+    def deliveries_chart(self, obj):
+        return hourly_chart(deliveries_per_hour(now=timezone.now(), webhook=obj), title="Deliveries per hour, last 24 hours")
+
+    @admin.display(description="newest first")
     def recent_deliveries(self, obj):
-        rows = obj.deliveries.select_related("event").order_by("-created_at")[:20]
-        if not rows:
-            return "No deliveries yet."
-        body = format_html_join(
-            "",
-            "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    reverse("admin:deliveries_delivery_change", args=[d.pk]),
-                    d.id,
-                    d.event.type,
-                    d.status,
-                    d.last_status_code or "—",
-                    d.attempt_count,
-                    d.next_attempt_at or "—",
-                )
-                for d in rows
-            ),
-        )
-        return format_html(
-            "<table><thead><tr><th>delivery</th><th>event</th><th>status</th><th>HTTP</th>"
-            "<th>attempts</th><th>next retry</th></tr></thead><tbody>{}</tbody></table>",
-            body,
+        rows = obj.deliveries.select_related("event").order_by("-created_at")[:RECENT_DELIVERIES]
+        return render_to_string(
+            "admin/subscriptions/webhook/recent_deliveries.html",
+            {"deliveries": rows, "all_url": reverse("admin:deliveries_delivery_changelist") + f"?webhook__id__exact={obj.pk}"},
         )
 
+    # --- writes go through the services ----------------------------------------------------
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.secret = generate_secret()
-        if change and "enabled" in form.changed_data and obj.enabled:
-            obj.disabled_reason, obj.disabled_at = "", None
-        super().save_model(request, obj, form, change)
-        if not change:
-            _show_secret_once(request, obj, "Signing secret")
+        if change:
+            services.webhook_update(webhook=obj, **{name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE})
+            return
+        created = services.webhook_create(site=obj.site, **{name: form.cleaned_data[name] for name in EDITABLE})
+        obj.pk, obj.secret, obj.created_at = created.pk, created.secret, created.created_at
+        obj._state.adding = False
+        _show_secret_once(request, obj, "Signing secret")
 
-    @admin.action(description="Send a test event")
+    # --- actions -----------------------------------------------------------------------------
+    @admin.action(description="Send a test event", permissions=["change"])
     def send_test(self, request, queryset):
-        from deliveries.services import webhook_send_test
-
         with transaction.atomic():
-            events = [webhook_send_test(webhook=w) for w in queryset]
-        self.message_user(request, f"Sent a webhook.test event to {len(events)} webhook(s); see their deliveries.")
+            events = [delivery_services.webhook_send_test(webhook=w) for w in queryset]
+        deliveries = [d for event in events for d in event.deliveries.all()]
+        for d in deliveries:
+            log_delivery(logger, logging.INFO, "test event sent from the admin", delivery_id=d.id, event_id=d.event_id,
+                         webhook_id=d.webhook_id, operator=request.user.get_username())
+        self.message_user(
+            request,
+            f"Sent a webhook.test event to {len(events)} webhook(s): delivery {', '.join(d.id for d in deliveries)}. "
+            "Its attempt shows on the webhook's page within seconds.",
+            messages.SUCCESS,
+        )
 
-    @admin.action(description="Rotate the signing secret (old one valid 24 h)")
+    @admin.action(description="Redeliver failed deliveries since a time…", permissions=["change"])
+    def redeliver_failed(self, request, queryset):
+        form = RedeliverForm(request.POST if "apply" in request.POST else None, initial={"since": timezone.now() - timedelta(days=1)})
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/subscriptions/webhook/redeliver.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Redeliver failed deliveries",
+                    "opts": self.model._meta,
+                    "form": form,
+                    "webhooks": queryset,
+                    "action": "redeliver_failed",
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        since = form.cleaned_data["since"]
+        webhooks = list(queryset)
+        queued = sum(delivery_services.deliveries_redeliver(webhook=w, since=since) for w in webhooks)
+        logger.info("failed deliveries queued again from the admin", extra={
+            "webhook_ids": ",".join(w.id for w in webhooks), "count": queued, "operator": request.user.get_username()})
+        disabled = [w.url for w in webhooks if not w.enabled]
+        note = f" Note: {', '.join(disabled)} is disabled, so its deliveries fail again at once; enable it first." if disabled else ""
+        self.message_user(
+            request,
+            f"Queued {queued} failed deliveries of {len(webhooks)} webhook(s), created since {since:%Y-%m-%d %H:%M} UTC, "
+            f"to be sent again now.{note}",
+            messages.WARNING if disabled else messages.SUCCESS,
+        )
+
+    @admin.action(description="Rotate the signing secret (old one valid 24 h)", permissions=["change"])
     def rotate_secret(self, request, queryset):
         for webhook in queryset:
             _show_secret_once(request, services.webhook_rotate_secret(webhook=webhook), "New signing secret")
 
-    @admin.action(description="Enable")
+    @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset):
-        count = queryset.update(enabled=True, disabled_reason="", disabled_at=None)
-        self.message_user(request, f"Enabled {count} webhook(s).")
+        webhooks = [services.webhook_update(webhook=w, enabled=True) for w in queryset]
+        self.message_user(request, f"Enabled {len(webhooks)} webhook(s): new events are sent to them again.", messages.SUCCESS)
 
-    @admin.action(description="Disable")
+    @admin.action(description="Disable", permissions=["change"])
     def disable(self, request, queryset):
-        count = queryset.update(enabled=False)
-        self.message_user(request, f"Disabled {count} webhook(s); their new events are not sent until re-enabled.")
+        webhooks = [services.webhook_update(webhook=w, enabled=False) for w in queryset]
+        self.message_user(
+            request,
+            f"Disabled {len(webhooks)} webhook(s): their new events are not sent until re-enabled, and their pending "
+            "deliveries are marked failed when next due (redeliver them after enabling).",
+            messages.SUCCESS,
+        )

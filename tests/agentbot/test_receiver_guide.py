@@ -1,0 +1,77 @@
+"""The receiver guide's verification code (README.md), run as written, accepts what we
+send and refuses a wrong secret or a changed body, in Python and in Node."""
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from deliveries import jsjson
+from deliveries.formats import Envelope, Signing, get_format
+from subscriptions.models import generate_secret
+
+GUIDE = Path(__file__).resolve().parents[2] / "README.md"
+FORMATS = ["agentbot", "chatzuri", "leads", "standard"]
+LEAD = {"conversation_id": "conv_1", "first_name": "Zoë", "last_name": "Ünal", "email": "zoe@example.com",
+        "phone": "+1 555 0100", "content": "Call me 👋", "uri": "https://shop.example.com/p?x=1.0"}
+MESSAGE = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "Preis? 1.0 €",
+           "visitor_email": None, "visitor_name": None, "channel": "web", "source": {}, "page_url": None}
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", GUIDE.read_text(), flags=re.S)
+
+
+def signed_request(format_name: str, secrets: list[str]) -> tuple[dict, bytes]:
+    """(lower-cased headers, body) exactly as the engine renders and signs them."""
+    event_type = "lead.submit" if format_name == "leads" else "message.created"
+    data = LEAD if format_name == "leads" else MESSAGE
+    fmt = get_format(format_name)
+    body = jsjson.dumps(fmt.build_body(Envelope("evt_1", event_type, "site_1", datetime.now(timezone.utc), data)))
+    headers = fmt.headers(Signing("dlv_1", event_type, body, secrets, int(time.time())))
+    return {name.lower(): value for name, value in headers.items()}, body
+
+
+def cases(format_name: str) -> list[tuple[str, dict, bytes, bool]]:
+    """(secret to verify with, headers, body, should pass)."""
+    new, old, other = generate_secret(), generate_secret(), generate_secret()
+    headers, body = signed_request(format_name, [new, old])
+    found = [(new, headers, body, True), (other, headers, body, False), (new, headers, body.replace(b"1", b"2"), False)]
+    # During a rotation the old secret still verifies, except where the header has room for one.
+    found.append((old, headers, body, format_name != "chatzuri"))
+    return found
+
+
+@pytest.mark.parametrize("format_name", FORMATS)
+def test_python_examples_verify_what_we_send(format_name):
+    namespace: dict = {}
+    for block in code_blocks("python"):
+        if f"def verify_{format_name}(" in block:
+            exec(block, namespace)  # noqa: S102 - the guide's own code, run as a reader would
+    verify = namespace[f"verify_{format_name}"]
+    for secret, headers, body, expected in cases(format_name):
+        assert verify(secret, headers, body) is expected
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+def test_node_examples_verify_what_we_send():
+    functions = [b.replace("const crypto = require('crypto');\n", "") for b in code_blocks("js") if "function verify" in b]
+    assert len(functions) == len(FORMATS)
+    inputs = [
+        {"fn": "verify" + name.capitalize(), "secret": secret, "headers": headers, "body": body.decode(), "expected": expected}
+        for name in FORMATS
+        for secret, headers, body, expected in cases(name)
+    ]
+    script = "const crypto = require('crypto');\n" + "\n".join(functions) + """
+const inputs = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const verifiers = { verifyAgentbot, verifyChatzuri, verifyLeads, verifyStandard };
+console.log(JSON.stringify(inputs.map((i) => verifiers[i.fn](i.secret, i.headers, Buffer.from(i.body, 'utf8')))));
+"""
+    done = subprocess.run(["node", "-e", script], input=json.dumps(inputs), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [i["expected"] for i in inputs]
