@@ -23,8 +23,14 @@ run: install
 
 test: install
 	@bash scripts/services.sh
+	@bash scripts/browser.sh
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+# The delivery engine's benchmark (not part of `make test`): BENCH_ARGS=--quick for a short pass.
+bench: install
+	@bash scripts/services.sh
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data staticfiles

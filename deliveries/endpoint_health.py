@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from subscriptions.event_types import WEBHOOK_CIRCUIT_OPENED, WEBHOOK_DISABLED
@@ -110,3 +110,57 @@ def webhooks_probe_due(*, now: datetime) -> list[str]:
             "id", flat=True
         )
     )
+
+
+RATE_LIMIT_CODES = (429, 503)
+
+
+def retry_after_seconds(headers: dict[str, str], *, now: datetime) -> float | None:
+    """The receiver's Retry-After, in seconds or as an HTTP date; None when absent or unreadable."""
+    from email.utils import parsedate_to_datetime
+
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((moment - now).total_seconds(), 0.0) if moment.tzinfo else None
+
+
+def retry_delay(step: float, *, status_code: int | None, headers: dict[str, str], now: datetime) -> float:
+    """The wait before the next attempt: the schedule's step, stretched by a receiver's Retry-After
+    on 429/503, but never sooner than the step and never later than twice it."""
+    if status_code not in RATE_LIMIT_CODES:
+        return step
+    asked = retry_after_seconds(headers, now=now)
+    if asked is None:
+        return step
+    return min(max(asked, step), 2 * step)
+
+
+def probes_claim(*, now: datetime, until: datetime, token: str) -> list[str]:
+    """One due delivery for each open circuit whose probe time has come, leased with `token`."""
+    from deliveries.models import Delivery
+
+    probes = []
+    for webhook_id in webhooks_probe_due(now=now):
+        with transaction.atomic():
+            if not webhook_probe_take(webhook_id=webhook_id, now=now):
+                continue
+            probe = (
+                Delivery.objects.filter(webhook_id=webhook_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+                .filter(models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
+                .order_by("next_attempt_at")
+                .select_for_update(skip_locked=True)
+                .values_list("id", flat=True)
+                .first()
+            )
+            if probe is None:
+                continue
+            Delivery.objects.filter(pk=probe).update(leased_until=until, lease_token=token)
+            probes.append(probe)
+    return probes

@@ -24,6 +24,7 @@ from subscriptions.event_types import (
 from subscriptions.models import SECRET_PREFIX, WebhookFormat
 
 USER_AGENT = "Agentbot-Webhooks/1.0"
+DELIVERY_ID_HEADER = "X-Agentbot-Delivery-Id"
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -67,7 +68,14 @@ class DeliveryFormat:
         return tuple(override) if override else self.schedule
 
     def headers(self, signing: Signing) -> dict[str, str]:
-        return {"Content-Type": "application/json", "User-Agent": USER_AGENT, **self.sign(signing)}
+        # Every format carries the delivery id (same on every retry), so any receiver can
+        # de-duplicate; the format's own headers come after and may name it again.
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            DELIVERY_ID_HEADER: signing.delivery_id,
+            **self.sign(signing),
+        }
 
 
 def iso_utc(moment: datetime) -> str:
@@ -107,7 +115,6 @@ def agentbot_sign(s: Signing) -> dict[str, str]:
     return {
         "X-Agentbot-Event": s.event_type,
         "X-Agentbot-Signature": timestamped_signature(s),
-        "X-Agentbot-Delivery-Id": s.delivery_id,
     }
 
 

@@ -1,20 +1,26 @@
-"""The one outbound HTTP client: pooled keep-alive sessions, bounded time, no redirects, capped
-response bodies, and the URL policy checked again right before each request."""
+"""The one outbound HTTP client: pooled keep-alive connections, bounded time, no redirects, capped
+response bodies, and the URL policy checked again right before each request.
 
+One asyncio event loop and one aiohttp session per process, in a background thread, shared by
+every caller: the delivery engine awaits `send()` on that loop; synchronous code calls `post()` or
+`post_many()`. A host name is resolved through the URL policy and the connection goes to the very
+addresses that were checked, so DNS cannot swap in a private address between check and connect.
+"""
+
+import asyncio
+import ipaddress
+import os
+import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-import requests
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from django.conf import settings
-from requests.adapters import HTTPAdapter
 
-from subscriptions.url_policy import UrlNotAllowed, resolve_allowed
-
-_local = threading.local()
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+from subscriptions.url_policy import UrlNotAllowed, resolve_allowed, split_url
 
 
 @dataclass
@@ -33,76 +39,168 @@ class OutboundResult:
     error: str = ""
 
 
-def session() -> requests.Session:
-    """One keep-alive session per thread: requests.Session is not safe to share across threads."""
-    s = getattr(_local, "session", None)
-    if s is None:
-        s = requests.Session()
-        s.trust_env = False  # no proxies or netrc from the environment
-        adapter = HTTPAdapter(pool_connections=32, pool_maxsize=8, max_retries=0)
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
-        _local.session = s
-    return s
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
-def _read_capped(response: requests.Response, cap: int, deadline: float) -> bytes:
+@lru_cache(maxsize=4096)
+def _literal_verdict(url_base: str, allow_private: bool) -> list | UrlNotAllowed:
+    """The policy's answer for an IP-literal host never changes (no DNS), so it is asked once."""
+    try:
+        return resolve_allowed(url_base)
+    except UrlNotAllowed as exc:
+        return exc
+
+
+async def allowed_addresses(url: str) -> list:
+    """The URL policy for `url`; DNS (blocking) runs off the loop, an IP literal is checked inline."""
+    scheme, host, port = split_url(url)
+    if not _is_ip_literal(host):
+        return await asyncio.get_running_loop().run_in_executor(None, resolve_allowed, url)
+    host = f"[{host}]" if ":" in host else host
+    verdict = _literal_verdict(f"{scheme}://{host}:{port}/", settings.AGENTBOT_ALLOW_PRIVATE_URLS)
+    if isinstance(verdict, UrlNotAllowed):
+        raise verdict
+    return verdict
+
+
+class PolicyResolver(AbstractResolver):
+    """aiohttp connects only to addresses the URL policy allowed, resolved when it connects."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await allowed_addresses(f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(ip),
+                port=port,
+                family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for ip in addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+class Client:
+    """The process's event loop (in a daemon thread) and its one aiohttp session."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self.thread = threading.Thread(target=self._run, name="webhook-http", daemon=True)
+        self.thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        self.loop.run_forever()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Created on the loop, on first use (aiohttp binds a session to the running loop)."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=settings.AGENTBOT_HTTP_CONNECTIONS,
+                limit_per_host=0,  # per-webhook caps live in the engine, not per host
+                resolver=PolicyResolver(),
+                use_dns_cache=False,
+                keepalive_timeout=30,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,
+                skip_auto_headers=("Accept-Encoding",),
+                trust_env=False,  # no proxies or netrc from the environment
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    def run(self, coroutine):
+        """Run `coroutine` on the loop from another thread and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+
+_client: Client | None = None
+_client_lock = threading.Lock()
+
+
+def client() -> Client:
+    """This process's client; a forked child (a Celery pool process) starts its own."""
+    global _client
+    if _client is None or _client.pid != os.getpid():
+        with _client_lock:
+            if _client is None or _client.pid != os.getpid():
+                _client = Client()
+    return _client
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=8192):
+    while size < cap:
+        chunk = await response.content.read(cap - size)
+        if not chunk:
+            break
         chunks.append(chunk)
         size += len(chunk)
-        if size >= cap or time.monotonic() > deadline:
-            break
-    return b"".join(chunks)[:cap]
+    return b"".join(chunks)
 
 
-def post(request: OutboundRequest) -> OutboundResult:
+async def send(request: OutboundRequest) -> OutboundResult:
+    """One POST on the shared session; never raises, every failure is in `result.error`."""
     timeout = settings.AGENTBOT_HTTP_TIMEOUT
     started = time.monotonic()
     result = OutboundResult()
     try:
-        resolve_allowed(request.url)
-        with session().post(
+        await allowed_addresses(request.url)
+        async with client().session.post(
             request.url,
             data=request.body,
             headers=request.headers,
-            timeout=(min(timeout, 10.0), timeout),
             allow_redirects=False,
-            stream=True,
+            timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
         ) as response:
-            result.status_code = response.status_code
+            result.status_code = response.status
             result.headers = dict(response.headers)
-            result.body = _read_capped(response, settings.AGENTBOT_RESPONSE_BODY_CAP, started + timeout)
+            result.body = await _read_capped(response, settings.AGENTBOT_RESPONSE_BODY_CAP)
     except UrlNotAllowed as exc:
         result.error = f"refused: {exc}"
-    except requests.Timeout:
+    except asyncio.TimeoutError:
         result.error = f"timed out after {timeout:g} s"
-    except requests.ConnectionError as exc:
+    except aiohttp.ClientConnectionError as exc:
         result.error = f"connection failed: {_short(exc)}"
-    except requests.RequestException as exc:
+    except (aiohttp.ClientError, ValueError) as exc:
         result.error = f"request failed: {_short(exc)}"
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc)
+    text = str(exc) or type(exc).__name__
     return text if len(text) <= 300 else text[:300] + "…"
 
 
+def post(request: OutboundRequest) -> OutboundResult:
+    """Send one request from synchronous code."""
+    return client().run(send(request))
+
+
 def post_many(batch: list[OutboundRequest]) -> list[OutboundResult]:
-    """Send a batch concurrently; results in the batch's order."""
-    if len(batch) <= 1:
-        return [post(r) for r in batch]
-    return list(_pool().map(post, batch))
+    """Send a batch concurrently from synchronous code; results in the batch's order."""
 
+    async def gather() -> list[OutboundResult]:
+        return list(await asyncio.gather(*(send(r) for r in batch)))
 
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(
-                    max_workers=settings.AGENTBOT_SEND_CONCURRENCY, thread_name_prefix="webhook-send"
-                )
-    return _executor
+    return client().run(gather()) if batch else []

@@ -8,18 +8,18 @@ dead worker only costs the lease: when it runs out, the sweep hands the delivery
 
 import logging
 import secrets
-from dataclasses import dataclass
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from agentbot.logging import log_delivery
 from agentbot.models import Site
-from deliveries import http, jsjson
-from deliveries.formats import Envelope, Signing, get_format
-from deliveries.models import Attempt, Delivery, Event
+from deliveries import bulk, endpoint_health, engine, http, jsjson
+from deliveries.formats import Envelope, get_format
+from deliveries.models import Delivery, Event
 from subscriptions.event_types import CATALOGUE, WEBHOOK_TEST
 from subscriptions.models import Webhook
 
@@ -59,10 +59,38 @@ def event_validate(*, event_type: str, data) -> None:
         jsjson.check_safe(data, path="data")
     except jsjson.UnsafeJSONError as exc:
         raise PublishError(str(exc)) from exc
+    unstorable = _unstorable_text(data, "data")
+    if unstorable:
+        raise PublishError(f"{unstorable} contains a NUL character or an unpaired surrogate, which cannot be stored")
     size = len(jsjson.dumps(data))
     limit = settings.AGENTBOT_MAX_EVENT_DATA_BYTES
     if size > limit:
         raise EventTooLarge(f"data is {size} bytes once serialised; the limit is {limit} bytes ({limit // 1024} KB)")
+
+
+def _unstorable_text(value, path: str) -> str | None:
+    """The path of the first string (or key) PostgreSQL cannot store: NUL, or not valid UTF-8."""
+    if isinstance(value, str):
+        return path if "\x00" in value or not value.isascii() and _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable_text(key, f"{path} key {key!r}") or _unstorable_text(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable_text(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def event_publish(
@@ -93,28 +121,27 @@ def event_publish(
         except IntegrityError:
             # A concurrent publish with the same key won the race.
             return Event.objects.get(site=site, idempotency_key=idempotency_key), False
+        # Only what the choice needs (loading the secrets would decrypt each one), read now: the
+        # caller's copy of a webhook may predate its circuit opening.
+        candidates = Webhook.objects.only("id", "events", "format", "circuit_opened_at")
         if only_webhook is not None:
-            webhooks = [only_webhook]
+            webhooks = list(candidates.filter(pk=only_webhook.pk))
         else:
             webhooks = [
                 w
-                for w in Webhook.objects.filter(site=site, enabled=True)
+                for w in candidates.filter(site=site, enabled=True)
                 if w.wants(event_type) and get_format(w.format).carries(event_type)
             ]
         now = timezone.now()
         token = _lease_token()
-        deliveries = Delivery.objects.bulk_create(
-            Delivery(
-                event=event,
-                webhook=w,
-                next_attempt_at=now,
-                leased_until=_dispatch_until(now),
-                lease_token=token,
-            )
-            for w in webhooks
+        flowing = [w.id for w in webhooks if not w.circuit_open]
+        # An open circuit's deliveries are stored but held: its probes let them through later.
+        held = [w.id for w in webhooks if w.circuit_open]
+        ids = bulk.deliveries_create(
+            event_id=event.id, webhook_ids=flowing, now=now, until=_dispatch_until(now), token=token
         )
-        if deliveries:
-            ids = [d.id for d in deliveries]
+        bulk.deliveries_create(event_id=event.id, webhook_ids=held, now=now, until=None, token=None)
+        if ids:
             transaction.on_commit(lambda: dispatch(ids, token))
     return event, True
 
@@ -134,29 +161,23 @@ def dispatch(ids: list[str], token: str) -> None:
 
 # --- sweep ------------------------------------------------------------------------------------
 def deliveries_due(*, now: datetime):
-    return Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).filter(
-        Q(leased_until__isnull=True) | Q(leased_until__lt=now)
-    )
+    return bulk.due(now=now)
 
 
 def deliveries_claim_due(*, now: datetime, limit: int) -> tuple[list[str], str]:
     """Take a dispatch lease on up to `limit` due deliveries whose lease has run out."""
     token = _lease_token()
-    with transaction.atomic():
-        ids = list(
-            deliveries_due(now=now)
-            .order_by("next_attempt_at")
-            .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)[:limit]
-        )
-        if ids:
-            Delivery.objects.filter(id__in=ids).update(leased_until=_dispatch_until(now), lease_token=token)
+    ids = bulk.claim_due(now=now, limit=limit, until=_dispatch_until(now), token=token)
     return ids, token
 
 
 def deliveries_sweep(*, max_batches: int = 50) -> int:
     """Hand every due delivery with an expired lease to the workers; returns how many."""
-    handed = 0
+    now, token = timezone.now(), _lease_token()
+    probes = endpoint_health.probes_claim(now=now, until=_dispatch_until(now), token=token)
+    if probes:
+        dispatch(probes, token)
+    handed = len(probes)
     for _ in range(max_batches):
         ids, token = deliveries_claim_due(now=timezone.now(), limit=settings.AGENTBOT_SEND_BATCH)
         if not ids:
@@ -167,86 +188,134 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
 
 
 # --- send -------------------------------------------------------------------------------------
-def _send_lease(count: int) -> timedelta:
-    rounds = count // max(settings.AGENTBOT_SEND_CONCURRENCY, 1) + 1
-    return timedelta(seconds=settings.AGENTBOT_DISPATCH_LEASE + rounds * (settings.AGENTBOT_HTTP_TIMEOUT + 5))
+def deliveries_take(*, ids: list[str], token: str, skip_webhooks: list[str] = ()) -> list[bulk.Taken]:
+    """Swap the dispatch lease for a send lease; only deliveries still held by `token` are taken,
+    and none to `skip_webhooks` (saturated ones: those wait for the sweep)."""
+    return bulk.take(ids=ids, token=token, until=timezone.now() + engine.send_lease(), skip_webhooks=skip_webhooks)
 
 
-def deliveries_take(*, ids: list[str], token: str) -> list[Delivery]:
-    """Swap the dispatch lease for a send lease; only deliveries still held by `token` are taken."""
-    owned = Delivery.objects.filter(id__in=ids, lease_token=token, status=Delivery.Status.PENDING)
-    if not owned.update(leased_until=timezone.now() + _send_lease(len(ids))):
-        return []
-    return list(owned.select_related("event", "webhook"))
-
-
-@dataclass
-class _Prepared:
-    delivery: Delivery
-    request: http.OutboundRequest
-
-
-def delivery_render(delivery: Delivery, now: datetime, bodies: dict | None = None) -> http.OutboundRequest:
-    """The exact request for the next attempt of `delivery`: body, signed headers, URL."""
-    event, webhook = delivery.event, delivery.webhook
+def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dict) -> engine.Job:
+    """The next attempt of a taken delivery: its body for the webhook's format and the secrets to
+    sign with (the engine signs when it sends). `bodies` shares one body per event and format."""
+    event, webhook = taken.event, taken.webhook
     fmt = get_format(webhook.format)
-    cache_key = (event.id, fmt.name)
-    body = bodies.get(cache_key) if bodies is not None else None
+    body = bodies.get((event.id, fmt.name))
     if body is None:
         envelope = Envelope(event.id, event.type, event.site_id, event.created_at, event.data)
-        body = jsjson.dumps(fmt.build_body(envelope))
-        if bodies is not None:
-            bodies[cache_key] = body
-    signing = Signing(delivery.id, event.type, body, webhook.signing_secrets(now), int(now.timestamp()))
-    return http.OutboundRequest(url=webhook.url, body=body, headers=fmt.headers(signing))
+        body = bodies[(event.id, fmt.name)] = jsjson.dumps(fmt.build_body(envelope))
+    return engine.Job(
+        delivery_id=taken.id, token=token, webhook_id=webhook.id, event_id=event.id, url=webhook.url, format=fmt.name,
+        event_type=event.type, body=body, secrets=webhook.signing_secrets(now),
+        attempt_count=taken.attempt_count, schedule_position=taken.schedule_position,
+    )
 
 
-def deliveries_send(*, ids: list[str], token: str) -> int:
-    """One attempt for each delivery still held by `token`; returns how many were attempted."""
-    taken = deliveries_take(ids=ids, token=token)
-    if not taken:
-        return 0
+def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
+    """One attempt for each delivery still held by `token`; returns how many went to the engine.
+
+    With `wait` the call returns once those attempts are recorded; without it (the Celery task) it
+    returns at once, so a worker never waits on a slow endpoint.
+    """
+    sender = engine.engine(attempts_record, deliveries_release)
+    if not sender.wait_for_room(len(ids), timeout=settings.AGENTBOT_DISPATCH_LEASE / 2):
+        return 0  # the engine is full: the dispatch lease runs out and the sweep hands these out again
+    deadline = time.monotonic() + engine.queue_budget() + engine.START_GRACE
+    taken = deliveries_take(ids=ids, token=token, skip_webhooks=sender.saturated())
+    paused = [t.id for t in taken if not t.webhook.enabled]
+    if paused:
+        bulk.release(
+            ids=paused, token=token, status=Delivery.Status.FAILED, next_attempt_at=None, last_error="webhook is disabled"
+        )
     now = timezone.now()
     bodies: dict = {}
-    prepared, paused = [], []
-    for delivery in taken:
-        if delivery.webhook.enabled:
-            prepared.append(_Prepared(delivery, delivery_render(delivery, now, bodies)))
-        else:
-            paused.append(delivery)
-    results = http.post_many([p.request for p in prepared])
-    attempts_record(token=token, sent=list(zip(prepared, results)), started=now)
-    for delivery in paused:
-        delivery_finish(delivery, token=token, status=Delivery.Status.FAILED, error="webhook is disabled")
-    return len(prepared)
+    jobs = [delivery_render(t, token=token, now=now, bodies=bodies) for t in taken if t.webhook.enabled]
+    latch = engine.Latch(len(jobs)) if wait else None
+    for job in jobs:
+        job.deadline, job.done = deadline, latch
+    refused = sender.submit(jobs)
+    if refused:
+        deliveries_defer(refused, token=token)
+        if latch:
+            latch.count_down(len(refused))
+    if latch:
+        latch.wait(timeout=engine.send_lease().total_seconds())
+    return len(jobs) - len(refused)
 
 
-def attempts_record(*, token: str, sent: list[tuple[_Prepared, http.OutboundResult]], started: datetime) -> None:
-    """Store the attempts and move each delivery on: succeeded, next retry, or failed."""
+def deliveries_defer(jobs: list[engine.Job], *, token: str) -> None:
+    """Give back deliveries whose webhook is saturated: due again after one request timeout, for
+    the sweep; not an attempt, so the schedule is untouched."""
+    later = timezone.now() + timedelta(seconds=settings.AGENTBOT_HTTP_TIMEOUT)
+    bulk.release(ids=[j.delivery_id for j in jobs], token=token, next_attempt_at=later)
+
+
+def deliveries_release(jobs: list[engine.Job]) -> None:
+    """Give back deliveries the engine did not send in time: due as they were, for the sweep."""
+    by_token: dict[str, list[str]] = {}
+    for job in jobs:
+        by_token.setdefault(job.token, []).append(job.delivery_id)
+    for token, ids in by_token.items():
+        bulk.release(ids=ids, token=token)
+
+
+def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
+    """Store the attempts and move each delivery on (succeeded, next retry, or failed), in bulk."""
     now = timezone.now()
-    attempts = []
-    with transaction.atomic():
-        for prepared, result in sent:
-            delivery = prepared.delivery
-            fmt = get_format(delivery.webhook.format)
-            ok = result.status_code is not None and fmt.is_success(result.status_code, result.body)
-            error = result.error or ("" if ok else _failure_reason(fmt.name, result))
-            attempts.append(
-                Attempt(
-                    delivery=delivery,
-                    number=delivery.attempt_count + 1,
-                    at=started,
-                    status_code=result.status_code,
-                    request_headers=prepared.request.headers,
-                    response_headers=result.headers,
-                    response_body=result.body.decode("utf-8", errors="replace"),
-                    duration_ms=result.duration_ms,
-                    error=error,
-                    succeeded=ok,
-                )
+    outcomes = []
+    for job, result in sent:
+        fmt = get_format(job.format)
+        ok = result.status_code is not None and fmt.is_success(result.status_code, result.body)
+        error = result.error or ("" if ok else _failure_reason(fmt.name, result))
+        status, position, next_at = delivery_schedule_next(
+            format_name=fmt.name,
+            schedule_position=job.schedule_position,
+            ok=ok,
+            now=now,
+            status_code=result.status_code,
+            headers=result.headers,
+        )
+        outcomes.append(
+            bulk.Outcome(
+                delivery_id=job.delivery_id,
+                token=job.token,
+                number=job.attempt_count + 1,
+                at=job.started or now,
+                status_code=result.status_code,
+                request_headers=job.request.headers if job.request else {},
+                response_headers=result.headers,
+                response_body=result.body.decode("utf-8", errors="replace"),
+                duration_ms=result.duration_ms,
+                error=error,
+                succeeded=ok,
+                status=status,
+                schedule_position=position,
+                next_attempt_at=next_at,
             )
-            delivery_schedule_next(delivery, token=token, ok=ok, result=result, error=error, now=now)
-        Attempt.objects.bulk_create(attempts)
+        )
+    bulk.record(outcomes, now=now)
+    for (job, _), outcome in zip(sent, outcomes):
+        log_delivery(
+            logger,
+            logging.DEBUG if outcome.succeeded else logging.INFO,
+            "attempt succeeded" if outcome.succeeded else "attempt failed",
+            delivery_id=job.delivery_id,
+            event_id=job.event_id,
+            webhook_id=job.webhook_id,
+            attempt=outcome.number,
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+            error=outcome.error,
+            delivery_status=outcome.status,
+        )
+    try:
+        endpoint_health.webhooks_record_outcomes(
+            outcomes=[
+                endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at)
+                for (job, _), o in zip(sent, outcomes)
+            ]
+        )
+    except Exception:  # the attempts are stored; health catches up with the next outcomes
+        logger.exception("could not update endpoint health for %d attempts", len(outcomes))
 
 
 def _failure_reason(format_name: str, result: http.OutboundResult) -> str:
@@ -258,34 +327,24 @@ def _failure_reason(format_name: str, result: http.OutboundResult) -> str:
 
 
 def delivery_schedule_next(
-    delivery: Delivery, *, token: str, ok: bool, result: http.OutboundResult, error: str, now: datetime
-) -> None:
-    schedule = get_format(delivery.webhook.format).retry_schedule()
-    position = delivery.schedule_position + 1
-    fields = {
-        "attempt_count": delivery.attempt_count + 1,
-        "schedule_position": position,
-        "last_attempt_at": now,
-        "last_status_code": result.status_code,
-        "last_error": error,
-        "leased_until": None,
-        "lease_token": None,
-        "updated_at": now,
-    }
+    *,
+    format_name: str,
+    schedule_position: int,
+    ok: bool,
+    now: datetime,
+    status_code: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[str, int, datetime | None]:
+    """After an attempt: (status, schedule position, next attempt time) from the format's schedule,
+    stretched by a 429/503's Retry-After; a 410 Gone ends the delivery (its webhook is disabled)."""
+    schedule = get_format(format_name).retry_schedule()
+    position = schedule_position + 1
     if ok:
-        fields.update(status=Delivery.Status.SUCCEEDED, next_attempt_at=None)
-    elif position < len(schedule):
-        fields.update(status=Delivery.Status.PENDING, next_attempt_at=now + timedelta(seconds=schedule[position]))
-    else:
-        fields.update(status=Delivery.Status.FAILED, next_attempt_at=None)
-    Delivery.objects.filter(pk=delivery.pk, lease_token=token).update(**fields)
-
-
-def delivery_finish(delivery: Delivery, *, token: str, status: str, error: str) -> None:
-    Delivery.objects.filter(pk=delivery.pk, lease_token=token).update(
-        status=status, next_attempt_at=None, leased_until=None, lease_token=None, last_error=error
-    )
-
+        return Delivery.Status.SUCCEEDED, position, None
+    if position < len(schedule) and status_code != 410:
+        delay = endpoint_health.retry_delay(schedule[position], status_code=status_code, headers=headers or {}, now=now)
+        return Delivery.Status.PENDING, position, now + timedelta(seconds=delay)
+    return Delivery.Status.FAILED, position, None
 
 # --- operator actions -------------------------------------------------------------------------
 def _requeue(queryset, *, now: datetime) -> list[str]:

@@ -1,8 +1,9 @@
 """Celery tasks: ids in, one service call, nothing else."""
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import task_prerun, worker_process_shutdown, worker_shutdown
 from django.conf import settings
+from django.db import close_old_connections
 
 from deliveries import engine, services
 
@@ -18,11 +19,19 @@ def deliveries_sweep() -> int:
     return services.deliveries_sweep()
 
 
+@task_prerun.connect
+def connections_checked(sender=None, **kwargs) -> None:
+    """Celery keeps connections across tasks (CELERY_DB_REUSE_MAX): as Django does per request,
+    drop one that failed or aged out, and let the next query check the connection first."""
+    if not getattr(getattr(sender, "request", None), "is_eager", False):  # never inside a caller's transaction
+        close_old_connections()
+
+
 @worker_process_shutdown.connect
 @worker_shutdown.connect
-def engine_drain(**kwargs) -> None:
+def engine_stop(**kwargs) -> None:
     """On a warm shutdown, let what is in flight finish and be recorded (bounded by the timeout)."""
-    engine.engine_drain(timeout=settings.AGENTBOT_HTTP_TIMEOUT + 5)
+    engine.engine_stop(timeout=settings.AGENTBOT_HTTP_TIMEOUT + 5)
 
 
 from deliveries import leads_reoffer  # noqa: E402

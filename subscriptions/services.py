@@ -77,17 +77,25 @@ def webhook_update(*, webhook: Webhook, **changes) -> Webhook:
         if field not in {"url", "events", "format", "description", "enabled"}:
             raise ValidationError({field: "this field cannot be changed"})
         setattr(webhook, field, validators[field](value) if field in validators else value)
+    fields = set(changes)
     if changes.get("enabled") is True:
-        webhook_health_reset(webhook)
-    webhook.save()
+        fields |= webhook_health_reset(webhook)
+    # Only what changed: the engine writes the health fields of the same row concurrently.
+    webhook.save(update_fields=[*fields, "updated_at"])
     return webhook
 
 
-def webhook_health_reset(webhook: Webhook) -> None:
+HEALTH_FIELDS = (
+    "disabled_reason", "disabled_at", "consecutive_failures", "failing_since", "circuit_opened_at", "circuit_probe_at",
+)
+
+
+def webhook_health_reset(webhook: Webhook) -> set[str]:
     """A fresh start on re-enabling: no disable reason, no failing streak, circuit closed."""
     webhook.disabled_reason, webhook.disabled_at = "", None
     webhook.consecutive_failures, webhook.failing_since = 0, None
     webhook.circuit_opened_at = webhook.circuit_probe_at = None
+    return set(HEALTH_FIELDS)
 
 
 def webhook_rotate_secret(*, webhook: Webhook, grace: timedelta | None = None) -> Webhook:

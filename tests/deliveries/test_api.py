@@ -123,3 +123,17 @@ def test_schema_and_docs_are_served(api_client):
         assert path in paths
     docs = api_client.get("/api/v1/docs")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+@pytest.mark.parametrize(
+    "raw, path",
+    [
+        ('{"event":"webhook.test","data":{"webhook_id":"wh_1","message":"a\\u0000b"}}', "data.message"),
+        ('{"event":"webhook.test","data":{"webhook_id":"wh_1","message":["\\ud800"]}}', "data.message[0]"),
+        ('{"event":"webhook.test","data":{"webhook_id":"wh_1","m\\u0000":"x"}}', "data key 'm\\x00'"),
+    ],
+)
+def test_text_postgresql_cannot_store_is_a_400_naming_the_field(api, raw, path):
+    response = api.post("/api/v1/events", data=raw, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(path) and "NUL character or an unpaired surrogate" in response.json()["message"]

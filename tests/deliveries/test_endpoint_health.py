@@ -86,3 +86,45 @@ def test_reenabling_clears_the_reason(site, webhook_factory, api):
     assert response.json()["enabled"] is True and response.json()["disabled_reason"] == ""
     webhook.refresh_from_db()
     assert webhook.consecutive_failures == 0 and webhook.failing_since is None and not webhook.circuit_open
+
+
+@pytest.mark.parametrize(
+    "status, header, expected",
+    [
+        (429, "120", 120.0),  # within [step, 2 × step]
+        (503, "10", 60.0),  # never sooner than the schedule
+        (429, "100000", 120.0),  # never later than twice the step
+        (500, "120", 60.0),  # only 429 and 503 carry the receiver's wish
+        (429, "soon", 60.0),  # unreadable: the schedule
+        (429, "Wed, 25 Nov 2026 00:01:30 GMT", 90.0),  # an HTTP date
+    ],
+)
+def test_retry_after_stretches_the_step_within_bounds(status, header, expected):
+    from datetime import datetime, timezone as tz
+
+    from deliveries.endpoint_health import retry_delay
+
+    now = datetime(2026, 11, 25, 0, 0, 0, tzinfo=tz.utc)
+    assert retry_delay(60.0, status_code=status, headers={"Retry-After": header}, now=now) == expected
+
+
+def test_an_open_circuit_lets_one_held_delivery_through_per_interval(site, webhook_factory, settings):
+    from deliveries.endpoint_health import probes_claim
+    from deliveries.models import Delivery
+    from deliveries.services import webhook_send_test
+
+    settings.AGENTBOT_CIRCUIT_THRESHOLD = 1
+    settings.AGENTBOT_CIRCUIT_PROBE_INTERVAL = 60
+    webhook = webhook_factory(site=site, events=["ticket.created"])  # not the circuit notice itself
+    for _ in range(3):
+        webhook_send_test(webhook=webhook)
+    Delivery.objects.update(leased_until=None, lease_token=None)
+    webhook = fold(webhook, 500)
+    later = webhook.circuit_probe_at + timedelta(seconds=1)
+    until = later + timedelta(minutes=1)
+
+    assert probes_claim(now=timezone.now(), until=until, token="t0") == [], "no probe before its time"
+    (probe,) = probes_claim(now=later, until=until, token="t1")
+    assert Delivery.objects.get(pk=probe).lease_token == "t1"
+    assert probes_claim(now=later, until=until, token="t2") == [], "one probe per interval"
+    assert Delivery.objects.filter(lease_token__isnull=True, status="pending").count() == 2, "the rest stay held"

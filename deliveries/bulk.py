@@ -1,0 +1,278 @@
+"""The engine's set-based statements: claim, take, record and hand back deliveries a batch at a time.
+
+On PostgreSQL each is one statement (UPDATE … RETURNING, SKIP LOCKED, arrays unnested on the
+server); on SQLite, the embedded mode of `make run`, the same effect through the ORM, row by row.
+Callers pass plain values and get plain values back; the decisions (which outcome, which retry
+time) are made by the services.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+import psycopg
+from django.db import connection, transaction
+from django.db.models import Q
+
+from agentbot.crypto import decrypt
+from agentbot.ids import new_delivery_id
+from deliveries.models import Attempt, Delivery, Event
+from subscriptions.models import Webhook
+
+PENDING = Delivery.Status.PENDING
+
+
+def on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _execute(sql: str, params: list) -> list[tuple]:
+    """Run one statement with server-side binding, so arrays travel as arrays, not as SQL text."""
+    connection.close_if_health_check_failed()  # CONN_HEALTH_CHECKS, as Django's own cursors do
+    connection.ensure_connection()
+    # Django's wrapper turns psycopg errors into django.db ones and marks the connection for a check.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+# --- create (publish) -------------------------------------------------------------------------
+def deliveries_create(
+    *, event_id: str, webhook_ids: list[str], now: datetime, until: datetime | None, token: str | None
+) -> list[str]:
+    """One delivery per webhook, due `now`, under the dispatch lease `token` until `until`; their ids.
+
+    On PostgreSQL one `INSERT … SELECT … unnest(…)` whose columns come from the model, every field
+    the caller does not set taking its default as `bulk_create` would.
+    """
+    if not webhook_ids:
+        return []
+    given = {"event_id": event_id, "next_attempt_at": now, "leased_until": until, "lease_token": token}
+    if not on_postgresql():
+        created = Delivery.objects.bulk_create(Delivery(webhook_id=w, **given) for w in webhook_ids)
+        return [d.id for d in created]
+    ids = [new_delivery_id() for _ in webhook_ids]
+    per_row = {"id": ids, "webhook_id": webhook_ids}
+    columns, values, params = [], [], []
+    for f in Delivery._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(f.column))
+        if f.attname in per_row:
+            values.append(f"r.{f.attname}")
+            continue
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now
+        else:
+            value = given[f.attname] if f.attname in given else f.get_default()
+        values.append(f"%s::{f.db_type(connection)}")
+        params.append(f.get_db_prep_save(value, connection))
+    id_type, webhook_type = (Delivery._meta.get_field(n).db_type(connection) for n in ("id", "webhook"))
+    sql = (
+        f"INSERT INTO {Delivery._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[]) AS r(id, webhook_id)"
+    )
+    _execute(sql, params + [ids, list(webhook_ids)])
+    return ids
+
+
+# --- claim (the sweep) ------------------------------------------------------------------------
+CLAIM_SQL = """
+UPDATE deliveries_delivery SET leased_until = %s, lease_token = %s
+WHERE id IN (
+    SELECT id FROM deliveries_delivery
+    WHERE status = 'pending' AND next_attempt_at <= %s AND (leased_until IS NULL OR leased_until < %s)
+      -- an open circuit's deliveries are held; its probes are claimed on their own
+      AND webhook_id NOT IN (SELECT id FROM subscriptions_webhook WHERE circuit_opened_at IS NOT NULL)
+    ORDER BY next_attempt_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+
+def due(*, now: datetime):
+    """Pending deliveries whose time has come and whose lease (if any) ran out."""
+    return (
+        Delivery.objects.filter(status=PENDING, next_attempt_at__lte=now)
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .exclude(webhook__circuit_opened_at__isnull=False)
+    )
+
+
+def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
+    """Lease up to `limit` due deliveries whose lease ran out; the walk is along the due index."""
+    if on_postgresql():
+        return [row[0] for row in _execute(CLAIM_SQL, [until, token, now, now, limit])]
+    with transaction.atomic():
+        ids = list(
+            due(now=now)
+            .order_by("next_attempt_at")
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Delivery.objects.filter(id__in=ids).update(leased_until=until, lease_token=token)
+    return ids
+
+
+# --- take (a worker swaps the dispatch lease for a send lease) --------------------------------
+@dataclass
+class Taken:
+    id: str
+    attempt_count: int
+    schedule_position: int
+    event: Event
+    webhook: Webhook
+
+
+# The event's data is returned once per event, not once per delivery of it.
+TAKE_SQL = """
+WITH taken AS (
+    UPDATE deliveries_delivery SET leased_until = %s
+    WHERE id = ANY(%s) AND lease_token = %s AND status = 'pending' AND webhook_id <> ALL(%s)
+    RETURNING id, event_id, webhook_id, attempt_count, schedule_position
+)
+SELECT t.id, t.attempt_count, t.schedule_position,
+       e.id, e.type, e.site_id, e.created_at,
+       CASE WHEN row_number() OVER (PARTITION BY e.id) = 1 THEN e.data::text END,
+       w.id, w.url, w.format, w.enabled, w.secret, w.previous_secret, w.previous_secret_expires_at
+FROM taken t
+JOIN deliveries_event e ON e.id = t.event_id
+JOIN subscriptions_webhook w ON w.id = t.webhook_id
+"""
+
+
+@lru_cache(maxsize=4096)
+def _plain(ciphertext: str) -> str:
+    """Secrets are stored encrypted; a worker decrypts each distinct ciphertext once."""
+    return decrypt(ciphertext) if ciphertext else ""
+
+
+@lru_cache(maxsize=1024)
+def _webhook(id, url, format, enabled, secret, previous_secret, previous_secret_expires_at) -> Webhook:
+    """What sending needs of a webhook, built once per version of its row (read-only)."""
+    return Webhook(
+        id=id, url=url, format=format, enabled=enabled, secret=_plain(secret),
+        previous_secret=_plain(previous_secret), previous_secret_expires_at=previous_secret_expires_at,
+    )
+
+
+def take(*, ids: list[str], token: str, until: datetime, skip_webhooks: list[str] = ()) -> list[Taken]:
+    """Extend the lease of the deliveries still held by `token` to `until` and load what sending
+    needs. Deliveries to `skip_webhooks` are left alone: they keep the lease they have."""
+    if not on_postgresql():
+        owned = Delivery.objects.filter(id__in=ids, lease_token=token, status=PENDING).exclude(
+            webhook_id__in=skip_webhooks
+        )
+        if not owned.update(leased_until=until):
+            return []
+        return [
+            Taken(d.id, d.attempt_count, d.schedule_position, d.event, d.webhook)
+            for d in owned.select_related("event", "webhook")
+        ]
+    rows = _execute(TAKE_SQL, [until, list(ids), token, list(skip_webhooks)])
+    events: dict[str, Event] = {}
+    webhooks: dict[str, Webhook] = {}
+    for row in rows:
+        event_id, data = row[3], row[7]
+        if data is not None:
+            events[event_id] = Event(id=event_id, type=row[4], site_id=row[5], created_at=row[6], data=json.loads(data))
+        if row[8] not in webhooks:
+            webhooks[row[8]] = _webhook(*row[8:15])
+    return [Taken(row[0], row[1], row[2], events[row[3]], webhooks[row[8]]) for row in rows]
+
+
+# --- record -----------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """One attempt to store and the state its delivery moves to."""
+
+    delivery_id: str
+    token: str
+    number: int
+    at: datetime
+    status_code: int | None
+    request_headers: dict
+    response_headers: dict
+    response_body: str
+    duration_ms: int
+    error: str
+    succeeded: bool
+    status: str
+    schedule_position: int
+    next_attempt_at: datetime | None
+
+
+# One statement: move every delivery still held by its token on, and store every attempt whose
+# delivery still exists (the HTTP exchange happened, even if the lease was lost meanwhile).
+RECORD_SQL = """
+WITH r AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[], %s::int[], %s::text[],
+                         %s::text[], %s::text[], %s::int[], %s::text[], %s::bool[], %s::text[], %s::int[],
+                         %s::timestamptz[])
+        AS r(id, token, number, at, status_code, request_headers, response_headers, response_body,
+             duration_ms, error, succeeded, status, schedule_position, next_attempt_at)
+), moved AS (
+    UPDATE deliveries_delivery d
+    SET status = r.status, attempt_count = r.number, schedule_position = r.schedule_position,
+        next_attempt_at = r.next_attempt_at, last_attempt_at = %s, last_status_code = r.status_code,
+        last_error = r.error, leased_until = NULL, lease_token = NULL, updated_at = %s
+    FROM r
+    WHERE d.id = r.id AND d.lease_token = r.token
+)
+INSERT INTO deliveries_attempt (delivery_id, number, at, status_code, request_headers, response_headers,
+                                response_body, duration_ms, error, succeeded)
+SELECT r.id, r.number, r.at, r.status_code, r.request_headers::jsonb, r.response_headers::jsonb,
+       r.response_body, r.duration_ms, r.error, r.succeeded
+FROM r
+WHERE EXISTS (SELECT 1 FROM deliveries_delivery d WHERE d.id = r.id)
+"""
+
+_OUTCOME_COLUMNS = (
+    "delivery_id", "token", "number", "at", "status_code", "request_headers", "response_headers",
+    "response_body", "duration_ms", "error", "succeeded", "status", "schedule_position", "next_attempt_at",
+)
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
+
+
+def record(outcomes: list[Outcome], *, now: datetime) -> None:
+    if not outcomes:
+        return
+    if on_postgresql():
+        columns = {name: [getattr(o, name) for o in outcomes] for name in _OUTCOME_COLUMNS}
+        columns["request_headers"] = [json.dumps(h) for h in columns["request_headers"]]
+        columns["response_headers"] = [_text(json.dumps(h)) for h in columns["response_headers"]]
+        columns["response_body"] = [_text(b) for b in columns["response_body"]]
+        columns["error"] = [_text(e) for e in columns["error"]]
+        with transaction.atomic():
+            _execute(RECORD_SQL, [columns[name] for name in _OUTCOME_COLUMNS] + [now, now])
+        return
+    with transaction.atomic():
+        existing = set(Delivery.objects.filter(id__in=[o.delivery_id for o in outcomes]).values_list("id", flat=True))
+        for o in outcomes:
+            Delivery.objects.filter(pk=o.delivery_id, lease_token=o.token).update(
+                status=o.status, attempt_count=o.number, schedule_position=o.schedule_position,
+                next_attempt_at=o.next_attempt_at, last_attempt_at=now, last_status_code=o.status_code,
+                last_error=o.error, leased_until=None, lease_token=None, updated_at=now,
+            )
+        Attempt.objects.bulk_create(
+            Attempt(
+                delivery_id=o.delivery_id, number=o.number, at=o.at, status_code=o.status_code,
+                request_headers=o.request_headers, response_headers=o.response_headers,
+                response_body=o.response_body, duration_ms=o.duration_ms, error=o.error, succeeded=o.succeeded,
+            )
+            for o in outcomes
+            if o.delivery_id in existing
+        )
+
+
+# --- hand back --------------------------------------------------------------------------------
+def release(*, ids: list[str], token: str, **fields) -> int:
+    """Set `fields` on the deliveries still held by `token` and drop the lease."""
+    if not ids:
+        return 0
+    return Delivery.objects.filter(id__in=ids, lease_token=token).update(leased_until=None, lease_token=None, **fields)

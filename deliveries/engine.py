@@ -1,0 +1,268 @@
+"""The delivery engine of one worker process.
+
+A Celery task takes a batch of deliveries (a send lease) and hands them here, and returns: the
+batch is sent concurrently on the process's HTTP client, at most AGENTBOT_WEBHOOK_CONCURRENCY at a
+time per webhook, so a slow endpoint holds only its own slots, and a recorder thread writes the
+outcomes in bulk as they complete.
+
+How many jobs of one webhook the engine holds follows how fast that webhook answers: enough for
+AGENTBOT_WEBHOOK_QUEUE_ROUNDS request timeouts of waiting. A fast webhook can have thousands
+queued; one that hangs keeps a few rounds, and its further deliveries are not taken at all: they
+keep their dispatch lease, and the sweep hands them out again when it runs out. A job that still
+waited too long for a slot is not sent but handed back, so nothing is ever sent after its send
+lease (`send_lease()`) could have run out.
+
+Nothing here is the source of truth: if the process dies, the leases run out and the sweep hands
+the deliveries out again.
+"""
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Callable
+
+from django.conf import settings
+from django.db import connection
+
+from agentbot.logging import log_delivery
+from deliveries import http
+from deliveries.formats import Signing, get_format
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Job:
+    """One attempt of one delivery: rendered body and signing secrets; signed when it is sent."""
+
+    delivery_id: str
+    token: str
+    webhook_id: str
+    event_id: str
+    url: str
+    format: str
+    event_type: str
+    body: bytes
+    secrets: list[str]
+    attempt_count: int
+    schedule_position: int
+    deadline: float = 0.0  # time.monotonic() after which the attempt must not start any more
+    started: datetime | None = None
+    request: http.OutboundRequest | None = None
+    done: "Latch | None" = field(default=None, repr=False)
+
+    def sign(self) -> http.OutboundRequest:
+        """Sign with the moment of sending, so a wait for a slot never ages the signature."""
+        self.started = datetime.now(dt_timezone.utc)
+        signing = Signing(self.delivery_id, self.event_type, self.body, self.secrets, int(self.started.timestamp()))
+        self.request = http.OutboundRequest(self.url, self.body, get_format(self.format).headers(signing))
+        return self.request
+
+
+class Latch:
+    """Lets a synchronous caller wait until its jobs are recorded."""
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.cond = threading.Condition()
+
+    def count_down(self, n: int = 1) -> None:
+        with self.cond:
+            self.left -= n
+            if self.left <= 0:
+                self.cond.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.left <= 0, timeout)
+
+
+# Writing a batch is tried for about 15 s (a database restart) before its leases are left to run out.
+RECORD_TRIES = 6
+
+# A job with no queue to wait in still needs a moment to reach the event loop.
+START_GRACE = 1.0
+
+
+def queue_budget() -> float:
+    """Seconds a job may wait for a slot of its webhook."""
+    return settings.AGENTBOT_WEBHOOK_QUEUE_ROUNDS * settings.AGENTBOT_HTTP_TIMEOUT
+
+
+def send_lease() -> timedelta:
+    """Long enough for a job to wait its budget, be sent, time out and be recorded (the dispatch
+    lease's length is the margin for recording)."""
+    seconds = queue_budget() + START_GRACE + settings.AGENTBOT_HTTP_TIMEOUT + settings.AGENTBOT_DISPATCH_LEASE
+    return timedelta(seconds=seconds)
+
+
+Record = Callable[[list[tuple[Job, http.OutboundResult]]], None]
+Release = Callable[[list[Job]], None]
+
+
+class Engine:
+    def __init__(self, record: Record, release: Release) -> None:
+        self.pid = os.getpid()
+        self.client = http.client()
+        self.loop = self.client.loop
+        self.record = record
+        self.release = release
+        self.cond = threading.Condition()
+        self.held = 0  # jobs admitted and not yet recorded
+        self.per_webhook: Counter[str] = Counter()
+        self.seconds_per_request: dict[str, float] = {}  # per webhook, a moving average
+        self.slots: dict[str, asyncio.Semaphore] = {}  # used on the loop only
+        self.results: queue.SimpleQueue = queue.SimpleQueue()
+        self.recorder = threading.Thread(target=self._record_forever, name="webhook-recorder", daemon=True)
+        self.recorder.start()
+
+    # --- called from the task's thread -------------------------------------------------------
+    def wait_for_room(self, count: int, timeout: float) -> bool:
+        limit = settings.AGENTBOT_ENGINE_MAX_JOBS
+        with self.cond:
+            return self.cond.wait_for(lambda: self.held == 0 or self.held + count <= limit, timeout)
+
+    def webhook_limit(self, webhook_id: str) -> int:
+        """Jobs of this webhook that drain within the queue budget at its recent pace."""
+        slots = settings.AGENTBOT_WEBHOOK_CONCURRENCY
+        pace = self.seconds_per_request.get(webhook_id, settings.AGENTBOT_HTTP_TIMEOUT)
+        return slots + int(slots * queue_budget() / max(pace, 0.001))
+
+    def saturated(self) -> list[str]:
+        """Webhooks that cannot take another job now."""
+        with self.cond:
+            return [w for w, held in self.per_webhook.items() if held >= self.webhook_limit(w)]
+
+    def submit(self, jobs: list[Job]) -> list[Job]:
+        """Start sending `jobs`; returns those refused because their webhook's queue is full."""
+        admitted, refused = [], []
+        with self.cond:
+            for job in jobs:
+                if self.per_webhook[job.webhook_id] >= self.webhook_limit(job.webhook_id):
+                    refused.append(job)
+                else:
+                    self.per_webhook[job.webhook_id] += 1
+                    admitted.append(job)
+            self.held += len(admitted)
+        if admitted:
+            self.loop.call_soon_threadsafe(self._start, admitted)
+        return refused
+
+    # --- on the loop -------------------------------------------------------------------------
+    def _start(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self.loop.create_task(self._send(job))
+
+    async def _send(self, job: Job) -> None:
+        slots = self.slots.get(job.webhook_id)
+        if slots is None:
+            slots = self.slots[job.webhook_id] = asyncio.Semaphore(settings.AGENTBOT_WEBHOOK_CONCURRENCY)
+        result = None
+        try:
+            async with slots:
+                # Waited too long for a slot: the lease may not cover the request; hand it back.
+                if time.monotonic() <= job.deadline:
+                    result = await http.send(job.sign())
+                    self._pace(job.webhook_id, result.duration_ms / 1000)
+        except Exception as exc:  # a bug must not leak the job's place in the engine
+            log_delivery(
+                logger, logging.ERROR, "sending failed", delivery_id=job.delivery_id, event_id=job.event_id,
+                webhook_id=job.webhook_id, exc_info=True,
+            )
+            result = http.OutboundResult(error=f"internal error: {type(exc).__name__}")
+        self.results.put((job, result))
+
+    def _pace(self, webhook_id: str, seconds: float) -> None:
+        previous = self.seconds_per_request.get(webhook_id)
+        self.seconds_per_request[webhook_id] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+
+    # --- the recorder thread -----------------------------------------------------------------
+    def _record_forever(self) -> None:
+        batch_max = settings.AGENTBOT_RECORD_BATCH
+        while True:
+            batch = [self.results.get()]
+            if batch[0] is None:
+                connection.close()
+                return
+            # Wait a moment for company: one statement for many attempts costs the database less.
+            linger_until = time.monotonic() + settings.AGENTBOT_RECORD_LINGER
+            while len(batch) < batch_max:
+                left = linger_until - time.monotonic()
+                try:
+                    item = self.results.get(timeout=left) if left > 0 else self.results.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.results.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._write(batch)
+            self._release(batch)
+
+    def _write(self, batch: list[tuple[Job, http.OutboundResult | None]]) -> None:
+        sent = [(job, result) for job, result in batch if result is not None]
+        unsent = [job for job, result in batch if result is None]
+        for attempt in range(RECORD_TRIES):
+            try:
+                if sent:
+                    self.record(sent)
+                if unsent:
+                    self.release(unsent)
+                return
+            except Exception:
+                logger.exception("recording %d attempts failed (try %d of %d)", len(batch), attempt + 1, RECORD_TRIES)
+                connection.close()  # reconnect on the next try: the database may have restarted
+                time.sleep(min(0.25 * 2**attempt, 4.0))
+        # The deliveries keep their leases until they run out; then the sweep sends them again.
+
+    def _release(self, batch: list[tuple[Job, http.OutboundResult]]) -> None:
+        with self.cond:
+            self.held -= len(batch)
+            for job, _ in batch:
+                self.per_webhook[job.webhook_id] -= 1
+                if not self.per_webhook[job.webhook_id]:
+                    del self.per_webhook[job.webhook_id]
+            self.cond.notify_all()
+        for job, _ in batch:
+            if job.done is not None:
+                job.done.count_down()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait for what is in flight to be sent and recorded (a worker's warm shutdown)."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.held == 0, timeout)
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def engine(record: Record, release: Release) -> Engine:
+    """This process's engine; a forked child starts its own."""
+    global _engine
+    if _engine is None or _engine.pid != os.getpid():
+        with _engine_lock:
+            if _engine is None or _engine.pid != os.getpid():
+                _engine = Engine(record, release)
+    return _engine
+
+
+def engine_stop(timeout: float) -> None:
+    """Let what is in flight be sent and recorded (at most `timeout` seconds), then stop recording."""
+    global _engine
+    if _engine is None or _engine.pid != os.getpid():
+        return
+    if not _engine.drain(timeout):
+        logger.warning(
+            "stopping with %d deliveries in flight; the sweep sends them once their leases run out", _engine.held
+        )
+    _engine.results.put(None)
+    _engine.recorder.join(timeout=5)
+    _engine = None

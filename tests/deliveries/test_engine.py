@@ -1,0 +1,84 @@
+"""The engine's set-based claim, take and record, and its per-webhook caps, without a worker."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from deliveries import bulk, engine, services
+from deliveries.models import Attempt, Delivery
+from deliveries.services import deliveries_claim_due, deliveries_send, event_publish
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _engine_stopped_afterwards():
+    # The engine's recorder thread holds a database connection of its own: close it before teardown.
+    yield
+    engine.engine_stop(timeout=5)
+
+DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "hi"}
+
+
+def publish(site) -> Delivery:
+    with transaction.atomic():
+        event, _ = event_publish(site=site, event_type="message.created", data=DATA)
+    return event.deliveries.get()
+
+
+def test_sweep_claims_only_due_deliveries_whose_lease_ran_out(site, webhook_factory):
+    webhook = webhook_factory(site=site)
+    due, leased, later = (publish(site) for _ in range(3))
+    now = timezone.now()
+    Delivery.objects.filter(pk=due.pk).update(leased_until=now - timedelta(seconds=1))
+    Delivery.objects.filter(pk=later.pk).update(leased_until=None, next_attempt_at=now + timedelta(hours=1))
+    assert webhook.deliveries.count() == 3
+
+    ids, token = deliveries_claim_due(now=now, limit=10)
+
+    assert ids == [due.id]
+    assert Delivery.objects.get(pk=due.pk).lease_token == token
+    assert Delivery.objects.get(pk=leased.pk).lease_token == leased.lease_token
+
+
+def test_an_attempt_is_logged_but_the_delivery_not_moved_once_its_lease_is_lost(site, webhook_factory, receiver):
+    webhook_factory(site=site, url=receiver.url)
+    delivery = publish(site)
+    (taken,) = bulk.take(ids=[delivery.id], token=delivery.lease_token, until=timezone.now() + timedelta(minutes=1))
+    job = services.delivery_render(taken, token=delivery.lease_token, now=timezone.now(), bodies={})
+    Delivery.objects.filter(pk=delivery.pk).update(lease_token="someone-else")
+
+    services.attempts_record([(job, services.http.post(job.sign()))])
+
+    moved = Delivery.objects.get(pk=delivery.pk)
+    assert (moved.status, moved.attempt_count, moved.lease_token) == ("pending", 0, "someone-else")
+    (attempt,) = Attempt.objects.filter(delivery=delivery)
+    assert attempt.status_code == 200 and attempt.request_headers["X-Agentbot-Delivery-Id"] == delivery.id
+
+
+def test_a_hanging_webhook_holds_only_its_own_slots_and_its_overflow_waits_for_the_sweep(
+    site, webhook_factory, receiver, settings
+):
+    settings.AGENTBOT_HTTP_TIMEOUT = 1.5
+    settings.AGENTBOT_WEBHOOK_CONCURRENCY = 1
+    settings.AGENTBOT_WEBHOOK_QUEUE_ROUNDS = 0
+    receiver.responder = lambda n: (None, b"")  # never answers
+    webhook_factory(site=site, url=receiver.url)
+    first, second = publish(site), publish(site)
+
+    assert deliveries_send(ids=[first.id], token=first.lease_token, wait=False) == 1
+    receiver.wait_for(1)
+    started = time.monotonic()
+    assert deliveries_send(ids=[second.id], token=second.lease_token, wait=False) == 0
+    assert time.monotonic() - started < 1, "the task must not wait for the hanging webhook"
+
+    left = Delivery.objects.get(pk=second.pk)
+    assert (left.lease_token, left.leased_until, left.attempt_count) == (second.lease_token, second.leased_until, 0)
+    deadline = time.monotonic() + 10
+    while Delivery.objects.get(pk=first.pk).attempt_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (attempt,) = Attempt.objects.filter(delivery_id=first.id)
+    assert attempt.status_code is None and attempt.error == "timed out after 1.5 s"
