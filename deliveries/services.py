@@ -160,10 +160,6 @@ def dispatch(ids: list[str], token: str) -> None:
 
 
 # --- sweep ------------------------------------------------------------------------------------
-def deliveries_due(*, now: datetime):
-    return bulk.due(now=now)
-
-
 def deliveries_claim_due(*, now: datetime, limit: int) -> tuple[list[str], str]:
     """Take a dispatch lease on up to `limit` due deliveries whose lease has run out."""
     token = _lease_token()
