@@ -113,14 +113,15 @@ def event_publish(
             existing = Event.objects.filter(site=site, idempotency_key=idempotency_key).first()
             if existing:
                 return existing, False
-        try:
-            with transaction.atomic():
-                event = Event.objects.create(
-                    site=site, type=event_type, data=data, idempotency_key=idempotency_key or None
-                )
-        except IntegrityError:
-            # A concurrent publish with the same key won the race.
-            return Event.objects.get(site=site, idempotency_key=idempotency_key), False
+        if idempotency_key:
+            try:
+                # A savepoint only where a concurrent publish with the same key can win the race.
+                with transaction.atomic():
+                    event = Event.objects.create(site=site, type=event_type, data=data, idempotency_key=idempotency_key)
+            except IntegrityError:
+                return Event.objects.get(site=site, idempotency_key=idempotency_key), False
+        else:
+            event = Event.objects.create(site=site, type=event_type, data=data)
         # Only what the choice needs (loading the secrets would decrypt each one), read now: the
         # caller's copy of a webhook may predate its circuit opening.
         candidates = Webhook.objects.only("id", "events", "format", "circuit_opened_at")
