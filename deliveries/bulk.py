@@ -91,13 +91,16 @@ RETURNING id
 """
 
 
-def due(*, now: datetime):
+def due_unleased(*, now: datetime):
     """Pending deliveries whose time has come and whose lease (if any) ran out."""
-    return (
-        Delivery.objects.filter(status=PENDING, next_attempt_at__lte=now)
-        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-        .exclude(webhook__circuit_opened_at__isnull=False)
+    return Delivery.objects.filter(status=PENDING, next_attempt_at__lte=now).filter(
+        Q(leased_until__isnull=True) | Q(leased_until__lt=now)
     )
+
+
+def due(*, now: datetime):
+    """What the sweep may claim: due and unleased, except an open circuit's (it gets probes)."""
+    return due_unleased(now=now).exclude(webhook__circuit_opened_at__isnull=False)
 
 
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:

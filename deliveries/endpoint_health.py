@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from subscriptions.event_types import WEBHOOK_CIRCUIT_OPENED, WEBHOOK_DISABLED
@@ -144,6 +144,7 @@ def retry_delay(step: float, *, status_code: int | None, headers: dict[str, str]
 
 def probes_claim(*, now: datetime, until: datetime, token: str) -> list[str]:
     """One due delivery for each open circuit whose probe time has come, leased with `token`."""
+    from deliveries import bulk
     from deliveries.models import Delivery
 
     probes = []
@@ -152,8 +153,8 @@ def probes_claim(*, now: datetime, until: datetime, token: str) -> list[str]:
             if not webhook_probe_take(webhook_id=webhook_id, now=now):
                 continue
             probe = (
-                Delivery.objects.filter(webhook_id=webhook_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now)
-                .filter(models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
+                bulk.due_unleased(now=now)
+                .filter(webhook_id=webhook_id)
                 .order_by("next_attempt_at")
                 .select_for_update(skip_locked=True)
                 .values_list("id", flat=True)

@@ -71,7 +71,7 @@ def event_validate(*, event_type: str, data) -> None:
 def _unstorable_text(value, path: str) -> str | None:
     """The path of the first string (or key) PostgreSQL cannot store: NUL, or not valid UTF-8."""
     if isinstance(value, str):
-        return path if "\x00" in value or not value.isascii() and _has_surrogate(value) else None
+        return None if text_is_storable(value) else path
     if isinstance(value, dict):
         for key, item in value.items():
             found = _unstorable_text(key, f"{path} key {key!r}") or _unstorable_text(item, f"{path}.{key}")
@@ -85,12 +85,17 @@ def _unstorable_text(value, path: str) -> str | None:
     return None
 
 
-def _has_surrogate(text: str) -> bool:
+def text_is_storable(text: str) -> bool:
+    """PostgreSQL text and jsonb hold neither NUL nor unpaired surrogates (they are not UTF-8)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        return False
+    return True
 
 
 def event_publish(

@@ -9,7 +9,7 @@ from django.utils import timezone
 from agentbot.domain import event_data
 from agentbot.domain.models import Appointment, ContactRecord, Conversation, Lead, Message, Ticket
 from agentbot.models import Site
-from deliveries.services import event_publish
+from deliveries.services import event_publish, text_is_storable
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CHANNEL_SOURCE_FIELDS,
@@ -24,15 +24,6 @@ from subscriptions.event_types import (
 )
 
 _JSON_TYPES = {"string": str, "integer": int}
-
-
-def _storable_text(value: str) -> bool:
-    # PostgreSQL text and jsonb hold neither NUL nor lone surrogates (they are not UTF-8).
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in value
 
 
 def conversation_validate_source(*, channel: str, source) -> dict:
@@ -51,7 +42,7 @@ def conversation_validate_source(*, channel: str, source) -> dict:
         types = [types] if isinstance(types, str) else types
         if not isinstance(value, tuple(_JSON_TYPES[t] for t in types)) or isinstance(value, bool):
             raise ValidationError({f"source.{name}": f"{name} must be a JSON {' or '.join(types)}"})
-        if isinstance(value, str) and not _storable_text(value):
+        if isinstance(value, str) and not text_is_storable(value):
             raise ValidationError({f"source.{name}": f"{name} must not contain NUL or unpaired surrogate characters"})
     return dict(source)
 
