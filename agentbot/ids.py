@@ -58,3 +58,15 @@ def new_lead_id() -> str:
 
 def new_appointment_id() -> str:
     return new_id("apt")
+
+
+def new_integration_id() -> str:
+    return new_id("intg")
+
+
+def new_inbound_id() -> str:
+    return new_id("inb")
+
+
+def new_knowledge_id() -> str:
+    return new_id("kb")

@@ -54,3 +54,4 @@ class ApiKey(models.Model):
 
 # The agent's domain lives in its own module; importing it here registers its models with the app.
 from agentbot.domain.models import Appointment, Conversation, Lead, Message, Ticket  # noqa: E402,F401
+from agentbot.inbound.models import InboundEvent, Integration, KnowledgeEntry  # noqa: E402,F401

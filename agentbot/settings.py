@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -122,6 +123,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The admin speaks English and Brazilian Portuguese (the browser's Accept-Language chooses).
+LANGUAGES = [("en", "English"), ("pt-br", "Português (Brasil)")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -268,3 +272,19 @@ CELERY_BEAT_SCHEDULE["retention"] = {"task": "deliveries.tasks.retention_run", "
 AGENTBOT_CIRCUIT_THRESHOLD = int(env_float("AGENTBOT_CIRCUIT_THRESHOLD", 10))
 AGENTBOT_CIRCUIT_PROBE_INTERVAL = env_float("AGENTBOT_CIRCUIT_PROBE_INTERVAL", 60.0)
 AGENTBOT_DISABLE_AFTER_DAYS = env_float("AGENTBOT_DISABLE_AFTER_DAYS", 5.0)
+
+# --- inbound channels (seed 000) ---------------------------------------------------------------
+# The service's public base URL, for the webhook URL the register-webhook helper gives Chat2Desk;
+# unset, the URL of the request that asked for the registration.
+AGENTBOT_PUBLIC_URL = os.environ.get("AGENTBOT_PUBLIC_URL", "").rstrip("/")
+# An OpenAI-compatible chat completions API answers visitors when set (the knowledge base is its
+# context); unset, the built-in knowledge-base matcher answers.
+AGENTBOT_LLM_BASE_URL = os.environ.get("AGENTBOT_LLM_BASE_URL", "").rstrip("/")
+AGENTBOT_LLM_API_KEY = os.environ.get("AGENTBOT_LLM_API_KEY", "")
+AGENTBOT_LLM_MODEL = os.environ.get("AGENTBOT_LLM_MODEL", "gpt-4o-mini")
+AGENTBOT_LLM_TIMEOUT = env_float("AGENTBOT_LLM_TIMEOUT", 30.0)
+# Inbound webhooks are stored before the 200 and processed by a worker; one the worker did not
+# finish is handed out again after this many seconds, at most AGENTBOT_INBOUND_ATTEMPTS times.
+AGENTBOT_INBOUND_LEASE = env_float("AGENTBOT_INBOUND_LEASE", 120.0)
+AGENTBOT_INBOUND_ATTEMPTS = int(env_float("AGENTBOT_INBOUND_ATTEMPTS", 5))
+CELERY_BEAT_SCHEDULE["inbound-sweep"] = {"task": "agentbot.tasks.inbound_sweep", "schedule": 30.0}

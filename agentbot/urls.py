@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agentbot import health, metrics
 from agentbot.domain import api as domain_api
+from agentbot.inbound import api as inbound_api
+from agentbot.inbound import views as inbound_views
 from deliveries import api as deliveries_api
 from subscriptions import api as subscriptions_api
 
@@ -36,13 +38,32 @@ api_v1 = [
     route("conversations/<str:conversation_id>/close", domain_api.ConversationCloseView, "conversation-close"),
     route("tickets", domain_api.TicketListView, "ticket-list"),
     route("tickets/<str:ticket_id>", domain_api.TicketDetailView, "ticket-detail"),
+    route("conversations/<str:conversation_id>/resume", domain_api.ConversationResumeView, "conversation-resume"),
     route("leads", domain_api.LeadListView, "lead-list"),
     route("appointments", domain_api.AppointmentListView, "appointment-list"),
+    route("integrations", inbound_api.IntegrationListView, "integration-list"),
+    route("integrations/<str:integration_id>", inbound_api.IntegrationDetailView, "integration-detail"),
+    route("integrations/<str:integration_id>/rotate-secret", inbound_api.IntegrationRotateSecretView, "integration-rotate"),
+    route(
+        "integrations/<str:integration_id>/register-webhook",
+        inbound_api.IntegrationRegisterWebhookView,
+        "integration-register-webhook",
+    ),
+    route("integrations/<str:integration_id>/inbound-events", inbound_api.IntegrationInboundEventListView, "integration-inbound"),
+    route("knowledge", inbound_api.KnowledgeListView, "knowledge-list"),
+    route("knowledge/<str:entry_id>", inbound_api.KnowledgeDetailView, "knowledge-detail"),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # Seed 000's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
+    path("api/webhook/<str:connector_type>/<str:integration_id>", inbound_views.connector_webhook, name="connector-webhook"),
+    route(
+        "api/integrations/<str:integration_id>/register-webhook",
+        inbound_api.IntegrationRegisterWebhookView,
+        "integration-register-webhook-seed",
+    ),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),

@@ -16,6 +16,7 @@ from django.conf import settings
 
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
+    CHANNEL_REPLY,
     CHANNEL_SOURCE_FIELDS,
     LEAD_SUBMIT,
     MESSAGE_CREATED,
@@ -235,6 +236,33 @@ def standard_sign(s: Signing) -> dict[str, str]:
     }
 
 
+# --- chat2desk (seed 000): an integration's reply, through Chat2Desk's API ----------------------
+# The connector webhook's URL is `{apiUrl}/v1/messages` and its secret is the integration's API
+# token, which Chat2Desk takes as the Authorization header.
+def chat2desk_body(e: Envelope) -> dict:
+    recipient = object_or_empty(e.data.get("recipient"))
+    body = {"client_id": recipient.get("client_id"), "text": e.data.get("text"), "type": "to_client"}
+    for name in ("transport", "channel_id"):
+        if recipient.get(name) not in (None, ""):
+            body[name] = recipient[name]
+    return body
+
+
+def chat2desk_sign(s: Signing) -> dict[str, str]:
+    return {"Authorization": s.secrets[0]}
+
+
+def chat2desk_success(status: int, body: bytes) -> bool:
+    """2xx, unless the body is Chat2Desk's `{"status": "error", ...}`."""
+    if not is_2xx(status, body):
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return True
+    return not (isinstance(answer, dict) and answer.get("status") == "error")
+
+
 FORMATS: dict[str, DeliveryFormat] = {
     f.name: f
     for f in (
@@ -249,6 +277,14 @@ FORMATS: dict[str, DeliveryFormat] = {
             carries=lambda t: t in LEADS_TYPES,
         ),
         DeliveryFormat(WebhookFormat.STANDARD, standard_body, standard_sign, is_2xx, DEFAULT_SCHEDULE),
+        DeliveryFormat(
+            WebhookFormat.CHAT2DESK,
+            chat2desk_body,
+            chat2desk_sign,
+            chat2desk_success,
+            DEFAULT_SCHEDULE,
+            carries=lambda t: t == CHANNEL_REPLY.name,
+        ),
     )
 }
 

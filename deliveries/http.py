@@ -28,6 +28,7 @@ class OutboundRequest:
     url: str
     body: bytes
     headers: dict[str, str]
+    method: str = "POST"
 
 
 @dataclass
@@ -159,13 +160,14 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
 
 
 async def send(request: OutboundRequest) -> OutboundResult:
-    """One POST on the shared session; never raises, every failure is in `result.error`."""
+    """One request (a POST unless told) on the shared session; never raises, every failure is in `result.error`."""
     timeout = settings.AGENTBOT_HTTP_TIMEOUT
     started = time.monotonic()
     result = OutboundResult()
     try:
         await allowed_addresses(request.url)
-        async with client().session.post(
+        async with client().session.request(
+            request.method,
             request.url,
             data=request.body,
             headers=request.headers,

@@ -20,7 +20,7 @@ from agentbot.models import Site
 from deliveries import bulk, endpoint_health, engine, http, jsjson
 from deliveries.formats import Envelope, get_format
 from deliveries.models import Delivery, Event
-from subscriptions.event_types import CATALOGUE, WEBHOOK_TEST
+from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS, WEBHOOK_TEST
 from subscriptions.models import Webhook
 
 logger = logging.getLogger(__name__)
@@ -49,8 +49,10 @@ def _dispatch_until(now: datetime) -> datetime:
 
 
 # --- publish ----------------------------------------------------------------------------------
-def event_validate(*, event_type: str, data) -> None:
-    if event_type not in CATALOGUE:
+def event_validate(*, event_type: str, data, connector: bool = False) -> None:
+    """`connector`: the service itself publishes to one connector webhook, which may take the
+    connector event types as well as the catalogue's."""
+    if event_type not in CATALOGUE and not (connector and event_type in CONNECTOR_EVENTS):
         known = ", ".join(sorted(CATALOGUE))
         raise PublishError(f"unknown event type {event_type!r}; known types: {known}")
     if not isinstance(data, dict):
@@ -112,7 +114,7 @@ def event_publish(
     is returned and nothing new is sent. Workers are kicked only when the transaction commits, so
     a rollback stores and sends nothing.
     """
-    event_validate(event_type=event_type, data=data)
+    event_validate(event_type=event_type, data=data, connector=only_webhook is not None)
     with transaction.atomic():
         if idempotency_key:
             existing = Event.objects.filter(site=site, idempotency_key=idempotency_key).first()

@@ -51,6 +51,9 @@ class WebhookForm(forms.ModelForm):
     def clean_events(self):
         return self._validated(services.webhook_validate_events, "events")
 
+    def clean_format(self):
+        return self._validated(services.webhook_validate_format, "format")
+
 
 class RedeliverForm(forms.Form):
     since = forms.DateTimeField(

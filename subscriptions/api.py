@@ -14,7 +14,7 @@ from agentbot.api.auth import site_of
 from agentbot.api.fields import StrictBooleanField, StrictCharField
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
-from subscriptions.models import Webhook, WebhookFormat
+from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
 
 
 class WebhookSerializer(serializers.ModelSerializer):
@@ -69,7 +69,7 @@ class EventListField(serializers.ListField):
 class WebhookInputSerializer(serializers.Serializer):
     url = WebhookUrlField(max_length=2048, help_text="http(s) URL that receives the POSTs")
     events = EventListField(default=lambda: [ALL_EVENTS], help_text='event types, or ["*"] for all')
-    format = serializers.ChoiceField(choices=WebhookFormat.choices, default=WebhookFormat.AGENTBOT)
+    format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, default=WebhookFormat.AGENTBOT)
     description = StrictCharField(max_length=500, allow_blank=True, default="")
     enabled = StrictBooleanField(default=True)
 
@@ -86,7 +86,12 @@ class RotateInputSerializer(serializers.Serializer):
 
 
 def webhook_of(request, webhook_id: str) -> Webhook:
-    return get_object_or_404(Webhook, pk=webhook_id, site=site_of(request))
+    return get_object_or_404(subscriber_webhooks(request), pk=webhook_id)
+
+
+def subscriber_webhooks(request):
+    """The site's webhooks; an integration's connector webhook is managed with the integration."""
+    return Webhook.objects.filter(site=site_of(request), connector="")
 
 
 class WebhookListView(GenericAPIView):
@@ -94,7 +99,7 @@ class WebhookListView(GenericAPIView):
 
     @extend_schema(responses=WebhookSerializer(many=True), summary="List webhooks")
     def get(self, request):
-        page = self.paginate_queryset(Webhook.objects.filter(site=site_of(request)).order_by("-created_at"))
+        page = self.paginate_queryset(subscriber_webhooks(request).order_by("-created_at"))
         return self.get_paginated_response(WebhookSerializer(page, many=True).data)
 
     @extend_schema(request=WebhookInputSerializer, responses={201: WebhookWithSecretSerializer}, summary="Create a webhook")

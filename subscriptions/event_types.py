@@ -33,10 +33,17 @@ CHANNEL_SOURCE_FIELDS: dict[str, dict[str, dict]] = {
         "subject": {**_STR, "description": "the subject of the inbound email"},
     },
     "web": {"sessionId": {**_STR, "description": "the chat widget's session id"}},
+    # Channels that reach Agentbot only through an inbound integration (Chat2Desk's transports);
+    # the integration's addressing of the visitor is in the conversation's context, not here.
+    "viber": {},
+    "vk": {},
+    "sms": {},
+    "other": {},
 }
 CHANNELS = tuple(CHANNEL_SOURCE_FIELDS)
 SENDER_TYPES = ("visitor", "agent", "ai")
 CONVERSATION_STATUSES = ("open", "closed")
+SESSION_STATES = ("active", "paused", "closed")
 TICKET_STATUSES = ("open", "pending", "solved", "closed")
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
 # The ticket fields whose change publishes `ticket.updated`.
@@ -285,3 +292,26 @@ CATALOGUE: dict[str, EventType] = {
 }
 # Types a webhook can list in its subscription (the test ping reaches every webhook anyway).
 SUBSCRIBABLE = [name for name in CATALOGUE if name != WEBHOOK_TEST.name]
+
+# The agent's reply on an inbound channel, sent by the service to that channel's own endpoint (an
+# integration's connector webhook) and to no subscriber: not in the catalogue, not subscribable,
+# not publishable through POST /events. Subscribers see the reply as `message.created`.
+CHANNEL_REPLY = _event(
+    "channel.reply",
+    "The agent's reply to a visitor, sent back through the channel the visitor wrote on.",
+    {
+        "conversation_id": "conv_xyz",
+        "message_id": "msg_124",
+        "connector": "chat2desk",
+        "text": "Our opening hours are 9:00 to 18:00.",
+        "recipient": {"client_id": "12345678", "channel_id": "987654", "transport": "whatsapp"},
+    },
+    {
+        "conversation_id": _CONVERSATION_ID,
+        "message_id": _id("msg"),
+        "connector": _STR,
+        "text": {**_STR, "minLength": 1},
+        "recipient": {"type": "object", "description": "the channel's addressing of the visitor"},
+    },
+)
+CONNECTOR_EVENTS: dict[str, EventType] = {CHANNEL_REPLY.name: CHANNEL_REPLY}

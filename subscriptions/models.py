@@ -28,6 +28,11 @@ class WebhookFormat(models.TextChoices):
     CHATZURI = "chatzuri", "Chatzuri (x-chatzuri-signature)"
     LEADS = "leads", "Leads CRM (X-Webhook-Signature)"
     STANDARD = "standard", "Standard Webhooks"
+    CHAT2DESK = "chat2desk", "Chat2Desk API (an integration's replies)"
+
+
+# What a subscriber can choose; the others belong to the connector webhooks of integrations.
+SUBSCRIBER_FORMATS = [WebhookFormat.AGENTBOT, WebhookFormat.CHATZURI, WebhookFormat.LEADS, WebhookFormat.STANDARD]
 
 
 class Webhook(models.Model):
@@ -50,6 +55,9 @@ class Webhook(models.Model):
     circuit_opened_at = models.DateTimeField(null=True, blank=True, editable=False)
     # While the circuit is open, the next probe attempt is let through at this time.
     circuit_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Empty for a subscriber's webhook. Otherwise the endpoint an inbound integration replies
+    # through (its connector type): managed with the integration, never sent subscribed events.
+    connector = models.CharField(max_length=20, blank=True, default="", editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

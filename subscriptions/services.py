@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from agentbot.models import Site
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
-from subscriptions.models import Webhook, WebhookFormat, generate_secret
+from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat, generate_secret
 from subscriptions.url_policy import UrlNotAllowed, check_url
 
 
@@ -40,8 +40,8 @@ def webhook_validate_events(events) -> list[str]:
 
 
 def webhook_validate_format(fmt: str) -> str:
-    if fmt not in WebhookFormat.values:
-        raise ValidationError({"format": f"unknown format {fmt!r}; choose one of {', '.join(WebhookFormat.values)}"})
+    if fmt not in SUBSCRIBER_FORMATS:
+        raise ValidationError({"format": f"unknown format {fmt!r}; choose one of {', '.join(SUBSCRIBER_FORMATS)}"})
     return fmt
 
 

@@ -118,6 +118,7 @@ class ConversationSerializer(serializers.ModelSerializer):
             "visitor",
             "page_url",
             "source",
+            "session",
             "needs_human_at",
             "handoff_reason",
             "created_at",
@@ -227,6 +228,17 @@ class ConversationCloseView(APIView):
     )
     def post(self, request, conversation_id):
         conversation = services.conversation_close(conversation=conversation_of(request, conversation_id))
+        return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationResumeView(APIView):
+    @extend_schema(
+        request=None,
+        responses=ConversationSerializer,
+        summary="Give an open conversation back to the AI (its session becomes active)",
+    )
+    def post(self, request, conversation_id):
+        conversation = services.conversation_resume(conversation=conversation_of(request, conversation_id))
         return Response(ConversationSerializer(conversation).data)
 
 

@@ -13,6 +13,7 @@ from agentbot.ids import (
 from agentbot.models import Site
 from subscriptions.event_types import (
     CHANNELS,
+    SESSION_STATES,
     CONVERSATION_STATUSES,
     SENDER_TYPES,
     TICKET_PRIORITIES,
@@ -38,13 +39,31 @@ class Conversation(models.Model):
     source = models.JSONField(default=dict, blank=True, help_text="The channel's identifiers of the visitor.")
     needs_human_at = models.DateTimeField(null=True, blank=True)
     handoff_reason = models.TextField(blank=True)
+    # The AI session: `active` (the agent answers) → `paused` (a human has the dialog; the agent is
+    # silent) → `closed` (with the conversation). README, "Sessions", has the state machine.
+    session = models.CharField(max_length=10, choices=_choices(SESSION_STATES), default="active")
+    # Conversations that arrive through an inbound integration: which one, and the visitor's id there.
+    integration = models.ForeignKey(
+        "agentbot.Integration", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    external_id = models.CharField(max_length=200, blank=True, help_text="The visitor's id at the integration.")
+    context = models.JSONField(
+        default=dict, blank=True, help_text="Shared conversation context: the channel's addressing, transfers."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["site", "number"], name="conversation_number_per_site")]
-        indexes = [models.Index(fields=["site", "-created_at"], name="conversation_site_recent_idx")]
+        indexes = [
+            models.Index(fields=["site", "-created_at"], name="conversation_site_recent_idx"),
+            models.Index(
+                fields=["integration", "external_id"],
+                condition=models.Q(status="open"),
+                name="conversation_open_visitor_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} #{self.number} ({self.id})"

@@ -73,6 +73,9 @@ def conversation_create(
     visitor_phone: str = "",
     page_url: str = "",
     source: dict | None = None,
+    integration=None,
+    external_id: str = "",
+    context: dict | None = None,
 ) -> Conversation:
     source = conversation_validate_source(channel=channel, source=source)
     with transaction.atomic():
@@ -88,6 +91,9 @@ def conversation_create(
             visitor_phone=visitor_phone,
             page_url=page_url,
             source=source,
+            integration=integration,
+            external_id=external_id,
+            context=context or {},
         )
         event_publish(site=site, event_type=CONVERSATION_CREATED.name, data=event_data.conversation_created(conversation))
     return conversation
@@ -103,13 +109,14 @@ def message_create(*, conversation: Conversation, sender_type: str, body: str) -
 
 
 def conversation_handoff(*, conversation: Conversation, reason: str = "") -> Conversation:
-    """The AI or an agent asks for a human."""
+    """The AI or an agent asks for a human; the AI session pauses until the conversation closes."""
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         _conversation_require_open(conversation)
         conversation.needs_human_at = timezone.now()
         conversation.handoff_reason = reason
-        conversation.save(update_fields=["needs_human_at", "handoff_reason"])
+        conversation.session = "paused"
+        conversation.save(update_fields=["needs_human_at", "handoff_reason", "session"])
         event_publish(
             site=conversation.site,
             event_type=CONVERSATION_NEEDS_HUMAN.name,
@@ -125,9 +132,35 @@ def conversation_close(*, conversation: Conversation) -> Conversation:
         if not conversation.is_open:
             return conversation
         conversation.status = "closed"
+        conversation.session = "closed"
         conversation.closed_at = timezone.now()
-        conversation.save(update_fields=["status", "closed_at"])
+        conversation.save(update_fields=["status", "session", "closed_at"])
         event_publish(site=conversation.site, event_type=CONVERSATION_CLOSED.name, data=event_data.conversation_ref(conversation))
+    return conversation
+
+
+def conversation_transfer(*, conversation: Conversation, transfer: dict) -> Conversation:
+    """A human operator passed the dialog on, outside Agentbot: the session stays (or becomes)
+    paused and the transfer is recorded in the shared conversation context."""
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        _conversation_require_open(conversation)
+        conversation.session = "paused"
+        conversation.context = {
+            **conversation.context,
+            "transfers": [*conversation.context.get("transfers", []), {"at": timezone.now().isoformat(), **transfer}],
+        }
+        conversation.save(update_fields=["session", "context"])
+    return conversation
+
+
+def conversation_resume(*, conversation: Conversation) -> Conversation:
+    """Give an open conversation back to the AI: the session is active again."""
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        _conversation_require_open(conversation)
+        conversation.session = "active"
+        conversation.save(update_fields=["session"])
     return conversation
 
 

@@ -1,0 +1,270 @@
+"""REST API of the inbound side: integrations, their register-webhook helper, the knowledge base
+the agent answers from, and the log of what the integrations delivered."""
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agentbot.api.auth import site_of
+from agentbot.api.fields import StrictBooleanField, StrictCharField
+from agentbot.domain.api import StrictSerializer
+from agentbot.inbound import chat2desk, services
+from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
+
+
+# --- integrations ------------------------------------------------------------------------------
+class IntegrationSerializer(serializers.ModelSerializer):
+    webhook_url = serializers.SerializerMethodField(help_text="Where the platform posts: set it there, or register it.")
+    webhook_registered = serializers.SerializerMethodField()
+    api_token_set = serializers.SerializerMethodField()
+    reply_webhook_id = serializers.CharField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Integration
+        fields = [
+            "id",
+            "connector_type",
+            "name",
+            "active",
+            "api_url",
+            "api_token_set",
+            "webhook_url",
+            "webhook_registered",
+            "webhook_registered_at",
+            "reply_webhook_id",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_webhook_url(self, integration: Integration) -> str:
+        return public_url(self.context.get("request"), integration.webhook_path)
+
+    def get_webhook_registered(self, integration: Integration) -> bool:
+        return integration.webhook_registered_at is not None
+
+    def get_api_token_set(self, integration: Integration) -> bool:
+        return bool(integration.api_token)
+
+
+class IntegrationWithSecretSerializer(IntegrationSerializer):
+    webhook_secret = serializers.CharField(
+        read_only=True, help_text="Shown only in this response: configure it on the platform, which signs with it."
+    )
+
+    class Meta(IntegrationSerializer.Meta):
+        fields = IntegrationSerializer.Meta.fields + ["webhook_secret"]
+
+
+class IntegrationInputSerializer(StrictSerializer):
+    connector_type = serializers.ChoiceField(choices=ConnectorType.values, default=ConnectorType.CHAT2DESK)
+    name = StrictCharField(max_length=200, allow_blank=True, default="")
+    active = StrictBooleanField(default=True)
+    api_url = StrictCharField(
+        max_length=500, allow_blank=True, default="", help_text="Chat2Desk's API base URL, as in https://api.chat2desk.com"
+    )
+    api_token = StrictCharField(
+        max_length=500, allow_blank=True, default="", help_text="Chat2Desk's API token; write-only, stored encrypted"
+    )
+
+
+class IntegrationPatchSerializer(IntegrationInputSerializer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, partial=True, **kwargs)
+        del self.fields["connector_type"]
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(f"send at least one of {', '.join(self.fields)}")
+        return attrs
+
+
+class RegisteredSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    webhookRegisteredAt = serializers.DateTimeField()
+
+
+def public_url(request, path: str) -> str:
+    if settings.AGENTBOT_PUBLIC_URL:
+        return settings.AGENTBOT_PUBLIC_URL + path
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+def integration_of(request, integration_id: str) -> Integration:
+    return get_object_or_404(Integration.objects.select_related("site", "reply_webhook"), pk=integration_id, site=site_of(request))
+
+
+def _valid(serializer: serializers.Serializer) -> dict:
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class IntegrationListView(GenericAPIView):
+    serializer_class = IntegrationSerializer
+
+    @extend_schema(responses=IntegrationSerializer(many=True), summary="List integrations")
+    def get(self, request):
+        page = self.paginate_queryset(Integration.objects.filter(site=site_of(request)).order_by("-created_at"))
+        return self.get_paginated_response(IntegrationSerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        request=IntegrationInputSerializer,
+        responses={201: IntegrationWithSecretSerializer},
+        summary="Create an integration (its webhook secret is in this response only)",
+    )
+    def post(self, request):
+        integration = services.integration_create(site=site_of(request), **_valid(IntegrationInputSerializer(data=request.data)))
+        return Response(
+            IntegrationWithSecretSerializer(integration, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+
+class IntegrationDetailView(APIView):
+    @extend_schema(responses=IntegrationSerializer, summary="Get an integration")
+    def get(self, request, integration_id):
+        return Response(IntegrationSerializer(integration_of(request, integration_id), context={"request": request}).data)
+
+    @extend_schema(request=IntegrationPatchSerializer, responses=IntegrationSerializer, summary="Change an integration")
+    def patch(self, request, integration_id):
+        integration = services.integration_update(
+            integration=integration_of(request, integration_id), **_valid(IntegrationPatchSerializer(data=request.data))
+        )
+        return Response(IntegrationSerializer(integration, context={"request": request}).data)
+
+    @extend_schema(request=None, responses={204: None}, summary="Delete an integration")
+    def delete(self, request, integration_id):
+        services.integration_delete(integration=integration_of(request, integration_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class IntegrationRotateSecretView(APIView):
+    @extend_schema(
+        request=None,
+        responses=IntegrationWithSecretSerializer,
+        summary="Make a new webhook secret (the old one stops verifying at once)",
+    )
+    def post(self, request, integration_id):
+        integration = services.integration_rotate_secret(integration=integration_of(request, integration_id))
+        return Response(IntegrationWithSecretSerializer(integration, context={"request": request}).data)
+
+
+class IntegrationRegisterWebhookView(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: RegisteredSerializer,
+            400: OpenApiResponse(description="`not_supported`: the integration has no API URL (or token), or is not Chat2Desk"),
+            502: OpenApiResponse(description="`chat2desk_error`: Chat2Desk refused or could not be reached"),
+        },
+        examples=[OpenApiExample("registered", value={"ok": True, "webhookRegisteredAt": "2026-05-21T17:45:12Z"}, response_only=True)],
+        summary="Register (or re-register) the webhook URL with Chat2Desk",
+        description="Idempotent: creates Chat2Desk's registration when there is none, else updates it.",
+    )
+    def post(self, request, integration_id):
+        integration = integration_of(request, integration_id)
+        try:
+            integration = services.integration_register_webhook(
+                integration=integration, url=public_url(request, integration.webhook_path)
+            )
+        except services.NotSupported as exc:
+            return Response({"error": "not_supported", "message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except chat2desk.Chat2DeskError as exc:
+            return Response({"error": "chat2desk_error", "message": str(exc)}, status=status.HTTP_502_BAD_GATEWAY)
+        registered_at = integration.webhook_registered_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return Response({"ok": True, "webhookRegisteredAt": registered_at})
+
+
+# --- the knowledge base ------------------------------------------------------------------------
+class KnowledgeEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = KnowledgeEntry
+        fields = ["id", "question", "answer", "keywords", "enabled", "created_at", "updated_at"]
+
+
+class KnowledgeEntryInputSerializer(StrictSerializer):
+    question = StrictCharField(max_length=500)
+    answer = StrictCharField(max_length=20000)
+    keywords = StrictCharField(max_length=500, allow_blank=True, default="")
+    enabled = StrictBooleanField(default=True)
+
+
+class KnowledgeEntryPatchSerializer(KnowledgeEntryInputSerializer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, partial=True, **kwargs)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(f"send at least one of {', '.join(self.fields)}")
+        return attrs
+
+
+def entry_of(request, entry_id: str) -> KnowledgeEntry:
+    return get_object_or_404(KnowledgeEntry, pk=entry_id, site=site_of(request))
+
+
+class KnowledgeListView(GenericAPIView):
+    serializer_class = KnowledgeEntrySerializer
+
+    @extend_schema(responses=KnowledgeEntrySerializer(many=True), summary="List the knowledge base")
+    def get(self, request):
+        page = self.paginate_queryset(KnowledgeEntry.objects.filter(site=site_of(request)).order_by("question", "id"))
+        return self.get_paginated_response(KnowledgeEntrySerializer(page, many=True).data)
+
+    @extend_schema(request=KnowledgeEntryInputSerializer, responses={201: KnowledgeEntrySerializer}, summary="Add a question and its answer")
+    def post(self, request):
+        entry = KnowledgeEntry.objects.create(site=site_of(request), **_valid(KnowledgeEntryInputSerializer(data=request.data)))
+        return Response(KnowledgeEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
+
+
+class KnowledgeDetailView(APIView):
+    @extend_schema(responses=KnowledgeEntrySerializer, summary="Get a knowledge base entry")
+    def get(self, request, entry_id):
+        return Response(KnowledgeEntrySerializer(entry_of(request, entry_id)).data)
+
+    @extend_schema(request=KnowledgeEntryPatchSerializer, responses=KnowledgeEntrySerializer, summary="Change a knowledge base entry")
+    def patch(self, request, entry_id):
+        entry = entry_of(request, entry_id)
+        for name, value in _valid(KnowledgeEntryPatchSerializer(data=request.data)).items():
+            setattr(entry, name, value)
+        entry.save()
+        return Response(KnowledgeEntrySerializer(entry).data)
+
+    @extend_schema(request=None, responses={204: None}, summary="Delete a knowledge base entry")
+    def delete(self, request, entry_id):
+        entry_of(request, entry_id).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- what integrations delivered ---------------------------------------------------------------
+class InboundEventSerializer(serializers.ModelSerializer):
+    integration_id = serializers.CharField()
+    conversation_id = serializers.CharField(allow_null=True)
+
+    class Meta:
+        model = InboundEvent
+        fields = [
+            "id",
+            "integration_id",
+            "kind",
+            "status",
+            "payload",
+            "external_id",
+            "conversation_id",
+            "outcome",
+            "attempts",
+            "received_at",
+            "processed_at",
+        ]
+
+
+class IntegrationInboundEventListView(GenericAPIView):
+    serializer_class = InboundEventSerializer
+
+    @extend_schema(responses=InboundEventSerializer(many=True), summary="What the integration's platform sent, newest first")
+    def get(self, request, integration_id):
+        integration = integration_of(request, integration_id)
+        page = self.paginate_queryset(InboundEvent.objects.filter(integration=integration).order_by("-received_at", "-id"))
+        return self.get_paginated_response(InboundEventSerializer(page, many=True).data)

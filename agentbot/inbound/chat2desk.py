@@ -1,0 +1,174 @@
+"""The Chat2Desk connector (seed 000): what Chat2Desk posts to us, and the calls we make to its API.
+
+Inbound, Chat2Desk posts either a client's message (`text, client_id, channel_id, transport`) or,
+when a human operator acts on a dialog, a status event named by `hook_type`. Outbound, the agent's
+replies go to `{apiUrl}/v1/messages` (a connector webhook of the delivery engine, see
+deliveries/formats.py) and the register-webhook helper talks to `{apiUrl}/v1/webhooks`.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from deliveries import http
+from deliveries.formats import USER_AGENT
+from subscriptions.event_types import CHANNELS
+
+# hook_type → the internal action (seed 000's table).
+SESSION_CLOSE = "session_close"
+SESSION_TRANSFER_EXTERNAL = "session_transfer_external"
+STATUS_HOOKS = {
+    "close_dialog": SESSION_CLOSE,
+    "close_request": SESSION_CLOSE,
+    "dialog_transferred": SESSION_TRANSFER_EXTERNAL,
+}
+# A client's message comes without a hook_type (the seed's payload) or as Chat2Desk's `inbox`.
+MESSAGE_HOOKS = (None, "inbox")
+# What the register-webhook helper subscribes to.
+REGISTERED_EVENTS = ["inbox", *STATUS_HOOKS]
+# Chat2Desk transports that are not one of Agentbot's channels by name.
+TRANSPORT_CHANNELS = {"wa_dialog": "whatsapp", "wa_business": "whatsapp", "fb": "facebook", "insta_local": "instagram"}
+MAX_TEXT = 20_000
+
+
+class PayloadError(ValueError):
+    """The payload cannot be processed; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    kind: str  # "message", "status" or "ignored"
+    payload: dict = field(default_factory=dict)
+    external_id: str = ""
+    reason: str = ""
+
+
+def channel_of(transport: str | None) -> str:
+    """The conversation's channel for a Chat2Desk transport; `other` when Agentbot has no such channel."""
+    if not transport:
+        return "other"
+    name = TRANSPORT_CHANNELS.get(transport, transport)
+    return name if name in CHANNELS else "other"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _identifier(payload: dict, name: str, *, required: bool) -> str | int | None:
+    value = payload.get(name)
+    if value is None or value == "":
+        if required:
+            raise PayloadError(f"{name} is required")
+        return None
+    if not (_is_number(value) or isinstance(value, str)) or (isinstance(value, str) and len(value) > 200):
+        raise PayloadError(f"{name} must be a string or a number of at most 200 characters")
+    return value
+
+
+def _optional_number(payload: dict, name: str) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise PayloadError(f"{name} must be a number")
+    return value
+
+
+def parse(body: dict) -> Parsed:
+    hook_type = body.get("hook_type")
+    if hook_type is not None and not isinstance(hook_type, str):
+        raise PayloadError("hook_type must be a string")
+    if hook_type in STATUS_HOOKS:
+        return _parse_status(body, hook_type)
+    if hook_type not in MESSAGE_HOOKS:
+        return Parsed("ignored", reason=f"hook_type {hook_type!r} is not one Agentbot acts on")
+    message_type = body.get("type")
+    if message_type not in (None, "from_client"):
+        # Chat2Desk also reports what is sent to the client (our replies, an operator's messages).
+        return Parsed("ignored", reason=f"a message of type {message_type!r} is not from the client")
+    return _parse_message(body)
+
+
+def _parse_status(body: dict, hook_type: str) -> Parsed:
+    request_id = body.get("request_id")
+    if request_id is None:
+        raise PayloadError(f"request_id is required on a {hook_type} event")
+    if not _is_number(request_id):
+        raise PayloadError("request_id must be a number")
+    payload = {"hook_type": hook_type, "action": STATUS_HOOKS[hook_type], "request_id": request_id}
+    dialog_id = _optional_number(body, "dialog_id")
+    if dialog_id is not None:
+        payload["dialog_id"] = dialog_id
+    client_id = _identifier(body, "client_id", required=False)
+    if client_id is not None:
+        payload["client_id"] = client_id
+    return Parsed("status", payload)
+
+
+def _parse_message(body: dict) -> Parsed:
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise PayloadError("text is required: the client's message, a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise PayloadError(f"text is {len(text)} characters; the limit is {MAX_TEXT}")
+    if "\x00" in text:
+        raise PayloadError("text must not contain NUL characters")
+    payload = {"text": text, "client_id": _identifier(body, "client_id", required=True)}
+    for name in ("channel_id", "transport"):
+        value = _identifier(body, name, required=False)
+        if value is not None:
+            payload[name] = value
+    for name in ("dialog_id", "request_id"):
+        value = _optional_number(body, name)
+        if value is not None:
+            payload[name] = value
+    message_id = _identifier(body, "message_id", required=False)
+    return Parsed("message", payload, external_id=str(message_id) if message_id is not None else "")
+
+
+# --- Chat2Desk's API ---------------------------------------------------------------------------
+class Chat2DeskError(Exception):
+    """Chat2Desk's API refused or could not be reached; the message says which and why."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def _call(method: str, url: str, token: str, body: dict) -> dict:
+    headers = {"Authorization": token, "Content-Type": "application/json", "User-Agent": USER_AGENT}
+    result = http.post(http.OutboundRequest(url, json.dumps(body).encode(), headers, method=method))
+    if result.error:
+        raise Chat2DeskError(f"{method} {url}: {result.error}")
+    try:
+        answer = json.loads(result.body or b"{}")
+    except ValueError:
+        answer = {}
+    if not 200 <= result.status_code < 300 or (isinstance(answer, dict) and answer.get("status") == "error"):
+        detail = result.body[:300].decode("utf-8", "replace")
+        raise Chat2DeskError(f"Chat2Desk answered {result.status_code} to {method} {url}: {detail}", result.status_code)
+    return answer if isinstance(answer, dict) else {}
+
+
+def webhook_register(*, api_url: str, token: str, url: str, name: str, remote_id: str) -> str:
+    """Create Chat2Desk's webhook registration for `url`, or update `remote_id`; the registration's id."""
+    body = {"url": url, "name": name, "events": REGISTERED_EVENTS}
+    base = api_url.rstrip("/")
+    if remote_id:
+        try:
+            _call("PUT", f"{base}/v1/webhooks/{remote_id}", token, body)
+            return remote_id
+        except Chat2DeskError as exc:
+            if exc.status != 404:
+                raise
+            # Deleted on Chat2Desk's side: register anew.
+    answer = _call("POST", f"{base}/v1/webhooks", token, body)
+    data = answer.get("data") if isinstance(answer.get("data"), dict) else answer
+    remote = data.get("id")
+    if remote in (None, ""):
+        raise Chat2DeskError(f"Chat2Desk registered the webhook but sent no id back: {json.dumps(answer)[:300]}")
+    return str(remote)
+
+
+def messages_url(api_url: str) -> str:
+    return f"{api_url.rstrip('/')}/v1/messages"

@@ -1,0 +1,130 @@
+"""Inbound channels: integrations (seed 000), what they deliver, and the knowledge the agent answers from."""
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+from agentbot.crypto import EncryptedTextField
+from agentbot.ids import new_inbound_id, new_integration_id, new_knowledge_id
+from agentbot.models import Site
+
+
+def generate_inbound_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class ConnectorType(models.TextChoices):
+    CHAT2DESK = "chat2desk", "Chat2Desk"
+    WEBCHAT = "webchat", "Webchat"
+
+
+class Integration(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_integration_id, editable=False)
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="integrations")
+    connector_type = models.CharField(max_length=20, choices=ConnectorType.choices, default=ConnectorType.CHAT2DESK)
+    name = models.CharField(max_length=200, blank=True)
+    active = models.BooleanField(default=True, help_text="An inactive integration answers its webhook with 403.")
+    # The platform signs each webhook with this (HMAC-SHA256 of the raw body).
+    webhook_secret = EncryptedTextField(default=generate_inbound_secret, editable=False)
+    api_url = models.URLField(
+        "API URL",
+        max_length=500,
+        blank=True,
+        help_text="Chat2Desk's API for your account's instance (global or Europe), as in https://api.chat2desk.com",
+    )
+    api_token = EncryptedTextField("API token", blank=True, default="", editable=False)
+    # Chat2Desk's id of the webhook registration, once the register-webhook helper made one.
+    remote_webhook_id = models.CharField(max_length=100, blank=True, editable=False)
+    webhook_registered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Where the agent's replies go: a connector webhook of the delivery engine (retried, logged).
+    reply_webhook = models.OneToOneField(
+        "subscriptions.Webhook", null=True, blank=True, on_delete=models.SET_NULL, related_name="integration",
+        editable=False,
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_connector_type_display()} {self.name or self.id}"
+
+    @property
+    def webhook_path(self) -> str:
+        return f"/api/webhook/{self.connector_type}/{self.id}"
+
+
+class InboundEvent(models.Model):
+    """One webhook the platform sent: stored before the 200, processed by a worker, kept as a log."""
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message"
+        STATUS = "status"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"  # stored, not yet applied
+        ACCEPTED = "accepted"  # the visitor's message is in its conversation; the agent has not replied yet
+        PROCESSED = "processed"
+        IGNORED = "ignored"
+        FAILED = "failed"
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_inbound_id, editable=False)
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="inbound_events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    payload = models.JSONField(help_text="The normalised payload.")
+    # The platform's id of the message, when it sends one: a redelivered webhook is stored once.
+    external_id = models.CharField(max_length=200, blank=True)
+    conversation = models.ForeignKey(
+        "agentbot.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_events"
+    )
+    outcome = models.TextField(blank=True, help_text="What processing did, or why it failed.")
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="inbound_event_once_per_external_id",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status__in=["received", "accepted"]),
+                name="inbound_event_pending_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status} ({self.id})"
+
+
+class KnowledgeEntry(models.Model):
+    """A question the agent can answer on a site, and its answer."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_knowledge_id, editable=False)
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="knowledge")
+    question = models.CharField(max_length=500)
+    answer = models.TextField()
+    keywords = models.CharField(
+        max_length=500, blank=True, help_text="More words that should lead to this answer, separated by commas."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["question"]
+        verbose_name = "knowledge base entry"
+        verbose_name_plural = "knowledge base"
+
+    def __str__(self) -> str:
+        return self.question

@@ -1,0 +1,156 @@
+"""The agent's reply to a visitor: a knowledge-base matcher, or an OpenAI-compatible model.
+
+A responder gets the question and the conversation so far and gives back an `Answer`: a text to
+send, or a reason to hand the conversation to a human. It raises `ResponderUnavailable` when it
+could not decide (the model did not answer); the caller retries later.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Protocol
+
+import requests
+from django.conf import settings
+
+from agentbot.inbound.models import KnowledgeEntry
+from agentbot.models import Site
+
+HANDOFF = "HANDOFF"
+HISTORY = 20
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str = ""
+    handoff_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Turn:
+    sender_type: str  # visitor, agent or ai
+    body: str
+
+
+class ResponderUnavailable(Exception):
+    pass
+
+
+class Responder(Protocol):
+    def answer(self, *, site: Site, question: str, history: list[Turn]) -> Answer: ...
+
+
+def knowledge_of(site: Site) -> list[KnowledgeEntry]:
+    return list(KnowledgeEntry.objects.filter(site=site, enabled=True).order_by("question"))
+
+
+# --- the knowledge base -----------------------------------------------------------------------
+# Words that say nothing about what is asked, in English and Brazilian Portuguese.
+STOPWORDS = frozenset(
+    """a an and are as at be but by can could do does for from have how i if in is it me my of on or
+    our please should so than that the their them there this to us was we what when where which who
+    why will with would you your hi hello thanks thank
+    o os as um uma uns umas e de da do das dos em no na nos nas por para com que qual quais quando
+    onde como eu voce voces seu sua meu minha ola oi obrigado obrigada favor se ser esta estao
+    tem""".split()
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "ed", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def terms(text: str) -> set[str]:
+    """Lower-case, accent-free word stems of `text`, without the stop words."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return {_stem(w) for w in re.findall(r"[a-z0-9]+", plain) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
+
+
+def match(question: str, entries: list[KnowledgeEntry]) -> KnowledgeEntry | None:
+    """The entry that answers `question`: one whose keyword phrase is all there, else the one
+    whose question's terms are most covered, if at least half of them are."""
+    asked = terms(question)
+    if not asked:
+        return None
+    best, best_score = None, 0.0
+    for entry in entries:
+        keywords = [terms(k) for k in entry.keywords.split(",")]
+        if any(k and k <= asked for k in keywords):
+            score = 2.0
+        else:
+            wanted = terms(entry.question)
+            score = len(asked & wanted) / len(wanted) if wanted else 0.0
+        if score > best_score:
+            best, best_score = entry, score
+    return best if best_score >= 0.5 else None
+
+
+class KnowledgeBaseResponder:
+    def answer(self, *, site: Site, question: str, history: list[Turn]) -> Answer:
+        entry = match(question, knowledge_of(site))
+        if entry is None:
+            return Answer(handoff_reason="The knowledge base has no answer to the visitor's question.")
+        return Answer(text=entry.answer)
+
+
+# --- an OpenAI-compatible chat completions API ------------------------------------------------
+def system_prompt(site: Site, entries: list[KnowledgeEntry]) -> str:
+    knowledge = "\n\n".join(f"Q: {e.question}\nA: {e.answer}" for e in entries) or "(empty)"
+    return (
+        f"You are the customer-service agent of {site.name or 'this website'}. Answer the visitor briefly, "
+        "in the visitor's language, using only the knowledge base below. If the knowledge base does not "
+        f"answer the question, or the visitor asks for a person, reply with exactly {HANDOFF} and nothing else.\n\n"
+        f"Knowledge base:\n{knowledge}"
+    )
+
+
+ROLES = {"visitor": "user", "ai": "assistant", "agent": "assistant"}
+
+
+class LLMResponder:
+    def __init__(self, *, base_url: str, api_key: str, model: str, timeout: float):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.api_key = api_key
+        self.model = model
+        self.timeout = timeout
+
+    def answer(self, *, site: Site, question: str, history: list[Turn]) -> Answer:
+        messages = [{"role": "system", "content": system_prompt(site, knowledge_of(site))}]
+        messages += [{"role": ROLES[t.sender_type], "content": t.body} for t in history[-HISTORY:]]
+        if not history or history[-1].body != question or history[-1].sender_type != "visitor":
+            messages.append({"role": "user", "content": question})
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            response = requests.post(
+                self.url,
+                json={"model": self.model, "messages": messages, "temperature": 0.2},
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise ResponderUnavailable(f"the language model at {self.url} could not be reached: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise ResponderUnavailable(f"the language model answered {response.status_code}: {response.text[:200]}")
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ResponderUnavailable("the language model's answer has no choices[0].message.content") from exc
+        text = content.strip() if isinstance(content, str) else ""
+        if not text or text.strip(" .") == HANDOFF:
+            return Answer(handoff_reason="The language model could not answer from the knowledge base.")
+        return Answer(text=text)
+
+
+def responder() -> Responder:
+    """The model when AGENTBOT_LLM_BASE_URL is set, the knowledge-base matcher otherwise."""
+    if settings.AGENTBOT_LLM_BASE_URL:
+        return LLMResponder(
+            base_url=settings.AGENTBOT_LLM_BASE_URL,
+            api_key=settings.AGENTBOT_LLM_API_KEY,
+            model=settings.AGENTBOT_LLM_MODEL,
+            timeout=settings.AGENTBOT_LLM_TIMEOUT,
+        )
+    return KnowledgeBaseResponder()

@@ -1,0 +1,373 @@
+"""Inbound channels: integrations, and the path of what they deliver.
+
+receive → verify → parse (in the web request, which answers at once) → store an `InboundEvent`
+→ enqueue → process (a worker) → reply. The stored event is the outbox of the inbound side: if
+the broker loses the task or a worker dies, the sweep hands the event out again, so a webhook
+that got its 200 is never lost. Processing is idempotent (each step checks the event's status
+under a row lock), so handing an event out twice does no harm.
+"""
+
+import hashlib
+import hmac
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from agentbot.domain import services as domain
+from agentbot.domain.models import Conversation, Message
+from agentbot.inbound import chat2desk
+from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, generate_inbound_secret
+from agentbot.inbound.responder import Answer, ResponderUnavailable, Turn, responder
+from agentbot.models import Site
+from deliveries.services import event_publish
+from subscriptions.event_types import CHANNEL_REPLY
+from subscriptions.models import Webhook, WebhookFormat
+from subscriptions.services import webhook_validate_url
+
+logger = logging.getLogger(__name__)
+
+PENDING = [InboundEvent.Status.RECEIVED, InboundEvent.Status.ACCEPTED]
+
+
+# --- integrations ------------------------------------------------------------------------------
+def _validate_api_url(api_url: str) -> str:
+    if not api_url:
+        return ""
+    try:
+        return webhook_validate_url(api_url).rstrip("/")
+    except ValidationError as exc:
+        raise ValidationError({"api_url": exc.message_dict.get("url", exc.messages)}) from exc
+
+
+def _reply_webhook_sync(integration: Integration) -> None:
+    """Keep the connector webhook the replies go through in step with the integration: its URL is
+    `{apiUrl}/v1/messages`, its secret the API token; without both it is disabled."""
+    webhook = integration.reply_webhook
+    ready = integration.connector_type == ConnectorType.CHAT2DESK and integration.api_url and integration.api_token
+    if not ready:
+        if webhook is not None and webhook.enabled:
+            webhook.enabled = False
+            webhook.disabled_reason = "the integration has no API URL or API token"
+            webhook.disabled_at = timezone.now()
+            webhook.save(update_fields=["enabled", "disabled_reason", "disabled_at", "updated_at"])
+        return
+    if webhook is None:
+        webhook = Webhook(site=integration.site, events=[], format=WebhookFormat.CHAT2DESK, connector=integration.connector_type)
+    webhook.url = chat2desk.messages_url(integration.api_url)
+    webhook.secret = integration.api_token
+    webhook.description = f"Replies of integration {integration.id}"
+    webhook.enabled = integration.active
+    webhook.disabled_reason = "" if integration.active else "the integration is inactive"
+    webhook.disabled_at = None if integration.active else (webhook.disabled_at or timezone.now())
+    webhook.save()
+    if integration.reply_webhook_id != webhook.id:
+        integration.reply_webhook = webhook
+        integration.save(update_fields=["reply_webhook", "updated_at"])
+
+
+def integration_create(
+    *,
+    site: Site,
+    connector_type: str = ConnectorType.CHAT2DESK,
+    name: str = "",
+    active: bool = True,
+    api_url: str = "",
+    api_token: str = "",
+) -> Integration:
+    if connector_type not in ConnectorType.values:
+        raise ValidationError({"connector_type": f"unknown connector {connector_type!r}; choose one of {', '.join(ConnectorType.values)}"})
+    with transaction.atomic():
+        integration = Integration.objects.create(
+            site=site,
+            connector_type=connector_type,
+            name=name,
+            active=active,
+            api_url=_validate_api_url(api_url),
+            api_token=api_token,
+        )
+        _reply_webhook_sync(integration)
+    return integration
+
+
+INTEGRATION_EDITABLE = ("name", "active", "api_url", "api_token")
+
+
+def integration_update(*, integration: Integration, **changes) -> Integration:
+    unknown = [name for name in changes if name not in INTEGRATION_EDITABLE]
+    if unknown:
+        raise ValidationError({unknown[0]: f"this field cannot be changed; an integration changes {', '.join(INTEGRATION_EDITABLE)}"})
+    if "api_url" in changes:
+        changes["api_url"] = _validate_api_url(changes["api_url"])
+    with transaction.atomic():
+        integration = Integration.objects.select_for_update().get(pk=integration.pk)
+        for name, value in changes.items():
+            setattr(integration, name, value)
+        integration.save()
+        _reply_webhook_sync(integration)
+    return integration
+
+
+def integration_rotate_secret(*, integration: Integration) -> Integration:
+    integration.webhook_secret = generate_inbound_secret()
+    integration.save(update_fields=["webhook_secret", "updated_at"])
+    return integration
+
+
+def integration_delete(*, integration: Integration) -> None:
+    with transaction.atomic():
+        if integration.reply_webhook is not None:
+            integration.reply_webhook.delete()
+        integration.delete()
+
+
+class NotSupported(Exception):
+    pass
+
+
+def integration_register_webhook(*, integration: Integration, url: str) -> Integration:
+    """Register `url` (this integration's webhook URL) with Chat2Desk, or update the registration."""
+    if integration.connector_type != ConnectorType.CHAT2DESK:
+        raise NotSupported(f"the {integration.connector_type} connector has no webhook to register")
+    if not integration.api_url:
+        raise NotSupported("set the integration's API URL (Chat2Desk's global or Europe instance) first")
+    if not integration.api_token:
+        raise NotSupported("set the integration's Chat2Desk API token first")
+    remote_id = chat2desk.webhook_register(
+        api_url=integration.api_url,
+        token=integration.api_token,
+        url=url,
+        name=f"Agentbot {integration.name or integration.id}",
+        remote_id=integration.remote_webhook_id,
+    )
+    integration.remote_webhook_id = remote_id
+    integration.webhook_registered_at = timezone.now()
+    integration.save(update_fields=["remote_webhook_id", "webhook_registered_at", "updated_at"])
+    return integration
+
+
+# --- receive -----------------------------------------------------------------------------------
+def signature_valid(*, secret: str, body: bytes, signature: str) -> bool:
+    """`signature` is `sha256=<hex HMAC-SHA256(secret, body)>` (the prefix may be left out)."""
+    received = signature.strip()
+    if received.startswith("sha256="):
+        received = received[len("sha256=") :]
+    try:
+        digest = bytes.fromhex(received)
+    except ValueError:
+        return False
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
+    return hmac.compare_digest(expected, digest)
+
+
+def inbound_receive(*, integration: Integration, parsed: chat2desk.Parsed) -> InboundEvent:
+    """Store what arrived and queue it for a worker when the transaction commits. A message the
+    platform sends again (same message id) is stored once."""
+    if parsed.kind == "ignored":
+        return InboundEvent.objects.create(
+            integration=integration,
+            kind=InboundEvent.Kind.STATUS,
+            status=InboundEvent.Status.IGNORED,
+            payload=parsed.payload,
+            outcome=parsed.reason,
+            processed_at=timezone.now(),
+        )
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.create(
+                integration=integration, kind=parsed.kind, payload=parsed.payload, external_id=parsed.external_id
+            )
+    except IntegrityError:
+        return InboundEvent.objects.get(integration=integration, external_id=parsed.external_id)
+    transaction.on_commit(lambda: inbound_dispatch([event.id]))
+    return event
+
+
+def inbound_dispatch(ids: list[str]) -> None:
+    from agentbot.tasks import inbound_process
+
+    for event_id in ids:
+        try:
+            inbound_process.delay(event_id)
+        except Exception:  # the broker is down: the sweep hands the event out later
+            logger.warning("inbound event not queued; the sweep will pick it up", extra={"inbound_event_id": event_id})
+
+
+def inbound_sweep(limit: int = 500) -> int:
+    """Hand out stored events no worker finished: never queued, lost by the broker, or retried."""
+    ids = list(
+        InboundEvent.objects.filter(status__in=PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    inbound_dispatch(ids)
+    return len(ids)
+
+
+# --- process -----------------------------------------------------------------------------------
+def _claim(event_id: str) -> bool:
+    """Take the event for one attempt: it is not handed out again until the lease runs out. An
+    event whose attempts are used up (the last one's worker died) fails instead."""
+    now = timezone.now()
+    due = InboundEvent.objects.filter(pk=event_id, status__in=PENDING, next_attempt_at__lte=now)
+    if due.filter(attempts__lt=settings.AGENTBOT_INBOUND_ATTEMPTS).update(
+        attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=settings.AGENTBOT_INBOUND_LEASE)
+    ):
+        return True
+    due.update(status=InboundEvent.Status.FAILED, processed_at=now, outcome="gave up: no attempt finished")
+    return False
+
+
+def _finish(event: InboundEvent, status: str, outcome: str) -> None:
+    event.status = status
+    event.outcome = outcome
+    event.processed_at = timezone.now()
+    event.save(update_fields=["status", "outcome", "processed_at", "conversation"])
+
+
+def inbound_process(*, event_id: str) -> str | None:
+    """Apply one stored event; the status it ends in, or None when it was not this worker's to do."""
+    if not _claim(event_id):
+        return None
+    try:
+        return _process(event_id)
+    except Exception as exc:
+        # Kept for the next attempt (after the lease), or failed when none is left; the log says why.
+        logger.exception("inbound event failed", extra={"inbound_event_id": event_id})
+        give_up = InboundEvent.objects.filter(pk=event_id, attempts__gte=settings.AGENTBOT_INBOUND_ATTEMPTS)
+        give_up.update(status=InboundEvent.Status.FAILED, processed_at=timezone.now())
+        InboundEvent.objects.filter(pk=event_id).update(outcome=f"{type(exc).__name__}: {exc}"[:1000])
+        raise
+
+
+def _process(event_id: str) -> str:
+    with transaction.atomic():
+        event = InboundEvent.objects.select_for_update().select_related("integration__site").get(pk=event_id)
+        if event.status == InboundEvent.Status.RECEIVED:
+            if event.kind == InboundEvent.Kind.STATUS:
+                _apply_status(event)
+                return event.status
+            _accept_message(event)
+        if event.status != InboundEvent.Status.ACCEPTED:
+            return event.status
+    return _reply(event)
+
+
+def _conversation_of_client(integration: Integration, client_id) -> Conversation | None:
+    return (
+        Conversation.objects.filter(integration=integration, external_id=str(client_id), status="open")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _accept_message(event: InboundEvent) -> None:
+    """The client's message joins their open conversation, or opens one (a new session)."""
+    integration, payload = event.integration, event.payload
+    # One client's messages are applied one at a time, so two cannot open two conversations.
+    Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
+    addressing = {k: payload[k] for k in ("client_id", "channel_id", "transport", "dialog_id", "request_id") if k in payload}
+    conversation = _conversation_of_client(integration, payload["client_id"])
+    if conversation is None:
+        conversation = domain.conversation_create(
+            site=integration.site,
+            channel=chat2desk.channel_of(payload.get("transport")),
+            integration=integration,
+            external_id=str(payload["client_id"]),
+            context={integration.connector_type: addressing},
+        )
+    else:
+        # The latest addressing wins: a new request or channel in the same dialog is answered there.
+        known = conversation.context.get(integration.connector_type, {})
+        if {**known, **addressing} != known:
+            conversation.context = {**conversation.context, integration.connector_type: {**known, **addressing}}
+            conversation.save(update_fields=["context"])
+    domain.message_create(conversation=conversation, sender_type="visitor", body=payload["text"])
+    event.conversation = conversation
+    if conversation.session == "active":
+        event.status = InboundEvent.Status.ACCEPTED
+        event.save(update_fields=["status", "conversation"])
+    else:
+        _finish(event, InboundEvent.Status.PROCESSED, "stored; the session is paused (a human has the dialog), so the agent stays silent")
+
+
+def _apply_status(event: InboundEvent) -> None:
+    integration, payload = event.integration, event.payload
+    key = integration.connector_type
+    match = Q(**{f"context__{key}__request_id": payload["request_id"]})
+    if "dialog_id" in payload:
+        match |= Q(**{f"context__{key}__dialog_id": payload["dialog_id"]})
+    if "client_id" in payload:
+        match |= Q(external_id=str(payload["client_id"]))
+    conversation = (
+        Conversation.objects.filter(integration=integration, status="open").filter(match).order_by("-created_at").first()
+    )
+    if conversation is None:
+        _finish(event, InboundEvent.Status.IGNORED, f"no open session matches request_id {payload['request_id']}")
+        return
+    event.conversation = conversation
+    detail = {"source": key, **{k: payload[k] for k in ("hook_type", "request_id", "dialog_id") if k in payload}}
+    if payload["action"] == chat2desk.SESSION_CLOSE:
+        domain.conversation_close(conversation=conversation)
+        _finish(event, InboundEvent.Status.PROCESSED, f"{payload['hook_type']}: the session is closed")
+    else:
+        domain.conversation_transfer(conversation=conversation, transfer=detail)
+        _finish(event, InboundEvent.Status.PROCESSED, f"{payload['hook_type']}: the session is paused, the transfer recorded")
+
+
+def _history(conversation: Conversation) -> list[Turn]:
+    recent = Message.objects.filter(conversation=conversation).order_by("-created_at")[:20]
+    return [Turn(m.sender_type, m.body) for m in reversed(recent)]
+
+
+def _reply(event: InboundEvent) -> str:
+    """Ask the responder (outside any transaction: a model may take seconds), then store its
+    answer and send it, or hand the conversation to a human."""
+    conversation = event.conversation
+    try:
+        answer = responder().answer(site=conversation.site, question=event.payload["text"], history=_history(conversation))
+    except ResponderUnavailable as exc:
+        if event.attempts < settings.AGENTBOT_INBOUND_ATTEMPTS:
+            InboundEvent.objects.filter(pk=event.pk).update(outcome=f"attempt {event.attempts}: {exc}")
+            return event.status
+        answer = Answer(handoff_reason=f"The agent could not answer: {exc}")
+    with transaction.atomic():
+        event = InboundEvent.objects.select_for_update(of=("self",)).select_related("integration").get(pk=event.pk)
+        if event.status != InboundEvent.Status.ACCEPTED:
+            return event.status
+        conversation = Conversation.objects.select_for_update().get(pk=event.conversation_id)
+        if conversation.session != "active":
+            _finish(event, InboundEvent.Status.PROCESSED, f"not answered: the session became {conversation.session}")
+            return event.status
+        if not answer.text:
+            domain.conversation_handoff(conversation=conversation, reason=answer.handoff_reason)
+            _finish(event, InboundEvent.Status.PROCESSED, f"handed to a human: {answer.handoff_reason}")
+            return event.status
+        message = domain.message_create(conversation=conversation, sender_type="ai", body=answer.text)
+        _finish(event, InboundEvent.Status.PROCESSED, _send_reply(event.integration, conversation, message))
+    return event.status
+
+
+def _send_reply(integration: Integration, conversation: Conversation, message: Message) -> str:
+    """Queue the reply on the integration's connector webhook; what happened, for the event's log."""
+    webhook = integration.reply_webhook
+    if webhook is None or not webhook.enabled:
+        return f"answered with {message.id}, not sent: the integration has no API URL and token, or is inactive"
+    reply, _ = event_publish(
+        site=integration.site,
+        event_type=CHANNEL_REPLY.name,
+        data={
+            "conversation_id": conversation.id,
+            "message_id": message.id,
+            "connector": integration.connector_type,
+            "text": message.body,
+            "recipient": conversation.context.get(integration.connector_type, {}),
+        },
+        idempotency_key=f"reply:{message.id}",
+        only_webhook=webhook,
+    )
+    return f"answered with {message.id}, sent as {reply.id}"
