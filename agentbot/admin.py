@@ -140,3 +140,4 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 import agentbot.domain.admin  # noqa: E402,F401  (registers the domain's read-only admin)
+import agentbot.inbound.admin  # noqa: E402,F401  (registers the integrations, knowledge base, inbound log)

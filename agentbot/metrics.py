@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
+from agentbot.inbound.models import INBOUND_PENDING, InboundEvent
 from deliveries.models import Attempt, Delivery
 from subscriptions.models import Webhook, WebhookFormat
 
@@ -113,6 +114,12 @@ WEBHOOK_STATES = {
 }
 
 
+def inbound_pending() -> Backlog:
+    """Inbound webhooks not processed yet: their count and the oldest arrival (a partial index)."""
+    row = InboundEvent.objects.filter(status__in=INBOUND_PENDING).aggregate(due=Count("id"), oldest=Min("received_at"))
+    return Backlog(row["due"], row["oldest"])
+
+
 def webhook_states() -> dict[str, int]:
     """How many webhooks are in each of WEBHOOK_STATES, in one pass over the webhook table."""
     # Aliases differ from field names: Django refuses an aggregate named like a field it filters on.
@@ -195,6 +202,7 @@ class DatabaseCollector:
             attempts = attempt_stats(since=since)
             backlog = due_backlog(now=now)
             webhooks = webhook_states()
+            inbound = inbound_pending()
 
         yield _gauge(
             "agentbot_deliveries_recent",
@@ -226,6 +234,20 @@ class DatabaseCollector:
             "Webhooks by state (overlapping): " + ", ".join(WEBHOOK_STATES) + ".",
             ["state"],
             [([state], n) for state, n in webhooks.items()],
+        )
+
+
+        yield _gauge(
+            "agentbot_inbound_pending",
+            "Inbound webhooks stored and not yet processed (a worker is on them, or they wait for a retry).",
+            [],
+            [([], inbound.due)],
+        )
+        yield _gauge(
+            "agentbot_oldest_pending_inbound_age_seconds",
+            "How long the oldest unprocessed inbound webhook has waited since it arrived (0 when none).",
+            [],
+            [([], inbound.oldest_age(now).total_seconds())],
         )
 
 

@@ -151,7 +151,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agentbot Webhooks API",
-    "DESCRIPTION": "Subscriptions, events and the delivery log of Agentbot's signed webhooks.",
+    "DESCRIPTION": "Subscriptions, events and the delivery log of Agentbot's signed webhooks; the agent's "
+    "conversations, tickets and leads; inbound integrations (Chat2Desk) and the knowledge base.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -162,6 +163,7 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "deliveries.models.Delivery.Status",
         "ConversationStatusEnum": "subscriptions.event_types.CONVERSATION_STATUSES",
         "TicketStatusEnum": "subscriptions.event_types.TICKET_STATUSES",
+        "WebhookFormatEnum": "subscriptions.models.SUBSCRIBER_FORMATS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -285,6 +287,15 @@ AGENTBOT_LLM_MODEL = os.environ.get("AGENTBOT_LLM_MODEL", "gpt-4o-mini")
 AGENTBOT_LLM_TIMEOUT = env_float("AGENTBOT_LLM_TIMEOUT", 30.0)
 # Inbound webhooks are stored before the 200 and processed by a worker; one the worker did not
 # finish is handed out again after this many seconds, at most AGENTBOT_INBOUND_ATTEMPTS times.
-AGENTBOT_INBOUND_LEASE = env_float("AGENTBOT_INBOUND_LEASE", 120.0)
+# The lease outlasts a model call, so a slow answer is never taken for a dead worker.
+AGENTBOT_INBOUND_LEASE = max(env_float("AGENTBOT_INBOUND_LEASE", 120.0), AGENTBOT_LLM_TIMEOUT * 1.5)
 AGENTBOT_INBOUND_ATTEMPTS = int(env_float("AGENTBOT_INBOUND_ATTEMPTS", 5))
-CELERY_BEAT_SCHEDULE["inbound-sweep"] = {"task": "agentbot.tasks.inbound_sweep", "schedule": 30.0}
+# How often the sweep hands out stored inbound events no worker finished (whole seconds, as above).
+AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_SWEEP_INTERVAL", 30.0)))
+CELERY_BEAT_SCHEDULE["inbound-sweep"] = {
+    "task": "agentbot.tasks.inbound_sweep",
+    "schedule": AGENTBOT_INBOUND_SWEEP_INTERVAL,
+    "options": {"expires": AGENTBOT_INBOUND_SWEEP_INTERVAL},
+}
+# Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
+CELERY_BEAT_SCHEDULE["inbound-retention"] = {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0}

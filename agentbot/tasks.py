@@ -13,3 +13,8 @@ def inbound_process(event_id: str) -> str | None:
 @shared_task(name="agentbot.tasks.inbound_sweep", ignore_result=True)
 def inbound_sweep() -> int:
     return services.inbound_sweep()
+
+
+@shared_task(name="agentbot.tasks.inbound_retention", ignore_result=True)
+def inbound_retention() -> int:
+    return services.inbound_purge_old()

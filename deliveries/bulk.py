@@ -53,26 +53,37 @@ def deliveries_create(
         created = Delivery.objects.bulk_create(Delivery(webhook_id=w, **given) for w in webhook_ids)
         return [d.id for d in created]
     ids = [new_delivery_id() for _ in webhook_ids]
-    per_row = {"id": ids, "webhook_id": webhook_ids}
-    columns, values, params = [], [], []
+    sql, constant = _insert_plan()
+    params = []
+    for f in constant:
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now
+        else:
+            value = given[f.attname] if f.attname in given else f.get_default()
+        params.append(f.get_db_prep_save(value, connection))
+    _execute(sql, params + [ids, list(webhook_ids)])
+    return ids
+
+
+@lru_cache(maxsize=1)
+def _insert_plan() -> tuple[str, list]:
+    """The INSERT of `deliveries_create` (built once per process) and the fields whose values are
+    the same for every row of one call, in the order of its parameters."""
+    per_row = {"id", "webhook_id"}
+    columns, values, constant = [], [], []
     for f in Delivery._meta.concrete_fields:
         columns.append(connection.ops.quote_name(f.column))
         if f.attname in per_row:
             values.append(f"r.{f.attname}")
             continue
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-            value = now
-        else:
-            value = given[f.attname] if f.attname in given else f.get_default()
         values.append(f"%s::{f.db_type(connection)}")
-        params.append(f.get_db_prep_save(value, connection))
+        constant.append(f)
     id_type, webhook_type = (Delivery._meta.get_field(n).db_type(connection) for n in ("id", "webhook"))
     sql = (
         f"INSERT INTO {Delivery._meta.db_table} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[]) AS r(id, webhook_id)"
     )
-    _execute(sql, params + [ids, list(webhook_ids)])
-    return ids
+    return sql, constant
 
 
 # --- claim (the sweep) ------------------------------------------------------------------------

@@ -87,6 +87,15 @@ def _unstorable_text(value, path: str) -> str | None:
     return None
 
 
+# Request headers that carry a credential rather than a signature (the chat2desk format sends the
+# integration's API token): the attempt log keeps that they were sent, never their value.
+CREDENTIAL_HEADERS = {"authorization"}
+
+
+def stored_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name: "[redacted]" if name.lower() in CREDENTIAL_HEADERS else value for name, value in headers.items()}
+
+
 def text_is_storable(text: str) -> bool:
     """PostgreSQL text and jsonb hold neither NUL nor unpaired surrogates (they are not UTF-8)."""
     if "\x00" in text:
@@ -285,7 +294,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
                 number=job.attempt_count + 1,
                 at=job.started or now,
                 status_code=result.status_code,
-                request_headers=job.request.headers if job.request else {},
+                request_headers=stored_headers(job.request.headers) if job.request else {},
                 response_headers=result.headers,
                 response_body=result.body.decode("utf-8", errors="replace"),
                 duration_ms=result.duration_ms,

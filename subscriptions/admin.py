@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from agentbot.admin import ObjectActionsMixin, hourly_chart
 from agentbot.logging import log_delivery
@@ -22,7 +24,7 @@ from agentbot.metrics import WEBHOOK_STATES, deliveries_per_hour, webhooks_with_
 from deliveries import services as delivery_services
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
-from subscriptions.models import Webhook
+from subscriptions.models import SUBSCRIBER_FORMATS, Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ RECENT_DELIVERIES = 20
 class WebhookForm(forms.ModelForm):
     url = forms.CharField(max_length=2048, widget=forms.URLInput(attrs={"size": 80}))
     events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple)
+    # The connector formats belong to integrations' reply webhooks, made with the integration.
+    format = forms.ChoiceField(choices=[(f.value, f.label) for f in SUBSCRIBER_FORMATS])
 
     class Meta:
         model = Webhook
@@ -126,7 +130,9 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_filter = ["enabled", HealthFilter, "format", "site"]
     list_select_related = ["site"]
     search_fields = ["url", "=id", "description", "=site__id", "site__name"]
-    readonly_fields = ["id", "secret_hint", "previous_secret_expires_at", "health_summary", "deliveries_chart", "recent_deliveries"]
+    readonly_fields = [
+        "id", "managed_by", "secret_hint", "previous_secret_expires_at", "health_summary", "deliveries_chart", "recent_deliveries",
+    ]
     actions = ["send_test", "redeliver_failed", "rotate_secret", "enable", "disable"]
 
     def get_queryset(self, request):
@@ -136,10 +142,22 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         # A webhook stays on its site: its deliveries and API keys belong there.
         return self.readonly_fields + (["site"] if obj is not None else [])
 
+    def has_change_permission(self, request, obj=None):
+        # An integration's reply webhook changes with its integration: here it is read-only.
+        return super().has_change_permission(request, obj) and not (obj is not None and obj.connector)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.connector)
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, self._subscriber_webhooks(request, queryset))
+
     def get_fieldsets(self, request, obj=None):
         main = (None, {"fields": ["site", *EDITABLE]})
         if obj is None:
             return [main]
+        if obj.connector:
+            main = (None, {"fields": ["managed_by", "site", *EDITABLE]})
         return [
             main,
             ("Health", {"fields": ["health_summary"]}),
@@ -149,6 +167,8 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         ]
 
     def object_actions(self, request, obj):
+        if obj.connector:
+            return ["redeliver_failed"]
         return ["send_test", "redeliver_failed", "rotate_secret", "disable" if obj.enabled else "enable"]
 
     # --- columns ---------------------------------------------------------------------------
@@ -186,8 +206,21 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return health_html(obj)
 
     # --- the webhook's page ----------------------------------------------------------------
+    @admin.display(description=_("managed by"))
+    def managed_by(self, obj):
+        integration = getattr(obj, "integration", None)
+        if integration is None:
+            return gettext("an integration that no longer exists")
+        return format_html(
+            gettext('integration <a href="{url}">{integration}</a>: change it there; its URL, token and state follow.'),
+            url=reverse("admin:agentbot_integration_change", args=[integration.pk]),
+            integration=integration,
+        )
+
     @admin.display(description="secret")
     def secret_hint(self, obj):
+        if obj.connector:
+            return gettext("the integration's API token (not shown)")
         return obj.masked_secret
 
     @admin.display(description="now")
@@ -217,8 +250,21 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         _show_secret_once(request, obj, "Signing secret")
 
     # --- actions -----------------------------------------------------------------------------
+    def _subscriber_webhooks(self, request, queryset):
+        """The queryset without integrations' reply webhooks, which change only with their integration."""
+        if queryset.exclude(connector="").exists():
+            self.message_user(
+                request,
+                gettext("Integrations' reply webhooks were left alone: they change with their integration."),
+                messages.WARNING,
+            )
+        return queryset.filter(connector="")
+
     @admin.action(description="Send a test event", permissions=["change"])
     def send_test(self, request, queryset):
+        queryset = self._subscriber_webhooks(request, queryset)
+        if not queryset.exists():
+            return
         with transaction.atomic():
             events = [delivery_services.webhook_send_test(webhook=w) for w in queryset]
         deliveries = [d for event in events for d in event.deliveries.all()]
@@ -265,17 +311,17 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     @admin.action(description="Rotate the signing secret (old one valid 24 h)", permissions=["change"])
     def rotate_secret(self, request, queryset):
-        for webhook in queryset:
+        for webhook in self._subscriber_webhooks(request, queryset):
             _show_secret_once(request, services.webhook_rotate_secret(webhook=webhook), "New signing secret")
 
     @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset):
-        webhooks = [services.webhook_update(webhook=w, enabled=True) for w in queryset]
+        webhooks = [services.webhook_update(webhook=w, enabled=True) for w in self._subscriber_webhooks(request, queryset)]
         self.message_user(request, f"Enabled {len(webhooks)} webhook(s): new events are sent to them again.", messages.SUCCESS)
 
     @admin.action(description="Disable", permissions=["change"])
     def disable(self, request, queryset):
-        webhooks = [services.webhook_update(webhook=w, enabled=False) for w in queryset]
+        webhooks = [services.webhook_update(webhook=w, enabled=False) for w in self._subscriber_webhooks(request, queryset)]
         self.message_user(
             request,
             f"Disabled {len(webhooks)} webhook(s): their new events are not sent until re-enabled, and their pending "

@@ -19,6 +19,7 @@ from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
 
 class WebhookSerializer(serializers.ModelSerializer):
     url = serializers.CharField(read_only=True)
+    format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, read_only=True)
     secret_hint = serializers.CharField(source="masked_secret", read_only=True)
 
     class Meta:

@@ -86,4 +86,5 @@ class Webhook(models.Model):
 
     @property
     def masked_secret(self) -> str:
-        return mask_secret(self.secret)
+        # A connector webhook's secret is an integration's API token: not a `whsec_`, no hint.
+        return "" if self.connector else mask_secret(self.secret)

@@ -2,6 +2,7 @@
 and responses carry an example a reader can copy."""
 
 from agentbot.api.auth import HasSiteKey
+from agentbot.inbound.api import SCHEMA_EXAMPLES as INBOUND_EXAMPLES
 from subscriptions.event_types import MESSAGE_CREATED
 
 ERROR_SCHEMA = {
@@ -154,6 +155,7 @@ EXAMPLES = {
     "Ticket": {"id": "tkt_01khx3b9z1b3d5f7h9k1m3p5r7", **TICKET_INPUT, "created_at": AT, "updated_at": AT},
     "Lead": {"id": "lead_01khx3c0a2c4e6g8j0l2n4q6s8", **CONTACT_INPUT, "created_at": AT},
     "Appointment": {"id": "apt_01khx3c0a2c4e6g8j0l2n4q6s9", **CONTACT_INPUT, "created_at": AT},
+    **INBOUND_EXAMPLES,
 }
 PAGINATED_PREFIX, PAGINATED_SUFFIX = "Paginated", "List"
 
@@ -170,7 +172,12 @@ def example_of(ref: str | None):
 
 
 def _with_example(media: dict, example) -> None:
-    if example is not None:
+    own = media.get("examples", {})
+    if len(own) == 1:
+        # The view documents this one itself (as an error only it answers); OpenAPI takes either
+        # `example` or `examples`, and the rest of the document uses `example`.
+        media["example"] = next(iter(media.pop("examples").values()))["value"]
+    elif example is not None and not own:
         media.setdefault("example", example)
 
 

@@ -146,21 +146,25 @@ def conversation_transfer(*, conversation: Conversation, transfer: dict) -> Conv
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         _conversation_require_open(conversation)
         conversation.session = "paused"
-        conversation.context = {
-            **conversation.context,
-            "transfers": [*conversation.context.get("transfers", []), {"at": timezone.now().isoformat(), **transfer}],
-        }
+        transfers = conversation.context.get("transfers", [])
+        # A platform that sends the same transfer again (a redelivered webhook) records it once.
+        if not any({k: v for k, v in t.items() if k != "at"} == transfer for t in transfers):
+            transfers = [*transfers, {"at": timezone.now().isoformat(), **transfer}]
+        conversation.context = {**conversation.context, "transfers": transfers}
         conversation.save(update_fields=["session", "context"])
     return conversation
 
 
 def conversation_resume(*, conversation: Conversation) -> Conversation:
-    """Give an open conversation back to the AI: the session is active again."""
+    """Give an open conversation back to the AI: the session is active again and no longer waits
+    for a human (the handoff stays in the event log)."""
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         _conversation_require_open(conversation)
         conversation.session = "active"
-        conversation.save(update_fields=["session"])
+        conversation.needs_human_at = None
+        conversation.handoff_reason = ""
+        conversation.save(update_fields=["session", "needs_human_at", "handoff_reason"])
     return conversation
 
 

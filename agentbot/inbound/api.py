@@ -60,7 +60,7 @@ class IntegrationWithSecretSerializer(IntegrationSerializer):
 
 
 class IntegrationInputSerializer(StrictSerializer):
-    connector_type = serializers.ChoiceField(choices=ConnectorType.values, default=ConnectorType.CHAT2DESK)
+    connector_type = serializers.ChoiceField(choices=ConnectorType.choices, default=ConnectorType.CHAT2DESK)
     name = StrictCharField(max_length=200, allow_blank=True, default="")
     active = StrictBooleanField(default=True)
     api_url = StrictCharField(
@@ -151,15 +151,30 @@ class IntegrationRotateSecretView(APIView):
         return Response(IntegrationWithSecretSerializer(integration, context={"request": request}).data)
 
 
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def error_response(description: str, error: str, message: str) -> OpenApiResponse:
+    """An error only this view answers, in the API's error shape, with its own example."""
+    return OpenApiResponse(ERROR, description=description, examples=[OpenApiExample(error, value={"error": error, "message": message})])
+
+
 class IntegrationRegisterWebhookView(APIView):
     @extend_schema(
         request=None,
         responses={
             200: RegisteredSerializer,
-            400: OpenApiResponse(description="`not_supported`: the integration has no API URL (or token), or is not Chat2Desk"),
-            502: OpenApiResponse(description="`chat2desk_error`: Chat2Desk refused or could not be reached"),
+            400: error_response(
+                "`not_supported`: the integration has no API URL (or token), or is not Chat2Desk.",
+                "not_supported",
+                "set the integration's API URL (Chat2Desk's global or Europe instance) first",
+            ),
+            502: error_response(
+                "`chat2desk_error`: Chat2Desk refused the registration or could not be reached.",
+                "chat2desk_error",
+                'Chat2Desk answered 401 to POST https://api.chat2desk.com/v1/webhooks: {"status": "error"}',
+            ),
         },
-        examples=[OpenApiExample("registered", value={"ok": True, "webhookRegisteredAt": "2026-05-21T17:45:12Z"}, response_only=True)],
         summary="Register (or re-register) the webhook URL with Chat2Desk",
         description="Idempotent: creates Chat2Desk's registration when there is none, else updates it.",
     )
@@ -268,3 +283,58 @@ class IntegrationInboundEventListView(GenericAPIView):
         integration = integration_of(request, integration_id)
         page = self.paginate_queryset(InboundEvent.objects.filter(integration=integration).order_by("-received_at", "-id"))
         return self.get_paginated_response(InboundEventSerializer(page, many=True).data)
+
+
+# --- examples for the OpenAPI document, by the name of their component (see agentbot.api.schema) ---
+AT = "2026-05-21T17:45:12Z"
+INTEGRATION_ID = "intg_01jw3k2m4n6p8q0r2s4t6v8x0z"
+INTEGRATION_INPUT = {
+    "connector_type": "chat2desk",
+    "name": "WhatsApp support",
+    "active": True,
+    "api_url": "https://api.chat2desk.com",
+    "api_token": "c2d_4f9a1b7e2c",
+}
+INTEGRATION = {
+    "id": INTEGRATION_ID,
+    "connector_type": "chat2desk",
+    "name": "WhatsApp support",
+    "active": True,
+    "api_url": "https://api.chat2desk.com",
+    "api_token_set": True,
+    "webhook_url": f"https://agent.example.com/api/webhook/chat2desk/{INTEGRATION_ID}",
+    "webhook_registered": True,
+    "webhook_registered_at": AT,
+    "reply_webhook_id": "wh_01jw3k2m4n6p8q0r2s4t6v8x1a",
+    "created_at": AT,
+    "updated_at": AT,
+}
+KNOWLEDGE_INPUT = {
+    "question": "Qual o horário de funcionamento?",
+    "answer": "Das 9h às 18h, de segunda a sexta.",
+    "keywords": "horário, aberto, funcionamento",
+    "enabled": True,
+}
+SCHEMA_EXAMPLES = {
+    "IntegrationInputRequest": INTEGRATION_INPUT,
+    "PatchedIntegrationPatchRequest": {"api_url": "https://api.chat2desk.eu"},
+    "Integration": INTEGRATION,
+    "IntegrationWithSecret": {**INTEGRATION, "webhook_secret": "3q2-7wEAAAAgSWZ0ZXJfc2lnbmF0dXJlX3NlY3JldA0"},
+    "Registered": {"ok": True, "webhookRegisteredAt": AT},
+    "KnowledgeEntryInputRequest": KNOWLEDGE_INPUT,
+    "PatchedKnowledgeEntryPatchRequest": {"enabled": False},
+    "KnowledgeEntry": {"id": "kb_01jw3k2m4n6p8q0r2s4t6v8x2b", **KNOWLEDGE_INPUT, "created_at": AT, "updated_at": AT},
+    "InboundEvent": {
+        "id": "inb_01jw3k2m4n6p8q0r2s4t6v8x3c",
+        "integration_id": INTEGRATION_ID,
+        "kind": "message",
+        "status": "processed",
+        "payload": {"text": "Qual o horário de funcionamento?", "client_id": "12345678", "channel_id": "987654", "transport": "whatsapp"},
+        "external_id": "",
+        "conversation_id": "conv_01jw3k2m4n6p8q0r2s4t6v8x4d",
+        "outcome": "answered with msg_01jw3k2m4n6p8q0r2s4t6v8x5e, sent as evt_01jw3k2m4n6p8q0r2s4t6v8x6f",
+        "attempts": 1,
+        "received_at": AT,
+        "processed_at": AT,
+    },
+}

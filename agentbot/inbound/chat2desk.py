@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from deliveries import http
 from deliveries.formats import USER_AGENT
+from deliveries.jsjson import MAX_SAFE_INTEGER
+from deliveries.services import text_is_storable
 from subscriptions.event_types import CHANNELS
 
 # hook_type → the internal action (seed 000's table).
@@ -50,8 +52,13 @@ def channel_of(transport: str | None) -> str:
     return name if name in CHANNELS else "other"
 
 
+# Ids come back in the reply's recipient, which must read the same in JavaScript: integers only,
+# and only those a JavaScript number holds exactly.
+NUMBER = f"an integer between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}"
+
+
 def _is_number(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_SAFE_INTEGER
 
 
 def _identifier(payload: dict, name: str, *, required: bool) -> str | int | None:
@@ -61,7 +68,9 @@ def _identifier(payload: dict, name: str, *, required: bool) -> str | int | None
             raise PayloadError(f"{name} is required")
         return None
     if not (_is_number(value) or isinstance(value, str)) or (isinstance(value, str) and len(value) > 200):
-        raise PayloadError(f"{name} must be a string or a number of at most 200 characters")
+        raise PayloadError(f"{name} must be a string of at most 200 characters or a number ({NUMBER})")
+    if isinstance(value, str) and not text_is_storable(value):
+        raise PayloadError(f"{name} must not contain NUL or unpaired surrogate characters")
     return value
 
 
@@ -70,7 +79,7 @@ def _optional_number(payload: dict, name: str) -> int | None:
     if value is None:
         return None
     if not _is_number(value):
-        raise PayloadError(f"{name} must be a number")
+        raise PayloadError(f"{name} must be a number ({NUMBER})")
     return value
 
 
@@ -94,7 +103,7 @@ def _parse_status(body: dict, hook_type: str) -> Parsed:
     if request_id is None:
         raise PayloadError(f"request_id is required on a {hook_type} event")
     if not _is_number(request_id):
-        raise PayloadError("request_id must be a number")
+        raise PayloadError(f"request_id must be a number ({NUMBER})")
     payload = {"hook_type": hook_type, "action": STATUS_HOOKS[hook_type], "request_id": request_id}
     dialog_id = _optional_number(body, "dialog_id")
     if dialog_id is not None:
@@ -111,8 +120,8 @@ def _parse_message(body: dict) -> Parsed:
         raise PayloadError("text is required: the client's message, a non-empty string")
     if len(text) > MAX_TEXT:
         raise PayloadError(f"text is {len(text)} characters; the limit is {MAX_TEXT}")
-    if "\x00" in text:
-        raise PayloadError("text must not contain NUL characters")
+    if not text_is_storable(text):
+        raise PayloadError("text must not contain NUL or unpaired surrogate characters")
     payload = {"text": text, "client_id": _identifier(body, "client_id", required=True)}
     for name in ("channel_id", "transport"):
         value = _identifier(body, name, required=False)

@@ -4,6 +4,7 @@ import secrets
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from agentbot.crypto import EncryptedTextField
 from agentbot.ids import new_inbound_id, new_integration_id, new_knowledge_id
@@ -47,6 +48,8 @@ class Integration(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("integration")
+        verbose_name_plural = _("integrations")
 
     def __str__(self) -> str:
         return f"{self.get_connector_type_display()} {self.name or self.id}"
@@ -62,6 +65,7 @@ class InboundEvent(models.Model):
     class Kind(models.TextChoices):
         MESSAGE = "message"
         STATUS = "status"
+        OTHER = "other"  # acknowledged and ignored
 
     class Status(models.TextChoices):
         RECEIVED = "received"  # stored, not yet applied
@@ -88,6 +92,8 @@ class InboundEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        verbose_name = _("inbound event")
+        verbose_name_plural = _("inbound events")
         constraints = [
             models.UniqueConstraint(
                 fields=["integration", "external_id"],
@@ -100,11 +106,17 @@ class InboundEvent(models.Model):
                 fields=["next_attempt_at"],
                 condition=models.Q(status__in=["received", "accepted"]),
                 name="inbound_event_pending_idx",
-            )
+            ),
+            models.Index(fields=["integration", "-received_at"], name="inbound_event_recent_idx"),
+            models.Index(fields=["received_at"], name="inbound_event_age_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.status} ({self.id})"
+
+
+# Statuses of an inbound event a worker still has to finish (the pending index's condition).
+INBOUND_PENDING = [InboundEvent.Status.RECEIVED, InboundEvent.Status.ACCEPTED]
 
 
 class KnowledgeEntry(models.Model):
@@ -123,8 +135,8 @@ class KnowledgeEntry(models.Model):
 
     class Meta:
         ordering = ["question"]
-        verbose_name = "knowledge base entry"
-        verbose_name_plural = "knowledge base"
+        verbose_name = _("knowledge base entry")
+        verbose_name_plural = _("knowledge base")
 
     def __str__(self) -> str:
         return self.question

@@ -10,6 +10,7 @@ under a row lock), so handing an event out twice does no harm.
 import hashlib
 import hmac
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,6 +22,7 @@ from django.utils import timezone
 from agentbot.domain import services as domain
 from agentbot.domain.models import Conversation, Message
 from agentbot.inbound import chat2desk
+from agentbot.inbound.models import INBOUND_PENDING as PENDING
 from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, generate_inbound_secret
 from agentbot.inbound.responder import Answer, ResponderUnavailable, Turn, responder
 from agentbot.models import Site
@@ -30,9 +32,6 @@ from subscriptions.models import Webhook, WebhookFormat
 from subscriptions.services import webhook_validate_url
 
 logger = logging.getLogger(__name__)
-
-PENDING = [InboundEvent.Status.RECEIVED, InboundEvent.Status.ACCEPTED]
-
 
 # --- integrations ------------------------------------------------------------------------------
 def _validate_api_url(api_url: str) -> str:
@@ -137,16 +136,19 @@ def integration_register_webhook(*, integration: Integration, url: str) -> Integ
         raise NotSupported("set the integration's API URL (Chat2Desk's global or Europe instance) first")
     if not integration.api_token:
         raise NotSupported("set the integration's Chat2Desk API token first")
-    remote_id = chat2desk.webhook_register(
-        api_url=integration.api_url,
-        token=integration.api_token,
-        url=url,
-        name=f"Agentbot {integration.name or integration.id}",
-        remote_id=integration.remote_webhook_id,
-    )
-    integration.remote_webhook_id = remote_id
-    integration.webhook_registered_at = timezone.now()
-    integration.save(update_fields=["remote_webhook_id", "webhook_registered_at", "updated_at"])
+    with transaction.atomic():
+        # One registration at a time per integration: two first calls must not both create one.
+        integration = Integration.objects.select_for_update().get(pk=integration.pk)
+        remote_id = chat2desk.webhook_register(
+            api_url=integration.api_url,
+            token=integration.api_token,
+            url=url,
+            name=f"Agentbot {integration.name or integration.id}",
+            remote_id=integration.remote_webhook_id,
+        )
+        integration.remote_webhook_id = remote_id
+        integration.webhook_registered_at = timezone.now()
+        integration.save(update_fields=["remote_webhook_id", "webhook_registered_at", "updated_at"])
     return integration
 
 
@@ -170,7 +172,7 @@ def inbound_receive(*, integration: Integration, parsed: chat2desk.Parsed) -> In
     if parsed.kind == "ignored":
         return InboundEvent.objects.create(
             integration=integration,
-            kind=InboundEvent.Kind.STATUS,
+            kind=InboundEvent.Kind.OTHER,
             status=InboundEvent.Status.IGNORED,
             payload=parsed.payload,
             outcome=parsed.reason,
@@ -208,6 +210,21 @@ def inbound_sweep(limit: int = 500) -> int:
     return len(ids)
 
 
+def inbound_purge_old(*, batch_size: int = 1000, max_seconds: float = 20.0) -> int:
+    """Delete finished inbound events older than AGENTBOT_RETENTION_DAYS, a batch at a time."""
+    cutoff = timezone.now() - timedelta(days=settings.AGENTBOT_RETENTION_DAYS)
+    deleted, started = 0, time.monotonic()
+    while time.monotonic() - started < max_seconds:
+        ids = list(
+            InboundEvent.objects.filter(received_at__lt=cutoff).exclude(status__in=PENDING).values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        InboundEvent.objects.filter(id__in=ids).delete()
+        deleted += len(ids)
+    return deleted
+
+
 # --- process -----------------------------------------------------------------------------------
 def _claim(event_id: str) -> bool:
     """Take the event for one attempt: it is not handed out again until the lease runs out. An
@@ -218,8 +235,25 @@ def _claim(event_id: str) -> bool:
         attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=settings.AGENTBOT_INBOUND_LEASE)
     ):
         return True
-    due.update(status=InboundEvent.Status.FAILED, processed_at=now, outcome="gave up: no attempt finished")
+    for stuck in due.filter(attempts__gte=settings.AGENTBOT_INBOUND_ATTEMPTS).values_list("id", flat=True):
+        _give_up(stuck, "no attempt finished")
     return False
+
+
+def _give_up(event_id: str, reason: str) -> None:
+    """The last attempt failed: the event is `failed`, and a client left without an answer is
+    handed to a human rather than left waiting."""
+    with transaction.atomic():
+        event = InboundEvent.objects.select_for_update().filter(pk=event_id, status__in=PENDING).first()
+        if event is None:
+            return
+        event.outcome = f"gave up after {event.attempts} attempts: {reason}"[:1000]
+        _finish(event, InboundEvent.Status.FAILED, event.outcome)
+        if event.kind != InboundEvent.Kind.MESSAGE or event.conversation_id is None:
+            return
+        conversation = Conversation.objects.select_for_update().get(pk=event.conversation_id)
+        if conversation.is_open and conversation.session == "active":
+            domain.conversation_handoff(conversation=conversation, reason=f"The agent could not answer: {reason}"[:2000])
 
 
 def _finish(event: InboundEvent, status: str, outcome: str) -> None:
@@ -238,9 +272,11 @@ def inbound_process(*, event_id: str) -> str | None:
     except Exception as exc:
         # Kept for the next attempt (after the lease), or failed when none is left; the log says why.
         logger.exception("inbound event failed", extra={"inbound_event_id": event_id})
-        give_up = InboundEvent.objects.filter(pk=event_id, attempts__gte=settings.AGENTBOT_INBOUND_ATTEMPTS)
-        give_up.update(status=InboundEvent.Status.FAILED, processed_at=timezone.now())
-        InboundEvent.objects.filter(pk=event_id).update(outcome=f"{type(exc).__name__}: {exc}"[:1000])
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        if InboundEvent.objects.filter(pk=event_id, attempts__gte=settings.AGENTBOT_INBOUND_ATTEMPTS).exists():
+            _give_up(event_id, reason)
+        else:
+            InboundEvent.objects.filter(pk=event_id).update(outcome=reason)
         raise
 
 
@@ -297,6 +333,9 @@ def _accept_message(event: InboundEvent) -> None:
 
 def _apply_status(event: InboundEvent) -> None:
     integration, payload = event.integration, event.payload
+    # Ordered with the client's messages (see _accept_message): a close cannot slip in between
+    # a message finding its open conversation and joining it.
+    Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
     key = integration.connector_type
     match = Q(**{f"context__{key}__request_id": payload["request_id"]})
     if "dialog_id" in payload:

@@ -11,7 +11,6 @@ import logging
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from agentbot.inbound import chat2desk, services
 from agentbot.inbound.models import ConnectorType, Integration
@@ -29,8 +28,11 @@ def refuse(status: int, error: str, message: str) -> JsonResponse:
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
 def connector_webhook(request, connector_type: str, integration_id: str):
+    if request.method not in ("GET", "POST"):
+        response = refuse(405, "method_not_allowed", f"{request.method} is not allowed: POST a webhook, or GET to verify the URL")
+        response["Allow"] = "GET, POST"
+        return response
     parse = WEBHOOK_CONNECTORS.get(connector_type)
     if parse is None:
         known = ", ".join(WEBHOOK_CONNECTORS)
@@ -50,11 +52,14 @@ def connector_webhook(request, connector_type: str, integration_id: str):
             "secret_not_configured",
             f"integration {integration.id} has no webhook secret, so no webhook can be verified; rotate its secret and configure it on the platform",
         )
+    length = request.headers.get("Content-Length") or "0"
+    if not length.isdigit():
+        return refuse(400, "invalid_request", "Content-Length must be a number of bytes")
     try:
-        if int(request.headers.get("Content-Length") or 0) > MAX_BODY:
+        if int(length) > MAX_BODY:
             raise RequestDataTooBig
         body = request.body
-    except (RequestDataTooBig, ValueError):
+    except RequestDataTooBig:
         return refuse(413, "too_large", f"the body must be at most {MAX_BODY // 1024} KB")
     signatures = [request.headers[h] for h in SIGNATURE_HEADERS if h in request.headers]
     if not signatures:

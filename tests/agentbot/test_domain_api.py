@@ -248,7 +248,7 @@ def test_an_appointment_publishes_appointment_created(api, site):
 @pytest.mark.parametrize(
     ("path", "body", "field", "words"),
     [
-        ("conversations", {"channel": "sms"}, "channel", '"sms" is not a valid choice'),
+        ("conversations", {"channel": "fax"}, "channel", '"fax" is not a valid choice'),
         ("conversations", {"channel": "telegram", "source": {"sessionId": "s"}}, "source", "a telegram source has chatId, username"),
         ("conversations", {"channel": "telegram", "source": {"chatId": 1.5}}, "source.chatId", "integer or string"),
         ("conversations", {"channel": "web", "source": {"sessionId": "a\u0000b"}}, "source.sessionId", "NUL"),

@@ -9,6 +9,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentbot import metrics
+from agentbot.inbound.models import InboundEvent, Integration
 from deliveries.models import Attempt, Delivery
 from deliveries.services import webhook_send_test
 
@@ -102,7 +103,7 @@ def test_a_scrape_costs_the_same_few_queries_however_much_there_is(client, site,
         delivery(webhook, status="failed", attempts=[(500, 20, False)])
     with CaptureQueriesContext(connection) as busy:
         scrape(client)
-    assert len(busy) == len(empty) <= 9  # six reads and the timeout, in the test transaction's savepoint
+    assert len(busy) == len(empty) <= 10  # seven reads and the timeout, in the test transaction's savepoint
 
 
 def test_metrics_speak_openmetrics_when_asked(client):
@@ -119,3 +120,14 @@ def test_metrics_say_the_database_is_down_instead_of_failing(client, monkeypatch
     monkeypatch.setattr(metrics, "deliveries_by_status", unavailable)
     samples = scrape(client)
     assert samples == {("agentbot_database_up", ()): 0}
+
+
+def test_inbound_backlog_counts_what_no_worker_finished(client, site):
+    integration = Integration.objects.create(site=site)
+    long_ago = timezone.now() - timedelta(minutes=10)
+    InboundEvent.objects.create(integration=integration, kind="message", payload={}, received_at=long_ago)
+    InboundEvent.objects.create(integration=integration, kind="message", payload={}, status="accepted")
+    InboundEvent.objects.create(integration=integration, kind="message", payload={}, status="processed", received_at=long_ago)
+    samples = scrape(client)
+    assert samples[("agentbot_inbound_pending", ())] == 2
+    assert 590 <= samples[("agentbot_oldest_pending_inbound_age_seconds", ())] < 700

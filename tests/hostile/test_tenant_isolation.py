@@ -24,12 +24,18 @@ def owner_objects(api, site):
     ticket = api.post("/api/v1/tickets", {"conversation_id": conversation["id"], "subject": "Help"}, format="json").json()
     event = api.post("/api/v1/events", {"event": "webhook.test", "data": {"webhook_id": webhook["id"], "message": "hi"}}, format="json").json()
     delivery = Delivery.objects.filter(event_id=event["id"]).first()
+    integration = api.post(
+        "/api/v1/integrations", {"name": "Support", "api_url": "https://api.chat2desk.com", "api_token": "t"}, format="json"
+    ).json()
+    entry = api.post("/api/v1/knowledge", {"question": "Open on Sundays?", "answer": "No."}, format="json").json()
     return {
         "webhook_id": webhook["id"],
         "conversation_id": conversation["id"],
         "ticket_id": ticket["id"],
         "event_id": event["id"],
         "delivery_id": delivery.id,
+        "integration_id": integration["id"],
+        "entry_id": entry["id"],
     }
 
 
@@ -69,5 +75,5 @@ def test_lists_never_show_another_sites_objects(api_client, owner_objects):
         assert response.status_code == 200, path
         assert response.json()["count"] == 0, f"GET {path} shows another site's objects"
         listed.append(path)
-    assert {"/api/v1/webhooks", "/api/v1/deliveries"} <= set(listed)
+    assert {"/api/v1/webhooks", "/api/v1/deliveries", "/api/v1/integrations", "/api/v1/knowledge"} <= set(listed)
     assert Event.objects.filter(pk=owner_objects["event_id"]).exists()

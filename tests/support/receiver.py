@@ -70,7 +70,7 @@ class Receiver:
                 pass
 
         self.server = _Server(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     @property
