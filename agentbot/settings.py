@@ -183,6 +183,11 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
+else:
+    # No unacked-message bookkeeping in Redis (two writes and a pipeline per message): the
+    # database is the source of truth, so a message a worker took and died with costs only its
+    # lease, after which the sweep hands its deliveries (or inbound events) out again.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

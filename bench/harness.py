@@ -98,25 +98,36 @@ class Receiver:
 
 
 class Workers:
-    """One Celery worker node with embedded beat, the way `make run` starts it."""
+    """Celery worker nodes, the first with embedded beat, each the way `make run` starts one."""
 
     def __init__(
-        self, log_dir: Path, *, concurrency: int, pool: str | None = None, extra_env: dict[str, str] | None = None
+        self,
+        log_dir: Path,
+        *,
+        concurrency: int,
+        pool: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        nodes: int = 1,
     ) -> None:
         from django.conf import settings
 
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = log_dir / "worker.log"
         pool = pool or settings.CELERY_WORKER_POOL  # the project's own choice unless told otherwise
-        args = [PY, "-m", "celery", "-A", "agentbot", "worker", "--beat", "-l", "WARNING", "-c", str(concurrency)]
-        args += ["--pool", pool]
-        args += ["-n", f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"]
         env = {**os.environ, **(extra_env or {})}
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.expected_children = concurrency if pool == "prefork" else 0
+        self.procs: list[subprocess.Popen] = []
+        for n in range(nodes):
+            args = [PY, "-m", "celery", "-A", "agentbot", "worker", "-l", "WARNING", "-c", str(concurrency)]
+            args += ["--beat"] if n == 0 else []
+            args += ["--pool", pool]
+            args += ["-n", f"bench{n}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+            log = self.log if n == 0 else log_dir / f"worker-{n}.log"
+            with open(log, "wb") as out:
+                self.procs.append(
+                    subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                )
+        self.proc = self.procs[0]
+        self.expected_children = nodes * concurrency if pool == "prefork" else 0
         self.peak_rss: dict[int, int] = {}
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
@@ -127,20 +138,20 @@ class Workers:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the worker exited:\n{self.log.read_text(errors='replace')[-3000:]}")
+            if any(p.poll() is not None for p in self.procs):
+                raise RuntimeError(f"a worker exited:\n{self.log.read_text(errors='replace')[-3000:]}")
             try:
                 replies = app.control.ping(timeout=0.5)
             except Exception:
                 replies = []
-            if replies and len(self.processes()) >= 1 + self.expected_children:
+            if len(replies) >= len(self.procs) and len(self.processes()) >= len(self.procs) + self.expected_children:
                 return
             time.sleep(0.2)
         raise RuntimeError("the worker did not become ready in time")
 
     def processes(self) -> list[int]:
-        """The worker's pid and its pool processes' pids (Linux /proc)."""
-        found, todo = [], [self.proc.pid]
+        """The workers' pids and their pool processes' pids (Linux /proc)."""
+        found, todo = [], [p.pid for p in self.procs]
         while todo:
             pid = todo.pop()
             found.append(pid)
@@ -183,7 +194,7 @@ class Workers:
         """Sample every worker process with py-spy (pip install py-spy) until stop(): collapsed stacks."""
         spy = Path(PY).with_name("py-spy")
         self._profiler = subprocess.Popen(
-            [str(spy), "record", "--pid", str(self.proc.pid), "--subprocesses", "--idle", "--rate", "200",
+            [str(spy), "record", "--pid", str(self.proc.pid), "--subprocesses", "--idle", "--rate", "200",  # node 0
              "--format", "raw", "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -195,7 +206,8 @@ class Workers:
         self._sampling.set()
         if self._sampler:
             self._sampler.join()
-        stop(self.proc, grace=20)
+        for proc in self.procs:
+            stop(proc, grace=20)
 
 
 def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:

@@ -37,6 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backlog", type=int, default=None, help="waiting deliveries for the sweep (default 1,000,000)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker pool size (default 2, as `make run`)")
     parser.add_argument("--pool", default=None, help="worker pool (default: the project's CELERY_WORKER_POOL)")
+    parser.add_argument("--nodes", type=int, default=1, help="worker nodes (processes) to start, the first with beat")
     parser.add_argument("--publishers", type=int, default=4, help="publishing threads in the benchmark process")
     parser.add_argument("--http-timeout", type=float, default=5.0, help="AGENTBOT_HTTP_TIMEOUT for the workers")
     parser.add_argument("--run-limit", type=float, default=120.0, help="cut a run short after this many seconds")
@@ -109,7 +110,7 @@ def main() -> None:
     ctx = scenarios.Context(
         receiver=receiver, log_dir=log_dir, concurrency=args.concurrency, pool=args.pool, publishers=args.publishers,
         settle_timeout=max(30.0, 3 * args.http_timeout), run_limit=args.run_limit,
-        profile_dir=args.profile,
+        profile_dir=args.profile, nodes=args.nodes,
     )
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
 

@@ -34,13 +34,18 @@ class Context:
     run_limit: float
     worker_env: dict[str, str] = field(default_factory=dict)
     profile_dir: Path | None = None
+    nodes: int = 1
     runs: int = 0
 
     def start_workers(self) -> Workers:
         self.runs += 1
         broker_flush()
         workers = Workers(
-            self.log_dir / f"run-{self.runs}", concurrency=self.concurrency, pool=self.pool, extra_env=self.worker_env
+            self.log_dir / f"run-{self.runs}",
+            concurrency=self.concurrency,
+            pool=self.pool,
+            extra_env=self.worker_env,
+            nodes=self.nodes,
         )
         workers.wait_ready()
         if self.profile_dir:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from agentbot.logging import log_delivery
 from agentbot.models import Site
-from deliveries import bulk, endpoint_health, engine, http, jsjson
+from deliveries import bulk, endpoint_health, engine, handoff, http, jsjson
 from deliveries.formats import Envelope, get_format
 from deliveries.models import Delivery, Event
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS, WEBHOOK_TEST
@@ -124,7 +124,9 @@ def event_publish(
     a rollback stores and sends nothing.
     """
     event_validate(event_type=event_type, data=data, connector=only_webhook is not None)
-    with transaction.atomic():
+    # Inside the caller's transaction no savepoint of its own (two round trips per event): a
+    # failure here fails the caller's transaction, which is what a publish that did not happen means.
+    with transaction.atomic(savepoint=False):
         if idempotency_key:
             existing = Event.objects.filter(site=site, idempotency_key=idempotency_key).first()
             if existing:
@@ -150,7 +152,7 @@ def event_publish(
                 if w.wants(event_type) and get_format(w.format).carries(event_type)
             ]
         now = timezone.now()
-        token = _lease_token()
+        token = handoff.OUTBOX.token()
         flowing = [w.id for w in webhooks if not w.circuit_open]
         # An open circuit's deliveries are stored but held: its probes let them through later.
         held = [w.id for w in webhooks if w.circuit_open]
@@ -159,21 +161,10 @@ def event_publish(
         )
         bulk.deliveries_create(event_id=event.id, webhook_ids=held, now=now, until=None, token=None)
         if ids:
-            transaction.on_commit(lambda: dispatch(ids, token))
+            # Batched with other publishes of this process by deliveries/handoff.py.
+            transaction.on_commit(lambda: handoff.OUTBOX.put(ids, token))
     return event, True
 
-
-def dispatch(ids: list[str], token: str) -> None:
-    """Queue deliveries for a worker. If the broker is down the sweep sends them later."""
-    from deliveries.tasks import deliveries_send
-
-    batch = settings.AGENTBOT_SEND_BATCH
-    for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
-        try:
-            deliveries_send.delay(chunk, token)
-        except Exception:  # broker unreachable: the lease runs out and the sweep takes over
-            logger.warning("could not queue %d deliveries; the sweep will send them", len(chunk), exc_info=True)
 
 
 # --- sweep ------------------------------------------------------------------------------------
@@ -189,13 +180,13 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
     now, token = timezone.now(), _lease_token()
     probes = endpoint_health.probes_claim(now=now, until=_dispatch_until(now), token=token)
     if probes:
-        dispatch(probes, token)
+        handoff.send(probes, token)
     handed = len(probes)
     for _ in range(max_batches):
         ids, token = deliveries_claim_due(now=timezone.now(), limit=settings.AGENTBOT_SEND_BATCH)
         if not ids:
             break
-        dispatch(ids, token)
+        handoff.send(ids, token)
         handed += len(ids)
     return handed
 
@@ -380,7 +371,7 @@ def _requeue(queryset, *, now: datetime) -> list[str]:
                 updated_at=now,
             )
         if ids:
-            transaction.on_commit(lambda: dispatch(ids, token))
+            transaction.on_commit(lambda: handoff.send(ids, token))
     return ids
 
 
