@@ -33,16 +33,21 @@ def events_purge_old(*, cutoff: datetime, batch_size: int = 500, max_seconds: fl
     return deleted
 
 
-def attempts_purge_old(*, cutoff: datetime, batch_size: int = 2000, max_seconds: float = 20.0) -> int:
-    """Delete attempts older than `cutoff` (of deliveries whose event is kept for being pending)."""
+def purge_in_batches(queryset, *, batch_size: int, max_seconds: float) -> int:
+    """Delete the rows of `queryset` `batch_size` at a time, for at most `max_seconds`; how many."""
     deleted, started = 0, time.monotonic()
     while time.monotonic() - started < max_seconds:
-        ids = list(Attempt.objects.filter(at__lt=cutoff).values_list("id", flat=True)[:batch_size])
+        ids = list(queryset.values_list("id", flat=True)[:batch_size])
         if not ids:
             break
-        Attempt.objects.filter(id__in=ids).delete()
+        queryset.model.objects.filter(id__in=ids).delete()
         deleted += len(ids)
     return deleted
+
+
+def attempts_purge_old(*, cutoff: datetime, batch_size: int = 2000, max_seconds: float = 20.0) -> int:
+    """Delete attempts older than `cutoff` (of deliveries whose event is kept for being pending)."""
+    return purge_in_batches(Attempt.objects.filter(at__lt=cutoff), batch_size=batch_size, max_seconds=max_seconds)
 
 
 def retention_run() -> dict[str, int]:

@@ -42,6 +42,18 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class PatchSerializer(StrictSerializer):
+    """A PATCH body: any of the fields, at least one of them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, partial=True, **kwargs)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(f"send at least one of {', '.join(self.fields)}")
+        return super().validate(attrs)
+
+
 class VisitorInputSerializer(StrictSerializer):
     name = OptionalText(max_length=200)
     email = OptionalEmail(max_length=254)
@@ -74,15 +86,14 @@ class TicketInputSerializer(StrictSerializer):
     assignee = OptionalText(max_length=200)
 
 
-class TicketPatchSerializer(StrictSerializer):
+class TicketPatchSerializer(PatchSerializer):
     subject = StrictCharField(max_length=300, required=False)
     status = serializers.ChoiceField(choices=TICKET_STATUSES, required=False)
     priority = serializers.ChoiceField(choices=TICKET_PRIORITIES, required=False)
     assignee = StrictCharField(max_length=200, required=False, allow_blank=True, allow_null=True)
 
     def validate(self, attrs):
-        if not attrs:
-            raise serializers.ValidationError(f"send at least one of {', '.join(self.fields)}")
+        attrs = super().validate(attrs)
         if "assignee" in attrs:
             attrs["assignee"] = attrs["assignee"] or ""
         return attrs
@@ -168,7 +179,7 @@ def conversation_of(request, conversation_id: str) -> Conversation:
     return get_object_or_404(Conversation.objects.select_related("site"), pk=conversation_id, site=site_of(request))
 
 
-def _valid(serializer_class: type[serializers.Serializer], request) -> dict:
+def valid_input(serializer_class: type[serializers.Serializer], request) -> dict:
     data = serializer_class(data=request.data)
     data.is_valid(raise_exception=True)
     return data.validated_data
@@ -181,7 +192,7 @@ class ConversationListView(APIView):
         summary="Start a conversation (publishes conversation.created)",
     )
     def post(self, request):
-        data = _valid(ConversationInputSerializer, request)
+        data = valid_input(ConversationInputSerializer, request)
         visitor = data.get("visitor", {})
         conversation = services.conversation_create(
             site=site_of(request),
@@ -203,7 +214,7 @@ class ConversationMessageListView(APIView):
     )
     def post(self, request, conversation_id):
         conversation = conversation_of(request, conversation_id)
-        message = services.message_create(conversation=conversation, **_valid(MessageInputSerializer, request))
+        message = services.message_create(conversation=conversation, **valid_input(MessageInputSerializer, request))
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
@@ -215,7 +226,7 @@ class ConversationHandoffView(APIView):
     )
     def post(self, request, conversation_id):
         conversation = conversation_of(request, conversation_id)
-        conversation = services.conversation_handoff(conversation=conversation, **_valid(HandoffInputSerializer, request))
+        conversation = services.conversation_handoff(conversation=conversation, **valid_input(HandoffInputSerializer, request))
         return Response(ConversationSerializer(conversation).data)
 
 
@@ -245,7 +256,7 @@ class ConversationResumeView(APIView):
 class TicketListView(APIView):
     @extend_schema(request=TicketInputSerializer, responses={201: TicketSerializer}, summary="File a ticket (publishes ticket.created)")
     def post(self, request):
-        ticket = services.ticket_create(site=site_of(request), **_valid(TicketInputSerializer, request))
+        ticket = services.ticket_create(site=site_of(request), **valid_input(TicketInputSerializer, request))
         return Response(TicketSerializer(ticket).data, status=status.HTTP_201_CREATED)
 
 
@@ -258,7 +269,7 @@ class TicketDetailView(APIView):
     )
     def patch(self, request, ticket_id):
         ticket = get_object_or_404(Ticket.objects.select_related("site"), pk=ticket_id, site=site_of(request))
-        ticket = services.ticket_update(ticket=ticket, **_valid(TicketPatchSerializer, request))
+        ticket = services.ticket_update(ticket=ticket, **valid_input(TicketPatchSerializer, request))
         return Response(TicketSerializer(ticket).data)
 
 
@@ -271,7 +282,7 @@ class ContactRecordCreateView(APIView):
         raise NotImplementedError
 
     def post(self, request):
-        record = self.create(site=site_of(request), **_valid(ContactInputSerializer, request))
+        record = self.create(site=site_of(request), **valid_input(ContactInputSerializer, request))
         return Response(self.output(record).data, status=status.HTTP_201_CREATED)
 
 

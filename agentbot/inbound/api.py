@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from agentbot.api.auth import site_of
 from agentbot.api.fields import StrictBooleanField, StrictCharField
-from agentbot.domain.api import StrictSerializer
+from agentbot.domain.api import PatchSerializer, StrictSerializer, valid_input
 from agentbot.inbound import chat2desk, services
 from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
 
@@ -71,15 +71,10 @@ class IntegrationInputSerializer(StrictSerializer):
     )
 
 
-class IntegrationPatchSerializer(IntegrationInputSerializer):
+class IntegrationPatchSerializer(PatchSerializer, IntegrationInputSerializer):
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, partial=True, **kwargs)
+        super().__init__(*args, **kwargs)
         del self.fields["connector_type"]
-
-    def validate(self, attrs):
-        if not attrs:
-            raise serializers.ValidationError(f"send at least one of {', '.join(self.fields)}")
-        return attrs
 
 
 class RegisteredSerializer(serializers.Serializer):
@@ -97,10 +92,6 @@ def integration_of(request, integration_id: str) -> Integration:
     return get_object_or_404(Integration.objects.select_related("site", "reply_webhook"), pk=integration_id, site=site_of(request))
 
 
-def _valid(serializer: serializers.Serializer) -> dict:
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
 
 class IntegrationListView(GenericAPIView):
     serializer_class = IntegrationSerializer
@@ -116,7 +107,7 @@ class IntegrationListView(GenericAPIView):
         summary="Create an integration (its webhook secret is in this response only)",
     )
     def post(self, request):
-        integration = services.integration_create(site=site_of(request), **_valid(IntegrationInputSerializer(data=request.data)))
+        integration = services.integration_create(site=site_of(request), **valid_input(IntegrationInputSerializer, request))
         return Response(
             IntegrationWithSecretSerializer(integration, context={"request": request}).data, status=status.HTTP_201_CREATED
         )
@@ -130,7 +121,7 @@ class IntegrationDetailView(APIView):
     @extend_schema(request=IntegrationPatchSerializer, responses=IntegrationSerializer, summary="Change an integration")
     def patch(self, request, integration_id):
         integration = services.integration_update(
-            integration=integration_of(request, integration_id), **_valid(IntegrationPatchSerializer(data=request.data))
+            integration=integration_of(request, integration_id), **valid_input(IntegrationPatchSerializer, request)
         )
         return Response(IntegrationSerializer(integration, context={"request": request}).data)
 
@@ -206,14 +197,8 @@ class KnowledgeEntryInputSerializer(StrictSerializer):
     enabled = StrictBooleanField(default=True)
 
 
-class KnowledgeEntryPatchSerializer(KnowledgeEntryInputSerializer):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, partial=True, **kwargs)
-
-    def validate(self, attrs):
-        if not attrs:
-            raise serializers.ValidationError(f"send at least one of {', '.join(self.fields)}")
-        return attrs
+class KnowledgeEntryPatchSerializer(PatchSerializer, KnowledgeEntryInputSerializer):
+    pass
 
 
 def entry_of(request, entry_id: str) -> KnowledgeEntry:
@@ -230,7 +215,7 @@ class KnowledgeListView(GenericAPIView):
 
     @extend_schema(request=KnowledgeEntryInputSerializer, responses={201: KnowledgeEntrySerializer}, summary="Add a question and its answer")
     def post(self, request):
-        entry = KnowledgeEntry.objects.create(site=site_of(request), **_valid(KnowledgeEntryInputSerializer(data=request.data)))
+        entry = KnowledgeEntry.objects.create(site=site_of(request), **valid_input(KnowledgeEntryInputSerializer, request))
         return Response(KnowledgeEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
@@ -242,7 +227,7 @@ class KnowledgeDetailView(APIView):
     @extend_schema(request=KnowledgeEntryPatchSerializer, responses=KnowledgeEntrySerializer, summary="Change a knowledge base entry")
     def patch(self, request, entry_id):
         entry = entry_of(request, entry_id)
-        for name, value in _valid(KnowledgeEntryPatchSerializer(data=request.data)).items():
+        for name, value in valid_input(KnowledgeEntryPatchSerializer, request).items():
             setattr(entry, name, value)
         entry.save()
         return Response(KnowledgeEntrySerializer(entry).data)

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from deliveries import http
-from deliveries.formats import USER_AGENT
+from deliveries.formats import USER_AGENT, chat2desk_success
 from deliveries.jsjson import MAX_SAFE_INTEGER
 from deliveries.services import text_is_storable
 from subscriptions.event_types import CHANNELS
@@ -149,13 +149,14 @@ def _call(method: str, url: str, token: str, body: dict) -> dict:
     result = http.post(http.OutboundRequest(url, json.dumps(body).encode(), headers, method=method))
     if result.error:
         raise Chat2DeskError(f"{method} {url}: {result.error}")
+    # The same rule as the replies' deliveries: 2xx, unless Chat2Desk says `"status": "error"`.
+    if not chat2desk_success(result.status_code, result.body):
+        detail = result.body[:300].decode("utf-8", "replace")
+        raise Chat2DeskError(f"Chat2Desk answered {result.status_code} to {method} {url}: {detail}", result.status_code)
     try:
         answer = json.loads(result.body or b"{}")
     except ValueError:
-        answer = {}
-    if not 200 <= result.status_code < 300 or (isinstance(answer, dict) and answer.get("status") == "error"):
-        detail = result.body[:300].decode("utf-8", "replace")
-        raise Chat2DeskError(f"Chat2Desk answered {result.status_code} to {method} {url}: {detail}", result.status_code)
+        return {}
     return answer if isinstance(answer, dict) else {}
 
 

@@ -10,7 +10,6 @@ under a row lock), so handing an event out twice does no harm.
 import hashlib
 import hmac
 import logging
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,6 +25,7 @@ from agentbot.inbound.models import INBOUND_PENDING as PENDING
 from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, generate_inbound_secret
 from agentbot.inbound.responder import Answer, ResponderUnavailable, Turn, responder
 from agentbot.models import Site
+from deliveries.retention import purge_in_batches, retention_cutoff
 from deliveries.services import event_publish
 from subscriptions.event_types import CHANNEL_REPLY
 from subscriptions.models import Webhook, WebhookFormat
@@ -212,17 +212,8 @@ def inbound_sweep(limit: int = 500) -> int:
 
 def inbound_purge_old(*, batch_size: int = 1000, max_seconds: float = 20.0) -> int:
     """Delete finished inbound events older than AGENTBOT_RETENTION_DAYS, a batch at a time."""
-    cutoff = timezone.now() - timedelta(days=settings.AGENTBOT_RETENTION_DAYS)
-    deleted, started = 0, time.monotonic()
-    while time.monotonic() - started < max_seconds:
-        ids = list(
-            InboundEvent.objects.filter(received_at__lt=cutoff).exclude(status__in=PENDING).values_list("id", flat=True)[:batch_size]
-        )
-        if not ids:
-            break
-        InboundEvent.objects.filter(id__in=ids).delete()
-        deleted += len(ids)
-    return deleted
+    old = InboundEvent.objects.filter(received_at__lt=retention_cutoff()).exclude(status__in=PENDING)
+    return purge_in_batches(old, batch_size=batch_size, max_seconds=max_seconds)
 
 
 # --- process -----------------------------------------------------------------------------------
