@@ -78,6 +78,8 @@ class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     sender_type = models.CharField(max_length=10, choices=_choices(SENDER_TYPES))
     body = models.TextField()
+    # What the channel sent along with the message (tags, attachments); not part of its event.
+    metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

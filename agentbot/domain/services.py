@@ -99,11 +99,13 @@ def conversation_create(
     return conversation
 
 
-def message_create(*, conversation: Conversation, sender_type: str, body: str) -> Message:
+def message_create(*, conversation: Conversation, sender_type: str, body: str, metadata: dict | None = None) -> Message:
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         _conversation_require_open(conversation)
-        message = Message.objects.create(conversation=conversation, sender_type=sender_type, body=body)
+        message = Message.objects.create(
+            conversation=conversation, sender_type=sender_type, body=body, metadata=metadata or {}
+        )
         event_publish(site=conversation.site, event_type=MESSAGE_CREATED.name, data=event_data.message_created(message))
     return message
 

@@ -7,8 +7,8 @@ deliveries/formats.py) and the register-webhook helper talks to `{apiUrl}/v1/web
 """
 
 import json
-from dataclasses import dataclass, field
 
+from agentbot.inbound.parsed import Parsed, PayloadError
 from deliveries import http
 from deliveries.formats import USER_AGENT, chat2desk_success
 from deliveries.jsjson import MAX_SAFE_INTEGER
@@ -30,18 +30,6 @@ REGISTERED_EVENTS = ["inbox", *STATUS_HOOKS]
 # Chat2Desk transports that are not one of Agentbot's channels by name.
 TRANSPORT_CHANNELS = {"wa_dialog": "whatsapp", "wa_business": "whatsapp", "fb": "facebook", "insta_local": "instagram"}
 MAX_TEXT = 20_000
-
-
-class PayloadError(ValueError):
-    """The payload cannot be processed; the message names the field."""
-
-
-@dataclass(frozen=True)
-class Parsed:
-    kind: str  # "message", "status" or "ignored"
-    payload: dict = field(default_factory=dict)
-    external_id: str = ""
-    reason: str = ""
 
 
 def channel_of(transport: str | None) -> str:

@@ -18,6 +18,7 @@ def generate_inbound_secret() -> str:
 class ConnectorType(models.TextChoices):
     CHAT2DESK = "chat2desk", "Chat2Desk"
     WEBCHAT = "webchat", "Webchat"
+    WEBHOOK = "webhook", _("Webhook channel")
 
 
 class Integration(models.Model):
@@ -38,6 +39,11 @@ class Integration(models.Model):
     # Chat2Desk's id of the webhook registration, once the register-webhook helper made one.
     remote_webhook_id = models.CharField(max_length=100, blank=True, editable=False)
     webhook_registered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Webchat: the pages (origins, as in https://shop.example) whose widget may connect, one per line.
+    allowed_origins = models.TextField(
+        blank=True,
+        help_text=_("Webchat: the origins whose pages may open the widget, one per line (https://shop.example)."),
+    )
     # Where the agent's replies go: a connector webhook of the delivery engine (retried, logged).
     reply_webhook = models.OneToOneField(
         "subscriptions.Webhook", null=True, blank=True, on_delete=models.SET_NULL, related_name="integration",
@@ -85,6 +91,8 @@ class InboundEvent(models.Model):
         "agentbot.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_events"
     )
     outcome = models.TextField(blank=True, help_text="What processing did, or why it failed.")
+    # The agent's messages that answered it, oldest first: what a synchronous channel returns.
+    replies = models.JSONField(default=list, blank=True, editable=False)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     received_at = models.DateTimeField(default=timezone.now, editable=False)

@@ -10,6 +10,7 @@ under a row lock), so handing an event out twice does no harm.
 import hashlib
 import hmac
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,6 +24,7 @@ from agentbot.domain.models import Conversation, Message
 from agentbot.inbound import chat2desk
 from agentbot.inbound.models import INBOUND_PENDING as PENDING
 from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, generate_inbound_secret
+from agentbot.inbound.parsed import Parsed
 from agentbot.inbound.responder import Answer, ResponderUnavailable, Turn, responder
 from agentbot.models import Site
 from deliveries.retention import purge_in_batches, retention_cutoff
@@ -166,9 +168,11 @@ def signature_valid(*, secret: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(expected, digest)
 
 
-def inbound_receive(*, integration: Integration, parsed: chat2desk.Parsed) -> InboundEvent:
+def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool = True) -> InboundEvent:
     """Store what arrived and queue it for a worker when the transaction commits. A message the
-    platform sends again (same message id) is stored once."""
+    platform sends again (same message id) is stored once. A channel that answers in its own
+    response (`dispatch=False`) processes the event itself with `inbound_answer`; the sweep still
+    finishes it should that process die."""
     if parsed.kind == "ignored":
         return InboundEvent.objects.create(
             integration=integration,
@@ -185,8 +189,31 @@ def inbound_receive(*, integration: Integration, parsed: chat2desk.Parsed) -> In
             )
     except IntegrityError:
         return InboundEvent.objects.get(integration=integration, external_id=parsed.external_id)
-    transaction.on_commit(lambda: inbound_dispatch([event.id]))
+    if dispatch:
+        transaction.on_commit(lambda: inbound_dispatch([event.id]))
     return event
+
+
+def inbound_answer(*, event_id: str, wait: float) -> InboundEvent:
+    """Process a stored event here, for a caller waiting on the answer; when another process has
+    it, wait up to `wait` seconds for that one to finish. The event as it then stands: its status
+    is still pending when the time ran out."""
+    deadline = time.monotonic() + wait
+    try:
+        inbound_process(event_id=event_id)
+    except Exception:
+        pass  # logged by inbound_process; the event keeps its attempts and the sweep retries it
+    event = InboundEvent.objects.get(pk=event_id)
+    while event.status in PENDING and time.monotonic() < deadline:
+        time.sleep(0.05)
+        event = InboundEvent.objects.get(pk=event_id)
+    return event
+
+
+def inbound_replies(event: InboundEvent) -> list[Message]:
+    """The agent's messages that answered the event, oldest first."""
+    found = Message.objects.in_bulk(event.replies)
+    return [found[i] for i in event.replies if i in found]
 
 
 def inbound_dispatch(ids: list[str]) -> None:
@@ -292,28 +319,58 @@ def _conversation_of_client(integration: Integration, client_id) -> Conversation
     )
 
 
+# A stored message's payload, whatever connector parsed it:
+#   text, client_id          required: the visitor's message and their id at the integration
+#   channel                  the conversation's channel (Chat2Desk's: from `transport`)
+#   addressing               where replies go, kept in conversation.context[connector type]
+#                            (Chat2Desk's: its client, channel, transport, dialog and request ids)
+#   new_session              true: close the visitor's open conversation and start another
+#   visitor, page_url        {name, email, phone} and the page, for a conversation it opens
+#   context                  merged into the conversation's shared context (session tags)
+#   metadata                 kept on the visitor's Message (message tags, attachments)
+CHAT2DESK_ADDRESSING = ("client_id", "channel_id", "transport", "dialog_id", "request_id")
+
+
+def _addressing(payload: dict) -> dict:
+    if "addressing" in payload:
+        return payload["addressing"]
+    return {k: payload[k] for k in CHAT2DESK_ADDRESSING if k in payload}
+
+
 def _accept_message(event: InboundEvent) -> None:
     """The client's message joins their open conversation, or opens one (a new session)."""
     integration, payload = event.integration, event.payload
     # One client's messages are applied one at a time, so two cannot open two conversations.
     Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
-    addressing = {k: payload[k] for k in ("client_id", "channel_id", "transport", "dialog_id", "request_id") if k in payload}
+    key = integration.connector_type
+    addressing = _addressing(payload)
     conversation = _conversation_of_client(integration, payload["client_id"])
+    if conversation is not None and payload.get("new_session"):
+        domain.conversation_close(conversation=conversation)
+        conversation = None
     if conversation is None:
+        visitor = payload.get("visitor") or {}
         conversation = domain.conversation_create(
             site=integration.site,
-            channel=chat2desk.channel_of(payload.get("transport")),
+            channel=payload.get("channel") or chat2desk.channel_of(payload.get("transport")),
+            visitor_name=visitor.get("name", ""),
+            visitor_email=visitor.get("email", ""),
+            visitor_phone=visitor.get("phone", ""),
+            page_url=payload.get("page_url", ""),
             integration=integration,
             external_id=str(payload["client_id"]),
-            context={integration.connector_type: addressing},
+            context={**payload.get("context", {}), key: addressing},
         )
     else:
         # The latest addressing wins: a new request or channel in the same dialog is answered there.
-        known = conversation.context.get(integration.connector_type, {})
-        if {**known, **addressing} != known:
-            conversation.context = {**conversation.context, integration.connector_type: {**known, **addressing}}
+        known = conversation.context.get(key, {})
+        merged = {**conversation.context, **payload.get("context", {}), key: {**known, **addressing}}
+        if merged != conversation.context:
+            conversation.context = merged
             conversation.save(update_fields=["context"])
-    domain.message_create(conversation=conversation, sender_type="visitor", body=payload["text"])
+    domain.message_create(
+        conversation=conversation, sender_type="visitor", body=payload["text"], metadata=payload.get("metadata")
+    )
     event.conversation = conversation
     if conversation.session == "active":
         event.status = InboundEvent.Status.ACCEPTED
@@ -378,6 +435,8 @@ def _reply(event: InboundEvent) -> str:
             _finish(event, InboundEvent.Status.PROCESSED, f"handed to a human: {answer.handoff_reason}")
             return event.status
         message = domain.message_create(conversation=conversation, sender_type="ai", body=answer.text)
+        event.replies = [*event.replies, message.id]
+        event.save(update_fields=["replies"])
         _finish(event, InboundEvent.Status.PROCESSED, _send_reply(event.integration, conversation, message))
     return event.status
 
@@ -385,6 +444,10 @@ def _reply(event: InboundEvent) -> str:
 def _send_reply(integration: Integration, conversation: Conversation, message: Message) -> str:
     """Queue the reply on the integration's connector webhook; what happened, for the event's log."""
     webhook = integration.reply_webhook
+    if integration.connector_type == ConnectorType.WEBCHAT or (
+        integration.connector_type == ConnectorType.WEBHOOK and webhook is None
+    ):
+        return f"answered with {message.id}, returned to the caller"
     if webhook is None or not webhook.enabled:
         return f"answered with {message.id}, not sent: the integration has no API URL and token, or is inactive"
     reply, _ = event_publish(
