@@ -302,5 +302,8 @@ CELERY_BEAT_SCHEDULE["inbound-sweep"] = {
     "schedule": AGENTBOT_INBOUND_SWEEP_INTERVAL,
     "options": {"expires": AGENTBOT_INBOUND_SWEEP_INTERVAL},
 }
+# The webhook channel (seed 003), v2 synchronous with polling: how long a request waits for the
+# agent before it answers with a pollId instead.
+AGENTBOT_WEBHOOK_POLL_WAIT = env_float("AGENTBOT_WEBHOOK_POLL_WAIT", 3.0)
 # Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
 CELERY_BEAT_SCHEDULE["inbound-retention"] = {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0}

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from agentbot import health, metrics
 from agentbot.domain import api as domain_api
 from agentbot.inbound import api as inbound_api
+from agentbot.inbound import hooks as webhook_channel_views
 from agentbot.inbound import views as inbound_views
 from deliveries import api as deliveries_api
 from subscriptions import api as subscriptions_api
@@ -59,6 +60,14 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # Seed 000's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
     path("api/webhook/<str:connector_type>/<str:integration_id>", inbound_views.connector_webhook, name="connector-webhook"),
+    # Seed 003's URLs: the webhook channel, its further instances, and v2 polling.
+    path("chatbot/hooks/<str:bot_id>", webhook_channel_views.hook, name="webhook-channel"),
+    path(
+        "chatbot/hooks/<str:bot_id>/hookInstance/<str:instance_id>",
+        webhook_channel_views.hook,
+        name="webhook-channel-instance",
+    ),
+    path("chatbot/hooks/<str:bot_id>/poll/<str:poll_id>", webhook_channel_views.poll, name="webhook-channel-poll"),
     route(
         "api/integrations/<str:integration_id>/register-webhook",
         inbound_api.IntegrationRegisterWebhookView,

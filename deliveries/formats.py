@@ -263,6 +263,22 @@ def chat2desk_success(status: int, body: bytes) -> bool:
     return not (isinstance(answer, dict) and answer.get("status") == "error")
 
 
+# --- webhook_channel (seed 003): an instance's reply, posted to its POST_URL (async mode) --------
+# One message per delivery, in the instance's API version; signed like the agentbot format with
+# the connector webhook's own secret (shown in the instance's create and rotate responses).
+def webhook_channel_body(e: Envelope) -> dict:
+    recipient = object_or_empty(e.data.get("recipient"))
+    text, message_id, created_on = e.data.get("text"), e.data.get("message_id"), iso_utc(e.created_at)
+    if recipient.get("api_version") == "v1":
+        body: dict = {"text": text, "messageId": message_id, "createdOn": created_on}
+    else:
+        body = {"data": [{"type": "text", "val": text, "createdOn": created_on, "messageId": message_id}]}
+    body.update({"from": {"id": e.site_id}, "to": {"id": recipient.get("user_id")}, "sessionId": e.data.get("conversation_id")})
+    if recipient.get("api_version") != "v1":
+        body["_v"] = "v2"
+    return body
+
+
 FORMATS: dict[str, DeliveryFormat] = {
     f.name: f
     for f in (
@@ -282,6 +298,14 @@ FORMATS: dict[str, DeliveryFormat] = {
             chat2desk_body,
             chat2desk_sign,
             chat2desk_success,
+            DEFAULT_SCHEDULE,
+            carries=lambda t: t == CHANNEL_REPLY.name,
+        ),
+        DeliveryFormat(
+            WebhookFormat.WEBHOOK_CHANNEL,
+            webhook_channel_body,
+            agentbot_sign,
+            is_2xx,
             DEFAULT_SCHEDULE,
             carries=lambda t: t == CHANNEL_REPLY.name,
         ),

@@ -29,6 +29,7 @@ class WebhookFormat(models.TextChoices):
     LEADS = "leads", "Leads CRM (X-Webhook-Signature)"
     STANDARD = "standard", "Standard Webhooks"
     CHAT2DESK = "chat2desk", "Chat2Desk API (an integration's replies)"
+    WEBHOOK_CHANNEL = "webhook_channel", "Webhook channel POST_URL (an integration's replies)"
 
 
 # What a subscriber can choose; the others belong to the connector webhooks of integrations.

@@ -13,10 +13,14 @@ from agentbot.api.auth import site_of
 from agentbot.api.fields import StrictBooleanField, StrictCharField
 from agentbot.domain.api import PatchSerializer, StrictSerializer, valid_input
 from agentbot.inbound import chat2desk, services
-from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
+from agentbot.inbound.models import ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration, JwtAlgorithm, KnowledgeEntry
 
 
 # --- integrations ------------------------------------------------------------------------------
+# The webhook channel's settings (seed 003); on other connectors they keep their defaults.
+WEBHOOK_CHANNEL_FIELDS = ["api_version", "mode", "post_url", "polling", "jwt_algorithm", "client_id", "public_key"]
+
+
 class IntegrationSerializer(serializers.ModelSerializer):
     webhook_url = serializers.SerializerMethodField(help_text="Where the platform posts: set it there, or register it.")
     webhook_registered = serializers.SerializerMethodField()
@@ -36,6 +40,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "webhook_registered",
             "webhook_registered_at",
             "reply_webhook_id",
+            *WEBHOOK_CHANNEL_FIELDS,
             "created_at",
             "updated_at",
         ]
@@ -54,9 +59,22 @@ class IntegrationWithSecretSerializer(IntegrationSerializer):
     webhook_secret = serializers.CharField(
         read_only=True, help_text="Shown only in this response: configure it on the platform, which signs with it."
     )
+    client_secret = serializers.SerializerMethodField(
+        help_text="Webhook channel: the HS256/HS512 key your JWTs are signed with; shown only in this response."
+    )
+    post_url_secret = serializers.SerializerMethodField(
+        help_text="Webhook channel: the key of the X-Agentbot-Signature on what is posted to the POST_URL; shown only in this response."
+    )
 
     class Meta(IntegrationSerializer.Meta):
-        fields = IntegrationSerializer.Meta.fields + ["webhook_secret"]
+        fields = IntegrationSerializer.Meta.fields + ["webhook_secret", "client_secret", "post_url_secret"]
+
+    def get_client_secret(self, integration: Integration) -> str | None:
+        return integration.client_secret if integration.connector_type == ConnectorType.WEBHOOK else None
+
+    def get_post_url_secret(self, integration: Integration) -> str | None:
+        webhook = integration.reply_webhook
+        return webhook.secret if integration.connector_type == ConnectorType.WEBHOOK and webhook else None
 
 
 class IntegrationInputSerializer(StrictSerializer):
@@ -68,6 +86,17 @@ class IntegrationInputSerializer(StrictSerializer):
     )
     api_token = StrictCharField(
         max_length=500, allow_blank=True, default="", help_text="Chat2Desk's API token; write-only, stored encrypted"
+    )
+    # The webhook channel's settings: only for connector_type webhook, and left out otherwise.
+    api_version = serializers.ChoiceField(choices=ApiVersion.choices, required=False, help_text="Webhook channel: v1 or v2")
+    mode = serializers.ChoiceField(choices=ChannelMode.choices, required=False, help_text="Webhook channel: sync or async")
+    post_url = StrictCharField(
+        max_length=2048, allow_blank=True, required=False, help_text="Webhook channel, async mode: where the agent's messages are posted"
+    )
+    polling = StrictBooleanField(required=False, help_text="Webhook channel, v2 sync: answer with a pollId when the agent is not done")
+    jwt_algorithm = serializers.ChoiceField(choices=JwtAlgorithm.choices, required=False, help_text="Webhook channel: how your JWTs are signed")
+    public_key = StrictCharField(
+        max_length=10000, allow_blank=True, required=False, help_text="Webhook channel, RS256/RS512: your public key (PEM)"
     )
 
 
@@ -291,6 +320,13 @@ INTEGRATION = {
     "webhook_registered": True,
     "webhook_registered_at": AT,
     "reply_webhook_id": "wh_01jw3k2m4n6p8q0r2s4t6v8x1a",
+    "api_version": "v2",
+    "mode": "sync",
+    "post_url": "",
+    "polling": True,
+    "jwt_algorithm": "HS256",
+    "client_id": "",
+    "public_key": "",
     "created_at": AT,
     "updated_at": AT,
 }
@@ -304,7 +340,12 @@ SCHEMA_EXAMPLES = {
     "IntegrationInputRequest": INTEGRATION_INPUT,
     "PatchedIntegrationPatchRequest": {"api_url": "https://api.chat2desk.eu"},
     "Integration": INTEGRATION,
-    "IntegrationWithSecret": {**INTEGRATION, "webhook_secret": "3q2-7wEAAAAgSWZ0ZXJfc2lnbmF0dXJlX3NlY3JldA0"},
+    "IntegrationWithSecret": {
+        **INTEGRATION,
+        "webhook_secret": "3q2-7wEAAAAgSWZ0ZXJfc2lnbmF0dXJlX3NlY3JldA0",
+        "client_secret": None,
+        "post_url_secret": None,
+    },
     "Registered": {"ok": True, "webhookRegisteredAt": AT},
     "KnowledgeEntryInputRequest": KNOWLEDGE_INPUT,
     "PatchedKnowledgeEntryPatchRequest": {"enabled": False},

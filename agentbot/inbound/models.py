@@ -1,6 +1,7 @@
 """Inbound channels: integrations (seed 000), what they deliver, and the knowledge the agent answers from."""
 
 import secrets
+import uuid
 
 from django.db import models
 from django.utils import timezone
@@ -15,10 +16,32 @@ def generate_inbound_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def generate_client_id() -> str:
+    """The webhook channel's client id: the `appId` its callers put in their JWTs."""
+    return f"cs-{uuid.uuid4()}"
+
+
 class ConnectorType(models.TextChoices):
     CHAT2DESK = "chat2desk", "Chat2Desk"
     WEBCHAT = "webchat", "Webchat"
     WEBHOOK = "webhook", _("Webhook channel")
+
+
+class ApiVersion(models.TextChoices):
+    V1 = "v1", "v1"
+    V2 = "v2", "v2"
+
+
+class ChannelMode(models.TextChoices):
+    SYNC = "sync", _("synchronous: the answer is in the response")
+    ASYNC = "async", _("asynchronous: answers are posted to the POST_URL")
+
+
+class JwtAlgorithm(models.TextChoices):
+    HS256 = "HS256", "HS256"
+    HS512 = "HS512", "HS512"
+    RS256 = "RS256", "RS256"
+    RS512 = "RS512", "RS512"
 
 
 class Integration(models.Model):
@@ -44,6 +67,26 @@ class Integration(models.Model):
         blank=True,
         help_text=_("Webchat: the origins whose pages may open the widget, one per line (https://shop.example)."),
     )
+    # The webhook channel (seed 003): how its callers authenticate and how it answers them.
+    api_version = models.CharField(_("API version"), max_length=2, choices=ApiVersion.choices, default=ApiVersion.V2)
+    mode = models.CharField(_("mode"), max_length=5, choices=ChannelMode.choices, default=ChannelMode.SYNC)
+    post_url = models.URLField(
+        "POST_URL",
+        max_length=2048,
+        blank=True,
+        help_text=_("Webhook channel, asynchronous mode: where each of the agent's messages is posted."),
+    )
+    polling = models.BooleanField(
+        _("polling"), default=True, help_text=_("Webhook channel v2, synchronous mode: answer with a pollId when the agent is not done.")
+    )
+    jwt_algorithm = models.CharField(
+        _("JWT signing algorithm"), max_length=5, choices=JwtAlgorithm.choices, default=JwtAlgorithm.HS256
+    )
+    client_id = models.CharField(_("client id"), max_length=100, blank=True, editable=False)
+    # HS256/HS512: the key the caller signs its JWTs with. Shown once, like the webhook secret.
+    client_secret = EncryptedTextField(blank=True, default="", editable=False)
+    # RS256/RS512: the caller's public key (PEM), which verifies its JWTs.
+    public_key = models.TextField(_("public key"), blank=True, help_text=_("RS256/RS512: the client's public key, PEM."))
     # Where the agent's replies go: a connector webhook of the delivery engine (retried, logged).
     reply_webhook = models.OneToOneField(
         "subscriptions.Webhook", null=True, blank=True, on_delete=models.SET_NULL, related_name="integration",
@@ -62,6 +105,16 @@ class Integration(models.Model):
 
     @property
     def webhook_path(self) -> str:
+        if self.connector_type == ConnectorType.WEBHOOK:
+            # Seed 003: the site's first instance at the short URL, the others by their id.
+            first = (
+                Integration.objects.filter(site_id=self.site_id, connector_type=ConnectorType.WEBHOOK)
+                .order_by("created_at", "id")
+                .values_list("id", flat=True)
+                .first()
+            )
+            base = f"/chatbot/hooks/{self.site_id}"
+            return base if first == self.id else f"{base}/hookInstance/{self.id}"
         return f"/api/webhook/{self.connector_type}/{self.id}"
 
 

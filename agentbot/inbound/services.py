@@ -21,17 +21,18 @@ from django.utils import timezone
 
 from agentbot.domain import services as domain
 from agentbot.domain.models import Conversation, Message
-from agentbot.inbound import chat2desk
+from agentbot.inbound import chat2desk, webhook_channel
 from agentbot.inbound.models import INBOUND_PENDING as PENDING
-from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, generate_inbound_secret
+from agentbot.inbound.models import ChannelMode, ConnectorType, InboundEvent, Integration, generate_client_id, generate_inbound_secret
 from agentbot.inbound.parsed import Parsed
 from agentbot.inbound.responder import Answer, ResponderUnavailable, Turn, responder
+from agentbot.inbound.webhook_auth import generate_client_secret
 from agentbot.models import Site
 from deliveries.retention import purge_in_batches, retention_cutoff
 from deliveries.services import event_publish
 from subscriptions.event_types import CHANNEL_REPLY
-from subscriptions.models import Webhook, WebhookFormat
-from subscriptions.services import webhook_validate_url
+from subscriptions.models import Webhook, WebhookFormat, generate_secret
+from subscriptions.services import webhook_rotate_secret, webhook_validate_url
 
 logger = logging.getLogger(__name__)
 
@@ -45,26 +46,42 @@ def _validate_api_url(api_url: str) -> str:
         raise ValidationError({"api_url": exc.message_dict.get("url", exc.messages)}) from exc
 
 
+def _reply_target(integration: Integration) -> tuple[str, str, str, str] | str:
+    """Where the integration's replies are posted: (url, format, secret, why they are held back:
+    "" when they are not); the secret "" keeps the webhook's own. A string when there is no
+    connector webhook to keep: why."""
+    if integration.connector_type == ConnectorType.WEBHOOK:
+        # Kept in synchronous mode too (disabled), so its signing secret is there from the start.
+        held = "" if integration.mode == ChannelMode.ASYNC and integration.post_url else "the channel instance is synchronous"
+        return integration.post_url, WebhookFormat.WEBHOOK_CHANNEL, "", held
+    if integration.connector_type == ConnectorType.CHAT2DESK and integration.api_url and integration.api_token:
+        return chat2desk.messages_url(integration.api_url), WebhookFormat.CHAT2DESK, integration.api_token, ""
+    return "the integration has no API URL or API token"
+
+
 def _reply_webhook_sync(integration: Integration) -> None:
-    """Keep the connector webhook the replies go through in step with the integration: its URL is
-    `{apiUrl}/v1/messages`, its secret the API token; without both it is disabled."""
+    """Keep the connector webhook the replies go through in step with the integration: Chat2Desk's
+    is `{apiUrl}/v1/messages` with the API token as its secret, the webhook channel's the POST_URL
+    (async mode) with a signing secret of its own; without them it is disabled."""
     webhook = integration.reply_webhook
-    ready = integration.connector_type == ConnectorType.CHAT2DESK and integration.api_url and integration.api_token
-    if not ready:
+    target = _reply_target(integration)
+    if isinstance(target, str):
         if webhook is not None and webhook.enabled:
             webhook.enabled = False
-            webhook.disabled_reason = "the integration has no API URL or API token"
+            webhook.disabled_reason = target
             webhook.disabled_at = timezone.now()
             webhook.save(update_fields=["enabled", "disabled_reason", "disabled_at", "updated_at"])
         return
+    url, reply_format, secret, held = target
+    held = held or ("" if integration.active else "the integration is inactive")
     if webhook is None:
-        webhook = Webhook(site=integration.site, events=[], format=WebhookFormat.CHAT2DESK, connector=integration.connector_type)
-    webhook.url = chat2desk.messages_url(integration.api_url)
-    webhook.secret = integration.api_token
+        webhook = Webhook(site=integration.site, events=[], format=reply_format, connector=integration.connector_type)
+    webhook.url = url
+    webhook.secret = secret or webhook.secret or generate_secret()
     webhook.description = f"Replies of integration {integration.id}"
-    webhook.enabled = integration.active
-    webhook.disabled_reason = "" if integration.active else "the integration is inactive"
-    webhook.disabled_at = None if integration.active else (webhook.disabled_at or timezone.now())
+    webhook.enabled = not held
+    webhook.disabled_reason = held
+    webhook.disabled_at = (webhook.disabled_at or timezone.now()) if held else None
     webhook.save()
     if integration.reply_webhook_id != webhook.id:
         integration.reply_webhook = webhook
@@ -79,9 +96,16 @@ def integration_create(
     active: bool = True,
     api_url: str = "",
     api_token: str = "",
+    **channel,
 ) -> Integration:
+    """`channel`: the webhook channel's settings (webhook_channel.CHANNEL_FIELDS)."""
     if connector_type not in ConnectorType.values:
         raise ValidationError({"connector_type": f"unknown connector {connector_type!r}; choose one of {', '.join(ConnectorType.values)}"})
+    if connector_type == ConnectorType.WEBHOOK:
+        channel = webhook_channel.channel_settings(changes=channel, current=None)
+        channel.update(client_id=generate_client_id(), client_secret=generate_client_secret())
+    elif channel:
+        raise ValidationError({next(iter(channel)): "only a webhook channel instance (connector_type webhook) has this setting"})
     with transaction.atomic():
         integration = Integration.objects.create(
             site=site,
@@ -90,12 +114,13 @@ def integration_create(
             active=active,
             api_url=_validate_api_url(api_url),
             api_token=api_token,
+            **channel,
         )
         _reply_webhook_sync(integration)
     return integration
 
 
-INTEGRATION_EDITABLE = ("name", "active", "api_url", "api_token")
+INTEGRATION_EDITABLE = ("name", "active", "api_url", "api_token", *webhook_channel.CHANNEL_FIELDS)
 
 
 def integration_update(*, integration: Integration, **changes) -> Integration:
@@ -104,6 +129,11 @@ def integration_update(*, integration: Integration, **changes) -> Integration:
         raise ValidationError({unknown[0]: f"this field cannot be changed; an integration changes {', '.join(INTEGRATION_EDITABLE)}"})
     if "api_url" in changes:
         changes["api_url"] = _validate_api_url(changes["api_url"])
+    channel = {name: changes.pop(name) for name in webhook_channel.CHANNEL_FIELDS if name in changes}
+    if channel and integration.connector_type != ConnectorType.WEBHOOK:
+        raise ValidationError({next(iter(channel)): "only a webhook channel instance (connector_type webhook) has this setting"})
+    if channel:
+        changes.update(webhook_channel.channel_settings(changes=channel, current=integration))
     with transaction.atomic():
         integration = Integration.objects.select_for_update().get(pk=integration.pk)
         for name, value in changes.items():
@@ -114,6 +144,14 @@ def integration_update(*, integration: Integration, **changes) -> Integration:
 
 
 def integration_rotate_secret(*, integration: Integration) -> Integration:
+    """A new webhook secret; a webhook channel instance's are its client secret (the old one stops
+    verifying at once) and its POST_URL signing secret (the old one signs along for a grace period)."""
+    if integration.connector_type == ConnectorType.WEBHOOK:
+        integration.client_secret = generate_client_secret()
+        integration.save(update_fields=["client_secret", "updated_at"])
+        if integration.reply_webhook is not None:
+            webhook_rotate_secret(webhook=integration.reply_webhook)
+        return integration
     integration.webhook_secret = generate_inbound_secret()
     integration.save(update_fields=["webhook_secret", "updated_at"])
     return integration
@@ -203,6 +241,12 @@ def inbound_answer(*, event_id: str, wait: float) -> InboundEvent:
         inbound_process(event_id=event_id)
     except Exception:
         pass  # logged by inbound_process; the event keeps its attempts and the sweep retries it
+    return inbound_wait(event_id=event_id, wait=deadline - time.monotonic())
+
+
+def inbound_wait(*, event_id: str, wait: float) -> InboundEvent:
+    """The event once it is no longer pending, or as it stands after `wait` seconds."""
+    deadline = time.monotonic() + wait
     event = InboundEvent.objects.get(pk=event_id)
     while event.status in PENDING and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -364,7 +408,14 @@ def _accept_message(event: InboundEvent) -> None:
     else:
         # The latest addressing wins: a new request or channel in the same dialog is answered there.
         known = conversation.context.get(key, {})
-        merged = {**conversation.context, **payload.get("context", {}), key: {**known, **addressing}}
+        # One level deep: a message's session tags join the session's, they do not replace them.
+        added = {
+            name: {**conversation.context[name], **value}
+            if isinstance(value, dict) and isinstance(conversation.context.get(name), dict)
+            else value
+            for name, value in payload.get("context", {}).items()
+        }
+        merged = {**conversation.context, **added, key: {**known, **addressing}}
         if merged != conversation.context:
             conversation.context = merged
             conversation.save(update_fields=["context"])
@@ -445,7 +496,7 @@ def _send_reply(integration: Integration, conversation: Conversation, message: M
     """Queue the reply on the integration's connector webhook; what happened, for the event's log."""
     webhook = integration.reply_webhook
     if integration.connector_type == ConnectorType.WEBCHAT or (
-        integration.connector_type == ConnectorType.WEBHOOK and webhook is None
+        integration.connector_type == ConnectorType.WEBHOOK and integration.mode != ChannelMode.ASYNC
     ):
         return f"answered with {message.id}, returned to the caller"
     if webhook is None or not webhook.enabled:
