@@ -307,3 +307,18 @@ CELERY_BEAT_SCHEDULE["inbound-sweep"] = {
 AGENTBOT_WEBHOOK_POLL_WAIT = env_float("AGENTBOT_WEBHOOK_POLL_WAIT", 3.0)
 # Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
 CELERY_BEAT_SCHEDULE["inbound-retention"] = {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0}
+
+# --- webchat (agentbot/inbound/webchat.py) -------------------------------------------------------
+ASGI_APPLICATION = "agentbot.asgi.application"
+# A visitor's message is at most this many characters; a connection sends at most
+# AGENTBOT_WEBCHAT_RATE messages a second on average, AGENTBOT_WEBCHAT_BURST at once.
+AGENTBOT_WEBCHAT_MAX_MESSAGE_CHARS = int(env_float("AGENTBOT_WEBCHAT_MAX_MESSAGE_CHARS", 2000))
+AGENTBOT_WEBCHAT_RATE = env_float("AGENTBOT_WEBCHAT_RATE", 1.0)
+AGENTBOT_WEBCHAT_BURST = int(env_float("AGENTBOT_WEBCHAT_BURST", 5))
+# How long an answer waits for another process that has its event (the sweep's worker).
+AGENTBOT_WEBCHAT_ANSWER_WAIT = env_float("AGENTBOT_WEBCHAT_ANSWER_WAIT", 5.0)
+# Seconds between looks at an open conversation for what came later (a retried answer, a person's
+# reply); 0 turns it off.
+AGENTBOT_WEBCHAT_POLL_INTERVAL = env_float("AGENTBOT_WEBCHAT_POLL_INTERVAL", 2.0)
+# Threads of the Socket.IO server for database work and answers (each may wait on the model).
+AGENTBOT_WEBCHAT_THREADS = int(env_float("AGENTBOT_WEBCHAT_THREADS", 16))

@@ -7,6 +7,7 @@ from agentbot.domain import api as domain_api
 from agentbot.inbound import api as inbound_api
 from agentbot.inbound import hooks as webhook_channel_views
 from agentbot.inbound import views as inbound_views
+from agentbot.inbound import webchat_views
 from deliveries import api as deliveries_api
 from subscriptions import api as subscriptions_api
 
@@ -73,6 +74,7 @@ urlpatterns = [
         inbound_api.IntegrationRegisterWebhookView,
         "integration-register-webhook-seed",
     ),
+    path("webchat/demo", webchat_views.webchat_demo, name="webchat-demo"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),

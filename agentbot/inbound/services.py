@@ -24,6 +24,7 @@ from agentbot.domain.models import Conversation, Message
 from agentbot.inbound import chat2desk, webhook_channel
 from agentbot.inbound.models import INBOUND_PENDING as PENDING
 from agentbot.inbound.models import ChannelMode, ConnectorType, InboundEvent, Integration, generate_client_id, generate_inbound_secret
+from agentbot.inbound.origins import origins_clean
 from agentbot.inbound.parsed import Parsed
 from agentbot.inbound.responder import Answer, ResponderUnavailable, Turn, responder
 from agentbot.inbound.webhook_auth import generate_client_secret
@@ -96,6 +97,7 @@ def integration_create(
     active: bool = True,
     api_url: str = "",
     api_token: str = "",
+    allowed_origins: str = "",
     **channel,
 ) -> Integration:
     """`channel`: the webhook channel's settings (webhook_channel.CHANNEL_FIELDS)."""
@@ -114,13 +116,21 @@ def integration_create(
             active=active,
             api_url=_validate_api_url(api_url),
             api_token=api_token,
+            allowed_origins=_validate_allowed_origins(connector_type, allowed_origins),
             **channel,
         )
         _reply_webhook_sync(integration)
     return integration
 
 
-INTEGRATION_EDITABLE = ("name", "active", "api_url", "api_token", *webhook_channel.CHANNEL_FIELDS)
+INTEGRATION_EDITABLE = ("name", "active", "api_url", "api_token", "allowed_origins", *webhook_channel.CHANNEL_FIELDS)
+
+
+def _validate_allowed_origins(connector_type: str, text: str) -> str:
+    cleaned = origins_clean(text)
+    if cleaned and connector_type != ConnectorType.WEBCHAT:
+        raise ValidationError({"allowed_origins": "only a webchat integration has allowed origins"})
+    return cleaned
 
 
 def integration_update(*, integration: Integration, **changes) -> Integration:
@@ -129,6 +139,8 @@ def integration_update(*, integration: Integration, **changes) -> Integration:
         raise ValidationError({unknown[0]: f"this field cannot be changed; an integration changes {', '.join(INTEGRATION_EDITABLE)}"})
     if "api_url" in changes:
         changes["api_url"] = _validate_api_url(changes["api_url"])
+    if "allowed_origins" in changes:
+        changes["allowed_origins"] = _validate_allowed_origins(integration.connector_type, changes["allowed_origins"])
     channel = {name: changes.pop(name) for name in webhook_channel.CHANNEL_FIELDS if name in changes}
     if channel and integration.connector_type != ConnectorType.WEBHOOK:
         raise ValidationError({next(iter(channel)): "only a webhook channel instance (connector_type webhook) has this setting"})

@@ -1,0 +1,19 @@
+"""The ASGI entry: one uvicorn process serves Django (admin, API, static files through whitenoise)
+and the webchat widget's Socket.IO endpoint at /socket.io/.
+
+    uvicorn agentbot.asgi:application --port 8000
+
+agentbot/wsgi.py still serves Django alone (no webchat) for WSGI servers.
+"""
+
+import os
+
+import socketio
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentbot.settings")
+django_application = get_asgi_application()
+
+from agentbot.inbound.webchat_socket import sio  # noqa: E402  (needs the settings loaded above)
+
+application = socketio.ASGIApp(sio, other_asgi_app=django_application, socketio_path="socket.io")
