@@ -17,11 +17,13 @@ def test_compose_runs_web_worker_beat_postgres_and_redis():
     assert {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SECRET_KEY"} <= set(app_env)
     assert "celery -A agentbot worker" in COMPOSE["services"]["worker"]["command"]
     assert "celery -A agentbot beat" in COMPOSE["services"]["beat"]["command"]
+    assert "exec uvicorn agentbot.asgi:application --host 0.0.0.0 --port 8000" in COMPOSE["services"]["web"]["command"]
 
 
 def test_dockerfile_copies_what_exists_and_runs_an_importable_app():
     for source in re.findall(r"^COPY (\S+) ", DOCKERFILE, flags=re.M):
         assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
-    module, attribute = re.search(r'"gunicorn", "([\w.]+):(\w+)"', DOCKERFILE).groups()
+    module, attribute = re.search(r'"uvicorn", "([\w.]+):(\w+)"', DOCKERFILE).groups()
+    assert (module, attribute) == ("agentbot.asgi", "application")  # Django and the webchat's Socket.IO
     assert callable(getattr(importlib.import_module(module), attribute))
     assert importlib.import_module("agentbot").celery_app.main == "agentbot"

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.support.receiver import Receiver
+from tests.support.webchat_client import Visitor
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -84,6 +85,22 @@ def deliver_through(port: int, key: str) -> None:
         receiver.close()
 
 
+def chat_on_the_demo_page(port: int, log: Path) -> None:
+    """The printed demo page embeds the demo webchat, which answers from the demo knowledge base."""
+    demo = re.search(r"webchat:  (http://\S+/webchat/demo)  \(the widget of integration (intg_\w+)", log.read_text())
+    assert demo, "make run printed no webchat demo page"
+    page = requests.get(demo.group(1), timeout=10)
+    assert page.status_code == 200 and f'data-integration="{demo.group(2)}"' in page.text
+    visitor = Visitor()
+    try:
+        visitor.connect(f"http://127.0.0.1:{port}", demo.group(2), origin=f"http://127.0.0.1:{port}")
+        assert visitor.send("What are your opening hours?")["ok"] is True
+        reply = visitor.wait_for("message", lambda data: data["sender_type"] == "ai")
+        assert reply["text"] == "We are open from 9:00 to 18:00, Monday to Friday."
+    finally:
+        visitor.close()
+
+
 def test_make_run_on_embedded_defaults_delivers(tmp_path):
     proc, port, log = run_service(tmp_path)
     try:
@@ -91,6 +108,7 @@ def test_make_run_on_embedded_defaults_delivers(tmp_path):
         assert "database: sqlite3, broker: filesystem" in log.read_text()
         assert requests.get(f"http://127.0.0.1:{port}/admin/login/", timeout=10).status_code == 200
         deliver_through(port, key)
+        chat_on_the_demo_page(port, log)
     finally:
         stop(proc)
 
@@ -106,6 +124,7 @@ def test_make_run_uses_postgresql_and_redis_when_configured(tmp_path):
         key = wait_for_banner(proc, log, port)
         assert "database: postgresql, broker: redis" in log.read_text()
         deliver_through(port, key)
+        chat_on_the_demo_page(port, log)
     finally:
         stop(proc)
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:

@@ -5,8 +5,7 @@ from django.shortcuts import render
 
 from agentbot.inbound import webchat
 from agentbot.inbound.models import ConnectorType, Integration
-
-DEMO_SITE = "site_demo"
+from agentbot.management.commands.serve import DEMO_SITE
 
 
 def webchat_demo(request):

@@ -1,5 +1,6 @@
-"""`make run`: migrate, make sure there is an admin and a demo API key, then run web, worker and
-beat together until interrupted."""
+"""`make run`: migrate, make sure there is an admin, a demo API key and a demo webchat, then run web
+(uvicorn serving agentbot/asgi.py: Django and the webchat's Socket.IO), worker and beat together
+until interrupted."""
 
 import json
 import os
@@ -14,13 +15,21 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from agentbot.inbound import services as inbound
+from agentbot.inbound.models import ConnectorType, Integration, KnowledgeEntry
 from agentbot.services import api_key_create, site_get_or_create
 
 DEMO_SITE = "site_demo"
+# What the demo webchat can answer; anything else goes to a person.
+DEMO_KNOWLEDGE = [
+    ("What are your opening hours?", "We are open from 9:00 to 18:00, Monday to Friday.", "hours, open, opening"),
+    ("How long does shipping take?", "Orders leave within one business day and arrive in 2 to 5 days.", "shipping, delivery, ship"),
+    ("How do I return an item?", "Return any item within 30 days: write to returns@shop.example with your order number.", "return, refund"),
+]
 
 
 class Command(BaseCommand):
-    help = "Run the whole service: web on 127.0.0.1:$PORT, a Celery worker and beat."
+    help = "Run the whole service: web and webchat on 127.0.0.1:$PORT, a Celery worker and beat."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -29,10 +38,12 @@ class Command(BaseCommand):
     def handle(self, *args, port, host, **options):
         call_command("migrate", interactive=False, verbosity=0)
         credentials = self._credentials()
-        self._announce(credentials, host, port)
+        chat = self._demo_chat(host, port)
+        self._announce(credentials, host, port, chat)
         base = [sys.executable]
+        web = ["-m", "uvicorn", "agentbot.asgi:application", "--host", host, "--port", str(port), "--ws-max-size", "1048576", "--lifespan", "off"]
         children = [
-            subprocess.Popen(base + ["manage.py", "runserver", f"{host}:{port}", "--noreload", "--insecure"]),
+            subprocess.Popen(base + web),
             subprocess.Popen(
                 base + ["-m", "celery", "-A", "agentbot", "worker", "--beat", "--loglevel", "INFO", "--concurrency", "2"]
             ),
@@ -60,7 +71,26 @@ class Command(BaseCommand):
         path.chmod(0o600)
         return saved
 
-    def _announce(self, credentials: dict, host: str, port: int) -> None:
+    def _demo_chat(self, host: str, port: int) -> Integration:
+        """The demo site's webchat, open to pages of this address, and a few answers it knows."""
+        site, _ = site_get_or_create(site_id=DEMO_SITE, name="Demo site")
+        hosts = ["127.0.0.1", "localhost"] if host in ("127.0.0.1", "localhost", "0.0.0.0") else [host]
+        wanted = [f"http://{name}:{port}" for name in hosts]
+        chat = Integration.objects.filter(site=site, connector_type=ConnectorType.WEBCHAT, active=True).first()
+        if chat is None:
+            chat = inbound.integration_create(
+                site=site, connector_type=ConnectorType.WEBCHAT, name="Demo webchat", allowed_origins="\n".join(wanted)
+            )
+        elif not set(wanted) <= set(chat.allowed_origins.splitlines()):
+            origins = chat.allowed_origins + "\n" + "\n".join(wanted)
+            chat = inbound.integration_update(integration=chat, allowed_origins=origins)
+        if not KnowledgeEntry.objects.filter(site=site).exists():
+            KnowledgeEntry.objects.bulk_create(
+                KnowledgeEntry(site=site, question=q, answer=a, keywords=k) for q, a, k in DEMO_KNOWLEDGE
+            )
+        return chat
+
+    def _announce(self, credentials: dict, host: str, port: int, chat: Integration) -> None:
         db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         broker = settings.CELERY_BROKER_URL.split("://", 1)[0]
         lines = [
@@ -68,6 +98,7 @@ class Command(BaseCommand):
             f"  admin:    http://{host}:{port}/admin/  user admin  password {credentials['admin_password']}",
             f"  API:      http://{host}:{port}/api/v1/  key {credentials['api_key']}  (site {DEMO_SITE})",
             f"  API docs: http://{host}:{port}/api/v1/docs",
+            f"  webchat:  http://{host}:{port}/webchat/demo  (the widget of integration {chat.id}; ask about opening hours)",
         ]
         if settings.AGENTBOT_ALLOW_PRIVATE_URLS:
             lines.append("  private and loopback webhook URLs are allowed (AGENTBOT_ALLOW_PRIVATE_URLS=1)")
