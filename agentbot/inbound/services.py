@@ -162,7 +162,7 @@ def integration_rotate_secret(*, integration: Integration) -> Integration:
         integration.client_secret = generate_client_secret()
         integration.save(update_fields=["client_secret", "updated_at"])
         if integration.reply_webhook is not None:
-            webhook_rotate_secret(webhook=integration.reply_webhook)
+            integration.reply_webhook = webhook_rotate_secret(webhook=integration.reply_webhook)
         return integration
     integration.webhook_secret = generate_inbound_secret()
     integration.save(update_fields=["webhook_secret", "updated_at"])
