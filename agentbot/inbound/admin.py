@@ -25,6 +25,8 @@ from agentbot.admin import ObjectActionsMixin
 from agentbot.inbound import chat2desk, services
 from agentbot.inbound.api import public_url
 from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
+from agentbot.inbound.origins import origins_clean
+from agentbot.inbound.webchat import embed_snippet
 from subscriptions.services import webhook_validate_url
 
 RECENT_EVENTS = 20
@@ -77,6 +79,28 @@ class IntegrationForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=_("Chat2Desk's API token, stored encrypted and never shown. Leave it blank to keep the current one."),
     )
+    allowed_origins = forms.CharField(
+        label=_("Allowed origins"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://shop.example"}),
+        help_text=_(
+            "Webchat: the origins (scheme://host[:port]) whose pages may open the widget, one per line. "
+            "Empty: only this service's own pages, such as the demo page."
+        ),
+    )
+
+    def clean_allowed_origins(self):
+        # The service's check, here so that a refused origin is a form error.
+        try:
+            origins = origins_clean(self.cleaned_data.get("allowed_origins", ""))
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["allowed_origins"]) from exc
+        # (an unsaved integration has its pk already: ids are made by the model's default)
+        adding = self.instance._state.adding
+        connector = self.cleaned_data.get("connector_type") if adding else self.instance.connector_type
+        if origins and connector != ConnectorType.WEBCHAT:
+            raise ValidationError(_("Only a webchat integration has allowed origins; leave this empty."))
+        return origins
 
     class Meta:
         model = Integration
@@ -126,6 +150,8 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             (None, {"fields": ["name", "site", "connector_type", "active"]}),
             (_("Chat2Desk API"), {"fields": ["api_url", "new_api_token"]}),
         ]
+        if obj is None or obj.connector_type == ConnectorType.WEBCHAT:
+            fieldsets.append((_("Webchat"), {"fields": ["allowed_origins"]}))
         if obj is not None:
             title = _("Recent inbound events (newest %(count)s)") % {"count": RECENT_EVENTS}
             fieldsets.append((title, {"fields": ["recent_events"]}))
@@ -177,6 +203,11 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 "register_url": reverse("admin:agentbot_integration_register", args=[quote(obj.pk)]) if registrable else "",
                 "register_label": gettext("Re-register webhook") if obj.webhook_registered_at else gettext("Register webhook"),
             }
+            if obj.connector_type == ConnectorType.WEBCHAT:  # no webhook: the widget connects over Socket.IO
+                del context["webhook"]
+                base_url = public_url(request, "/").rstrip("/")
+                demo_url = public_url(request, reverse("webchat-demo")) + f"?integration={obj.pk}"
+                context["webchat"] = {"snippet": embed_snippet(integration=obj, base_url=base_url), "demo_url": demo_url}
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def get_urls(self):
@@ -217,7 +248,7 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
-            changes = {name: data[name] for name in form.changed_data if name in ("name", "active", "api_url")}
+            changes = {name: data[name] for name in form.changed_data if name in ("name", "active", "api_url", "allowed_origins")}
             if data["new_api_token"]:  # blank keeps the current token
                 changes["api_token"] = data["new_api_token"]
             if changes:
@@ -230,10 +261,12 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             active=data["active"],
             api_url=data["api_url"],
             api_token=data["new_api_token"],
+            allowed_origins=data["allowed_origins"],
         )
         obj.pk, obj.created_at = created.pk, created.created_at
         obj._state.adding = False
-        _show_secret_once(request, created, gettext("Webhook secret"))
+        if created.connector_type == ConnectorType.CHAT2DESK:  # a webchat has no webhook to sign
+            _show_secret_once(request, created, gettext("Webhook secret"))
 
     def delete_model(self, request, obj):
         services.integration_delete(integration=obj)

@@ -13,6 +13,7 @@ from agentbot.api.auth import site_of
 from agentbot.api.fields import StrictBooleanField, StrictCharField
 from agentbot.domain.api import PatchSerializer, StrictSerializer, valid_input
 from agentbot.inbound import chat2desk, services
+from agentbot.inbound.webchat import embed_snippet, origins_of
 from agentbot.inbound.models import ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration, JwtAlgorithm, KnowledgeEntry
 
 
@@ -21,8 +22,19 @@ from agentbot.inbound.models import ApiVersion, ChannelMode, ConnectorType, Inbo
 WEBHOOK_CHANNEL_FIELDS = ["api_version", "mode", "post_url", "polling", "jwt_algorithm", "client_id", "public_key"]
 
 
+class OriginListField(serializers.ListField):
+    """Webchat origins as a JSON list of strings; the service gets them one per line."""
+
+    child = StrictCharField(max_length=300)
+
+    def to_internal_value(self, data):
+        return "\n".join(super().to_internal_value(data))
+
+
 class IntegrationSerializer(serializers.ModelSerializer):
     webhook_url = serializers.SerializerMethodField(help_text="Where the platform posts: set it there, or register it.")
+    allowed_origins = serializers.SerializerMethodField(help_text="Webchat: the origins whose pages may open the widget.")
+    embed_snippet = serializers.SerializerMethodField(help_text="Webchat: the <script> tag that embeds the widget.")
     webhook_registered = serializers.SerializerMethodField()
     api_token_set = serializers.SerializerMethodField()
     reply_webhook_id = serializers.CharField(read_only=True, allow_null=True)
@@ -41,9 +53,19 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "webhook_registered_at",
             "reply_webhook_id",
             *WEBHOOK_CHANNEL_FIELDS,
+            "allowed_origins",
+            "embed_snippet",
             "created_at",
             "updated_at",
         ]
+
+    def get_allowed_origins(self, integration: Integration) -> list[str]:
+        return origins_of(integration)
+
+    def get_embed_snippet(self, integration: Integration) -> str | None:
+        if integration.connector_type != ConnectorType.WEBCHAT:
+            return None
+        return embed_snippet(integration=integration, base_url=public_url(self.context.get("request"), "/").rstrip("/"))
 
     def get_webhook_url(self, integration: Integration) -> str:
         return public_url(self.context.get("request"), integration.webhook_path)
@@ -97,6 +119,11 @@ class IntegrationInputSerializer(StrictSerializer):
     jwt_algorithm = serializers.ChoiceField(choices=JwtAlgorithm.choices, required=False, help_text="Webhook channel: how your JWTs are signed")
     public_key = StrictCharField(
         max_length=10000, allow_blank=True, required=False, help_text="Webhook channel, RS256/RS512: your public key (PEM)"
+    )
+    allowed_origins = OriginListField(
+        required=False,
+        max_length=100,
+        help_text="Webchat: the origins (scheme://host[:port]) whose pages may open the widget; empty: only this service's own pages",
     )
 
 
@@ -327,6 +354,8 @@ INTEGRATION = {
     "jwt_algorithm": "HS256",
     "client_id": "",
     "public_key": "",
+    "allowed_origins": [],
+    "embed_snippet": None,
     "created_at": AT,
     "updated_at": AT,
 }

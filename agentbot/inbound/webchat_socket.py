@@ -149,7 +149,7 @@ async def _refuse(sid: str, visitor: Visitor, refused: webchat.Refused) -> dict:
 
 
 @sio.on("message")
-async def message(sid, data=None):
+async def message(sid, data=None, *ignored):
     visitor = visitors.get(sid)
     if visitor is None:
         return {"ok": False, "error": "not_connected", "message": "connect first"}
