@@ -22,7 +22,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from agentbot.admin import ObjectActionsMixin
-from agentbot.inbound import chat2desk, services
+from agentbot.inbound import chat2desk, services, webhook_channel
 from agentbot.inbound.api import public_url
 from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
 from agentbot.inbound.origins import origins_clean
@@ -58,6 +58,28 @@ def _show_secret_once(request, integration: Integration, what: str) -> None:
             what=what,
             integration=integration,
             secret=integration.webhook_secret,
+            url=public_url(request, integration.webhook_path),
+        ),
+    )
+
+
+def _show_channel_secrets_once(request, integration: Integration, what: str) -> None:
+    """A webhook channel instance's credentials: the client secret its callers sign their JWTs
+    with (HS256/HS512) and the key of the signature on what is posted to its POST_URL."""
+    signing = integration.reply_webhook.secret if integration.reply_webhook else ""
+    messages.warning(
+        request,
+        format_html(
+            gettext(
+                "{what} of {integration}: client id <code>{client_id}</code>, client secret <code>{secret}</code>, "
+                "POST_URL signing secret <code>{signing}</code> — copy them now; they will not be shown again. "
+                "Callers post to <code>{url}</code> with a JWT whose appId is the client id."
+            ),
+            what=what,
+            integration=integration,
+            client_id=integration.client_id,
+            secret=integration.client_secret,
+            signing=signing,
             url=public_url(request, integration.webhook_path),
         ),
     )
@@ -104,7 +126,7 @@ class IntegrationForm(forms.ModelForm):
 
     class Meta:
         model = Integration
-        fields = ["name", "site", "connector_type", "active", "api_url"]
+        fields = ["name", "site", "connector_type", "active", "api_url", *webhook_channel.CHANNEL_FIELDS]
         labels = {
             "name": capfirst(_("name")),
             "site": capfirst(_("site")),
@@ -122,6 +144,32 @@ class IntegrationForm(forms.ModelForm):
             return webhook_validate_url(api_url).rstrip("/")
         except ValidationError as exc:
             raise ValidationError(exc.message_dict.get("url", exc.messages)) from exc
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left out (another connector's form), the webhook channel's choices keep their defaults.
+        for name in ("api_version", "mode", "jwt_algorithm"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def channel_changes(self) -> dict:
+        if self.instance.pk is None:
+            found = {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.cleaned_data}
+            return {name: value for name, value in found.items() if value != ""}
+        return {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.changed_data}
+
+    def clean(self):
+        # The service's checks of the webhook channel's settings, here so that they are form errors.
+        cleaned = super().clean()
+        connector = self.instance.connector_type if self.instance.pk else cleaned.get("connector_type")
+        if connector == ConnectorType.WEBHOOK and not self.errors:
+            try:
+                cleaned.update(
+                    webhook_channel.channel_settings(changes=self.channel_changes(), current=self.instance if self.instance.pk else None)
+                )
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
 
 
 @admin.register(Integration)
@@ -143,13 +191,15 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The site and the connector make the webhook's URL and the reply webhook: fixed once made.
-        return self.readonly_fields + (["site", "connector_type"] if obj is not None else [])
+        return self.readonly_fields + (["site", "connector_type", "client_id"] if obj is not None else [])
 
     def get_fieldsets(self, request, obj=None):
-        fieldsets = [
-            (None, {"fields": ["name", "site", "connector_type", "active"]}),
-            (_("Chat2Desk API"), {"fields": ["api_url", "new_api_token"]}),
-        ]
+        fieldsets = [(None, {"fields": ["name", "site", "connector_type", "active"]})]
+        if obj is None or obj.connector_type == ConnectorType.CHAT2DESK:
+            fieldsets.append((_("Chat2Desk API"), {"fields": ["api_url", "new_api_token"]}))
+        if obj is None or obj.connector_type == ConnectorType.WEBHOOK:
+            fields = ([] if obj is None else ["client_id"]) + list(webhook_channel.CHANNEL_FIELDS)
+            fieldsets.append((_("Webhook channel"), {"fields": fields}))
         if obj is None or obj.connector_type == ConnectorType.WEBCHAT:
             fieldsets.append((_("Webchat"), {"fields": ["allowed_origins"]}))
         if obj is not None:
@@ -249,8 +299,10 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         data = form.cleaned_data
         if change:
             changes = {name: data[name] for name in form.changed_data if name in ("name", "active", "api_url", "allowed_origins")}
-            if data["new_api_token"]:  # blank keeps the current token
+            if data.get("new_api_token"):  # blank keeps the current token
                 changes["api_token"] = data["new_api_token"]
+            if obj.connector_type == ConnectorType.WEBHOOK:
+                changes.update(form.channel_changes())
             if changes:
                 services.integration_update(integration=obj, **changes)
             return
@@ -262,10 +314,13 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             api_url=data["api_url"],
             api_token=data["new_api_token"],
             allowed_origins=data["allowed_origins"],
+            **(form.channel_changes() if data["connector_type"] == ConnectorType.WEBHOOK else {}),
         )
         obj.pk, obj.created_at = created.pk, created.created_at
         obj._state.adding = False
-        if created.connector_type == ConnectorType.CHAT2DESK:  # a webchat has no webhook to sign
+        if created.connector_type == ConnectorType.WEBHOOK:
+            _show_channel_secrets_once(request, created, gettext("Credentials"))
+        elif created.connector_type == ConnectorType.CHAT2DESK:  # a webchat has no webhook to sign
             _show_secret_once(request, created, gettext("Webhook secret"))
 
     def delete_model(self, request, obj):
@@ -279,7 +334,11 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
     @admin.action(description=_("Rotate webhook secret"), permissions=["change"])
     def rotate_secret(self, request, queryset):
         for integration in queryset:
-            _show_secret_once(request, services.integration_rotate_secret(integration=integration), gettext("New webhook secret"))
+            rotated = services.integration_rotate_secret(integration=integration)
+            if rotated.connector_type == ConnectorType.WEBHOOK:
+                _show_channel_secrets_once(request, rotated, gettext("New credentials"))
+            else:
+                _show_secret_once(request, rotated, gettext("New webhook secret"))
 
 
 @admin.register(KnowledgeEntry)

@@ -38,6 +38,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
     webhook_registered = serializers.SerializerMethodField()
     api_token_set = serializers.SerializerMethodField()
     reply_webhook_id = serializers.CharField(read_only=True, allow_null=True)
+    # A plain string: "" (no POST_URL) would match both branches of a URL field's schema.
+    post_url = serializers.CharField(read_only=True, help_text="Webhook channel, async mode: where the agent's messages are posted.")
 
     class Meta:
         model = Integration

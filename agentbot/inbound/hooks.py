@@ -12,14 +12,13 @@ access token" when its userIdentity is not the payload's from.id), 403 for an in
 import json
 import logging
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from agentbot.inbound import webhook_services
 from agentbot.inbound.models import ApiVersion, Integration
 from agentbot.inbound.parsed import PayloadError
-from agentbot.inbound.views import MAX_BODY
+from agentbot.inbound.views import BodyRefused, request_body
 from agentbot.inbound.webhook_auth import AuthError, jwt_claims, user_identity_matches
 from agentbot.inbound.webhook_channel import parse
 
@@ -55,15 +54,10 @@ def _no_constant(name: str):
 
 
 def _body(request) -> dict:
-    length = request.headers.get("Content-Length") or "0"
-    if not length.isdigit():
-        raise Refused(400, "invalid_request", "Content-Length must be a number of bytes")
     try:
-        if int(length) > MAX_BODY:
-            raise RequestDataTooBig
-        raw = request.body
-    except RequestDataTooBig:
-        raise Refused(413, "too_large", f"the body must be at most {MAX_BODY // 1024} KB") from None
+        raw = request_body(request)
+    except BodyRefused as exc:
+        raise Refused(exc.status, exc.error, str(exc)) from None
     try:
         payload = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -98,14 +92,14 @@ def _hook(request, bot_id: str, instance_id: str | None = None):
     if not user_identity_matches(claims=claims, user_id=parsed.payload["client_id"]):
         raise Refused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: the token's userIdentity is not from.id")
     if parsed.kind == "status":
-        turn = webhook_services.session_event_apply(integration=integration, parsed=parsed)
+        answer = webhook_services.session_event_apply(integration=integration, parsed=parsed)
     else:
-        turn = webhook_services.message_take(integration=integration, parsed=parsed)
+        answer = webhook_services.message_take(integration=integration, parsed=parsed)
     logger.info(
         "webhook channel request answered",
-        extra={"integration_id": integration.id, "kind": parsed.kind, "status_code": turn.status},
+        extra={"integration_id": integration.id, "kind": parsed.kind, "status_code": answer.status},
     )
-    return turn.status, turn.body
+    return answer.status, answer.body
 
 
 def _poll(request, bot_id: str, poll_id: str):
@@ -117,8 +111,8 @@ def _poll(request, bot_id: str, poll_id: str):
         raise Refused(400, "not_supported", "polling is a v2 feature; this channel instance speaks v1")
     if not user_identity_matches(claims=claims, user_id=event.payload.get("client_id", "")):
         raise Refused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: the token's userIdentity is not the poll's user")
-    turn = webhook_services.poll_turn(event)
-    return turn.status, turn.body
+    answer = webhook_services.poll_answer(event=event)
+    return answer.status, answer.body
 
 
 hook = _respond(_hook)

@@ -27,6 +27,25 @@ def refuse(status: int, error: str, message: str) -> JsonResponse:
     return JsonResponse({"ok": False, "error": error, "message": message}, status=status)
 
 
+class BodyRefused(Exception):
+    def __init__(self, status: int, error: str, message: str):
+        super().__init__(message)
+        self.status, self.error = status, error
+
+
+def request_body(request) -> bytes:
+    """The raw body; BodyRefused when its Content-Length is not a number or over MAX_BODY."""
+    length = request.headers.get("Content-Length") or "0"
+    if not length.isdigit():
+        raise BodyRefused(400, "invalid_request", "Content-Length must be a number of bytes")
+    try:
+        if int(length) > MAX_BODY:
+            raise RequestDataTooBig
+        return request.body
+    except RequestDataTooBig:
+        raise BodyRefused(413, "too_large", f"the body must be at most {MAX_BODY // 1024} KB") from None
+
+
 @csrf_exempt
 def connector_webhook(request, connector_type: str, integration_id: str):
     if request.method not in ("GET", "POST"):
@@ -52,15 +71,10 @@ def connector_webhook(request, connector_type: str, integration_id: str):
             "secret_not_configured",
             f"integration {integration.id} has no webhook secret, so no webhook can be verified; rotate its secret and configure it on the platform",
         )
-    length = request.headers.get("Content-Length") or "0"
-    if not length.isdigit():
-        return refuse(400, "invalid_request", "Content-Length must be a number of bytes")
     try:
-        if int(length) > MAX_BODY:
-            raise RequestDataTooBig
-        body = request.body
-    except RequestDataTooBig:
-        return refuse(413, "too_large", f"the body must be at most {MAX_BODY // 1024} KB")
+        body = request_body(request)
+    except BodyRefused as exc:
+        return refuse(exc.status, exc.error, str(exc))
     signatures = [request.headers[h] for h in SIGNATURE_HEADERS if h in request.headers]
     if not signatures:
         return refuse(401, "missing_signature", "sign the raw body: x-webhook-signature: sha256=<hex HMAC-SHA256>")

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from agentbot.domain.models import Conversation, Message
-from agentbot.inbound.models import ApiVersion, ChannelMode, ConnectorType, Integration, JwtAlgorithm
+from agentbot.inbound.models import ApiVersion, ChannelMode, Integration, JwtAlgorithm
 from agentbot.inbound.parsed import Parsed, PayloadError
 from agentbot.inbound.webhook_auth import RSA_ALGORITHMS, public_key_problem
 from deliveries.formats import iso_utc
@@ -71,10 +71,6 @@ def channel_settings(*, changes: dict, current: Integration | None) -> dict:
     if merged["mode"] == ChannelMode.ASYNC and not merged["post_url"]:
         raise ValidationError({"post_url": "asynchronous mode posts the agent's messages to the POST_URL: set post_url"})
     return cleaned
-
-
-def is_webhook_channel(integration: Integration) -> bool:
-    return integration.connector_type == ConnectorType.WEBHOOK
 
 
 # --- what callers post -------------------------------------------------------------------------
@@ -258,7 +254,7 @@ def message_v2(message: Message) -> dict:
     return {"type": "text", "val": message.body, "createdOn": iso_utc(message.created_at), "messageId": message.id}
 
 
-def turn_body(
+def answer_body(
     *, api_version: str, site_id: str, user_id: str, messages: list[Message], conversation: Conversation | None, end_reason: str
 ) -> dict:
     """A synchronous answer: the agent's messages of this turn as an array, and how the turn ended."""

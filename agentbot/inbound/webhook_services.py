@@ -55,15 +55,15 @@ def poll_event_find(*, bot_id: str, poll_id: str) -> InboundEvent:
 
 
 @dataclass(frozen=True)
-class Turn:
+class HookAnswer:
     """What the channel answers: the response's JSON body and status."""
 
     status: int
     body: dict
 
 
-def _turn(integration: Integration, user_id: str, conversation, messages: list[Message], end_reason: str) -> Turn:
-    body = webhook_channel.turn_body(
+def _answer(integration: Integration, user_id: str, conversation, messages: list[Message], end_reason: str) -> HookAnswer:
+    body = webhook_channel.answer_body(
         api_version=integration.api_version,
         site_id=integration.site_id,
         user_id=user_id,
@@ -71,47 +71,47 @@ def _turn(integration: Integration, user_id: str, conversation, messages: list[M
         conversation=conversation,
         end_reason=end_reason,
     )
-    return Turn(200, body)
+    return HookAnswer(200, body)
 
 
-def event_turn(event: InboundEvent) -> Turn | None:
+def _event_answer(event: InboundEvent) -> HookAnswer | None:
     """A message's answer once the agent is done with it; None while it is not."""
     if event.status in INBOUND_PENDING:
         return None
     replies = services.inbound_replies(event)
     conversation = Conversation.objects.filter(pk=event.conversation_id).first()
     reason = webhook_channel.FULFILLED if replies else webhook_channel.AGENT_TRANSFER
-    return _turn(event.integration, event.payload["client_id"], conversation, replies, reason)
+    return _answer(event.integration, event.payload["client_id"], conversation, replies, reason)
 
 
-def pending_turn(event: InboundEvent) -> Turn:
+def _pending_answer(event: InboundEvent) -> HookAnswer:
     body = {"pollId": event.id, "status": "InProgress", "data": [], "endOfTask": False, "_v": "v2"}
-    return Turn(200, body)
+    return HookAnswer(200, body)
 
 
-def poll_turn(event: InboundEvent) -> Turn:
-    turn = event_turn(event)
-    if turn is None:
-        return pending_turn(event)
-    return Turn(200, {"pollId": event.id, "status": "Completed", **turn.body})
+def poll_answer(*, event: InboundEvent) -> HookAnswer:
+    answer = _event_answer(event)
+    if answer is None:
+        return _pending_answer(event)
+    return HookAnswer(200, {"pollId": event.id, "status": "Completed", **answer.body})
 
 
-def message_take(*, integration: Integration, parsed: Parsed) -> Turn:
+def message_take(*, integration: Integration, parsed: Parsed) -> HookAnswer:
     """Store the caller's message and answer it as the instance's mode says."""
     if integration.mode == ChannelMode.ASYNC:
         event = services.inbound_receive(integration=integration, parsed=parsed)
-        return Turn(202, {"status": "Accepted", "requestId": event.id})
+        return HookAnswer(202, {"status": "Accepted", "requestId": event.id})
     if integration.api_version == ApiVersion.V2 and integration.polling:
         event = services.inbound_receive(integration=integration, parsed=parsed)
         event = services.inbound_wait(event_id=event.id, wait=settings.AGENTBOT_WEBHOOK_POLL_WAIT)
-        return event_turn(event) or pending_turn(event)
+        return _event_answer(event) or _pending_answer(event)
     event = services.inbound_receive(integration=integration, parsed=parsed, dispatch=False)
     event = services.inbound_answer(event_id=event.id, wait=SYNC_BUDGET)
-    turn = event_turn(event)
-    if turn is not None:
-        return turn
+    answer = _event_answer(event)
+    if answer is not None:
+        return answer
     # Not answered in time: the sweep finishes it later; the answer is then in the event's log.
-    return Turn(
+    return HookAnswer(
         504,
         {
             "error": "agent_timeout",
@@ -122,7 +122,7 @@ def message_take(*, integration: Integration, parsed: Parsed) -> Turn:
     )
 
 
-def session_event_apply(*, integration: Integration, parsed: Parsed) -> Turn:
+def session_event_apply(*, integration: Integration, parsed: Parsed) -> HookAnswer:
     """ON_CONNECT opens the user's session (or finds the open one), SESSION_CLOSURE closes it;
     applied here, in the request, and logged as a processed inbound event."""
     payload = parsed.payload
@@ -169,4 +169,4 @@ def session_event_apply(*, integration: Integration, parsed: Parsed) -> Turn:
             attempts=1,
             processed_at=timezone.now(),
         )
-    return _turn(integration, user_id, conversation, [], reason)
+    return _answer(integration, user_id, conversation, [], reason)

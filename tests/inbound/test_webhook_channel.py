@@ -3,13 +3,14 @@ trips, the v2 session events, tags, and the errors a caller can act on. The answ
 in the request, so no worker is needed; polling and async mode are in test_webhook_channel_e2e."""
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 
 from agentbot.domain.models import Conversation, Message
 from agentbot.inbound import services
 from agentbot.inbound.models import InboundEvent, Integration
 from deliveries.models import Event
-from tests.support.webhook_channel import post_hook, rsa_key_pair, v1_message, v2_message
+from tests.support.webhook_channel import post_hook, rsa_key_pair, token, v1_message, v2_message
 
 pytestmark = pytest.mark.django_db
 
@@ -170,7 +171,6 @@ def test_the_first_instance_has_the_short_url_and_the_second_its_hook_instance_u
 
 def test_a_token_of_one_instance_does_not_open_another(site):
     first, second = instance_of(site), instance_of(site)
-    from tests.support.webhook_channel import token
 
     response = post_hook(Client(), second, v2_message("u", "hi"), bearer=token(first))
     assert response.status_code == 401
@@ -238,7 +238,6 @@ def test_a_bad_v1_payload_is_400_naming_the_field(v1):
 
 @pytest.mark.parametrize("body", [b"not json", b"[1]", b'{"message": NaN}'])
 def test_a_body_that_is_not_a_json_object_is_400(v2, body):
-    from tests.support.webhook_channel import token
 
     response = Client().generic(
         "POST", v2.webhook_path, body, content_type="application/json", headers={"Authorization": f"bearer {token(v2)}"}
@@ -248,10 +247,18 @@ def test_a_body_that_is_not_a_json_object_is_400(v2, body):
 
 # --- instance settings ---------------------------------------------------------------------------
 def test_an_rs_instance_needs_a_valid_public_key(site):
-    from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="public_key"):
         instance_of(site, jwt_algorithm="RS256")
     with pytest.raises(ValidationError, match="not a PEM public key"):
         instance_of(site, jwt_algorithm="RS256", public_key="-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----")
     assert instance_of(site, jwt_algorithm="RS512", public_key=rsa_key_pair()[1]).public_key.startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_a_body_over_one_megabyte_is_413(v2):
+
+    body = b'{"message": {"type": "text", "val": "' + b"x" * (1024 * 1024) + b'"}, "from": {"id": "u"}}'
+    response = Client().generic(
+        "POST", v2.webhook_path, body, content_type="application/json", headers={"Authorization": f"bearer {token(v2)}"}
+    )
+    assert response.status_code == 413 and response.json()["error"] == "too_large"
