@@ -13,7 +13,7 @@ connection; the sweep still finishes an event whose process died.
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -29,6 +29,7 @@ from deliveries.services import text_is_storable
 
 CHANNEL = "web"
 HISTORY = 50
+LOOKBACK = 30  # seconds
 HANDOFF_NOTICE = "Thanks for your message. A person from our team will answer here as soon as possible."
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 PENDING_NOTICE = "The answer is taking longer than usual; it will appear here."
@@ -109,9 +110,8 @@ def limits() -> dict:
 def _page_url(value) -> str:
     if value in (None, ""):
         return ""
-    if not isinstance(value, str) or len(value) > 2048 or not text_is_storable(value):
-        raise Refused("invalid_page_url", "page_url must be the page's http(s) URL, at most 2048 characters")
-    if urlsplit(value).scheme not in DEFAULT_PORTS:
+    valid = isinstance(value, str) and len(value) <= 2048 and text_is_storable(value)
+    if not valid or urlsplit(value).scheme not in DEFAULT_PORTS:
         raise Refused("invalid_page_url", "page_url must be the page's http(s) URL, at most 2048 characters")
     return value
 
@@ -240,7 +240,10 @@ def messages_after(*, conversation_id: str, after: str) -> list[dict]:
     """The agent's and people's messages of the conversation since `after` (a message view's
     `created_at`): answers that came later than their question's event (a retried model call) and
     a person's replies from the API or the admin."""
-    found = Message.objects.filter(conversation_id=conversation_id, created_at__gte=datetime.fromisoformat(after))
+    # A message is stamped before its transaction commits, so one can show up later than a newer
+    # one: look back a little, and let the caller skip what it has sent already.
+    since = datetime.fromisoformat(after) - timedelta(seconds=LOOKBACK)
+    found = Message.objects.filter(conversation_id=conversation_id, created_at__gte=since)
     found = found.exclude(sender_type="visitor").order_by("created_at", "id")
     return [message_view(m) for m in found[:HISTORY]]
 

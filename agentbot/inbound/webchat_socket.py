@@ -185,17 +185,13 @@ async def _answer(sid: str, visitor: Visitor, event_id: str) -> None:
             outcome = webchat.Outcome(None, [], False, True)
         finally:
             await sio.emit("typing", {"typing": False}, to=sid)
+        if outcome.conversation_id:  # the poller follows the visitor's conversation, a new one too
+            visitor.session.conversation_id = outcome.conversation_id
         await _send_new(sid, visitor, outcome.replies)
         if outcome.handoff:
             await sio.emit("handoff", {"conversation_id": outcome.conversation_id, "message": webchat.HANDOFF_NOTICE}, to=sid)
         elif outcome.pending:
             await sio.emit("notice", {"message": webchat.PENDING_NOTICE}, to=sid)
-        if outcome.conversation_id and outcome.conversation_id != visitor.session.conversation_id:
-            visitor.session.conversation_id = outcome.conversation_id
-            visitor.seen.clear()
-            if visitor.poller is not None:
-                visitor.poller.cancel()
-                visitor.poller = None
         _follow(sid, visitor)
 
 

@@ -2,6 +2,7 @@
 python-socketio client as the widget, a Celery worker and a local subscriber."""
 
 import json
+import time
 
 import pytest
 
@@ -122,6 +123,8 @@ def test_reconnecting_with_the_session_resumes_the_conversation_until_it_is_clos
     after_close.wait_for("message", is_ai)
     newest = Conversation.objects.filter(integration=webchat).order_by("-created_at").first()
     assert newest.pk != conversation.pk and newest.status == "open"
+    time.sleep(1)  # a few polls of the new conversation: the answer is not sent twice
+    assert [m["conversation_id"] for m in after_close.of("message")] == [newest.pk]
 
 
 def test_an_unanswerable_question_is_handed_to_a_person_whose_reply_reaches_the_widget(
@@ -141,6 +144,8 @@ def test_an_unanswerable_question_is_handed_to_a_person_whose_reply_reaches_the_
     domain.message_create(conversation=conversation, sender_type="agent", body="Seashells are fine, Ana.")
     reply = visitor.wait_for("message", lambda data: data["sender_type"] == "agent")
     assert reply["text"] == "Seashells are fine, Ana."
+    time.sleep(1)
+    assert visitor.of("message") == [reply]
 
 
 def test_connections_are_refused_with_a_reason_for_pages_and_integrations_that_may_not_chat(
