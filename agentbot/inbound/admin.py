@@ -93,6 +93,13 @@ class IntegrationForm(forms.ModelForm):
         assume_scheme="https",
         help_text=_("Chat2Desk's API for your account's instance (global or Europe), as in https://api.chat2desk.com"),
     )
+    post_url = forms.URLField(
+        label="POST_URL",
+        required=False,
+        max_length=2048,
+        assume_scheme="https",
+        help_text=_("Webhook channel, asynchronous mode: where each of the agent's messages is posted."),
+    )
     # Write-only, so not the model's field: never rendered back, not even after a form error.
     new_api_token = forms.CharField(
         label=_("API token"),

@@ -4,6 +4,8 @@ in the request, so no worker is needed; polling and async mode are in test_webho
 
 import pytest
 from django.core.exceptions import ValidationError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from django.test import Client
 
 from agentbot.domain.models import Conversation, Message
@@ -17,8 +19,8 @@ pytestmark = pytest.mark.django_db
 HOURS = "What are your opening hours?"
 
 
-def instance_of(site, **settings) -> Integration:
-    return services.integration_create(site=site, connector_type="webhook", name="IVR", polling=False, **settings)
+def instance_of(site, **options) -> Integration:
+    return services.integration_create(site=site, connector_type="webhook", name="IVR", polling=False, **options)
 
 
 @pytest.fixture
@@ -262,3 +264,27 @@ def test_a_body_over_one_megabyte_is_413(v2):
         "POST", v2.webhook_path, body, content_type="application/json", headers={"Authorization": f"bearer {token(v2)}"}
     )
     assert response.status_code == 413 and response.json()["error"] == "too_large"
+
+
+# --- whatever a caller sends, never a 500 --------------------------------------------------------
+FIELD_NAMES = ["message", "from", "id", "type", "val", "text", "session", "new", "metaTags", "userLevelTags",
+               "sessionLevelTags", "messageLevelTags", "name", "value", "attachments", "url", "fileId", "userInfo",
+               "email", "firstName", "lastName", "mergeIdentity", "InteractiveLanguage"]
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20) | st.sampled_from(
+    ["text", "event", "template", "formData", "ON_CONNECT", "SESSION_CLOSURE", "true", "a@b.co", "\x00"]
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@given(payload=st.dictionaries(st.sampled_from(FIELD_NAMES), JSON, max_size=5))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_json_object_gets_an_answer_and_never_a_500(site, knowledge, version, payload):
+    instance = Integration.objects.filter(site=site, api_version=version).first() or instance_of(site, api_version=version)
+    response = post_hook(Client(), instance, payload, url=f"/chatbot/hooks/{site.id}/hookInstance/{instance.id}")
+    assert response.status_code in (200, 400), response.content
+    assert "error" in response.json() if response.status_code == 400 else True
