@@ -5,6 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from agentbot.celery import app as celery_app
+from agentbot.domain import services as domain
 from agentbot.domain.models import Conversation
 from agentbot.inbound import services
 from agentbot.inbound.models import KnowledgeEntry
@@ -19,7 +20,7 @@ ANSWER = "We are open from 9:00 to 18:00, Monday to Friday."
 
 @pytest.fixture
 def server(tmp_path):
-    server = AsgiServer(tmp_path)
+    server = AsgiServer(tmp_path, AGENTBOT_WEBCHAT_POLL_INTERVAL="0.3")
     yield server
     server.stop()
     celery_app.control.purge()  # the message.created deliveries no worker took
@@ -49,3 +50,11 @@ def test_a_visitor_asks_in_the_demo_page_and_sees_the_answer_again_after_a_reloa
     page.get_by_role("button", name="Open chat").click()
     expect(log.locator(".msg")).to_have_text([QUESTION, ANSWER])
     assert Conversation.objects.filter(integration=integration).count() == 1
+
+    # A person writes while the panel is closed: a dot on the bubble, the reply in the panel.
+    page.get_by_role("button", name="Close chat").first.click()
+    domain.message_create(conversation=conversation, sender_type="agent", body="Ana here: anything else?")
+    expect(page.locator("#agentbot-webchat .bubble .unread")).to_be_visible()
+    page.get_by_role("button", name="Open chat").click()
+    expect(log.locator(".msg.agent")).to_have_text([ANSWER, "Ana here: anything else?"])
+    expect(page.locator("#agentbot-webchat .bubble .unread")).to_be_hidden()

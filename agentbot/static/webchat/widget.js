@@ -133,6 +133,8 @@
     ".bubble{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;border:0;cursor:pointer;" +
     "background:var(--c);color:#fff;box-shadow:0 4px 16px rgba(0,0,0,.25);display:flex;align-items:center;justify-content:center;z-index:2147483000}" +
     ".bubble svg{width:28px;height:28px;fill:currentColor}" +
+    ".bubble .unread{position:absolute;top:2px;right:2px;width:14px;height:14px;border-radius:50%;background:#e11d48;border:2px solid #fff}" +
+    ".bubble .unread[hidden]{display:none}" +
     ".panel{position:fixed;right:20px;bottom:92px;width:360px;max-width:calc(100vw - 40px);height:480px;max-height:calc(100vh - 120px);" +
     "background:#fff;border-radius:14px;box-shadow:0 10px 40px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden;z-index:2147483000;color:#111}" +
     ".panel[hidden]{display:none}" +
@@ -168,6 +170,8 @@
     style.textContent = STYLE.replace(/var\(--c\)/g, color.replace(/[^#\w(),.% -]/g, ""));
     var bubble = element("button", { class: "bubble", type: "button", "aria-label": "Open chat", "aria-expanded": "false" });
     bubble.innerHTML = ICON;
+    var unread = element("span", { class: "unread", hidden: "" });
+    bubble.appendChild(unread);
     var panel = element("section", { class: "panel", role: "dialog", "aria-label": title, hidden: "" });
     var header = element("header");
     header.appendChild(element("span", { class: "title" }, title));
@@ -220,6 +224,7 @@
       bubble.setAttribute("aria-expanded", open ? "true" : "false");
       bubble.setAttribute("aria-label", open ? "Close chat" : "Open chat");
       if (open) {
+        unread.setAttribute("hidden", "");
         if (!connection) connect();
         input.focus();
         scroll();
@@ -245,6 +250,8 @@
         else if (!log.querySelector(".msg")) notice(greeting);
       } else if (name === "message") {
         add(data.sender_type === "visitor" ? "visitor" : "agent", data.text, data.id);
+        // An answer or a person's reply while the panel is closed: a dot on the bubble.
+        if (panel.hasAttribute("hidden")) unread.removeAttribute("hidden");
       } else if (name === "typing") {
         if (data.typing) typing.removeAttribute("hidden"); else typing.setAttribute("hidden", "");
         scroll();
