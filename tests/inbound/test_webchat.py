@@ -211,3 +211,9 @@ def test_the_admin_edits_origins_and_refuses_what_is_not_one(admin_client, chat)
     assert response.status_code == 302
     chat.refresh_from_db()
     assert chat.allowed_origins == "https://shop.example\nhttps://www.shop.example"
+
+
+def test_the_webchat_panel_speaks_brazilian_portuguese(admin_client, chat):
+    html = admin_client.get(f"{INTEGRATIONS}{chat.pk}/change/", HTTP_ACCEPT_LANGUAGE="pt-br").content.decode()
+    for text in ("Incorporar o widget", "Página de demonstração", "Origens permitidas"):
+        assert text in html
