@@ -288,3 +288,18 @@ def test_any_json_object_gets_an_answer_and_never_a_500(site, knowledge, version
     response = post_hook(Client(), instance, payload, url=f"/chatbot/hooks/{site.id}/hookInstance/{instance.id}")
     assert response.status_code in (200, 400), response.content
     assert "error" in response.json() if response.status_code == 400 else True
+
+
+def test_an_agent_that_cannot_answer_within_the_budget_is_a_504_and_the_message_is_kept(v2, settings, monkeypatch):
+    from agentbot.inbound import webhook_services
+
+    monkeypatch.setattr(webhook_services, "SYNC_BUDGET", 0.5)
+    settings.AGENTBOT_LLM_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens: the model is unavailable
+
+    response = post_hook(Client(), v2, v2_message("caller-1", HOURS))
+
+    assert response.status_code == 504
+    body = response.json()
+    assert body["error"] == "agent_timeout" and "within 0.5 s" in body["message"]
+    event = InboundEvent.objects.get(pk=body["requestId"])
+    assert event.status == "accepted" and event.attempts == 1  # the sweep tries again later
