@@ -112,6 +112,9 @@ def test_admin_adds_an_instance_and_shows_its_credentials_once(admin_client, sit
     assert instance.client_secret not in change and instance.client_id in change
     listing = admin_client.get(INTEGRATIONS).content.decode()
     assert f"/chatbot/hooks/{site.id}" in listing and instance.client_secret not in listing
+    # Its connector webhook (disabled while the instance is synchronous) shows in the webhook admin.
+    assert admin_client.get("/admin/subscriptions/webhook/").status_code == 200
+    assert admin_client.get(f"/admin/subscriptions/webhook/{instance.reply_webhook_id}/change/").status_code == 200
 
 
 def test_admin_refuses_async_without_a_post_url_as_a_form_error(admin_client, site):
