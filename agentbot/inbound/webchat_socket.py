@@ -124,10 +124,13 @@ async def connect(sid, environ, auth):
 
 async def _welcome(sid: str, visitor: Visitor) -> None:
     """The session goes out once the client has its CONNECT (the handler's return sends it)."""
-    for _ in range(200):
+    for _ in range(500):
         if sio.manager.is_connected(sid, NAMESPACE):
             break
         await asyncio.sleep(0.01)
+    else:  # gone during the handshake: no disconnect event will come for it
+        visitors.pop(sid, None)
+        return
     await sio.emit("session", visitor.session.as_event(), to=sid)
     if visitor.session.conversation_id:
         _follow(sid, visitor)

@@ -148,6 +148,22 @@ def test_an_unanswerable_question_is_handed_to_a_person_whose_reply_reaches_the_
     assert visitor.of("message") == [reply]
 
 
+def test_an_answer_the_model_could_not_give_yet_is_announced_and_the_event_kept_for_the_sweep(
+    site, webchat, start_server, visitors
+):
+    # A language model nobody listens to: the attempt fails and the event waits for its next one.
+    server = start_server(AGENTBOT_LLM_BASE_URL="http://127.0.0.1:9/v1", AGENTBOT_WEBCHAT_ANSWER_WAIT="0.2")
+    visitor = visitors()
+    visitor.connect(server.url, webchat.id, origin=SHOP)
+    event_id = visitor.send(HOURS)["id"]
+
+    assert visitor.wait_for("notice")["message"] == "The answer is taking longer than usual; it will appear here."
+    event = InboundEvent.objects.get(pk=event_id)
+    assert (event.status, event.attempts) == ("accepted", 1)
+    assert "could not be reached" in event.outcome
+    assert visitor.of("handoff") == [] and visitor.client.connected
+
+
 def test_connections_are_refused_with_a_reason_for_pages_and_integrations_that_may_not_chat(
     site, webchat, integration, start_server, visitors
 ):

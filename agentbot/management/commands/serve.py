@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand
 
 from agentbot.inbound import services as inbound
 from agentbot.inbound.models import ConnectorType, Integration, KnowledgeEntry
+from agentbot.inbound.origins import origin_normalise
 from agentbot.services import api_key_create, site_get_or_create
 
 DEMO_SITE = "site_demo"
@@ -74,8 +75,9 @@ class Command(BaseCommand):
     def _demo_chat(self, host: str, port: int) -> Integration:
         """The demo site's webchat, open to pages of this address, and a few answers it knows."""
         site, _ = site_get_or_create(site_id=DEMO_SITE, name="Demo site")
-        hosts = ["127.0.0.1", "localhost"] if host in ("127.0.0.1", "localhost", "0.0.0.0") else [host]
-        wanted = [f"http://{name}:{port}" for name in hosts]
+        local = ["127.0.0.1", "localhost"] if host in ("127.0.0.1", "localhost", "0.0.0.0") else []
+        hosts = list(dict.fromkeys([host, *local]))
+        wanted = [origin_normalise(f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}") for name in hosts]
         chat = Integration.objects.filter(site=site, connector_type=ConnectorType.WEBCHAT, active=True).first()
         if chat is None:
             chat = inbound.integration_create(
