@@ -40,6 +40,27 @@ def _max_frame() -> int:
     return settings.AGENTBOT_WEBCHAT_MAX_MESSAGE_CHARS * 6 + 4096
 
 
+class _MalformedPackets(logging.Filter):
+    """The engine logs a client's malformed packet (not JSON, an unknown type, nested too deep) as a
+    server error with its traceback: it is the client's fault and is ignored, so one line says so."""
+
+    CLIENT_FAULTS = (ValueError, TypeError, IndexError, KeyError, RecursionError)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.CLIENT_FAULTS):
+            record.msg, record.args = "webchat: a malformed packet was ignored (%s)", (type(record.exc_info[1]).__name__,)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+# The libraries' own loggers (they would add a handler of their own and log each packet at INFO).
+socketio_logger = logging.getLogger("agentbot.webchat.socketio")
+engineio_logger = logging.getLogger("agentbot.webchat.engineio")
+for library_logger in (socketio_logger, engineio_logger):
+    library_logger.setLevel(logging.WARNING)
+engineio_logger.addFilter(_MalformedPackets())
+
 # Websocket only: no long-polling fallback, so the server keeps no per-client HTTP state and any
 # number of uvicorn workers or replicas serve it without sticky sessions. The engine's own origin
 # check is off (cors_allowed_origins=[]): the connect handler checks the integration's origins and
@@ -49,9 +70,10 @@ sio = socketio.AsyncServer(
     transports=["websocket"],
     cors_allowed_origins=[],
     max_http_buffer_size=_max_frame(),
-    logger=False,
-    engineio_logger=False,
+    logger=socketio_logger,
+    engineio_logger=engineio_logger,
 )
+
 _pool = ThreadPoolExecutor(max_workers=settings.AGENTBOT_WEBCHAT_THREADS, thread_name_prefix="webchat")
 
 

@@ -5,6 +5,7 @@ import json
 import time
 
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 from agentbot.celery import app as celery_app
 from agentbot.domain import services as domain
@@ -226,6 +227,11 @@ def test_message_size_and_rate_limits_answer_with_errors_and_keep_the_connection
     flood.connect(server.url, webchat.id, origin=SHOP)
     flood.client.emit("message", {"text": "y" * 500_000})
     assert flood.disconnected.wait(10)
+    # Malformed packets are ignored (and logged in one line each).
+    with ws_connect(server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket", origin=SHOP) as raw:
+        raw.recv()
+        for junk in ("4garbage", "42[", "40{not json", "99", b"\x00binary", "42" + '["message",' * 1000):
+            raw.send(junk)
     assert bystander.send(HOURS)["ok"] is True
     bystander.wait_for("message", is_ai)
     assert "Traceback" not in server.log()
