@@ -80,8 +80,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
 
 
 class IntegrationWithSecretSerializer(IntegrationSerializer):
-    webhook_secret = serializers.CharField(
-        read_only=True, help_text="Shown only in this response: configure it on the platform, which signs with it."
+    webhook_secret = serializers.SerializerMethodField(
+        help_text="Chat2Desk: shown only in this response; configure it on the platform, which signs with it."
     )
     client_secret = serializers.SerializerMethodField(
         help_text="Webhook channel: the HS256/HS512 key your JWTs are signed with; shown only in this response."
@@ -92,6 +92,10 @@ class IntegrationWithSecretSerializer(IntegrationSerializer):
 
     class Meta(IntegrationSerializer.Meta):
         fields = IntegrationSerializer.Meta.fields + ["webhook_secret", "client_secret", "post_url_secret"]
+
+    def get_webhook_secret(self, integration: Integration) -> str | None:
+        # Only Chat2Desk signs what it posts with it; the other connectors authenticate otherwise.
+        return integration.webhook_secret if integration.connector_type == ConnectorType.CHAT2DESK else None
 
     def get_client_secret(self, integration: Integration) -> str | None:
         return integration.client_secret if integration.connector_type == ConnectorType.WEBHOOK else None

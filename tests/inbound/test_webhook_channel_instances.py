@@ -29,6 +29,7 @@ def test_create_shows_the_credentials_once_and_the_instance_urls(api, site):
     assert body["client_id"] == instance.client_id and body["client_id"].startswith("cs-")
     assert body["client_secret"] == instance.client_secret and len(body["client_secret"]) >= 64
     assert body["post_url_secret"] == instance.reply_webhook.secret
+    assert body["webhook_secret"] is None, "Chat2Desk's inbound signing secret means nothing to this channel"
     assert (body["api_version"], body["mode"], body["polling"], body["jwt_algorithm"]) == ("v2", "sync", True, "HS256")
     assert body["webhook_url"] == f"http://testserver/chatbot/hooks/{site.id}"
     later = second.json()
