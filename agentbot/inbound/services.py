@@ -382,6 +382,7 @@ def _conversation_of_client(integration: Integration, client_id) -> Conversation
 #                            (Chat2Desk's: its client, channel, transport, dialog and request ids)
 #   new_session              true: close the visitor's open conversation and start another
 #   visitor, page_url        {name, email, phone} and the page, for a conversation it opens
+#   source                   the channel's identifiers of the visitor (the catalogue's, per channel)
 #   context                  merged into the conversation's shared context (session tags)
 #   metadata                 kept on the visitor's Message (message tags, attachments)
 CHAT2DESK_ADDRESSING = ("client_id", "channel_id", "transport", "dialog_id", "request_id")
@@ -413,6 +414,7 @@ def _accept_message(event: InboundEvent) -> None:
             visitor_email=visitor.get("email", ""),
             visitor_phone=visitor.get("phone", ""),
             page_url=payload.get("page_url", ""),
+            source=payload.get("source"),
             integration=integration,
             external_id=str(payload["client_id"]),
             context={**payload.get("context", {}), key: addressing},

@@ -212,6 +212,8 @@ def message_receive(*, session: Session, text: str) -> InboundEvent:
         "client_id": session.visitor_id,
         "channel": CHANNEL,
         "addressing": {"visitor_id": session.visitor_id},
+        # The visitor id, not the signed session id that resumes the conversation.
+        "source": {"sessionId": session.visitor_id},
         "page_url": session.page_url,
     }
     return services.inbound_receive(integration=session.integration, parsed=Parsed(kind="message", payload=payload), dispatch=False)

@@ -84,7 +84,10 @@ def test_a_visitor_message_is_answered_on_the_same_connection_and_published(
     assert event.status == "processed" and "returned to the caller" in event.outcome
 
     receiver.wait_for(3)
-    assert [c["conversation_id"] for c in received_events(receiver, "conversation.created")] == [conversation.id]
+    (created,) = received_events(receiver, "conversation.created")
+    assert (created["conversation_id"], created["channel"]) == (conversation.id, "web")
+    assert created["source"] == {"sessionId": conversation.external_id}
+    assert created["page_url"] == f"{SHOP}/pricing"
     assert sorted((m["sender_type"], m["body"]) for m in received_events(receiver, "message.created")) == [
         ("ai", knowledge.answer),
         ("visitor", HOURS),
