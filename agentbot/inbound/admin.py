@@ -160,7 +160,8 @@ class IntegrationForm(forms.ModelForm):
                 self.fields[name].required = False
 
     def channel_changes(self) -> dict:
-        if self.instance.pk is None:
+        # A new integration already has its generated id: `_state.adding` is what tells it apart.
+        if self.instance._state.adding:
             found = {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.cleaned_data}
             return {name: value for name, value in found.items() if value != ""}
         return {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.changed_data}
@@ -168,11 +169,12 @@ class IntegrationForm(forms.ModelForm):
     def clean(self):
         # The service's checks of the webhook channel's settings, here so that they are form errors.
         cleaned = super().clean()
-        connector = self.instance.connector_type if self.instance.pk else cleaned.get("connector_type")
+        adding = self.instance._state.adding
+        connector = cleaned.get("connector_type") if adding else self.instance.connector_type
         if connector == ConnectorType.WEBHOOK and not self.errors:
             try:
                 cleaned.update(
-                    webhook_channel.channel_settings(changes=self.channel_changes(), current=self.instance if self.instance.pk else None)
+                    webhook_channel.channel_settings(changes=self.channel_changes(), current=None if adding else self.instance)
                 )
             except ValidationError as exc:
                 self.add_error(None, exc)
@@ -192,7 +194,8 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def get_list_display(self, request):
         @admin.display(description=_("webhook URL"))
         def webhook_url(obj):
-            return public_url(request, obj.webhook_path)
+            path = obj.webhook_path
+            return path and public_url(request, path)
 
         return ["title", "connector", "site_key", "is_active", "webhook", webhook_url]
 

@@ -69,8 +69,9 @@ class IntegrationSerializer(serializers.ModelSerializer):
             return None
         return embed_snippet(integration=integration, base_url=public_url(self.context.get("request"), "/").rstrip("/"))
 
-    def get_webhook_url(self, integration: Integration) -> str:
-        return public_url(self.context.get("request"), integration.webhook_path)
+    def get_webhook_url(self, integration: Integration) -> str | None:
+        path = integration.webhook_path
+        return path and public_url(self.context.get("request"), path)
 
     def get_webhook_registered(self, integration: Integration) -> bool:
         return integration.webhook_registered_at is not None

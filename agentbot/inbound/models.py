@@ -104,7 +104,10 @@ class Integration(models.Model):
         return f"{self.get_connector_type_display()} {self.name or self.id}"
 
     @property
-    def webhook_path(self) -> str:
+    def webhook_path(self) -> str | None:
+        """Where the platform posts; None for the webchat, whose widget talks over Socket.IO."""
+        if self.connector_type == ConnectorType.WEBCHAT:
+            return None
         if self.connector_type == ConnectorType.WEBHOOK:
             # Seed 003: the site's first instance at the short URL, the others by their id.
             first = (

@@ -163,6 +163,8 @@ def test_the_api_creates_a_webchat_with_its_origins_and_embed_snippet(api):
     assert body["embed_snippet"] == (
         f'<script src="http://testserver/static/webchat/widget.js" data-integration="{body["id"]}" async></script>'
     )
+    # The widget talks over Socket.IO: there is no webhook URL to post to, nor a secret to sign with.
+    assert body["webhook_url"] is None and body["webhook_secret"] is None
     changed = api.patch(f"/api/v1/integrations/{body['id']}", {"allowed_origins": []}, format="json")
     assert changed.status_code == 200 and changed.json()["allowed_origins"] == []
 

@@ -126,3 +126,12 @@ def test_admin_refuses_async_without_a_post_url_as_a_form_error(admin_client, si
     assert response.status_code == 200 and "set post_url" in unescape(response.content.decode())
     instance.refresh_from_db()
     assert instance.mode == "sync"
+
+
+def test_admin_refuses_a_new_instance_with_bad_settings_as_a_form_error(admin_client, site):
+    form = {"name": "IVR", "site": site.pk, "connector_type": "webhook", "active": "on", "api_version": "v2",
+            "mode": "async", "jwt_algorithm": "HS256", "post_url": ""}
+    response = admin_client.post(f"{INTEGRATIONS}add/", form)
+
+    assert response.status_code == 200 and "set post_url" in unescape(response.content.decode())
+    assert not Integration.objects.exists()
