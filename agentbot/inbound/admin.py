@@ -22,7 +22,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from agentbot.admin import ObjectActionsMixin
-from agentbot.inbound import chat2desk, services, webhook_channel
+from agentbot.inbound import chat2desk, integrations, webhook_channel
 from agentbot.inbound.api import public_url
 from agentbot.inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
 from agentbot.inbound.origins import origins_clean
@@ -283,10 +283,10 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         if not self.has_change_permission(request, integration):
             raise PermissionDenied
         try:
-            integration = services.integration_register_webhook(
+            integration = integrations.integration_register_webhook(
                 integration=integration, url=public_url(request, integration.webhook_path)
             )
-        except services.NotSupported as exc:
+        except integrations.NotSupported as exc:
             self.message_user(request, gettext("The webhook was not registered: %(reason)s.") % {"reason": exc}, messages.ERROR)
         except chat2desk.Chat2DeskError as exc:
             self.message_user(
@@ -314,9 +314,9 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             if obj.connector_type == ConnectorType.WEBHOOK:
                 changes.update(form.channel_changes())
             if changes:
-                services.integration_update(integration=obj, **changes)
+                integrations.integration_update(integration=obj, **changes)
             return
-        created = services.integration_create(
+        created = integrations.integration_create(
             site=data["site"],
             connector_type=data["connector_type"],
             name=data["name"],
@@ -334,17 +334,17 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             _show_secret_once(request, created, gettext("Webhook secret"))
 
     def delete_model(self, request, obj):
-        services.integration_delete(integration=obj)
+        integrations.integration_delete(integration=obj)
 
     def delete_queryset(self, request, queryset):
         for integration in queryset:
-            services.integration_delete(integration=integration)
+            integrations.integration_delete(integration=integration)
 
     # --- actions -----------------------------------------------------------------------------
     @admin.action(description=_("Rotate webhook secret"), permissions=["change"])
     def rotate_secret(self, request, queryset):
         for integration in queryset:
-            rotated = services.integration_rotate_secret(integration=integration)
+            rotated = integrations.integration_rotate_secret(integration=integration)
             if rotated.connector_type == ConnectorType.WEBHOOK:
                 _show_channel_secrets_once(request, rotated, gettext("New credentials"))
             else:

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from agentbot.api.auth import site_of
 from agentbot.api.fields import StrictBooleanField, StrictCharField
 from agentbot.domain.api import PatchSerializer, StrictSerializer, valid_input
-from agentbot.inbound import chat2desk, services
+from agentbot.inbound import chat2desk, integrations
 from agentbot.inbound.webchat import embed_snippet, origins_of
 from agentbot.inbound.models import ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration, JwtAlgorithm, KnowledgeEntry
 
@@ -170,7 +170,7 @@ class IntegrationListView(GenericAPIView):
         summary="Create an integration (its webhook secret is in this response only)",
     )
     def post(self, request):
-        integration = services.integration_create(site=site_of(request), **valid_input(IntegrationInputSerializer, request))
+        integration = integrations.integration_create(site=site_of(request), **valid_input(IntegrationInputSerializer, request))
         return Response(
             IntegrationWithSecretSerializer(integration, context={"request": request}).data, status=status.HTTP_201_CREATED
         )
@@ -183,14 +183,14 @@ class IntegrationDetailView(APIView):
 
     @extend_schema(request=IntegrationPatchSerializer, responses=IntegrationSerializer, summary="Change an integration")
     def patch(self, request, integration_id):
-        integration = services.integration_update(
+        integration = integrations.integration_update(
             integration=integration_of(request, integration_id), **valid_input(IntegrationPatchSerializer, request)
         )
         return Response(IntegrationSerializer(integration, context={"request": request}).data)
 
     @extend_schema(request=None, responses={204: None}, summary="Delete an integration")
     def delete(self, request, integration_id):
-        services.integration_delete(integration=integration_of(request, integration_id))
+        integrations.integration_delete(integration=integration_of(request, integration_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -201,7 +201,7 @@ class IntegrationRotateSecretView(APIView):
         summary="Make a new webhook secret (the old one stops verifying at once)",
     )
     def post(self, request, integration_id):
-        integration = services.integration_rotate_secret(integration=integration_of(request, integration_id))
+        integration = integrations.integration_rotate_secret(integration=integration_of(request, integration_id))
         return Response(IntegrationWithSecretSerializer(integration, context={"request": request}).data)
 
 
@@ -235,10 +235,10 @@ class IntegrationRegisterWebhookView(APIView):
     def post(self, request, integration_id):
         integration = integration_of(request, integration_id)
         try:
-            integration = services.integration_register_webhook(
+            integration = integrations.integration_register_webhook(
                 integration=integration, url=public_url(request, integration.webhook_path)
             )
-        except services.NotSupported as exc:
+        except integrations.NotSupported as exc:
             return Response({"error": "not_supported", "message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except chat2desk.Chat2DeskError as exc:
             return Response({"error": "chat2desk_error", "message": str(exc)}, status=status.HTTP_502_BAD_GATEWAY)

@@ -4,7 +4,7 @@ against a fake Chat2Desk API."""
 import pytest
 from django.contrib.admin.utils import quote
 
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from tests.browser.conftest import log_in, screenshot
 from tests.support.fake_chat2desk import FakeChat2Desk
 
@@ -19,7 +19,7 @@ def chat2desk():
 
 
 def test_operator_registers_the_webhook_and_sees_it_ok(base_url, browser_page, operator, site, chat2desk):
-    integration = services.integration_create(site=site, name="Support", api_url=chat2desk.url, api_token=chat2desk.token)
+    integration = integrations.integration_create(site=site, name="Support", api_url=chat2desk.url, api_token=chat2desk.token)
     page = browser_page
     log_in(page, base_url, operator)
 

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from agentbot.celery import app as celery_app
 from agentbot.domain import services as domain
 from agentbot.domain.models import Conversation
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from agentbot.inbound.models import KnowledgeEntry
 from tests.browser.conftest import screenshot
 from tests.support.asgi_server import AsgiServer
@@ -27,7 +27,7 @@ def server(tmp_path):
 
 
 def test_a_visitor_asks_in_the_demo_page_and_sees_the_answer_again_after_a_reload(browser_page, site, server):
-    integration = services.integration_create(site=site, connector_type="webchat", name="Demo chat", allowed_origins=server.url)
+    integration = integrations.integration_create(site=site, connector_type="webchat", name="Demo chat", allowed_origins=server.url)
     KnowledgeEntry.objects.create(site=site, question=QUESTION, answer=ANSWER, keywords="hours, open")
     page = browser_page
     page.goto(f"{server.url}/webchat/demo?integration={integration.id}")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from agentbot.inbound.models import KnowledgeEntry
 from tests.support.fake_chat2desk import FakeChat2Desk
 
@@ -18,7 +18,7 @@ def chat2desk():
 
 @pytest.fixture
 def integration(site, chat2desk):
-    return services.integration_create(site=site, name="Support", api_url=chat2desk.url, api_token=chat2desk.token)
+    return integrations.integration_create(site=site, name="Support", api_url=chat2desk.url, api_token=chat2desk.token)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from agentbot.domain import services as domain
 from agentbot.domain.models import Conversation
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from agentbot.inbound.models import InboundEvent, Integration
 from subscriptions.models import Webhook, mask_secret
 
@@ -155,7 +155,7 @@ def test_register_button_registers_then_re_registers_the_same_webhook(admin, int
 
 
 def test_register_without_api_url_says_what_is_missing(admin, site, chat2desk):
-    integration = services.integration_create(site=site, name="No URL", api_token=chat2desk.token)
+    integration = integrations.integration_create(site=site, name="No URL", api_token=chat2desk.token)
     response = register(admin, integration)
     (note,) = messages_of(response)
     assert note.startswith("The webhook was not registered: set the integration's API URL")
@@ -164,7 +164,7 @@ def test_register_without_api_url_says_what_is_missing(admin, site, chat2desk):
 
 
 def test_register_reports_chat2desk_refusing_without_showing_the_token(admin, site, chat2desk):
-    integration = services.integration_create(site=site, api_url=chat2desk.url, api_token="wrong-token")
+    integration = integrations.integration_create(site=site, api_url=chat2desk.url, api_token="wrong-token")
     response = register(admin, integration)
     (note,) = messages_of(response)
     assert note.startswith("Chat2Desk did not register the webhook: Chat2Desk answered 401")

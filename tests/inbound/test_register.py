@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from agentbot.inbound.chat2desk import REGISTERED_EVENTS
 from agentbot.inbound.chat2desk import parse as chat2desk_parse
 from agentbot.inbound.models import Integration
@@ -96,7 +96,7 @@ def test_a_registration_deleted_at_chat2desk_is_made_again(api, integration, cha
 
 @pytest.mark.parametrize("path", PATHS)
 def test_without_an_api_url_it_is_400_not_supported(api, site, chat2desk, path):
-    integration = services.integration_create(site=site, name="No URL", api_token=chat2desk.token)
+    integration = integrations.integration_create(site=site, name="No URL", api_token=chat2desk.token)
 
     response = register(api, integration, path)
 
@@ -108,7 +108,7 @@ def test_without_an_api_url_it_is_400_not_supported(api, site, chat2desk, path):
 
 
 def test_without_an_api_token_it_is_400_not_supported(api, site, chat2desk):
-    integration = services.integration_create(site=site, name="No token", api_url=chat2desk.url)
+    integration = integrations.integration_create(site=site, name="No token", api_url=chat2desk.url)
     response = register(api, integration)
     assert response.status_code == 400
     assert response.json()["error"] == "not_supported" and "token" in response.json()["message"]
@@ -116,7 +116,7 @@ def test_without_an_api_token_it_is_400_not_supported(api, site, chat2desk):
 
 
 def test_a_webchat_integration_is_400_not_supported(api, site, chat2desk):
-    integration = services.integration_create(
+    integration = integrations.integration_create(
         site=site, connector_type="webchat", name="Widget", api_url=chat2desk.url, api_token=chat2desk.token
     )
     response = register(api, integration)
@@ -127,7 +127,7 @@ def test_a_webchat_integration_is_400_not_supported(api, site, chat2desk):
 
 def test_a_token_chat2desk_refuses_is_502_without_the_token_in_the_message(api, site, chat2desk):
     wrong = "c2d-WRONG-token-93b1"
-    integration = services.integration_create(site=site, name="Support", api_url=chat2desk.url, api_token=wrong)
+    integration = integrations.integration_create(site=site, name="Support", api_url=chat2desk.url, api_token=wrong)
 
     response = register(api, integration)
 
@@ -147,7 +147,7 @@ def free_port() -> int:
 
 
 def test_an_unreachable_chat2desk_is_502(api, site):
-    integration = services.integration_create(site=site, api_url=f"http://127.0.0.1:{free_port()}", api_token="t")
+    integration = integrations.integration_create(site=site, api_url=f"http://127.0.0.1:{free_port()}", api_token="t")
     response = register(api, integration)
     assert response.status_code == 502 and response.json()["error"] == "chat2desk_error"
     assert Integration.objects.get(pk=integration.pk).webhook_registered_at is None

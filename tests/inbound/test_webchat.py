@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from agentbot.domain import services as domain
-from agentbot.inbound import services, webchat
+from agentbot.inbound import integrations, webchat
 from agentbot.inbound.origins import origin_normalise, origins_clean
 from agentbot.inbound.webchat import Refused, TokenBucket
 
@@ -17,7 +17,7 @@ SHOP = "https://shop.example"
 
 @pytest.fixture
 def chat(site):
-    return services.integration_create(site=site, connector_type="webchat", name="Shop chat", allowed_origins=SHOP)
+    return integrations.integration_create(site=site, connector_type="webchat", name="Shop chat", allowed_origins=SHOP)
 
 
 def opened(chat, origin=SHOP, **auth) -> webchat.Session:
@@ -56,7 +56,7 @@ def test_what_is_not_an_origin_is_refused_with_the_field_named(given):
 
 
 def test_allowed_origins_are_kept_one_per_line_without_duplicates(site):
-    chat = services.integration_create(
+    chat = integrations.integration_create(
         site=site, connector_type="webchat", allowed_origins=" https://Shop.example\n\nhttps://shop.example/ , http://localhost:8000"
     )
     assert chat.allowed_origins == "https://shop.example\nhttp://localhost:8000"
@@ -64,7 +64,7 @@ def test_allowed_origins_are_kept_one_per_line_without_duplicates(site):
 
 def test_only_a_webchat_integration_has_allowed_origins(site):
     with pytest.raises(ValidationError) as error:
-        services.integration_create(site=site, connector_type="chat2desk", allowed_origins=SHOP)
+        integrations.integration_create(site=site, connector_type="chat2desk", allowed_origins=SHOP)
     assert error.value.message_dict == {"allowed_origins": ["only a webchat integration has allowed origins"]}
 
 
@@ -74,13 +74,13 @@ def test_a_page_of_an_allowed_origin_gets_a_new_signed_session(chat):
     assert (session.resumed, session.conversation_id, session.page_url) == (False, None, f"{SHOP}/cart")
     assert session.visitor_id.startswith("web_") and session.token.startswith(session.visitor_id + ":")
     # Signed for this integration: another webchat integration does not take it.
-    other = services.integration_create(site=chat.site, connector_type="webchat", allowed_origins=SHOP)
+    other = integrations.integration_create(site=chat.site, connector_type="webchat", allowed_origins=SHOP)
     assert opened(other, session=session.token).resumed is False
     assert opened(chat, session=session.token).resumed is True
 
 
 def test_an_empty_origin_list_allows_only_the_services_own_pages(chat):
-    services.integration_update(integration=chat, allowed_origins="")
+    integrations.integration_update(integration=chat, allowed_origins="")
     assert refusal(chat) == "origin_not_allowed"
     assert opened(chat, origin="http://agent.test").resumed is False
 
@@ -104,7 +104,7 @@ def test_refusals_say_what_to_fix(chat):
     assert refusal(chat, origin=None) == "origin_required"
     assert refusal(chat, origin="https://evil.example") == "origin_not_allowed"
     assert refusal(chat, page_url="x" * 3000) == "invalid_page_url"
-    services.integration_update(integration=chat, active=False)
+    integrations.integration_update(integration=chat, active=False)
     assert refusal(chat) == "integration_inactive"
 
 

@@ -10,7 +10,7 @@ from websockets.sync.client import connect as ws_connect
 from agentbot.celery import app as celery_app
 from agentbot.domain import services as domain
 from agentbot.domain.models import Conversation
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from agentbot.inbound.models import InboundEvent
 from tests.inbound.test_chat2desk_e2e import HOURS, received_events, transcript, wait_until
 from tests.support.asgi_server import AsgiServer
@@ -24,7 +24,7 @@ UNKNOWN_QUESTION = "Can I pay with seashells?"
 
 @pytest.fixture
 def webchat(site):
-    return services.integration_create(site=site, connector_type="webchat", name="Shop chat", allowed_origins=SHOP)
+    return integrations.integration_create(site=site, connector_type="webchat", name="Shop chat", allowed_origins=SHOP)
 
 
 @pytest.fixture
@@ -189,11 +189,11 @@ def test_connections_are_refused_with_a_reason_for_pages_and_integrations_that_m
     assert refused(["not", "a", "string"], SHOP)[0] == "invalid_auth"
 
     # With no allowed origins, only the service's own pages (the demo page) may open the chat.
-    services.integration_update(integration=webchat, allowed_origins="")
+    integrations.integration_update(integration=webchat, allowed_origins="")
     assert refused(webchat.id, SHOP)[0] == "origin_not_allowed"
     assert visitors().connect(server.url, webchat.id, origin=server.url)["resumed"] is False
 
-    services.integration_update(integration=webchat, active=False, allowed_origins=SHOP)
+    integrations.integration_update(integration=webchat, active=False, allowed_origins=SHOP)
     assert refused(webchat.id, SHOP)[0] == "integration_inactive"
     # Nothing above hurt the server.
     assert "Traceback" not in server.log()

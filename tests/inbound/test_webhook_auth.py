@@ -5,7 +5,7 @@ import jwt
 import pytest
 from django.test import Client
 
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from agentbot.inbound.models import InboundEvent
 from tests.support.webhook_channel import post_hook, rsa_key_pair, token, v2_message
 
@@ -18,7 +18,7 @@ ALGORITHMS = ["HS256", "HS512", "RS256", "RS512"]
 def instance(request, site, knowledge):
     algorithm = request.param
     keys = {"public_key": rsa_key_pair()[1]} if algorithm.startswith("RS") else {}
-    return services.integration_create(
+    return integrations.integration_create(
         site=site, connector_type="webhook", name="IVR", jwt_algorithm=algorithm, polling=False, **keys
     )
 
@@ -75,26 +75,26 @@ def test_a_token_for_the_same_user_is_let_in(instance):
     ],
 )
 def test_a_missing_or_malformed_authorization_is_401(site, authorization, phrase):
-    instance = services.integration_create(site=site, connector_type="webhook")
+    instance = integrations.integration_create(site=site, connector_type="webhook")
     headers = {"Authorization": authorization} if authorization else {}
     response = Client().post(instance.webhook_path, v2_message("u", "hi"), content_type="application/json", headers=headers)
     assert_refused(response, phrase)
 
 
 def test_a_token_signed_with_another_algorithm_is_401(site):
-    instance = services.integration_create(site=site, connector_type="webhook", jwt_algorithm="HS512")
+    instance = integrations.integration_create(site=site, connector_type="webhook", jwt_algorithm="HS512")
     forged = jwt.encode({"appId": instance.client_id}, instance.client_secret, algorithm="HS256")
     assert_refused(post_hook(Client(), instance, v2_message("u", "hi"), bearer=forged), "expects HS512")
 
 
 def test_a_token_without_app_id_is_401(site):
-    instance = services.integration_create(site=site, connector_type="webhook")
+    instance = integrations.integration_create(site=site, connector_type="webhook")
     bare = jwt.encode({"sub": "u"}, instance.client_secret, algorithm="HS256")
     assert_refused(post_hook(Client(), instance, v2_message("u", "hi"), bearer=bare), "no appId")
 
 
 def test_after_rotation_the_old_client_secret_no_longer_verifies(site):
-    instance = services.integration_create(site=site, connector_type="webhook")
+    instance = integrations.integration_create(site=site, connector_type="webhook")
     old = token(instance)
-    services.integration_rotate_secret(integration=instance)
+    integrations.integration_rotate_secret(integration=instance)
     assert_refused(post_hook(Client(), instance, v2_message("u", "hi"), bearer=old), "signature does not match")

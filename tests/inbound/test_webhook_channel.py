@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from django.test import Client
 
 from agentbot.domain.models import Conversation, Message
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from agentbot.inbound.models import InboundEvent, Integration
 from deliveries.models import Event
 from tests.support.webhook_channel import post_hook, rsa_key_pair, token, v1_message, v2_message
@@ -20,7 +20,7 @@ HOURS = "What are your opening hours?"
 
 
 def instance_of(site, **options) -> Integration:
-    return services.integration_create(site=site, connector_type="webhook", name="IVR", polling=False, **options)
+    return integrations.integration_create(site=site, connector_type="webhook", name="IVR", polling=False, **options)
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def test_an_unknown_bot_or_instance_is_404(v2, site, path, phrase):
 
 
 def test_an_inactive_instance_is_403(v2):
-    services.integration_update(integration=v2, active=False)
+    integrations.integration_update(integration=v2, active=False)
     response = post_hook(Client(), v2, v2_message("u", "hi"))
     assert response.status_code == 403 and response.json()["error"] == "channel_inactive"
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from django.test import Client
 
-from agentbot.inbound import services
+from agentbot.inbound import integrations, services
 from agentbot.inbound.models import InboundEvent
 from deliveries.models import Delivery
 from tests.conftest import client_for
@@ -37,7 +37,7 @@ def slow_model():
 
 def test_v2_polling_answers_with_a_poll_id_until_the_agent_is_done(site, slow_model, workers, settings):
     settings.AGENTBOT_WEBHOOK_POLL_WAIT = 0.3
-    instance = services.integration_create(site=site, connector_type="webhook")  # v2, sync, polling on
+    instance = integrations.integration_create(site=site, connector_type="webhook")  # v2, sync, polling on
     workers.start(AGENTBOT_LLM_BASE_URL=f"{slow_model.url}/v1", AGENTBOT_LLM_MODEL="fake-model", **FAST_SWEEP)
     auth = {"Authorization": f"bearer {token(instance)}"}
 

@@ -5,7 +5,7 @@ from html import unescape
 
 import pytest
 
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from agentbot.inbound.models import Integration
 from tests.support.webhook_channel import rsa_key_pair
 
@@ -119,7 +119,7 @@ def test_admin_adds_an_instance_and_shows_its_credentials_once(admin_client, sit
 
 
 def test_admin_refuses_async_without_a_post_url_as_a_form_error(admin_client, site):
-    instance = services.integration_create(site=site, connector_type="webhook")
+    instance = integrations.integration_create(site=site, connector_type="webhook")
     form = {"name": "IVR", "active": "on", "api_version": "v2", "mode": "async", "jwt_algorithm": "HS256", "post_url": ""}
     response = admin_client.post(f"{INTEGRATIONS}{instance.pk}/change/", form)
 

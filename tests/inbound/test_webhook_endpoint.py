@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from agentbot.inbound import services
+from agentbot.inbound import integrations
 from agentbot.inbound.models import InboundEvent
 from tests.inbound.conftest import post_webhook, signed
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def integration(site):
     """A Chat2Desk integration without an API URL: receiving needs none (and no fake server)."""
-    return services.integration_create(site=site, name="Support")
+    return integrations.integration_create(site=site, name="Support")
 
 
 MESSAGE = {"text": "Hello, I need help with my order", "client_id": "12345678", "channel_id": "987654", "transport": "whatsapp"}
@@ -120,7 +120,7 @@ def test_a_redelivered_message_is_stored_once(client, integration):
 
 
 def test_the_same_message_id_on_two_integrations_is_two_events(client, site, integration):
-    other = services.integration_create(site=site, name="Second account")
+    other = integrations.integration_create(site=site, name="Second account")
     payload = {**MESSAGE, "message_id": "m-1"}
     assert post_webhook(client, integration, payload).status_code == 200
     assert post_webhook(client, other, payload).status_code == 200
@@ -228,14 +228,14 @@ def test_signatures_are_the_seeds_scheme_both_ways(client, integration):
 
 def test_after_rotation_only_the_new_secret_verifies(client, integration):
     old = integration.webhook_secret
-    integration = services.integration_rotate_secret(integration=integration)
+    integration = integrations.integration_rotate_secret(integration=integration)
     assert_refused(post_webhook(client, integration, MESSAGE, secret=old), 401, "invalid_signature")
     assert post_webhook(client, integration, MESSAGE).status_code == 200
 
 
 # --- which integration --------------------------------------------------------------------------
 def test_an_inactive_integration_is_403_and_stores_nothing(client, integration):
-    services.integration_update(integration=integration, active=False)
+    integrations.integration_update(integration=integration, active=False)
 
     response = post_webhook(client, integration, MESSAGE)
 
@@ -258,7 +258,7 @@ def test_an_unknown_integration_is_404(client, integration):
 
 
 def test_a_webchat_integration_has_no_http_webhook(client, site):
-    webchat = services.integration_create(site=site, connector_type="webchat", name="Widget")
+    webchat = integrations.integration_create(site=site, connector_type="webchat", name="Widget")
     body, signature = signed(webchat.webhook_secret, MESSAGE)
 
     as_chat2desk = post_raw(client, f"/api/webhook/chat2desk/{webchat.id}", body, {"x-webhook-signature": signature})

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from agentbot.inbound import services as inbound
+from agentbot.inbound import integrations
 from agentbot.inbound.models import ConnectorType, Integration, KnowledgeEntry
 from agentbot.inbound.origins import origin_normalise
 from agentbot.services import api_key_create, site_get_or_create
@@ -80,12 +80,12 @@ class Command(BaseCommand):
         wanted = [origin_normalise(f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}") for name in hosts]
         chat = Integration.objects.filter(site=site, connector_type=ConnectorType.WEBCHAT, active=True).first()
         if chat is None:
-            chat = inbound.integration_create(
+            chat = integrations.integration_create(
                 site=site, connector_type=ConnectorType.WEBCHAT, name="Demo webchat", allowed_origins="\n".join(wanted)
             )
         elif not set(wanted) <= set(chat.allowed_origins.splitlines()):
             origins = chat.allowed_origins + "\n" + "\n".join(wanted)
-            chat = inbound.integration_update(integration=chat, allowed_origins=origins)
+            chat = integrations.integration_update(integration=chat, allowed_origins=origins)
         if not KnowledgeEntry.objects.filter(site=site).exists():
             KnowledgeEntry.objects.bulk_create(
                 KnowledgeEntry(site=site, question=q, answer=a, keywords=k) for q, a, k in DEMO_KNOWLEDGE
