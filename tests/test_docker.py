@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import yaml
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
@@ -27,3 +28,10 @@ def test_dockerfile_copies_what_exists_and_runs_an_importable_app():
     assert (module, attribute) == ("agentbot.asgi", "application")  # Django and the webchat's Socket.IO
     assert callable(getattr(importlib.import_module(module), attribute))
     assert importlib.import_module("agentbot").celery_app.main == "agentbot"
+
+
+def test_dockerfile_copies_the_folders_the_settings_read_at_run_time():
+    copied = {ROOT / source for source in re.findall(r"^COPY (\S+) ", DOCKERFILE, flags=re.M)}
+    needed = [*settings.LOCALE_PATHS, *(d for t in settings.TEMPLATES for d in t["DIRS"])]
+    missing = [str(Path(d).relative_to(ROOT)) for d in needed if Path(d) not in copied]
+    assert not missing, f"the image lacks {missing}: the admin's translations or templates would be missing"
