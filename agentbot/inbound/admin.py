@@ -181,6 +181,10 @@ class IntegrationForm(forms.ModelForm):
         return cleaned
 
 
+# The rotate action each connector offers on its page (a webchat has nothing to rotate).
+ROTATE_ACTIONS = {ConnectorType.CHAT2DESK: ["rotate_secret"], ConnectorType.WEBHOOK: ["rotate_credentials"]}
+
+
 @admin.register(Integration)
 class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
     form = IntegrationForm
@@ -189,7 +193,7 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_select_related = ["site"]
     search_fields = ["=id", "name", "=site__id", "site__name"]
     readonly_fields = ["recent_events"]
-    actions = ["rotate_secret"]
+    actions = ["rotate_secret", "rotate_credentials"]
 
     def get_list_display(self, request):
         @admin.display(description=_("webhook URL"))
@@ -218,7 +222,9 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return fieldsets
 
     def object_actions(self, request, obj):
-        return ["rotate_secret"]
+        # Chat2Desk signs with a webhook secret, a webhook channel instance holds credentials, and
+        # a webchat has neither: its widget's sessions are signed with the service's own key.
+        return ROTATE_ACTIONS.get(obj.connector_type, [])
 
     # --- columns ---------------------------------------------------------------------------
     @admin.display(description=_("name"), ordering="name")
@@ -258,6 +264,7 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             registrable = obj.connector_type == ConnectorType.CHAT2DESK and self.has_change_permission(request, obj)
             context["webhook"] = {
                 "url": public_url(request, obj.webhook_path),
+                "chat2desk": obj.connector_type == ConnectorType.CHAT2DESK,
                 "badge": webhook_badge(obj),
                 "registered_at": obj.webhook_registered_at,
                 "register_url": reverse("admin:agentbot_integration_register", args=[quote(obj.pk)]) if registrable else "",
@@ -343,12 +350,28 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
     # --- actions -----------------------------------------------------------------------------
     @admin.action(description=_("Rotate webhook secret"), permissions=["change"])
     def rotate_secret(self, request, queryset):
-        for integration in queryset:
+        for integration in self._rotatable(request, queryset, ConnectorType.CHAT2DESK):
             rotated = integrations.integration_rotate_secret(integration=integration)
-            if rotated.connector_type == ConnectorType.WEBHOOK:
-                _show_channel_secrets_once(request, rotated, gettext("New credentials"))
-            else:
-                _show_secret_once(request, rotated, gettext("New webhook secret"))
+            _show_secret_once(request, rotated, gettext("New webhook secret"))
+
+    @admin.action(description=_("Rotate credentials"), permissions=["change"])
+    def rotate_credentials(self, request, queryset):
+        for integration in self._rotatable(request, queryset, ConnectorType.WEBHOOK):
+            rotated = integrations.integration_rotate_secret(integration=integration)
+            _show_channel_secrets_once(request, rotated, gettext("New credentials"))
+
+    def _rotatable(self, request, queryset, connector_type: str) -> list[Integration]:
+        chosen = list(queryset)
+        rotatable = [i for i in chosen if i.connector_type == connector_type]
+        if len(rotatable) < len(chosen):
+            self.message_user(
+                request,
+                gettext("Left alone: %(names)s. Only %(kind)s integrations have this to rotate.")
+                % {"names": ", ".join(str(i) for i in chosen if i not in rotatable), "kind": ConnectorType(connector_type).label},
+                messages.WARNING,
+            )
+        return rotatable
+
 
 
 @admin.register(KnowledgeEntry)

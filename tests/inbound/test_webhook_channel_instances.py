@@ -135,3 +135,23 @@ def test_admin_refuses_a_new_instance_with_bad_settings_as_a_form_error(admin_cl
 
     assert response.status_code == 200 and "set post_url" in unescape(response.content.decode())
     assert not Integration.objects.exists()
+
+
+def test_admin_offers_each_connector_its_own_rotation(admin_client, site):
+    instance = integrations.integration_create(site=site, connector_type="webhook")
+    chat = integrations.integration_create(site=site, connector_type="webchat", allowed_origins="https://shop.example")
+    old_secret = instance.client_secret
+
+    page = admin_client.get(f"{INTEGRATIONS}{instance.pk}/change/").content.decode()
+    assert "Rotate credentials" in page and "Rotate webhook secret" not in page and "Registration" not in page
+    chat_page = admin_client.get(f"{INTEGRATIONS}{chat.pk}/change/").content.decode()
+    assert "Rotate" not in chat_page
+    assert admin_client.post(f"{INTEGRATIONS}{chat.pk}/act/rotate_secret/").status_code == 404
+
+    response = admin_client.post(
+        INTEGRATIONS, {"action": "rotate_credentials", "_selected_action": [instance.pk, chat.pk]}, follow=True
+    )
+    html = unescape(response.content.decode())
+    instance.refresh_from_db()
+    assert instance.client_secret != old_secret and html.count(instance.client_secret) == 1
+    assert f"Left alone: {chat}" in html
