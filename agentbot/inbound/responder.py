@@ -6,7 +6,10 @@ could not decide (the model did not answer); the caller retries later.
 """
 
 import re
+import time
 import unicodedata
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +21,19 @@ from agentbot.models import Site
 
 HANDOFF = "HANDOFF"
 HISTORY = 20
+# A caller that must answer by a time (a synchronous channel's budget) caps the model's wait here.
+_answer_by: ContextVar[float | None] = ContextVar("answer_by", default=None)
+MIN_MODEL_TIMEOUT = 0.1
+
+
+@contextmanager
+def answering_by(deadline: float):
+    """Within this block the model is waited for no later than `deadline` (time.monotonic())."""
+    token = _answer_by.set(deadline)
+    try:
+        yield
+    finally:
+        _answer_by.reset(token)
 
 
 @dataclass(frozen=True)
@@ -117,6 +133,12 @@ class LLMResponder:
         self.model = model
         self.timeout = timeout
 
+    def _timeout(self) -> float:
+        deadline = _answer_by.get()
+        if deadline is None:
+            return self.timeout
+        return max(MIN_MODEL_TIMEOUT, min(self.timeout, deadline - time.monotonic()))
+
     def answer(self, *, site: Site, question: str, history: list[Turn]) -> Answer:
         messages = [{"role": "system", "content": system_prompt(site, knowledge_of(site))}]
         messages += [{"role": ROLES[t.sender_type], "content": t.body} for t in history[-HISTORY:]]
@@ -128,7 +150,7 @@ class LLMResponder:
                 self.url,
                 json={"model": self.model, "messages": messages, "temperature": 0.2},
                 headers=headers,
-                timeout=self.timeout,
+                timeout=self._timeout(),
             )
         except requests.RequestException as exc:
             raise ResponderUnavailable(f"the language model at {self.url} could not be reached: {type(exc).__name__}") from exc

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,7 +25,7 @@ from agentbot.inbound import chat2desk
 from agentbot.inbound.models import INBOUND_PENDING as PENDING
 from agentbot.inbound.models import ChannelMode, ConnectorType, InboundEvent, Integration
 from agentbot.inbound.parsed import Parsed
-from agentbot.inbound.responder import Answer, ResponderUnavailable, Turn, responder
+from agentbot.inbound.responder import Answer, ResponderUnavailable, Turn, answering_by, responder
 from deliveries.retention import purge_in_batches, retention_cutoff
 from deliveries.services import event_publish
 from subscriptions.event_types import CHANNEL_REPLY
@@ -72,13 +73,15 @@ def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool 
     return event
 
 
-def inbound_answer(*, event_id: str, wait: float) -> InboundEvent:
+def inbound_answer(*, event_id: str, wait: float, strict: bool = False) -> InboundEvent:
     """Process a stored event here, for a caller waiting on the answer; when another process has
     it, wait up to `wait` seconds for that one to finish. The event as it then stands: its status
-    is still pending when the time ran out."""
+    is still pending when the time ran out. `strict`: the model is not waited for past `wait`
+    either (a caller that must answer in time); one cut short is retried by the sweep."""
     deadline = time.monotonic() + wait
     try:
-        inbound_process(event_id=event_id)
+        with answering_by(deadline) if strict else nullcontext():
+            inbound_process(event_id=event_id)
     except Exception:
         pass  # logged by inbound_process; the event keeps its attempts and the sweep retries it
     return inbound_wait(event_id=event_id, wait=deadline - time.monotonic())

@@ -106,7 +106,7 @@ def message_take(*, integration: Integration, parsed: Parsed) -> HookAnswer:
         event = services.inbound_wait(event_id=event.id, wait=settings.AGENTBOT_WEBHOOK_POLL_WAIT)
         return _event_answer(event) or _pending_answer(event)
     event = services.inbound_receive(integration=integration, parsed=parsed, dispatch=False)
-    event = services.inbound_answer(event_id=event.id, wait=SYNC_BUDGET)
+    event = services.inbound_answer(event_id=event.id, wait=SYNC_BUDGET, strict=True)
     answer = _event_answer(event)
     if answer is not None:
         return answer

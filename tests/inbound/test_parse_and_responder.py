@@ -359,3 +359,17 @@ def test_success_is_2xx_unless_chat2desk_says_error(status, body, success):
 @pytest.mark.parametrize("event_type, carried", [(CHANNEL_REPLY.name, True), (MESSAGE_CREATED.name, False), (WEBHOOK_TEST.name, False)])
 def test_the_format_carries_replies_only(event_type, carried):
     assert CHAT2DESK.carries(event_type) is carried
+
+
+def test_a_deadline_caps_the_models_timeout_and_only_inside_its_block():
+    import time
+
+    from agentbot.inbound.responder import MIN_MODEL_TIMEOUT, answering_by
+
+    model = LLMResponder(base_url="http://llm.internal/v1", api_key="", model="m", timeout=30)
+    assert model._timeout() == 30
+    with answering_by(time.monotonic() + 2):
+        assert 1 < model._timeout() <= 2
+    with answering_by(time.monotonic() - 1):
+        assert model._timeout() == MIN_MODEL_TIMEOUT
+    assert model._timeout() == 30

@@ -303,3 +303,28 @@ def test_an_agent_that_cannot_answer_within_the_budget_is_a_504_and_the_message_
     assert body["error"] == "agent_timeout" and "within 0.5 s" in body["message"]
     event = InboundEvent.objects.get(pk=body["requestId"])
     assert event.status == "accepted" and event.attempts == 1  # the sweep tries again later
+
+
+def test_a_slow_model_is_not_waited_for_past_the_sync_budget(v2, settings, monkeypatch):
+    import time
+
+    from agentbot.inbound import webhook_services
+    from tests.support.fake_chat2desk import FakeCompletions
+
+    model_delay = 6.0
+    slow = FakeCompletions(reply=lambda messages: time.sleep(model_delay) or "Too late.")
+    try:
+        monkeypatch.setattr(webhook_services, "SYNC_BUDGET", 0.5)
+        settings.AGENTBOT_LLM_BASE_URL = slow.url + "/v1"
+        settings.AGENTBOT_LLM_TIMEOUT = 30
+
+        started = time.monotonic()
+        response = post_hook(Client(), v2, v2_message("caller-1", HOURS))
+        waited = time.monotonic() - started
+    finally:
+        slow.close()
+
+    assert response.status_code == 504 and response.json()["error"] == "agent_timeout"
+    assert waited < model_delay - 2, f"the caller waited {waited:.1f} s for a model its 0.5 s budget had no room for"
+    event = InboundEvent.objects.get(pk=response.json()["requestId"])
+    assert event.status == "accepted" and event.attempts == 1  # the sweep asks the model again later
