@@ -24,6 +24,8 @@ FORBIDDEN_FIELDS = frozenset(
     }
 )
 
+_DROPPED_FIELDS = FORBIDDEN_FIELDS | _RECORD_ATTRIBUTES
+
 _SECRET_SHAPE = re.compile(r"whsec_[A-Za-z0-9+/=]{8,}")
 
 
@@ -76,6 +78,8 @@ def log_delivery(
     like a secret or a body (see FORBIDDEN_FIELDS), or like a LogRecord attribute, are dropped
     rather than written: a log call never raises.
     """
-    extra = {name: value for name, value in fields.items() if name not in FORBIDDEN_FIELDS | _RECORD_ATTRIBUTES}
+    if not logger.isEnabledFor(level):  # a worker logs every attempt at DEBUG: most calls stop here
+        return
+    extra = {name: value for name, value in fields.items() if name not in _DROPPED_FIELDS}
     extra.update(delivery_id=delivery_id, event_id=event_id, webhook_id=webhook_id)
     logger.log(level, message, extra=extra, exc_info=exc_info)

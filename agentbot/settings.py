@@ -216,6 +216,9 @@ AGENTBOT_ALLOW_PRIVATE_URLS = env_bool("AGENTBOT_ALLOW_PRIVATE_URLS", False)
 # How long a queued hand-off owns its deliveries before the sweep may hand them out again.
 AGENTBOT_DISPATCH_LEASE = env_float("AGENTBOT_DISPATCH_LEASE", 60.0)
 AGENTBOT_SEND_BATCH = int(env_float("AGENTBOT_SEND_BATCH", 100))
+# A publishing process sends at most one hand-off message per this many seconds unless a full
+# batch has gathered: fewer, fuller messages under load, no wait for a lone publish.
+AGENTBOT_HANDOFF_LINGER = env_float("AGENTBOT_HANDOFF_LINGER", 0.005)
 # The engine of each worker process (deliveries/engine.py): requests in flight per webhook, rounds
 # of queue it keeps behind them (more are handed back for the sweep), jobs held in all, open
 # connections, attempts written per statement and how long the recorder waits to fill one.
@@ -225,6 +228,7 @@ AGENTBOT_ENGINE_MAX_JOBS = int(env_float("AGENTBOT_ENGINE_MAX_JOBS", 2000))
 AGENTBOT_HTTP_CONNECTIONS = int(env_float("AGENTBOT_HTTP_CONNECTIONS", 256))
 AGENTBOT_RECORD_BATCH = int(env_float("AGENTBOT_RECORD_BATCH", 500))
 AGENTBOT_RECORD_LINGER = env_float("AGENTBOT_RECORD_LINGER", 0.005)
+AGENTBOT_HTTP_LOOP = os.environ.get("AGENTBOT_HTTP_LOOP", "uvloop")  # or "asyncio"
 AGENTBOT_RESPONSE_BODY_CAP = 16 * 1024
 AGENTBOT_MAX_EVENT_DATA_BYTES = 256 * 1024
 AGENTBOT_SECRET_GRACE = timedelta(hours=24)

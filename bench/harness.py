@@ -190,11 +190,14 @@ class Workers:
         self._sampler = threading.Thread(target=loop, daemon=True)
         self._sampler.start()
 
-    def profile(self, out: Path) -> None:
-        """Sample every worker process with py-spy (pip install py-spy) until stop(): collapsed stacks."""
+    def profile(self, out: Path, mode: str = "idle") -> None:
+        """Sample every worker process with py-spy (pip install py-spy) until stop(): collapsed stacks.
+        `mode`: "idle" samples every thread all the time (shares of wall time), "cpu" only threads on a
+        CPU, "gil" only the thread holding the GIL (what bounds one process)."""
         spy = Path(PY).with_name("py-spy")
+        flags = {"idle": ["--idle"], "cpu": [], "gil": ["--gil"]}[mode]
         self._profiler = subprocess.Popen(
-            [str(spy), "record", "--pid", str(self.proc.pid), "--subprocesses", "--idle", "--rate", "200",  # node 0
+            [str(spy), "record", "--pid", str(self.proc.pid), "--subprocesses", *flags, "--rate", "200",  # node 0
              "--format", "raw", "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

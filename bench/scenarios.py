@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from agentbot.models import Site
@@ -34,6 +35,7 @@ class Context:
     run_limit: float
     worker_env: dict[str, str] = field(default_factory=dict)
     profile_dir: Path | None = None
+    profile_mode: str = "idle"
     nodes: int = 1
     runs: int = 0
 
@@ -50,7 +52,7 @@ class Context:
         workers.wait_ready()
         if self.profile_dir:
             self.profile_dir.mkdir(parents=True, exist_ok=True)
-            workers.profile(self.profile_dir / f"run-{self.runs}.txt")
+            workers.profile(self.profile_dir / f"run-{self.runs}.txt", self.profile_mode)
         return workers
 
 
@@ -160,6 +162,19 @@ def latencies(receiver: Receiver, commits: dict[str, float], webhooks: set[str])
     return values, duplicates
 
 
+def unfinished_by_state(webhooks: set[str]) -> dict[str, int]:
+    """Where the healthy deliveries that did not finish in time stand (a cut run says why)."""
+    now = timezone.now()
+    counts: dict[str, int] = {}
+    pending = Delivery.objects.filter(webhook_id__in=webhooks).exclude(status=Delivery.Status.SUCCEEDED)
+    for d in pending.only("status", "attempt_count", "leased_until", "next_attempt_at"):
+        lease = "leased" if d.leased_until and d.leased_until > now else "unleased"
+        due = "due" if d.next_attempt_at and d.next_attempt_at <= now else "later"
+        key = f"{d.status}, {d.attempt_count} attempts, {lease}, {due}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 # --- runs -------------------------------------------------------------------------------------
 def burst(ctx: Context, *, events: int, webhooks: int, hanging: int = 0) -> dict:
     """Publish `events` as fast as the publishers go; time to the last healthy attempt recorded."""
@@ -176,15 +191,21 @@ def burst(ctx: Context, *, events: int, webhooks: int, hanging: int = 0) -> dict
         expected = events * len(healthy)
         done_at, done = wait_succeeded(expected, stall=ctx.settle_timeout, limit=ctx.run_limit)
         worker_cpu = workers.cpu_seconds() - worker_cpu_before
+        unfinished = unfinished_by_state(healthy) if done < expected else {}
+        last_recorded = Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).aggregate(at=Max("last_attempt_at"))["at"]
     finally:
         workers.stop()
     values, duplicates = latencies(ctx.receiver, commits, healthy)
     seconds = done_at - first_publish
     return {
+        "unfinished": unfinished,
         "deliveries": done,
         "expected": expected,
         "seconds": seconds,
         "per_second": done / seconds,
+        # A cut run's `seconds` include the wait for nothing to move; this rate stops at the last
+        # attempt recorded (the same figure when every delivery finished).
+        "per_second_recorded": done / max(last_recorded.timestamp() - first_publish, 0.001) if last_recorded else 0.0,
         "publish_seconds": published - first_publish,
         "publisher_cpu_ms_per_event": publisher_cpu / events * 1000,
         "worker_cpu_ms_per_delivery": worker_cpu / max(done, 1) * 1000,

@@ -39,7 +39,16 @@ def webhooks_record_outcomes(*, outcomes: list[Outcome]) -> None:
     by_webhook: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in sorted(outcomes, key=lambda o: o.at):
         by_webhook[outcome.webhook_id].append(outcome)
+    # Nothing but successes (the usual batch) leaves a webhook healthy whatever it was before: the
+    # fold below comes to the same, so all of them are written by one statement.
+    succeeded = {webhook_id: runs[-1].at for webhook_id, runs in by_webhook.items() if all(o.ok for o in runs)}
+    if succeeded:
+        from deliveries import bulk
+
+        bulk.webhooks_succeeded(last_success=succeeded, now=timezone.now())
     for webhook_id, runs in by_webhook.items():
+        if webhook_id in succeeded:
+            continue
         with transaction.atomic():
             webhook = Webhook.objects.select_for_update().filter(pk=webhook_id).first()
             if webhook is not None:

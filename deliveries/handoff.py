@@ -3,7 +3,8 @@
 Each publish used to queue its own Celery message the moment its transaction committed: under a
 burst that is a message (and a worker task, and a lease swap) per event. Here the commit only
 appends the ids to this process's outbox, and one thread sends what has gathered: alone when
-publishes are far apart (no added wait), many events to a message when they come in a burst.
+publishes are far apart (no added wait), many events to a message when they come in a burst or a
+steady stream (a message gathers for up to AGENTBOT_HANDOFF_LINGER after the previous one).
 
 Publishes in one process share a dispatch lease token for a second at a time, so one message can
 carry the deliveries of many events. Nothing here is needed for safety: until a worker takes them,
@@ -68,18 +69,28 @@ class Outbox:
         threading.Thread(target=self._run, name="deliveries-handoff", daemon=True).start()
 
     def _run(self) -> None:
+        last_sent = float("-inf")
         while True:
             with self._cond:
                 while not self._queued:
                     self._cond.wait()
+                # Within AGENTBOT_HANDOFF_LINGER of the last message, let the next one gather (up to
+                # a full batch): a stream of publishes shares messages, a lone publish goes at once.
+                until = last_sent + settings.AGENTBOT_HANDOFF_LINGER
+                while time.monotonic() < until and self._count() < settings.AGENTBOT_SEND_BATCH:
+                    self._cond.wait(until - time.monotonic())
                 queued, self._queued, self._sending = self._queued, {}, True
             try:
                 for token, ids in queued.items():
                     send(ids, token)
             finally:
+                last_sent = time.monotonic()
                 with self._cond:
                     self._sending = False
                     self._cond.notify_all()
+
+    def _count(self) -> int:
+        return sum(len(ids) for ids in self._queued.values())
 
 
 def send(ids: list[str], token: str) -> None:

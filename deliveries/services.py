@@ -21,7 +21,7 @@ from deliveries import bulk, endpoint_health, engine, handoff, http, jsjson
 from deliveries.formats import Envelope, get_format
 from deliveries.models import Delivery, Event
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS, WEBHOOK_TEST
-from subscriptions.models import Webhook
+from subscriptions.models import Webhook, subscribed
 
 logger = logging.getLogger(__name__)
 
@@ -131,31 +131,31 @@ def event_publish(
             existing = Event.objects.filter(site=site, idempotency_key=idempotency_key).first()
             if existing:
                 return existing, False
-        if idempotency_key:
             try:
                 # A savepoint only where a concurrent publish with the same key can win the race.
                 with transaction.atomic():
                     event = Event.objects.create(site=site, type=event_type, data=data, idempotency_key=idempotency_key)
             except IntegrityError:
                 return Event.objects.get(site=site, idempotency_key=idempotency_key), False
-        else:
+        elif only_webhook is not None:
             event = Event.objects.create(site=site, type=event_type, data=data)
         # Only what the choice needs (loading the secrets would decrypt each one), read now: the
         # caller's copy of a webhook may predate its circuit opening.
-        candidates = Webhook.objects.only("id", "events", "format", "circuit_opened_at")
         if only_webhook is not None:
-            webhooks = list(candidates.filter(pk=only_webhook.pk))
+            webhooks = bulk.webhook_candidates(webhook_id=only_webhook.pk)
         else:
+            if idempotency_key:
+                candidates = bulk.webhook_candidates(site_id=site.pk)
+            else:  # the usual publish: the event stored and the webhooks read in one statement
+                event, candidates = bulk.event_create(site_id=site.pk, event_type=event_type, data=data)
             webhooks = [
-                w
-                for w in candidates.filter(site=site, enabled=True)
-                if w.wants(event_type) and get_format(w.format).carries(event_type)
+                w for w in candidates if subscribed(w.events, event_type) and get_format(w.format).carries(event_type)
             ]
         now = timezone.now()
         token = handoff.OUTBOX.token()
-        flowing = [w.id for w in webhooks if not w.circuit_open]
+        flowing = [w.id for w in webhooks if w.circuit_opened_at is None]
         # An open circuit's deliveries are stored but held: its probes let them through later.
-        held = [w.id for w in webhooks if w.circuit_open]
+        held = [w.id for w in webhooks if w.circuit_opened_at is not None]
         ids = bulk.deliveries_create(
             event_id=event.id, webhook_ids=flowing, now=now, until=_dispatch_until(now), token=token
         )

@@ -23,6 +23,13 @@ def mask_secret(secret: str) -> str:
     return f"{SECRET_PREFIX}…{secret[-4:]}" if secret else ""
 
 
+def subscribed(events: list[str], event_type: str) -> bool:
+    """Whether a webhook subscribed to `events` gets `event_type` (the test ping goes to any)."""
+    if event_type == WEBHOOK_TEST.name:
+        return True
+    return ALL_EVENTS in events or event_type in events
+
+
 class WebhookFormat(models.TextChoices):
     AGENTBOT = "agentbot", "Agentbot (X-Agentbot-Signature)"
     CHATZURI = "chatzuri", "Chatzuri (x-chatzuri-signature)"
@@ -70,9 +77,7 @@ class Webhook(models.Model):
         return f"{self.url} ({self.id})"
 
     def wants(self, event_type: str) -> bool:
-        if event_type == WEBHOOK_TEST.name:
-            return True
-        return ALL_EVENTS in self.events or event_type in self.events
+        return subscribed(self.events, event_type)
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets to sign with: the current one first, then the old one while in grace."""

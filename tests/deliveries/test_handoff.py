@@ -1,6 +1,7 @@
 """The hand-off outbox: publishes of one process share a message when they come in a burst."""
 
 import threading
+import time
 
 from deliveries import handoff
 
@@ -38,3 +39,42 @@ def test_publishes_share_a_token_for_a_second_then_get_a_new_one():
 
 def test_flush_with_nothing_queued_returns_at_once():
     assert handoff.Outbox().flush(timeout=0.1)
+
+
+def test_a_lone_publish_goes_at_once_and_a_stream_right_after_it_gathers_into_one_message(monkeypatch, settings):
+    settings.AGENTBOT_HANDOFF_LINGER = 3.0
+    sent, first_sent = [], threading.Event()
+
+    def send(ids, token):
+        sent.append(list(ids))
+        first_sent.set()
+
+    monkeypatch.setattr(handoff, "send", send)
+    outbox = handoff.Outbox()
+    token = outbox.token()
+    started = time.monotonic()
+    outbox.put(["d1"], token)
+    assert first_sent.wait(5)
+    assert time.monotonic() - started < settings.AGENTBOT_HANDOFF_LINGER, "nothing sent before: no wait"
+    outbox.put(["d2"], token)  # within the linger after d1's message: these gather
+    outbox.put(["d3", "d4"], token)
+    time.sleep(0.2)
+    assert sent == [["d1"]]
+
+    assert outbox.flush(timeout=10)
+    assert sent == [["d1"], ["d2", "d3", "d4"]]
+
+
+def test_a_full_batch_does_not_wait_for_the_linger(monkeypatch, settings):
+    settings.AGENTBOT_HANDOFF_LINGER = 30.0
+    settings.AGENTBOT_SEND_BATCH = 3
+    sent = []
+    monkeypatch.setattr(handoff, "send", lambda ids, token: sent.append(list(ids)))
+    outbox = handoff.Outbox()
+    token = outbox.token()
+    outbox.put(["d1"], token)
+    assert outbox.flush(timeout=5)
+    outbox.put(["d2", "d3"], token)
+    outbox.put(["d4"], token)
+    assert outbox.flush(timeout=5)
+    assert sent == [["d1"], ["d2", "d3", "d4"]]
