@@ -269,14 +269,11 @@ def chat2desk_success(status: int, body: bytes) -> bool:
 def webhook_channel_body(e: Envelope) -> dict:
     recipient = object_or_empty(e.data.get("recipient"))
     text, message_id, created_on = e.data.get("text"), e.data.get("message_id"), iso_utc(e.created_at)
+    addressing = {"from": {"id": e.site_id}, "to": {"id": recipient.get("user_id")}, "sessionId": e.data.get("conversation_id")}
     if recipient.get("api_version") == "v1":
-        body: dict = {"text": text, "messageId": message_id, "createdOn": created_on}
-    else:
-        body = {"data": [{"type": "text", "val": text, "createdOn": created_on, "messageId": message_id}]}
-    body.update({"from": {"id": e.site_id}, "to": {"id": recipient.get("user_id")}, "sessionId": e.data.get("conversation_id")})
-    if recipient.get("api_version") != "v1":
-        body["_v"] = "v2"
-    return body
+        return {"text": text, "messageId": message_id, "createdOn": created_on, **addressing}
+    message = {"type": "text", "val": text, "createdOn": created_on, "messageId": message_id}
+    return {"data": [message], **addressing, "_v": "v2"}
 
 
 FORMATS: dict[str, DeliveryFormat] = {

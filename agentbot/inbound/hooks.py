@@ -9,7 +9,6 @@ access token" when its userIdentity is not the payload's from.id), 403 for an in
 404 for an unknown bot, instance or poll, 400 naming the field of a bad payload.
 """
 
-import json
 import logging
 
 from django.http import JsonResponse
@@ -18,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from agentbot.inbound import webhook_services
 from agentbot.inbound.models import ApiVersion, Integration
 from agentbot.inbound.parsed import PayloadError
-from agentbot.inbound.views import BodyRefused, request_body
+from agentbot.inbound.views import BodyRefused, json_object, request_body
 from agentbot.inbound.webhook_auth import AuthError, jwt_claims, user_identity_matches
 from agentbot.inbound.webhook_channel import parse
 
@@ -48,23 +47,11 @@ def _claims(request, integration: Integration) -> dict:
         raise Refused(401, "invalid_token", str(exc)) from None
 
 
-def _no_constant(name: str):
-    # PostgreSQL's jsonb has no NaN or Infinity: refused here rather than failing on storage.
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def _body(request) -> dict:
     try:
-        raw = request_body(request)
+        return json_object(request_body(request))
     except BodyRefused as exc:
         raise Refused(exc.status, exc.error, str(exc)) from None
-    try:
-        payload = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Refused(400, "invalid_json", "the body is not JSON") from None
-    if not isinstance(payload, dict):
-        raise Refused(400, "invalid_payload", "the body must be a JSON object")
-    return payload
 
 
 def _respond(handler):

@@ -46,6 +46,23 @@ def request_body(request) -> bytes:
         raise BodyRefused(413, "too_large", f"the body must be at most {MAX_BODY // 1024} KB") from None
 
 
+def _no_constant(name: str):
+    # PostgreSQL's jsonb has no NaN or Infinity: refused here rather than failing on storage.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_object(raw: bytes) -> dict:
+    """The body as a JSON object; BodyRefused (400) when it is not JSON (nesting too deep for the
+    parser, NaN and Infinity included) or not an object."""
+    try:
+        payload = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BodyRefused(400, "invalid_json", "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise BodyRefused(400, "invalid_payload", "the body must be a JSON object")
+    return payload
+
+
 @csrf_exempt
 def connector_webhook(request, connector_type: str, integration_id: str):
     if request.method not in ("GET", "POST"):
@@ -81,11 +98,9 @@ def connector_webhook(request, connector_type: str, integration_id: str):
     if not any(services.signature_valid(secret=integration.webhook_secret, body=body, signature=s) for s in signatures):
         return refuse(401, "invalid_signature", "the signature does not match the body and the integration's webhook secret")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return refuse(400, "invalid_json", "the body is not JSON")
-    if not isinstance(payload, dict):
-        return refuse(400, "invalid_payload", "the body must be a JSON object")
+        payload = json_object(body)
+    except BodyRefused as exc:
+        return refuse(exc.status, exc.error, str(exc))
     try:
         parsed = parse(payload)
     except chat2desk.PayloadError as exc:

@@ -300,8 +300,10 @@ def post_signed_raw(client, integration, body: bytes):
         (b"[1, 2]", "invalid_payload", "JSON object"),
         (b'"text"', "invalid_payload", "JSON object"),
         (b"null", "invalid_payload", "JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid_json", "not JSON"),
+        (b'{"text": "hi", "client_id": NaN}', "invalid_json", "not JSON"),
     ],
-    ids=["broken", "empty", "not-utf8", "array", "string", "null"],
+    ids=["broken", "empty", "not-utf8", "array", "string", "null", "nested-too-deep", "nan"],
 )
 def test_a_signed_body_that_is_not_a_json_object_is_400(client, integration, body, error, phrase):
     assert_refused(post_signed_raw(client, integration, body), 400, error, phrase)
