@@ -194,10 +194,11 @@ class Taken:
 # plan could walk every pending delivery through the due index instead (fresh table statistics).
 TAKE_SQL = """
 WITH taken AS (
-    UPDATE deliveries_delivery d SET leased_until = %s
-    FROM unnest(%s::text[]) AS k(id)
-    WHERE d.id = k.id AND d.lease_token = %s AND d.status = 'pending' AND d.webhook_id <> ALL(%s)
-    RETURNING d.id, d.event_id, d.webhook_id, d.attempt_count, d.schedule_position
+    UPDATE deliveries_delivery d
+    SET leased_until = CASE WHEN d.webhook_id = ANY(%(skip)s) THEN LEAST(d.leased_until, %(hold)s) ELSE %(until)s END
+    FROM unnest(%(ids)s::text[]) AS k(id)
+    WHERE d.id = k.id AND d.lease_token = %(token)s AND d.status = 'pending'
+    RETURNING d.id, d.event_id, d.webhook_id, d.attempt_count, d.schedule_position, d.webhook_id = ANY(%(skip)s) AS skipped
 )
 SELECT t.id, t.attempt_count, t.schedule_position,
        e.id, e.type, e.site_id, e.created_at,
@@ -206,6 +207,7 @@ SELECT t.id, t.attempt_count, t.schedule_position,
 FROM taken t
 JOIN deliveries_event e ON e.id = t.event_id
 JOIN subscriptions_webhook w ON w.id = t.webhook_id
+WHERE NOT t.skipped
 """
 
 
@@ -224,20 +226,25 @@ def _webhook(id, url, format, enabled, secret, previous_secret, previous_secret_
     )
 
 
-def take(*, ids: list[str], token: str, until: datetime, skip_webhooks: list[str] = ()) -> list[Taken]:
+def take(
+    *, ids: list[str], token: str, until: datetime, skip_webhooks: list[str] = (), hold_until: datetime | None = None
+) -> list[Taken]:
     """Extend the lease of the deliveries still held by `token` to `until` and load what sending
-    needs. Deliveries to `skip_webhooks` are left alone: they keep the lease they have."""
+    needs. Deliveries to `skip_webhooks` are not taken: their lease is cut to `hold_until` (never
+    lengthened), or left as it is without one."""
     if not on_postgresql():
-        owned = Delivery.objects.filter(id__in=ids, lease_token=token, status=PENDING).exclude(
-            webhook_id__in=skip_webhooks
-        )
+        held = Delivery.objects.filter(id__in=ids, lease_token=token, status=PENDING)
+        if hold_until is not None:
+            held.filter(webhook_id__in=skip_webhooks, leased_until__gt=hold_until).update(leased_until=hold_until)
+        owned = held.exclude(webhook_id__in=skip_webhooks)
         if not owned.update(leased_until=until):
             return []
         return [
             Taken(d.id, d.attempt_count, d.schedule_position, d.event, d.webhook)
             for d in owned.select_related("event", "webhook")
         ]
-    rows = _execute(TAKE_SQL, [until, list(ids), token, list(skip_webhooks)])
+    params = {"until": until, "hold": hold_until, "ids": list(ids), "token": token, "skip": list(skip_webhooks)}
+    rows = _execute(TAKE_SQL, params)
     events: dict[str, Event] = {}
     webhooks: dict[str, Webhook] = {}
     for row in rows:

@@ -7,10 +7,10 @@ outcomes in bulk as they complete.
 
 How many jobs of one webhook the engine holds follows how fast that webhook answers: enough for
 AGENTBOT_WEBHOOK_QUEUE_ROUNDS request timeouts of waiting. A fast webhook can have thousands
-queued; one that hangs keeps a few rounds, and its further deliveries are not taken at all: they
-keep their dispatch lease, and the sweep hands them out again when it runs out. A job that still
-waited too long for a slot is not sent but handed back, so nothing is ever sent after its send
-lease (`send_lease()`) could have run out.
+queued; one that hangs keeps a few rounds, and its further deliveries are not taken at all: their
+dispatch lease is cut to `overflow_hold()`, and the sweep hands them out again when it runs out. A
+job that still waited too long for a slot is not sent but handed back, so nothing is ever sent
+after its send lease (`send_lease()`) could have run out.
 
 Nothing here is the source of truth: if the process dies, the leases run out and the sweep hands
 the deliveries out again.
@@ -90,6 +90,10 @@ RECORD_TRIES = 6
 # A job with no queue to wait in still needs a moment to reach the event loop.
 START_GRACE = 1.0
 
+# Seconds per request assumed of a webhook not heard from yet: a new webhook may queue a few
+# hundred jobs at once, and as it keeps silent its assumed pace grows with the silence.
+START_PACE = 1.0
+
 
 def queue_budget() -> float:
     """Seconds a job may wait for a slot of its webhook."""
@@ -101,6 +105,12 @@ def send_lease() -> timedelta:
     lease's length is the margin for recording)."""
     seconds = queue_budget() + START_GRACE + settings.AGENTBOT_HTTP_TIMEOUT + settings.AGENTBOT_DISPATCH_LEASE
     return timedelta(seconds=seconds)
+
+
+def overflow_hold() -> timedelta:
+    """How long a saturated webhook's overflow waits before the sweep offers it again: a full
+    queue holds a queue budget of work, so about when half of it has been sent."""
+    return timedelta(seconds=max(queue_budget() / 2, settings.AGENTBOT_SWEEP_INTERVAL))
 
 
 Record = Callable[[list[tuple[Job, http.OutboundResult]]], None]
@@ -118,6 +128,7 @@ class Engine:
         self.held = 0  # jobs admitted and not yet recorded
         self.per_webhook: Counter[str] = Counter()
         self.seconds_per_request: dict[str, float] = {}  # per webhook, a moving average
+        self.quiet_since: dict[str, float] = {}  # per webhook holding jobs: its last answer (or first job)
         self.slots: dict[str, asyncio.Semaphore] = {}  # used on the loop only
         self.results: queue.SimpleQueue = queue.SimpleQueue()
         self.recorder = threading.Thread(target=self._record_forever, name="webhook-recorder", daemon=True)
@@ -129,11 +140,17 @@ class Engine:
         with self.cond:
             return self.cond.wait_for(lambda: self.held == 0 or self.held + count <= limit, timeout)
 
+    def pace(self, webhook_id: str) -> float:
+        """Seconds per request of this webhook: its recent average, or more if it has been silent
+        for longer than that while holding jobs (a webhook that starts hanging)."""
+        pace = self.seconds_per_request.get(webhook_id, START_PACE)
+        since = self.quiet_since.get(webhook_id)
+        return pace if since is None else max(pace, time.monotonic() - since)
+
     def webhook_limit(self, webhook_id: str) -> int:
-        """Jobs of this webhook that drain within the queue budget at its recent pace."""
+        """Jobs of this webhook that drain within the queue budget at its pace."""
         slots = settings.AGENTBOT_WEBHOOK_CONCURRENCY
-        pace = self.seconds_per_request.get(webhook_id, settings.AGENTBOT_HTTP_TIMEOUT)
-        return slots + int(slots * queue_budget() / max(pace, 0.001))
+        return slots + int(slots * queue_budget() / max(self.pace(webhook_id), 0.001))
 
     def saturated(self) -> list[str]:
         """Webhooks that cannot take another job now."""
@@ -148,6 +165,8 @@ class Engine:
                 if self.per_webhook[job.webhook_id] >= self.webhook_limit(job.webhook_id):
                     refused.append(job)
                 else:
+                    if not self.per_webhook[job.webhook_id]:
+                        self.quiet_since[job.webhook_id] = time.monotonic()
                     self.per_webhook[job.webhook_id] += 1
                     admitted.append(job)
             self.held += len(admitted)
@@ -182,6 +201,7 @@ class Engine:
     def _pace(self, webhook_id: str, seconds: float) -> None:
         previous = self.seconds_per_request.get(webhook_id)
         self.seconds_per_request[webhook_id] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+        self.quiet_since[webhook_id] = time.monotonic()
 
     # --- the recorder thread -----------------------------------------------------------------
     def _record_forever(self) -> None:
@@ -229,6 +249,7 @@ class Engine:
                 self.per_webhook[job.webhook_id] -= 1
                 if not self.per_webhook[job.webhook_id]:
                     del self.per_webhook[job.webhook_id]
+                    self.quiet_since.pop(job.webhook_id, None)
             self.cond.notify_all()
         for job, _ in batch:
             if job.done is not None:

@@ -194,8 +194,13 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
 # --- send -------------------------------------------------------------------------------------
 def deliveries_take(*, ids: list[str], token: str, skip_webhooks: list[str] = ()) -> list[bulk.Taken]:
     """Swap the dispatch lease for a send lease; only deliveries still held by `token` are taken,
-    and none to `skip_webhooks` (saturated ones: those wait for the sweep)."""
-    return bulk.take(ids=ids, token=token, until=timezone.now() + engine.send_lease(), skip_webhooks=skip_webhooks)
+    and none to `skip_webhooks` (saturated ones: their lease is cut short, and the sweep offers them
+    again once it runs out)."""
+    now = timezone.now()
+    return bulk.take(
+        ids=ids, token=token, until=now + engine.send_lease(), skip_webhooks=skip_webhooks,
+        hold_until=now + engine.overflow_hold(),
+    )
 
 
 def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dict) -> engine.Job:
