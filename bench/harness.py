@@ -55,6 +55,29 @@ def broker_flush() -> None:
     redis.Redis.from_url(BROKER_URL).flushdb()
 
 
+def _cpu_seconds(pid: int | str) -> float:
+    """CPU time (user + system) a process has used so far, in seconds (Linux /proc); 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time used so far by the PostgreSQL server's processes on this machine (a backend that
+    exits between two readings takes its share with it)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += _cpu_seconds(entry.name)
+            except OSError:
+                continue
+    return total
+
+
 class Receiver:
     """bench/receiver.py in its own process, so it does not share a GIL with what it measures."""
 
@@ -164,15 +187,7 @@ class Workers:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the worker and its pool processes."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in self.processes():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / ticks
+        return sum(_cpu_seconds(pid) for pid in self.processes())
 
     def sample_memory(self, interval: float = 0.1) -> None:
         """Track each process's peak RSS (the kernel's high-water mark, VmHWM) until stop()."""
@@ -195,6 +210,8 @@ class Workers:
         `mode`: "idle" samples every thread all the time (shares of wall time), "cpu" only threads on a
         CPU, "gil" only the thread holding the GIL (what bounds one process)."""
         spy = Path(PY).with_name("py-spy")
+        if not spy.exists():
+            raise SystemExit(f"--profile needs py-spy beside {PY}: {Path(PY).with_name('pip')} install py-spy")
         flags = {"idle": ["--idle"], "cpu": [], "gil": ["--gil"]}[mode]
         self._profiler = subprocess.Popen(
             [str(spy), "record", "--pid", str(self.proc.pid), "--subprocesses", *flags, "--rate", "200",  # node 0

@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agentbot.models import Site
-from bench.harness import PY, ROOT, Receiver, Workers, broker_flush
+from bench.harness import PY, ROOT, Receiver, Workers, broker_flush, postgres_cpu_seconds
 from bench.limit import MESSAGE
 from deliveries.models import Delivery, Event
 from deliveries.services import deliveries_sweep, event_publish
@@ -49,10 +49,14 @@ class Context:
             extra_env=self.worker_env,
             nodes=self.nodes,
         )
-        workers.wait_ready()
-        if self.profile_dir:
-            self.profile_dir.mkdir(parents=True, exist_ok=True)
-            workers.profile(self.profile_dir / f"run-{self.runs}.txt", self.profile_mode)
+        try:
+            workers.wait_ready()
+            if self.profile_dir:
+                self.profile_dir.mkdir(parents=True, exist_ok=True)
+                workers.profile(self.profile_dir / f"run-{self.runs}.txt", self.profile_mode)
+        except BaseException:  # no worker may outlive its run: it would take the next run's tasks
+            workers.stop()
+            raise
         return workers
 
 
@@ -186,11 +190,13 @@ def burst(ctx: Context, *, events: int, webhooks: int, hanging: int = 0) -> dict
     workers.sample_memory()
     try:
         first_publish, cpu_before, worker_cpu_before = time.time(), time.process_time(), workers.cpu_seconds()
+        postgres_cpu_before = postgres_cpu_seconds()
         commits = publish(site, events, threads=ctx.publishers)
         published, publisher_cpu = time.time(), time.process_time() - cpu_before
         expected = events * len(healthy)
         done_at, done = wait_succeeded(expected, stall=ctx.settle_timeout, limit=ctx.run_limit)
         worker_cpu = workers.cpu_seconds() - worker_cpu_before
+        postgres_cpu = postgres_cpu_seconds() - postgres_cpu_before
         unfinished = unfinished_by_state(healthy) if done < expected else {}
         last_recorded = Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).aggregate(at=Max("last_attempt_at"))["at"]
     finally:
@@ -209,6 +215,8 @@ def burst(ctx: Context, *, events: int, webhooks: int, hanging: int = 0) -> dict
         "publish_seconds": published - first_publish,
         "publisher_cpu_ms_per_event": publisher_cpu / events * 1000,
         "worker_cpu_ms_per_delivery": worker_cpu / max(done, 1) * 1000,
+        # Publishing and delivering together (the publisher's statements included).
+        "postgres_cpu_ms_per_delivery": postgres_cpu / max(done, 1) * 1000,
         "p50_ms": percentile(values, 50),
         "p99_ms": percentile(values, 99),
         "duplicates": duplicates,
