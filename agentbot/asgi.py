@@ -17,3 +17,7 @@ django_application = get_asgi_application()
 from agentbot.inbound.webchat_socket import sio  # noqa: E402  (needs the settings loaded above)
 
 application = socketio.ASGIApp(sio, other_asgi_app=django_application, socketio_path="socket.io")
+
+from agentbot.startup import freeze_startup_objects  # noqa: E402
+
+freeze_startup_objects()
