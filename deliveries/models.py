@@ -41,7 +41,9 @@ class Delivery(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40, default=new_delivery_id, editable=False)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    # Indexed by delivery_webhook_recent_idx, which starts with it: every index costs each insert,
+    # and each update of a row that fills its page, one more entry.
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempt_count = models.PositiveIntegerField(default=0)
     # How many steps of the retry schedule are used up; the next delay is schedule[position].
@@ -74,7 +76,8 @@ class Delivery(models.Model):
 
 
 class Attempt(models.Model):
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    # Indexed by the (delivery, number) index below, which starts with it.
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     number = models.PositiveIntegerField()
     at = models.DateTimeField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
