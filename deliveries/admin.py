@@ -5,11 +5,13 @@ import logging
 from datetime import timedelta
 
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from agentbot.admin import ObjectActionsMixin, hourly_chart
 from agentbot.logging import log_delivery
@@ -27,6 +29,7 @@ from deliveries.formats import Envelope, get_format
 from deliveries.models import Delivery, Event
 from subscriptions.admin import health_html
 from subscriptions.event_types import CATALOGUE
+from subscriptions.models import Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,8 @@ class OwnTypeFilter(EventTypeFilter):
 class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = ["id", "event_type", "webhook", "status_label", "last_status_code", "attempt_count", "next_attempt_at", "created_at"]
     list_filter = ["status", EventTypeFilter, "webhook__format", "webhook__site"]
-    search_fields = ["=id", "=event__id", "=webhook__id", "webhook__url"]
+    search_fields = ["=id", "=event__id", "=webhook__id", "webhook__url"]  # the box; get_search_results searches
+    search_help_text = _("A delivery, event or webhook id, whole, or part of a webhook's URL.")
     list_select_related = ["event", "webhook"]
     show_full_result_count = False  # the delivery table is large; one count per page view is enough
     actions = ["retry"]
@@ -85,6 +89,16 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def get_urls(self):
         dashboard = path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="deliveries_delivery_dashboard")
         return [dashboard] + super().get_urls()
+
+    def get_search_results(self, request, queryset, search_term):
+        """Each word is a delivery, event or webhook id, whole and exact, or part of a webhook's URL,
+        and each is found through an index. Django's own search compares `UPPER(id)`, which no index
+        serves, and joins every delivery to its webhook for the URL: on a large delivery table,
+        a scan of all of it for every search."""
+        for word in search_term.split():
+            by_url = Webhook.objects.filter(url__icontains=word).values_list("id", flat=True)
+            queryset = queryset.filter(Q(id=word) | Q(event_id=word) | Q(webhook_id__in=[word, *by_url]))
+        return queryset, False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("event", "webhook")

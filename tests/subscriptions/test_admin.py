@@ -3,6 +3,7 @@ health and deliveries, read what was sent and answered, act, and watch the dashb
 
 import re
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.admin.utils import quote
@@ -149,6 +150,26 @@ def test_webhook_list_searches_url_and_id(admin, site, webhook_factory):
     assert "other.example.com" not in page(admin, f"{WEBHOOKS}?q=wanted")
     by_id = page(admin, f"{WEBHOOKS}?q={wanted.id}")
     assert "wanted.example.com" in by_id and "other.example.com" not in by_id
+
+
+@pytest.mark.parametrize("term", ["delivery id", "event id", "webhook id", "url", "two words"])
+def test_delivery_list_finds_a_delivery_by_any_of_its_ids_or_its_webhook_url(admin, site, webhook_factory, term):
+    wanted = delivery_with_attempts(webhook_factory(site=site, url="https://wanted.example.com/h"))
+    other = delivery_with_attempts(webhook_factory(site=site, url="https://other.example.com/h"))
+    query = {
+        "delivery id": wanted.id, "event id": wanted.event_id, "webhook id": wanted.webhook_id,
+        "url": "WANTED.example", "two words": f"wanted {wanted.id}",
+    }[term]
+    listing = page(admin, f"{DELIVERIES}?{urlencode({'q': query})}")
+    assert wanted.id in listing and other.id not in listing
+
+
+def test_delivery_search_reads_ids_through_indexes_not_upper_of_every_id(admin, site, webhook_factory):
+    delivery = delivery_with_attempts(webhook_factory(site=site))
+    with CaptureQueriesContext(connection) as queries:
+        page(admin, f"{DELIVERIES}?q={delivery.id}")
+    searched = [q["sql"] for q in queries.captured_queries if "deliveries_delivery" in q["sql"] and delivery.id in q["sql"]]
+    assert searched and not any("UPPER" in sql for sql in searched), searched
 
 
 # --- the webhook page ------------------------------------------------------------------------------
