@@ -319,6 +319,9 @@ ASGI_APPLICATION = "agentbot.asgi.application"
 AGENTBOT_WEBCHAT_MAX_MESSAGE_CHARS = int(env_float("AGENTBOT_WEBCHAT_MAX_MESSAGE_CHARS", 2000))
 AGENTBOT_WEBCHAT_RATE = env_float("AGENTBOT_WEBCHAT_RATE", 1.0)
 AGENTBOT_WEBCHAT_BURST = int(env_float("AGENTBOT_WEBCHAT_BURST", 5))
+# Open webchat connections one client address may hold in one web process; 0 for no limit (a
+# site whose visitors share an address, behind a carrier's NAT, may need more).
+AGENTBOT_WEBCHAT_MAX_CONNECTIONS_PER_ADDRESS = int(env_float("AGENTBOT_WEBCHAT_MAX_CONNECTIONS_PER_ADDRESS", 30))
 # How long an answer waits for another process that has its event (the sweep's worker).
 AGENTBOT_WEBCHAT_ANSWER_WAIT = env_float("AGENTBOT_WEBCHAT_ANSWER_WAIT", 5.0)
 # Seconds between looks at an open conversation for what came later (a retried answer, a person's

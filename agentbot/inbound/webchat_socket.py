@@ -16,6 +16,7 @@ Events (README "Inbound channels: webchat"):
 
 import asyncio
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -101,9 +102,25 @@ class Visitor:
     seen: set[str] = field(default_factory=set)
     refused_in_a_row: int = 0
     poller: asyncio.Task | None = None
+    address: str = ""
 
 
 visitors: dict[str, Visitor] = {}
+# Open connections (and connects under way) per client address, in this process.
+connections_by_address: Counter[str] = Counter()
+
+
+def client_address(environ: dict) -> str:
+    """The client's address as the ASGI server saw it (uvicorn's --proxy-headers puts a trusted
+    proxy's X-Forwarded-For there); the engine's own REMOTE_ADDR is always 127.0.0.1."""
+    client = (environ.get("asgi.scope") or {}).get("client")
+    return str(client[0]) if client else ""
+
+
+def address_release(address: str) -> None:
+    connections_by_address[address] -= 1
+    if connections_by_address[address] <= 0:
+        del connections_by_address[address]
 
 
 def own_origins(environ: dict) -> list[str]:
@@ -118,13 +135,23 @@ def own_origins(environ: dict) -> list[str]:
 
 @sio.event
 async def connect(sid, environ, auth):
+    address = client_address(environ)
+    limit = settings.AGENTBOT_WEBCHAT_MAX_CONNECTIONS_PER_ADDRESS
+    if limit and connections_by_address[address] >= limit:
+        raise socketio.exceptions.ConnectionRefusedError(
+            f"too many chats are open from your address (at most {limit}); close one and try again",
+            {"error": "too_many_connections"},
+        )
+    connections_by_address[address] += 1  # counted before the wait, so parallel connects count too
     try:
         session = await db(
             webchat.session_open, auth=auth, origin=environ.get("HTTP_ORIGIN"), own_origins=own_origins(environ)
         )
     except webchat.Refused as exc:
+        address_release(address)
         raise socketio.exceptions.ConnectionRefusedError(str(exc), {"error": exc.code}) from None
     except Exception:
+        address_release(address)
         logger.exception("webchat connect failed")
         raise socketio.exceptions.ConnectionRefusedError(
             "the chat is unavailable right now; try again in a minute", {"error": "unavailable"}
@@ -135,6 +162,7 @@ async def connect(sid, environ, auth):
         bucket=webchat.TokenBucket(rate=settings.AGENTBOT_WEBCHAT_RATE, burst=settings.AGENTBOT_WEBCHAT_BURST),
         cursor=history[-1]["created_at"] if history else webchat.now_iso(),
         seen={m["id"] for m in history},
+        address=address,
     )
     visitors[sid] = visitor
     logger.info(
@@ -151,7 +179,8 @@ async def _welcome(sid: str, visitor: Visitor) -> None:
             break
         await asyncio.sleep(0.01)
     else:  # gone during the handshake: no disconnect event will come for it
-        visitors.pop(sid, None)
+        if visitors.pop(sid, None) is not None:
+            address_release(visitor.address)
         return
     await sio.emit("session", visitor.session.as_event(), to=sid)
     if visitor.session.conversation_id:
@@ -161,7 +190,10 @@ async def _welcome(sid: str, visitor: Visitor) -> None:
 @sio.event
 async def disconnect(sid, reason=None):
     visitor = visitors.pop(sid, None)
-    if visitor is not None and visitor.poller is not None:
+    if visitor is None:
+        return
+    address_release(visitor.address)
+    if visitor.poller is not None:
         visitor.poller.cancel()
 
 

@@ -240,6 +240,36 @@ def test_message_size_and_rate_limits_answer_with_errors_and_keep_the_connection
     assert "Traceback" not in server.log()
 
 
+def test_one_address_holds_a_bounded_number_of_chats_and_gets_its_places_back_as_they_close(
+    site, webchat, start_server, visitors
+):
+    server = start_server(AGENTBOT_WEBCHAT_MAX_CONNECTIONS_PER_ADDRESS="2")
+    # Refused connects hold no place.
+    for _ in range(3):
+        assert visitors().refused(server.url, webchat.id, origin="https://evil.example")["data"]["error"] == "origin_not_allowed"
+    first, second = visitors(), visitors()
+    first.connect(server.url, webchat.id, origin=SHOP)
+    second.connect(server.url, webchat.id, origin=SHOP)
+    refusal = visitors().refused(server.url, webchat.id, origin=SHOP)
+    assert refusal["data"]["error"] == "too_many_connections"
+    assert refusal["message"] == "too many chats are open from your address (at most 2); close one and try again"
+    # A closed chat gives its place back.
+    first.close()
+    wait_until(lambda: _connects(server, webchat), what="a place freed by the closed chat")
+    assert second.send(HOURS)["ok"] is True
+
+
+def _connects(server, webchat) -> bool:
+    visitor = Visitor()
+    try:
+        visitor.connect(server.url, webchat.id, origin=SHOP)
+        return True
+    except Exception:
+        return False
+    finally:
+        visitor.close()
+
+
 def test_the_widget_and_the_demo_page_are_served_by_the_asgi_app(site, webchat, start_server):
     import requests
 
