@@ -15,7 +15,7 @@ from django.utils import timezone
 from deliveries import jsjson
 from deliveries.formats import Envelope, get_format
 from deliveries.models import Attempt, Delivery
-from deliveries.services import webhook_send_test
+from deliveries.services import event_publish, webhook_send_test
 from subscriptions.models import Webhook
 
 pytestmark = pytest.mark.django_db
@@ -170,6 +170,16 @@ def test_delivery_search_reads_ids_through_indexes_not_upper_of_every_id(admin, 
         page(admin, f"{DELIVERIES}?q={delivery.id}")
     searched = [q["sql"] for q in queries.captured_queries if "deliveries_delivery" in q["sql"] and delivery.id in q["sql"]]
     assert searched and not any("UPPER" in sql for sql in searched), searched
+
+
+def test_event_list_finds_an_event_by_its_id_or_idempotency_key_without_upper_of_every_id(admin, site):
+    keyed, _ = event_publish(site=site, event_type="message.created", data={}, idempotency_key="order-1234")
+    other, _ = event_publish(site=site, event_type="message.created", data={})
+    for term in (keyed.id, "order-1234"):
+        with CaptureQueriesContext(connection) as queries:
+            listing = page(admin, f"/admin/deliveries/event/?{urlencode({'q': term})}")
+        assert keyed.id in listing and other.id not in listing
+        assert not any("UPPER" in q["sql"] for q in queries.captured_queries if "deliveries_event" in q["sql"])
 
 
 # --- the webhook page ------------------------------------------------------------------------------
