@@ -123,6 +123,14 @@ def address_release(address: str) -> None:
         del connections_by_address[address]
 
 
+def visitor_forget(sid: str) -> Visitor | None:
+    """Drop a connection's visitor (once) and give its address's place back."""
+    visitor = visitors.pop(sid, None)
+    if visitor is not None:
+        address_release(visitor.address)
+    return visitor
+
+
 def own_origins(environ: dict) -> list[str]:
     """The origin of the service's own pages, as this connection reached it."""
     host = environ.get("HTTP_HOST", "")
@@ -179,8 +187,7 @@ async def _welcome(sid: str, visitor: Visitor) -> None:
             break
         await asyncio.sleep(0.01)
     else:  # gone during the handshake: no disconnect event will come for it
-        if visitors.pop(sid, None) is not None:
-            address_release(visitor.address)
+        visitor_forget(sid)
         return
     await sio.emit("session", visitor.session.as_event(), to=sid)
     if visitor.session.conversation_id:
@@ -189,11 +196,8 @@ async def _welcome(sid: str, visitor: Visitor) -> None:
 
 @sio.event
 async def disconnect(sid, reason=None):
-    visitor = visitors.pop(sid, None)
-    if visitor is None:
-        return
-    address_release(visitor.address)
-    if visitor.poller is not None:
+    visitor = visitor_forget(sid)
+    if visitor is not None and visitor.poller is not None:
         visitor.poller.cancel()
 
 
