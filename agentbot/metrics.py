@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from agentbot.inbound.models import INBOUND_PENDING, InboundEvent
+from deliveries.bulk import paused_webhook
 from deliveries.models import Attempt, Delivery
 from subscriptions.models import Webhook, WebhookFormat
 
@@ -96,8 +97,9 @@ class Backlog:
 
 
 def due_backlog(*, now: datetime) -> Backlog:
-    """Pending deliveries whose next attempt time has come (in flight or waiting for a worker)."""
-    row = Delivery.objects.filter(status=PENDING, next_attempt_at__lte=now).aggregate(
+    """Pending deliveries whose next attempt time has come (in flight or waiting for a worker); a
+    paused webhook's deliveries wait by design and are not counted."""
+    row = Delivery.objects.filter(status=PENDING, next_attempt_at__lte=now).exclude(paused_webhook()).aggregate(
         due=Count("id"), oldest=Min("next_attempt_at")
     )
     return Backlog(due=row["due"], oldest_due_at=row["oldest"])

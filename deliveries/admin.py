@@ -24,7 +24,7 @@ from agentbot.metrics import (
     webhook_states,
     webhooks_failing,
 )
-from deliveries import jsjson, services
+from deliveries import services
 from deliveries.formats import Envelope, get_format
 from deliveries.models import Delivery, Event
 from subscriptions.admin import health_html
@@ -41,8 +41,8 @@ def body_as_sent(delivery: Delivery) -> str:
     """The request body of the delivery, rendered again: formats are pure functions of the event,
     so this is byte for byte what every attempt sent."""
     event = delivery.event
-    envelope = Envelope(event.id, event.type, event.site_id, event.created_at, event.data)
-    return jsjson.dumps(get_format(delivery.webhook.format).build_body(envelope)).decode("utf-8")
+    envelope = Envelope.of(event.id, event.type, event.site_id, event.created_at, event.data)
+    return get_format(delivery.webhook.format).render(envelope).decode("utf-8")
 
 
 def capped(text: str, limit: int = SHOWN_BODY_CHARS) -> str:

@@ -7,9 +7,11 @@ time) are made by the services.
 """
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Callable
 
 import psycopg
 from django.db import connection, transaction
@@ -17,8 +19,12 @@ from django.db.models import Q
 
 from agentbot.crypto import decrypt
 from agentbot.ids import new_delivery_id
+from deliveries import jsjson
+from deliveries.formats import Envelope
 from deliveries.models import Attempt, Delivery, Event
 from subscriptions.models import Webhook
+
+logger = logging.getLogger(__name__)
 
 PENDING = Delivery.Status.PENDING
 
@@ -46,24 +52,35 @@ class Candidate:
     events: list[str]
     format: str
     circuit_opened_at: datetime | None
+    paused: bool
+
+    @property
+    def held(self) -> bool:
+        """Its deliveries are stored but not handed out: paused, or its circuit is open."""
+        return self.paused or self.circuit_opened_at is not None
 
 
-_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at"
+_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at, NOT enabled"
+# Webhooks that get deliveries of new events: enabled ones and paused ones (whose deliveries wait);
+# not those the service disabled.
+_GETS_EVENTS = "(enabled OR disabled_reason = '')"
 
 
 def _candidates(rows: list[tuple]) -> list[Candidate]:
-    return [Candidate(id, json.loads(events), format, opened) for id, events, format, opened in rows]
+    return [Candidate(id, json.loads(events), format, opened, paused) for id, events, format, opened, paused in rows]
 
 
-def event_create(*, site_id: str, event_type: str, data: dict) -> tuple[Event, list[Candidate]]:
+def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -> tuple[Event, list[Candidate]]:
     """Store the event and read the site's enabled webhooks, in one statement on PostgreSQL (the
-    ORM's INSERT and SELECT cost a publish more CPU than the rest of it)."""
+    ORM's INSERT and SELECT cost a publish more CPU than the rest of it). `data_json` is `data`
+    as the publish already rendered it (jsjson.dumps), stored as it is."""
     event = Event(site_id=site_id, type=event_type, data=data)
     if not on_postgresql():
         event.save(force_insert=True)
         return event, webhook_candidates(site_id=site_id)
     sql, fields = _event_plan()
-    rows = _execute(sql, [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields] + [site_id])
+    values = [data_json if f.attname == "data" else f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+    rows = _execute(sql, values + [site_id])
     event._state.adding, event._state.db = False, connection.alias
     return event, _candidates(rows)
 
@@ -76,15 +93,20 @@ def _event_plan() -> tuple[str, list]:
     values = ", ".join(f"%s::{f.db_type(connection)}" for f in fields)
     sql = (
         f"WITH event AS (INSERT INTO {Event._meta.db_table} ({columns}) VALUES ({values})) "
-        f"SELECT {_CANDIDATE_COLUMNS} FROM {Webhook._meta.db_table} WHERE site_id = %s AND enabled"
+        f"SELECT {_CANDIDATE_COLUMNS} FROM {Webhook._meta.db_table} WHERE site_id = %s AND {_GETS_EVENTS}"
     )
     return sql, fields
 
 
 def webhook_candidates(*, site_id: str | None = None, webhook_id: str | None = None) -> list[Candidate]:
-    """The site's enabled webhooks, or the one webhook `webhook_id` whatever its state."""
-    found = Webhook.objects.filter(pk=webhook_id) if webhook_id else Webhook.objects.filter(site_id=site_id, enabled=True)
-    return [Candidate(*row) for row in found.values_list("id", "events", "format", "circuit_opened_at")]
+    """The site's webhooks that get new events (enabled or paused), or the one webhook
+    `webhook_id` whatever its state."""
+    if webhook_id:
+        found = Webhook.objects.filter(pk=webhook_id)
+    else:
+        found = Webhook.objects.filter(Q(enabled=True) | Q(disabled_reason=""), site_id=site_id)
+    rows = found.values_list("id", "events", "format", "circuit_opened_at", "enabled")
+    return [Candidate(id, events, format, opened, not enabled) for id, events, format, opened, enabled in rows]
 
 
 def deliveries_create(
@@ -141,8 +163,11 @@ UPDATE deliveries_delivery SET leased_until = %s, lease_token = %s
 WHERE id IN (
     SELECT id FROM deliveries_delivery
     WHERE status = 'pending' AND next_attempt_at <= %s AND (leased_until IS NULL OR leased_until < %s)
-      -- an open circuit's deliveries are held; its probes are claimed on their own
-      AND webhook_id NOT IN (SELECT id FROM subscriptions_webhook WHERE circuit_opened_at IS NOT NULL)
+      -- a paused webhook's deliveries wait; an open circuit's are held, its probes claimed on their own
+      AND webhook_id NOT IN (
+          SELECT id FROM subscriptions_webhook
+          WHERE circuit_opened_at IS NOT NULL OR (NOT enabled AND disabled_reason = '')
+      )
     ORDER BY next_attempt_at
     LIMIT %s
     FOR UPDATE SKIP LOCKED
@@ -159,8 +184,14 @@ def due_unleased(*, now: datetime):
 
 
 def due(*, now: datetime):
-    """What the sweep may claim: due and unleased, except an open circuit's (it gets probes)."""
-    return due_unleased(now=now).exclude(webhook__circuit_opened_at__isnull=False)
+    """What the sweep may claim: due and unleased, except a paused webhook's (they wait) and an
+    open circuit's (it gets probes)."""
+    return due_unleased(now=now).exclude(webhook__circuit_opened_at__isnull=False).exclude(paused_webhook())
+
+
+def paused_webhook() -> Q:
+    """Deliveries whose webhook is paused (Webhook.paused)."""
+    return Q(webhook__enabled=False, webhook__disabled_reason="")
 
 
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
@@ -182,21 +213,28 @@ def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list
 # --- take (a worker swaps the dispatch lease for a send lease) --------------------------------
 @dataclass
 class Taken:
+    """A delivery a worker now holds for one attempt, with what sending it needs. `webhook` is
+    None when its row could not be made ready to send (a secret that does not decrypt): `problem`
+    says why, and the attempt is recorded as failed with it."""
+
     id: str
     attempt_count: int
     schedule_position: int
-    event: Event
-    webhook: Webhook
+    event: Envelope
+    webhook_id: str
+    format: str
+    webhook: Webhook | None
+    problem: str = ""
 
 
-# The event's data is returned once per event, not once per delivery of it. The ids are joined
-# from `unnest`, each looked up by primary key, and nothing else in the WHERE may offer the planner
-# another way in. Only a pending delivery ever carries a lease token (recording an outcome clears
-# it), so the token alone says the delivery is still ours; the status is checked after the UPDATE.
-# In its WHERE, `status = 'pending'` let the planner read every pending delivery through
-# `delivery_due_idx` whenever the statistics said few were pending (a new or freshly emptied table,
-# a burst after a quiet spell) and join them with the ids: a take of 30 ids cost 20-700 ms in the
-# benchmark.
+# The event's data is returned once per event, not once per delivery of it, as the text stored at
+# publish. The ids are joined from `unnest`, each looked up by primary key, and nothing else in the
+# WHERE may offer the planner another way in. Only a pending delivery ever carries a lease token
+# (recording an outcome clears it), so the token alone says the delivery is still ours; the status
+# is checked after the UPDATE. In its WHERE, `status = 'pending'` let the planner read every
+# pending delivery through `delivery_due_idx` whenever the statistics said few were pending (a new
+# or freshly emptied table, a burst after a quiet spell) and join them with the ids: a take of 30
+# ids cost 20-700 ms in the benchmark.
 TAKE_SQL = """
 WITH taken AS (
     UPDATE deliveries_delivery d
@@ -209,7 +247,7 @@ WITH taken AS (
 SELECT t.id, t.attempt_count, t.schedule_position,
        e.id, e.type, e.site_id, e.created_at,
        CASE WHEN row_number() OVER (PARTITION BY e.id) = 1 THEN e.data::text END,
-       w.id, w.url, w.format, w.enabled, w.secret, w.previous_secret, w.previous_secret_expires_at
+       w.id, w.url, w.format, w.enabled, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at
 FROM taken t
 JOIN deliveries_event e ON e.id = t.event_id
 JOIN subscriptions_webhook w ON w.id = t.webhook_id
@@ -224,12 +262,22 @@ def _plain(ciphertext: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _webhook(id, url, format, enabled, secret, previous_secret, previous_secret_expires_at) -> Webhook:
+def _webhook(id, url, format, enabled, disabled_reason, secret, previous_secret, previous_secret_expires_at) -> Webhook:
     """What sending needs of a webhook, built once per version of its row (read-only)."""
     return Webhook(
-        id=id, url=url, format=format, enabled=enabled, secret=_plain(secret),
+        id=id, url=url, format=format, enabled=enabled, disabled_reason=disabled_reason, secret=_plain(secret),
         previous_secret=_plain(previous_secret), previous_secret_expires_at=previous_secret_expires_at,
     )
+
+
+def _ready(build: Callable[[], Webhook]) -> tuple[Webhook | None, str]:
+    """The webhook, or why it cannot sign: one webhook's bad row must not stop the batch."""
+    try:
+        return build(), ""
+    except Exception as exc:
+        logger.exception("webhook row cannot be made ready to send")
+        reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__  # crypto's message names no secret
+        return None, f"the webhook cannot sign: {reason}"
 
 
 def take(
@@ -239,27 +287,35 @@ def take(
     needs. Deliveries to `skip_webhooks` are not taken: their lease is cut to `hold_until` (never
     lengthened), or left as it is without one."""
     if not on_postgresql():
-        held = Delivery.objects.filter(id__in=ids, lease_token=token, status=PENDING)
-        if hold_until is not None:
-            held.filter(webhook_id__in=skip_webhooks, leased_until__gt=hold_until).update(leased_until=hold_until)
-        owned = held.exclude(webhook_id__in=skip_webhooks)
-        if not owned.update(leased_until=until):
-            return []
-        return [
-            Taken(d.id, d.attempt_count, d.schedule_position, d.event, d.webhook)
-            for d in owned.select_related("event", "webhook")
-        ]
+        return _take_orm(ids=ids, token=token, until=until, skip_webhooks=skip_webhooks, hold_until=hold_until)
     params = {"until": until, "hold": hold_until, "ids": list(ids), "token": token, "skip": list(skip_webhooks)}
     rows = _execute(TAKE_SQL, params)
-    events: dict[str, Event] = {}
-    webhooks: dict[str, Webhook] = {}
+    events: dict[str, Envelope] = {}
+    webhooks: dict[str, tuple[Webhook | None, str]] = {}
     for row in rows:
         event_id, data = row[3], row[7]
         if data is not None:
-            events[event_id] = Event(id=event_id, type=row[4], site_id=row[5], created_at=row[6], data=json.loads(data))
+            events[event_id] = Envelope(event_id, row[4], row[5], row[6], data)
         if row[8] not in webhooks:
-            webhooks[row[8]] = _webhook(*row[8:15])
-    return [Taken(row[0], row[1], row[2], events[row[3]], webhooks[row[8]]) for row in rows]
+            webhooks[row[8]] = _ready(lambda: _webhook(*row[8:16]))
+    return [Taken(row[0], row[1], row[2], events[row[3]], row[8], row[10], *webhooks[row[8]]) for row in rows]
+
+
+def _take_orm(*, ids, token, until, skip_webhooks, hold_until) -> list[Taken]:
+    held = Delivery.objects.filter(id__in=ids, lease_token=token, status=PENDING)
+    if hold_until is not None:
+        held.filter(webhook_id__in=skip_webhooks, leased_until__gt=hold_until).update(leased_until=hold_until)
+    owned = held.exclude(webhook_id__in=skip_webhooks)
+    if not owned.update(leased_until=until):
+        return []
+    taken = []
+    for d in owned.select_related("event"):
+        e = d.event
+        envelope = Envelope(e.id, e.type, e.site_id, e.created_at, jsjson.dumps(e.data).decode("utf-8"))
+        webhook_format = Webhook.objects.filter(pk=d.webhook_id).values_list("format", flat=True).first()
+        webhook, problem = _ready(lambda: Webhook.objects.get(pk=d.webhook_id))
+        taken.append(Taken(d.id, d.attempt_count, d.schedule_position, envelope, d.webhook_id, webhook_format, webhook, problem))
+    return taken
 
 
 # --- record -----------------------------------------------------------------------------------
@@ -311,7 +367,11 @@ WHERE EXISTS (SELECT 1 FROM deliveries_delivery d WHERE d.id = r.id)
 
 
 def _text(value: str) -> str:
-    return value.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
+    """What PostgreSQL text can hold: no NUL, and no lone surrogate, which a receiver's header of
+    bytes that are not UTF-8 becomes (aiohttp decodes header values with surrogateescape)."""
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value.replace("\x00", "\ufffd")
 
 
 def _moment(value: datetime | None) -> str | None:

@@ -10,10 +10,12 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Callable
 
 from django.conf import settings
 
+from deliveries import jsjson
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CHANNEL_REPLY,
@@ -35,13 +37,31 @@ LEADS_SCHEDULE = (0.0, 1 * MINUTE, 3 * MINUTE)
 
 @dataclass(frozen=True)
 class Envelope:
-    """What a format needs to know about the event it renders."""
+    """What a format needs to know about the event it renders.
+
+    `data_json` is the event's data as stored: JavaScript's serialisation, rendered once at publish.
+    A format that sends the data whole embeds it as it is (`data_fragment`); one that picks fields
+    out of it reads `data`, parsed as JavaScript would.
+    """
 
     event_id: str
     event_type: str
     site_id: str
     created_at: datetime
-    data: dict
+    data_json: str
+
+    @classmethod
+    def of(cls, event_id: str, event_type: str, site_id: str, created_at: datetime, data: dict) -> "Envelope":
+        return cls(event_id, event_type, site_id, created_at, jsjson.dumps(data).decode("utf-8"))
+
+    @cached_property
+    def data(self) -> dict:
+        value = jsjson.parse(self.data_json)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def data_fragment(self) -> jsjson.Fragment:
+        return jsjson.Fragment(self.data_json)
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,10 @@ class DeliveryFormat:
     is_success: Callable[[int, bytes], bool]
     schedule: tuple[float, ...]
     carries: Callable[[str], bool] = lambda event_type: True
+
+    def render(self, envelope: Envelope) -> bytes:
+        """The request body: the same bytes for every attempt of every delivery of the event."""
+        return jsjson.dumps(self.build_body(envelope))
 
     def retry_schedule(self) -> tuple[float, ...]:
         override = settings.AGENTBOT_RETRY_SCHEDULE
@@ -109,7 +133,7 @@ def object_or_empty(value) -> dict:
 
 # --- agentbot (seed 002) ----------------------------------------------------------------------
 def agentbot_body(e: Envelope) -> dict:
-    return {"event": e.event_type, "timestamp": iso_utc(e.created_at), "site_id": e.site_id, "data": e.data}
+    return {"event": e.event_type, "timestamp": iso_utc(e.created_at), "site_id": e.site_id, "data": e.data_fragment}
 
 
 def agentbot_sign(s: Signing) -> dict[str, str]:
@@ -164,7 +188,7 @@ def chatzuri_body(e: Envelope) -> dict:
     if e.event_type == LEAD_SUBMIT.name:
         return chatzuri_lead_submit(e)
     # Events the document does not describe keep their name and data, and their channel if any.
-    return chatzuri_envelope(e.event_type, e.data.get("channel"), e.site_id, e.data)
+    return chatzuri_envelope(e.event_type, e.data.get("channel"), e.site_id, e.data_fragment)
 
 
 def chatzuri_sign(s: Signing) -> dict[str, str]:
@@ -215,7 +239,7 @@ def leads_success(status: int, body: bytes) -> bool:
 
 # --- standard (Standard Webhooks) -------------------------------------------------------------
 def standard_body(e: Envelope) -> dict:
-    return {"type": e.event_type, "timestamp": iso_utc(e.created_at), "data": e.data}
+    return {"type": e.event_type, "timestamp": iso_utc(e.created_at), "data": e.data_fragment}
 
 
 def standard_key(secret: str) -> bytes:

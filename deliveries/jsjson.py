@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["MAX_SAFE_INTEGER", "UnsafeJSONError", "check_safe", "dumps", "js_number", "loads"]
+__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "Fragment", "UnsafeJSONError", "check_safe", "dumps", "js_number", "parse"]
 
 MAX_SAFE_INTEGER = _SAFE = 2**53 - 1
+# Containers nested deeper than this are refused: every reader of the value (the parser, the
+# serialiser, the admin's pages) recurses, and none may run out of stack on data it accepted.
+MAX_DEPTH = 64
 _MAX_INDEX = 2**32 - 2  # largest array index; JS orders only these keys numerically
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
@@ -35,6 +38,14 @@ class UnsafeJSONError(ValueError):
 @dataclass(frozen=True, slots=True)
 class _Raw:
     """Number text json.dumps cannot emit (JS exponent and small-fraction layouts)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """JSON text that is already JavaScript's serialisation (made by :func:`dumps`), embedded in a
+    larger value as it is: an event's data, rendered once at publish, inside each format's body."""
 
     text: str
 
@@ -78,7 +89,7 @@ def _is_index(key: str) -> bool:
 def _canon(v: Any) -> Any:
     """v with JS key order and JS float layout; unchanged containers are returned as they are."""
     t = type(v)
-    if t is str or t is bool or v is None:
+    if t is str or t is bool or v is None or t is Fragment:
         return v
     if t is int:
         if -_SAFE <= v <= _SAFE:
@@ -126,9 +137,9 @@ def _encode(v: Any, top: bool = True) -> str:
     if top:
         try:
             return _ENCODER.encode(v)
-        except TypeError:  # only a _Raw causes this (_canon rejected all else): needs literal text
+        except TypeError:  # only a _Raw or a Fragment causes this (_canon rejected all else)
             pass
-    if isinstance(v, _Raw):
+    if isinstance(v, (_Raw, Fragment)):
         return v.text
     if isinstance(v, dict):
         return "{" + ",".join(_ENCODER.encode(k) + ":" + _encode(x, False) for k, x in v.items()) + "}"
@@ -153,16 +164,27 @@ def dumps(value: Any) -> bytes:
         return _LONE_SURROGATE.sub(lambda m: "\\u%04x" % ord(m.group()), text).encode("utf-8")
 
 
-def loads(raw: bytes | str) -> Any:
-    """json.loads, refusing numbers JavaScript would change (NaN, Infinity, |int| > 2**53 - 1)."""
-    value = json.loads(raw)
-    check_safe(value)
-    return value
+def _js_int(text: str) -> int | float:
+    value = int(text)
+    return value if -_SAFE <= value <= _SAFE else float(text)
 
 
-def check_safe(value: Any, path: str = "data") -> None:
-    """Raise UnsafeJSONError naming the path of the first unsafe integer or non-finite float."""
-    if isinstance(value, bool):
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse(raw: bytes | str) -> Any:
+    """What JavaScript's JSON.parse reads: an integer beyond ±(2**53 - 1) is the double it rounds
+    to, as every JavaScript number is. For text :func:`dumps` made, ``dumps(parse(text)) == text``
+    (an integral double of 2**53 or more is printed as digits, which Python alone reads as an int
+    no JavaScript receiver would see)."""
+    return json.loads(raw, parse_int=_js_int, parse_constant=_no_constant)
+
+
+def check_safe(value: Any, path: str = "data", depth: int = 0) -> None:
+    """Raise UnsafeJSONError naming the path of the first unsafe integer, non-finite float or
+    container nested deeper than MAX_DEPTH."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
         raise UnsafeJSONError(
@@ -172,10 +194,14 @@ def check_safe(value: Any, path: str = "data") -> None:
         raise UnsafeJSONError(
             f"{path} is {value!r}, which JSON cannot represent (JavaScript would turn it into null). "
             "Send null or a string instead.", path)
+    if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
+        raise UnsafeJSONError(
+            f"{path} is nested more than {MAX_DEPTH} levels deep; flatten the data or send the deep part as a string.",
+            path)
     if isinstance(value, dict):
         for key, item in value.items():
             key = str(key)
-            check_safe(item, f"{path}.{key}" if _IDENTIFIER.match(key) else f"{path}[{json.dumps(key)}]")
+            check_safe(item, f"{path}.{key}" if _IDENTIFIER.match(key) else f"{path}[{json.dumps(key)}]", depth + 1)
     elif isinstance(value, list):
         for pos, item in enumerate(value):
-            check_safe(item, f"{path}[{pos}]")
+            check_safe(item, f"{path}[{pos}]", depth + 1)

@@ -7,14 +7,46 @@ from django.utils import timezone
 
 from agentbot.ids import new_delivery_id, new_event_id
 from agentbot.models import Site
+from deliveries import jsjson
 from subscriptions.models import Webhook
+
+
+class JSONTextField(models.JSONField):
+    """A JSON value stored as JavaScript's serialisation of it, kept as text: PostgreSQL's `json`
+    type (not `jsonb`, which reorders keys and rewrites numbers), plain text elsewhere.
+
+    What is stored is byte for byte the `data` of every body sent, so a delivery sends the
+    publisher's key order and the number text a JavaScript receiver reads, and the check made at
+    publish (deliveries.jsjson) is the only one: nothing is re-encoded between publish and send.
+    """
+
+    def db_type(self, connection):
+        return "json" if connection.vendor == "postgresql" else super().db_type(connection)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None:
+            return None
+        return jsjson.dumps(value).decode("utf-8")
+
+    def select_format(self, compiler, sql, params):
+        # psycopg would parse a `json` column with Python's json (no JavaScript number rules);
+        # the text comes back as stored and from_db_value reads it.
+        if compiler.connection.vendor == "postgresql":
+            return f"({sql})::text", params
+        return super().select_format(compiler, sql, params)
+
+    def from_db_value(self, value, expression, connection):
+        if value is None or not isinstance(value, str):
+            return value
+        return jsjson.parse(value)
 
 
 class Event(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_event_id, editable=False)
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=64, db_index=True)
-    data = models.JSONField()
+    # JavaScript's serialisation of the publisher's data, rendered once at publish (JSONTextField).
+    data = JSONTextField()
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

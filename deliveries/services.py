@@ -9,16 +9,17 @@ dead worker only costs the lease: when it runs out, the sweep hands the delivery
 import logging
 import secrets
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from agentbot.logging import log_delivery
 from agentbot.models import Site
 from deliveries import bulk, endpoint_health, engine, handoff, http, jsjson
-from deliveries.formats import Envelope, get_format
+from deliveries.formats import DEFAULT_SCHEDULE, FORMATS, get_format
 from deliveries.models import Delivery, Event
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS, WEBHOOK_TEST
 from subscriptions.models import Webhook, subscribed
@@ -49,8 +50,12 @@ def _dispatch_until(now: datetime) -> datetime:
 
 
 # --- publish ----------------------------------------------------------------------------------
-def event_validate(*, event_type: str, data, connector: bool = False) -> None:
-    """`connector`: the service itself publishes to one connector webhook, which may take the
+def event_validate(*, event_type: str, data, connector: bool = False) -> str:
+    """Check what is to be published and return its data rendered as every delivery will carry it
+    (JavaScript's serialisation, jsjson.dumps): what passes here is stored as that text and sent
+    as it is, so nothing a worker does later can find it unsendable.
+
+    `connector`: the service itself publishes to one connector webhook, which may take the
     connector event types as well as the catalogue's."""
     if event_type not in CATALOGUE and not (connector and event_type in CONNECTOR_EVENTS):
         known = ", ".join(sorted(CATALOGUE))
@@ -64,10 +69,11 @@ def event_validate(*, event_type: str, data, connector: bool = False) -> None:
     unstorable = _unstorable_text(data, "data")
     if unstorable:
         raise PublishError(f"{unstorable} contains a NUL character or an unpaired surrogate, which cannot be stored")
-    size = len(jsjson.dumps(data))
+    rendered = jsjson.dumps(data)
     limit = settings.AGENTBOT_MAX_EVENT_DATA_BYTES
-    if size > limit:
-        raise EventTooLarge(f"data is {size} bytes once serialised; the limit is {limit} bytes ({limit // 1024} KB)")
+    if len(rendered) > limit:
+        raise EventTooLarge(f"data is {len(rendered)} bytes once serialised; the limit is {limit} bytes ({limit // 1024} KB)")
+    return rendered.decode("utf-8")
 
 
 def _unstorable_text(value, path: str) -> str | None:
@@ -123,7 +129,7 @@ def event_publish(
     is returned and nothing new is sent. Workers are kicked only when the transaction commits, so
     a rollback stores and sends nothing.
     """
-    event_validate(event_type=event_type, data=data, connector=only_webhook is not None)
+    data_json = event_validate(event_type=event_type, data=data, connector=only_webhook is not None)
     # Inside the caller's transaction no savepoint of its own (two round trips per event): a
     # failure here fails the caller's transaction, which is what a publish that did not happen means.
     with transaction.atomic(savepoint=False):
@@ -147,15 +153,18 @@ def event_publish(
             if idempotency_key:
                 candidates = bulk.webhook_candidates(site_id=site.pk)
             else:  # the usual publish: the event stored and the webhooks read in one statement
-                event, candidates = bulk.event_create(site_id=site.pk, event_type=event_type, data=data)
+                event, candidates = bulk.event_create(
+                    site_id=site.pk, event_type=event_type, data=data, data_json=data_json
+                )
             webhooks = [
                 w for w in candidates if subscribed(w.events, event_type) and get_format(w.format).carries(event_type)
             ]
         now = timezone.now()
         token = handoff.OUTBOX.token()
-        flowing = [w.id for w in webhooks if w.circuit_opened_at is None]
-        # An open circuit's deliveries are stored but held: its probes let them through later.
-        held = [w.id for w in webhooks if w.circuit_opened_at is not None]
+        flowing = [w.id for w in webhooks if not w.held]
+        # A paused webhook's deliveries are stored and wait for it to be enabled again; an open
+        # circuit's are stored and held, its probes let them through later.
+        held = [w.id for w in webhooks if w.held]
         ids = bulk.deliveries_create(
             event_id=event.id, webhook_ids=flowing, now=now, until=_dispatch_until(now), token=token
         )
@@ -203,18 +212,41 @@ def deliveries_take(*, ids: list[str], token: str, skip_webhooks: list[str] = ()
     )
 
 
+class Unsendable(Exception):
+    """A taken delivery that cannot become a request: recorded as a failed attempt with `reason`,
+    without calling its webhook. `final`: retrying cannot help (the same event renders the same
+    way every time), so the delivery fails at once instead of waiting out its schedule."""
+
+    def __init__(self, reason: str, *, final: bool) -> None:
+        super().__init__(reason)
+        self.reason, self.final = reason, final
+
+
 def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dict) -> engine.Job:
     """The next attempt of a taken delivery: its body for the webhook's format and the secrets to
-    sign with (the engine signs when it sends). `bodies` shares one body per event and format."""
+    sign with (the engine signs when it sends). `bodies` shares one body per event and format.
+    Raises Unsendable for a delivery that cannot be sent."""
     event, webhook = taken.event, taken.webhook
-    fmt = get_format(webhook.format)
-    body = bodies.get((event.id, fmt.name))
-    if body is None:
-        envelope = Envelope(event.id, event.type, event.site_id, event.created_at, event.data)
-        body = bodies[(event.id, fmt.name)] = jsjson.dumps(fmt.build_body(envelope))
+    if webhook is None:
+        raise Unsendable(taken.problem, final=False)
+    try:
+        fmt = get_format(webhook.format)
+        body = bodies.get((event.event_id, fmt.name))
+        if body is None:
+            body = bodies[(event.event_id, fmt.name)] = fmt.render(event)
+    except Exception as exc:
+        log_delivery(
+            logger, logging.ERROR, "body cannot be rendered", delivery_id=taken.id, event_id=event.event_id,
+            webhook_id=taken.webhook_id, exc_info=True,
+        )
+        raise Unsendable(
+            f"the {webhook.format} body cannot be rendered from this event ({type(exc).__name__}: {exc}); "
+            "not retried, as every attempt would render it the same way",
+            final=True,
+        ) from exc
     return engine.Job(
-        delivery_id=taken.id, token=token, webhook_id=webhook.id, event_id=event.id, url=webhook.url, format=fmt.name,
-        event_type=event.type, body=body, secrets=webhook.signing_secrets(now),
+        delivery_id=taken.id, token=token, webhook_id=webhook.id, event_id=event.event_id, url=webhook.url,
+        format=fmt.name, event_type=event.event_type, body=body, secrets=webhook.signing_secrets(now),
         attempt_count=taken.attempt_count, schedule_position=taken.schedule_position,
     )
 
@@ -223,21 +255,30 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
     """One attempt for each delivery still held by `token`; returns how many went to the engine.
 
     With `wait` the call returns once those attempts are recorded; without it (the Celery task) it
-    returns at once, so a worker never waits on a slow endpoint.
+    returns at once, so a worker never waits on a slow endpoint. Each delivery stands alone: one
+    that cannot be rendered or signed is recorded as a failed attempt that says why, and the others
+    of the batch are sent.
     """
     sender = engine.engine(attempts_record, deliveries_release)
     if not sender.wait_for_room(len(ids), timeout=settings.AGENTBOT_DISPATCH_LEASE / 2):
         return 0  # the engine is full: the dispatch lease runs out and the sweep hands these out again
     deadline = time.monotonic() + engine.queue_budget() + engine.START_GRACE
     taken = deliveries_take(ids=ids, token=token, skip_webhooks=sender.saturated())
-    paused = [t.id for t in taken if not t.webhook.enabled]
-    if paused:
-        bulk.release(
-            ids=paused, token=token, status=Delivery.Status.FAILED, next_attempt_at=None, last_error="webhook is disabled"
-        )
+    off = [t for t in taken if t.webhook is not None and not t.webhook.enabled]
+    if off:
+        deliveries_hold_or_drop(off, token=token)
     now = timezone.now()
     bodies: dict = {}
-    jobs = [delivery_render(t, token=token, now=now, bodies=bodies) for t in taken if t.webhook.enabled]
+    jobs, unsendable = [], []
+    for t in taken:
+        if t.webhook is not None and not t.webhook.enabled:
+            continue
+        try:
+            jobs.append(delivery_render(t, token=token, now=now, bodies=bodies))
+        except Unsendable as exc:
+            unsendable.append((t, exc))
+    if unsendable:
+        attempts_record_unsendable(unsendable, token=token)
     latch = engine.Latch(len(jobs)) if wait else None
     for job in jobs:
         job.deadline, job.done = deadline, latch
@@ -249,6 +290,44 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
     if latch:
         latch.wait(timeout=engine.send_lease().total_seconds())
     return len(jobs) - len(refused)
+
+
+def deliveries_hold_or_drop(taken: list[bulk.Taken], *, token: str) -> None:
+    """Deliveries taken just as their webhook was turned off: a paused webhook's go back to wait,
+    due as they were (no attempt); a webhook the service disabled ends its deliveries failed."""
+    paused = [t.id for t in taken if t.webhook.paused]
+    bulk.release(ids=paused, token=token)
+    for t in taken:
+        if not t.webhook.paused:
+            bulk.release(
+                ids=[t.id], token=token, status=Delivery.Status.FAILED, next_attempt_at=None,
+                last_error=f"webhook is disabled: {t.webhook.disabled_reason}",
+            )
+
+
+def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, token: str) -> None:
+    """Store an attempt for each delivery that could not be sent, with the reason, and move it on
+    by its schedule (or fail it when retrying cannot help). Its webhook was not called, so its
+    endpoint health is untouched."""
+    now = timezone.now()
+    outcomes = []
+    for taken, problem in items:
+        status, position, next_at = delivery_schedule_next(
+            format_name=taken.format, schedule_position=taken.schedule_position, ok=False, now=now,
+            give_up=problem.final,
+        )
+        outcomes.append(
+            bulk.Outcome(
+                delivery_id=taken.id, token=token, number=taken.attempt_count + 1, at=now, status_code=None,
+                request_headers={}, response_headers={}, response_body="", duration_ms=0, error=problem.reason,
+                succeeded=False, status=status, schedule_position=position, next_attempt_at=next_at,
+            )
+        )
+        log_delivery(
+            logger, logging.WARNING, "attempt not sent", delivery_id=taken.id, event_id=taken.event.event_id,
+            webhook_id=taken.webhook_id, attempt=taken.attempt_count + 1, error=problem.reason, delivery_status=status,
+        )
+    outcomes_store(outcomes, now=now)
 
 
 def deliveries_defer(jobs: list[engine.Job], *, token: str) -> None:
@@ -301,7 +380,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
                 next_attempt_at=next_at,
             )
         )
-    bulk.record(outcomes, now=now)
+    outcomes_store(outcomes, now=now)
     for (job, _), outcome in zip(sent, outcomes):
         log_delivery(
             logger,
@@ -327,6 +406,27 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
         logger.exception("could not update endpoint health for %d attempts", len(outcomes))
 
 
+def outcomes_store(outcomes: list[bulk.Outcome], *, now: datetime) -> None:
+    """Store a batch of outcomes. If the database refuses the batch for its data, each is stored
+    alone, and one it still refuses is stored without the receiver's headers and body: one odd
+    response must not leave a whole batch unrecorded (to be sent again when its leases run out).
+    A database that is down raises, for the engine to try again."""
+    try:
+        bulk.record(outcomes, now=now)
+    except DataError:
+        if len(outcomes) > 1:
+            for outcome in outcomes:
+                outcomes_store([outcome], now=now)
+            return
+        (outcome,) = outcomes
+        logger.exception("the database refused an attempt's response; storing the attempt without it")
+        note = "the receiver's response headers and body could not be stored"
+        bulk.record(
+            [replace(outcome, response_headers={}, response_body="", error=f"{outcome.error}; {note}" if outcome.error else note)],
+            now=now,
+        )
+
+
 def _failure_reason(format_name: str, result: http.OutboundResult) -> str:
     if result.status_code is not None and 300 <= result.status_code < 400:
         return f"redirect ({result.status_code}) not followed"
@@ -343,14 +443,16 @@ def delivery_schedule_next(
     now: datetime,
     status_code: int | None = None,
     headers: dict[str, str] | None = None,
+    give_up: bool = False,
 ) -> tuple[str, int, datetime | None]:
     """After an attempt: (status, schedule position, next attempt time) from the format's schedule,
-    stretched by a 429/503's Retry-After; a 410 Gone ends the delivery (its webhook is disabled)."""
-    schedule = get_format(format_name).retry_schedule()
+    stretched by a 429/503's Retry-After; a 410 Gone ends the delivery (its webhook is disabled),
+    and so does `give_up` (retrying cannot help)."""
+    schedule = get_format(format_name).retry_schedule() if format_name in FORMATS else DEFAULT_SCHEDULE
     position = schedule_position + 1
     if ok:
         return Delivery.Status.SUCCEEDED, position, None
-    if position < len(schedule) and status_code != 410:
+    if position < len(schedule) and status_code != 410 and not give_up:
         delay = endpoint_health.retry_delay(schedule[position], status_code=status_code, headers=headers or {}, now=now)
         return Delivery.Status.PENDING, position, now + timedelta(seconds=delay)
     return Delivery.Status.FAILED, position, None

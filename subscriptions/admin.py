@@ -25,6 +25,7 @@ from deliveries import services as delivery_services
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook
+from subscriptions.selectors import webhook_waiting_count
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +100,13 @@ def _ago(moment) -> str:
 
 
 def health_state(webhook: Webhook) -> tuple[str, str, str]:
-    """(css level, state, why or since when) of a webhook: disabled, circuit open, failing or healthy."""
+    """(css level, state, why or since when) of a webhook: paused, disabled, circuit open, failing
+    or healthy."""
+    if webhook.paused:
+        waiting = webhook_waiting_count(webhook=webhook)  # one count, for paused webhooks only
+        return "warning", "paused", f"{waiting} deliver{'y' if waiting == 1 else 'ies'} waiting"
     if not webhook.enabled:
-        if webhook.disabled_reason:
-            return "error", "disabled by the service", f"{webhook.disabled_reason} ({_ago(webhook.disabled_at)})"
-        return "warning", "disabled", "by an operator"
+        return "error", "disabled by the service", f"{webhook.disabled_reason} ({_ago(webhook.disabled_at)})"
     if webhook.circuit_open:
         probe = ""
         if webhook.circuit_probe_at:
@@ -300,13 +303,18 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         queued = sum(delivery_services.deliveries_redeliver(webhook=w, since=since) for w in webhooks)
         logger.info("failed deliveries queued again from the admin", extra={
             "webhook_ids": ",".join(w.id for w in webhooks), "count": queued, "operator": request.user.get_username()})
-        disabled = [w.url for w in webhooks if not w.enabled]
-        note = f" Note: {', '.join(disabled)} is disabled, so its deliveries fail again at once; enable it first." if disabled else ""
+        paused = [w.url for w in webhooks if w.paused]
+        disabled = [w.url for w in webhooks if not w.enabled and not w.paused]
+        note = ""
+        if paused:
+            note += f" Note: {', '.join(paused)} is paused, so its deliveries wait until it is enabled."
+        if disabled:
+            note += f" Note: {', '.join(disabled)} was disabled by the service, so its deliveries fail again at once; enable it first."
         self.message_user(
             request,
             f"Queued {queued} failed deliveries of {len(webhooks)} webhook(s), created since {since:%Y-%m-%d %H:%M} UTC, "
             f"to be sent again now.{note}",
-            messages.WARNING if disabled else messages.SUCCESS,
+            messages.WARNING if note else messages.SUCCESS,
         )
 
     @admin.action(description="Rotate the signing secret (old one valid 24 h)", permissions=["change"])
@@ -314,17 +322,21 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         for webhook in self._subscriber_webhooks(request, queryset):
             _show_secret_once(request, services.webhook_rotate_secret(webhook=webhook), "New signing secret")
 
-    @admin.action(description="Enable", permissions=["change"])
+    @admin.action(description="Enable (resume delivery)", permissions=["change"])
     def enable(self, request, queryset):
         webhooks = [services.webhook_update(webhook=w, enabled=True) for w in self._subscriber_webhooks(request, queryset)]
-        self.message_user(request, f"Enabled {len(webhooks)} webhook(s): new events are sent to them again.", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Enabled {len(webhooks)} webhook(s): the deliveries that waited go out in order, and new events are sent.",
+            messages.SUCCESS,
+        )
 
-    @admin.action(description="Disable", permissions=["change"])
+    @admin.action(description="Pause (deliveries wait until enabled)", permissions=["change"])
     def disable(self, request, queryset):
         webhooks = [services.webhook_update(webhook=w, enabled=False) for w in self._subscriber_webhooks(request, queryset)]
         self.message_user(
             request,
-            f"Disabled {len(webhooks)} webhook(s): their new events are not sent until re-enabled, and their pending "
-            "deliveries are marked failed when next due (redeliver them after enabling).",
+            f"Paused {len(webhooks)} webhook(s): nothing is sent to them; their pending deliveries and those of new "
+            "events wait, and go out in order when they are enabled again.",
             messages.SUCCESS,
         )

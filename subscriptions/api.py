@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from agentbot.api.auth import site_of
 from agentbot.api.fields import StrictBooleanField, StrictCharField
-from subscriptions import services
+from subscriptions import selectors, services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
 
@@ -21,6 +21,13 @@ class WebhookSerializer(serializers.ModelSerializer):
     url = serializers.CharField(read_only=True)
     format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, read_only=True)
     secret_hint = serializers.CharField(source="masked_secret", read_only=True)
+    state = serializers.SerializerMethodField(
+        help_text="active; paused (enabled off: deliveries wait, pending, and go out in order once enabled); "
+        "disabled (by the service, see disabled_reason: deliveries end failed)"
+    )
+    waiting_deliveries = serializers.SerializerMethodField(
+        help_text="for a paused webhook, how many deliveries wait for it; null otherwise"
+    )
 
     class Meta:
         model = Webhook
@@ -30,6 +37,8 @@ class WebhookSerializer(serializers.ModelSerializer):
             "events",
             "format",
             "enabled",
+            "state",
+            "waiting_deliveries",
             "description",
             "secret_hint",
             "previous_secret_expires_at",
@@ -39,6 +48,15 @@ class WebhookSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+
+    @extend_schema_field({"type": "string", "enum": ["active", "paused", "disabled"]})
+    def get_state(self, webhook: Webhook) -> str:
+        return selectors.webhook_state(webhook)
+
+    @extend_schema_field({"type": "integer", "nullable": True})
+    def get_waiting_deliveries(self, webhook: Webhook) -> int | None:
+        return selectors.webhook_waiting_count(webhook=webhook) if webhook.paused else None
 
 
 class WebhookWithSecretSerializer(WebhookSerializer):

@@ -79,6 +79,13 @@ class Webhook(models.Model):
     def wants(self, event_type: str) -> bool:
         return subscribed(self.events, event_type)
 
+    @property
+    def paused(self) -> bool:
+        """Turned off by a person (enabled off, no reason of the service's): its deliveries wait,
+        pending, and new events still get theirs, until it is enabled again. Off with a reason is
+        *disabled by the service* (410 Gone, failing for days): its deliveries end failed."""
+        return not self.enabled and not self.disabled_reason
+
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets to sign with: the current one first, then the old one while in grace."""
         found = [self.secret]

@@ -32,7 +32,7 @@ def signed_request(format_name: str, secrets: list[str]) -> tuple[dict, bytes]:
     event_type = "lead.submit" if format_name == "leads" else "message.created"
     data = LEAD if format_name == "leads" else MESSAGE
     fmt = get_format(format_name)
-    body = jsjson.dumps(fmt.build_body(Envelope("evt_1", event_type, "site_1", datetime.now(timezone.utc), data)))
+    body = jsjson.dumps(fmt.build_body(Envelope.of("evt_1", event_type, "site_1", datetime.now(timezone.utc), data)))
     headers = fmt.headers(Signing("dlv_1", event_type, body, secrets, int(time.time())))
     return {name.lower(): value for name, value in headers.items()}, body
 

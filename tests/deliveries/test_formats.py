@@ -22,7 +22,7 @@ CREATED = datetime(2023, 11, 23, 18, 36, 21, 512302, tzinfo=timezone.utc)
 
 
 def render(format_name: str, event_type: str, data: dict) -> bytes:
-    envelope = Envelope("evt_1", event_type, AGENT, CREATED, data)
+    envelope = Envelope.of("evt_1", event_type, AGENT, CREATED, data)
     return jsjson.dumps(get_format(format_name).build_body(envelope))
 
 

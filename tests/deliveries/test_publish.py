@@ -15,7 +15,8 @@ def test_publish_stores_one_delivery_per_subscribed_enabled_webhook(site, webhoo
     wanted = webhook_factory(site=site, events=["message.created"])
     everything = webhook_factory(site=site, events=["*"])
     webhook_factory(site=site, events=["ticket.created"])
-    webhook_factory(site=site, events=["*"], enabled=False)
+    paused = webhook_factory(site=site, events=["*"], enabled=False)
+    webhook_factory(site=site, events=["*"], enabled=False, disabled_reason="the receiver answered 410 Gone")
     webhook_factory(events=["*"])  # another site's
 
     with django_capture_on_commit_callbacks() as callbacks:
@@ -23,8 +24,10 @@ def test_publish_stores_one_delivery_per_subscribed_enabled_webhook(site, webhoo
 
     assert created and event.id.startswith("evt_")
     deliveries = Delivery.objects.filter(event=event)
-    assert {d.webhook_id for d in deliveries} == {wanted.id, everything.id}
-    assert all(d.status == "pending" and d.lease_token for d in deliveries)
+    assert {d.webhook_id for d in deliveries} == {wanted.id, everything.id, paused.id}
+    assert all(d.status == "pending" for d in deliveries)
+    # A paused webhook's delivery waits, unleased and never handed out, until it is enabled.
+    assert {d.webhook_id for d in deliveries if d.lease_token} == {wanted.id, everything.id}
     assert len(callbacks) == 1, "workers are kicked once, on commit"
 
 

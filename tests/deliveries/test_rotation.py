@@ -26,7 +26,7 @@ def signed_request(webhook: Webhook) -> Received:
     """The request a delivery of a lead.submit would carry now, with the webhook's live secrets."""
     now = timezone.now()
     fmt = get_format(webhook.format)
-    body = jsjson.dumps(fmt.build_body(Envelope("evt_1", "lead.submit", webhook.site_id, now, LEAD)))
+    body = jsjson.dumps(fmt.build_body(Envelope.of("evt_1", "lead.submit", webhook.site_id, now, LEAD)))
     headers = fmt.headers(Signing("dlv_1", "lead.submit", body, webhook.signing_secrets(now), int(now.timestamp())))
     return Received("/hook", {name.lower(): value for name, value in headers.items()}, body, 0.0)
 

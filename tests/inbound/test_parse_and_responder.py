@@ -304,7 +304,7 @@ AT = datetime(2026, 5, 21, 17, 45, 12, tzinfo=timezone.utc)
 
 
 def reply_body(data: dict) -> dict:
-    return CHAT2DESK.build_body(Envelope("evt_1", CHANNEL_REPLY.name, "site_1", AT, data))
+    return CHAT2DESK.build_body(Envelope.of("evt_1", CHANNEL_REPLY.name, "site_1", AT, data))
 
 
 def test_a_reply_is_chat2desks_message_to_the_client():

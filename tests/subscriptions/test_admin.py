@@ -221,7 +221,7 @@ def test_disable_button_says_what_happens_and_offers_enable(admin, site, webhook
     response = admin.post(f"{WEBHOOKS}{webhook.pk}/act/disable/", follow=True)
     webhook.refresh_from_db()
     assert webhook.enabled is False
-    assert any("Disabled 1 webhook(s)" in m and "not sent until re-enabled" in m for m in messages_of(response))
+    assert any("Paused 1 webhook(s)" in m and "go out in order when they are enabled again" in m for m in messages_of(response))
     assert "/act/enable/" in response.content.decode()
 
 
@@ -301,7 +301,7 @@ def test_delivery_page_shows_the_request_as_sent_and_every_attempt_as_a_timeline
     webhook = webhook_factory(site=site, format="leads", events=["lead.submit"])
     delivery = delivery_with_attempts(webhook, status="succeeded", codes=(503, 200))
     event = delivery.event
-    body = jsjson.dumps(get_format("leads").build_body(Envelope(event.id, event.type, event.site_id, event.created_at, event.data)))
+    body = jsjson.dumps(get_format("leads").build_body(Envelope.of(event.id, event.type, event.site_id, event.created_at, event.data)))
 
     detail = page(admin, f"{DELIVERIES}{delivery.pk}/change/")
     request = detail[detail.index('id="request-as-sent"'):detail.index('id="attempt-timeline"')]
