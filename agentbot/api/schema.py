@@ -20,7 +20,7 @@ ERROR_SCHEMA = {
 }
 
 ERRORS = {
-    "400": "The request is not valid; `message` says what to change.",
+    "400": "The request is not valid (a field the body may not hold, too); `message` says what to change.",
     "401": "No API key, or one that is unknown or revoked.",
     "404": "No such object on this API key's site, or a page past the last one.",
     "409": "The delivery is being sent right now.",
