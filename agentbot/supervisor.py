@@ -39,7 +39,10 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 def spawn_child(argv: Sequence[str]) -> subprocess.Popen:
     """`argv` as the leader of a new process group (and, on Linux, stopped should we die)."""
-    return subprocess.Popen(argv, process_group=0, preexec_fn=_die_with_parent if _libc is not None else None)
+    # No stdin: in a process group of its own, a child reading the terminal would be stopped (SIGTTIN).
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=_die_with_parent if _libc is not None else None
+    )
 
 
 def kill_group(pgid: int) -> None:
