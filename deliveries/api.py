@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from agentbot.api.auth import site_of
 from agentbot.api.fields import JSONObjectField, StrictCharField
+from agentbot.api.serializers import StrictSerializer, no_input
 from deliveries import services
 from deliveries.models import Attempt, Delivery, Event
 from subscriptions.api import webhook_of
@@ -64,12 +65,13 @@ class EventSerializer(serializers.ModelSerializer):
         fields = ["id", "event", "data", "idempotency_key", "created_at", "deliveries"]
 
 
-class EventInputSerializer(serializers.Serializer):
+class EventInputSerializer(StrictSerializer):
     event = StrictCharField(max_length=64, help_text="an event type from GET /api/v1/event-types")
     data = JSONObjectField(help_text="the event's data: a JSON object")
     idempotency_key = StrictCharField(
         max_length=255, required=False, allow_blank=False, help_text="publishing again with the same key returns the first event"
     )
+    read_only_names = EventSerializer.Meta.fields
 
 
 class EventTypeSerializer(serializers.Serializer):
@@ -127,6 +129,7 @@ class DeliveryRetryView(APIView):
     @extend_schema(request=None, responses={202: DeliverySerializer}, summary="Send a delivery again now")
     def post(self, request, delivery_id):
         delivery = get_object_or_404(_deliveries(request), pk=delivery_id)
+        no_input(request)
         services.delivery_retry(delivery=delivery)
         return Response(DeliverySerializer(_deliveries(request).get(pk=delivery_id)).data, status=status.HTTP_202_ACCEPTED)
 
@@ -173,6 +176,7 @@ class WebhookTestView(APIView):
     )
     def post(self, request, webhook_id):
         webhook = webhook_of(request, webhook_id)
+        no_input(request)
         with transaction.atomic():
             event = services.webhook_send_test(webhook=webhook)
         return Response(

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from agentbot.api.auth import site_of
 from agentbot.api.fields import StrictBooleanField, StrictCharField
+from agentbot.api.serializers import PatchSerializer, StrictSerializer, valid_input
 from subscriptions import selectors, services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
@@ -85,20 +86,20 @@ class EventListField(serializers.ListField):
             raise serializers.ValidationError(exc.message_dict["events"]) from exc
 
 
-class WebhookInputSerializer(serializers.Serializer):
+class WebhookInputSerializer(StrictSerializer):
     url = WebhookUrlField(max_length=2048, help_text="http(s) URL that receives the POSTs")
     events = EventListField(default=lambda: [ALL_EVENTS], help_text='event types, or ["*"] for all')
     format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, default=WebhookFormat.AGENTBOT)
     description = StrictCharField(max_length=500, allow_blank=True, default="")
     enabled = StrictBooleanField(default=True)
+    read_only_names = WebhookWithSecretSerializer.Meta.fields
 
 
-class WebhookPatchSerializer(WebhookInputSerializer):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, partial=True, **kwargs)
+class WebhookPatchSerializer(PatchSerializer, WebhookInputSerializer):
+    pass
 
 
-class RotateInputSerializer(serializers.Serializer):
+class RotateInputSerializer(StrictSerializer):
     grace_seconds = serializers.IntegerField(
         required=False, min_value=0, max_value=30 * 24 * 3600, help_text="how long the old secret keeps signing (default 24 h)"
     )
@@ -137,9 +138,7 @@ class WebhookDetailView(APIView):
     @extend_schema(request=WebhookPatchSerializer, responses=WebhookSerializer, summary="Change a webhook")
     def patch(self, request, webhook_id):
         webhook = webhook_of(request, webhook_id)
-        data = WebhookPatchSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        webhook = services.webhook_update(webhook=webhook, **data.validated_data)
+        webhook = services.webhook_update(webhook=webhook, **valid_input(WebhookPatchSerializer, request))
         return Response(WebhookSerializer(webhook).data)
 
     @extend_schema(responses={204: None}, summary="Delete a webhook and its delivery log")

@@ -21,6 +21,12 @@ def test_compose_runs_web_worker_beat_postgres_and_redis():
     assert "exec uvicorn agentbot.asgi:application --host 0.0.0.0 --port 8000" in COMPOSE["services"]["web"]["command"]
 
 
+def test_compose_starts_web_worker_and_beat_again_when_they_die():
+    """The README's Guarantees say so: Docker supervises the containers as `make run` its children."""
+    for name in ("web", "worker", "beat"):
+        assert COMPOSE["services"][name]["restart"] in ("unless-stopped", "always", "on-failure"), name
+
+
 def test_dockerfile_copies_what_exists_and_runs_an_importable_app():
     for source in re.findall(r"^COPY (\S+) ", DOCKERFILE, flags=re.M):
         assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
@@ -28,6 +34,12 @@ def test_dockerfile_copies_what_exists_and_runs_an_importable_app():
     assert (module, attribute) == ("agentbot.asgi", "application")  # Django and the webchat's Socket.IO
     assert callable(getattr(importlib.import_module(module), attribute))
     assert importlib.import_module("agentbot").celery_app.main == "agentbot"
+
+
+def test_compose_starts_web_worker_and_beat_again_when_they_die():
+    """The README's Guarantees say so: Docker supervises the containers as `make run` its children."""
+    for name in ("web", "worker", "beat"):
+        assert COMPOSE["services"][name]["restart"] in ("unless-stopped", "always", "on-failure"), name
 
 
 def test_dockerfile_copies_the_folders_the_settings_read_at_run_time():

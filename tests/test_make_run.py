@@ -1,10 +1,12 @@
-"""`make run` starts web, worker and beat, prints a login and an API key, and delivers."""
+"""`make run` starts web, worker and beat, prints a login and an API key, delivers, and outlives a
+killed worker."""
 
 import os
 import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -129,3 +131,109 @@ def test_make_run_uses_postgresql_and_redis_when_configured(tmp_path):
         stop(proc)
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def processes() -> dict[int, tuple[int, str]]:
+    """{pid: (parent pid, command line)} of every process on the machine."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            found[int(entry.name)] = (int(stat.rsplit(") ", 1)[1].split()[1]), cmdline)
+    return found
+
+
+def celery_worker_of(service: subprocess.Popen) -> int | None:
+    """The pid of the Celery worker that `manage.py serve` (under `make run`'s `service`) started."""
+    table = processes()
+
+    def under_service(pid: int) -> bool:
+        while pid > 1 and pid in table:
+            if pid == service.pid:
+                return True
+            pid = table[pid][0]
+        return False
+
+    workers = [
+        pid for pid, (parent, cmdline) in table.items()
+        if "celery" in cmdline and parent in table and "manage.py serve" in table[parent][1] and under_service(pid)
+    ]
+    assert len(workers) <= 1, workers
+    return workers[0] if workers else None
+
+
+class HealthPoller(threading.Thread):
+    """GET /healthz again and again until stopped, keeping every failure."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.url, self.answers, self.failures = f"http://127.0.0.1:{port}/healthz", 0, []
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            try:
+                response = requests.get(self.url, timeout=5)
+                if response.status_code == 200:
+                    self.answers += 1
+                else:
+                    self.failures.append(f"HTTP {response.status_code}")
+            except requests.RequestException as exc:
+                self.failures.append(repr(exc))
+            self._halt.wait(0.1)
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout=10)
+
+
+def test_make_run_restarts_a_killed_worker_and_web_answers_throughout(tmp_path):
+    proc, port, log = run_service(tmp_path)
+    receiver = Receiver()
+    poller = HealthPoller(port)
+    try:
+        key = wait_for_banner(proc, log, port)
+        api, auth = f"http://127.0.0.1:{port}/api/v1", {"Authorization": f"Bearer {key}"}
+        created = requests.post(f"{api}/webhooks", json={"url": receiver.url, "events": ["*"]}, headers=auth, timeout=10)
+        assert created.status_code == 201, created.text
+
+        def publish(ticket_id: str) -> str:
+            data = {"ticket_id": ticket_id, "subject": "Hi", "status": "open"}
+            published = requests.post(f"{api}/events", json={"event": "ticket.created", "data": data}, headers=auth, timeout=10)
+            assert published.status_code == 201, published.text
+            return published.json()["deliveries"][0]["id"]
+
+        first = publish("tkt_before")
+        assert receiver.wait_for(1, timeout=30)[0].headers["x-agentbot-delivery-id"] == first
+        worker = celery_worker_of(proc)
+        assert worker is not None, "no Celery worker under make run"
+
+        poller.start()
+        os.kill(worker, signal.SIGKILL)
+        # Published while the worker is down (or just back): the new worker must deliver it.
+        second = publish("tkt_after")
+        deadline = time.monotonic() + 60
+        while second not in [r.headers["x-agentbot-delivery-id"] for r in receiver.received]:
+            assert time.monotonic() < deadline, f"no new worker delivered within a minute:\n{log.read_text()[-3000:]}"
+            assert proc.poll() is None, f"make run exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        answers_during_restart = poller.answers
+        poller.stop()
+
+        new_worker = celery_worker_of(proc)
+        assert new_worker not in (None, worker)
+        assert poller.failures == [], poller.failures
+        assert answers_during_restart > 0, "web was polled while the worker restarted"
+        text = log.read_text()
+        assert f"worker (pid {worker}) was killed by SIGKILL after" in text
+        assert "restarting it in 1 s (restart 1)" in text and f"worker restarted (pid {new_worker})" in text
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+    finally:
+        poller.stop()
+        receiver.close()
+        stop(proc)

@@ -31,7 +31,9 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
 
 def _validation_response(fields: dict[str, list[str]]) -> Response:
     first_field, messages = next(iter(fields.items()))
-    message = f"{first_field}: {messages[0]}" if first_field else messages[0]
+    # Fields refused for the same reason (several unknown ones, say) are all named in the message.
+    same = [name for name, said in fields.items() if name and said[0] == messages[0]]
+    message = f"{', '.join(same)}: {messages[0]}" if first_field else messages[0]
     return Response(
         {"error": "invalid_request", "message": message, "fields": fields}, status=status.HTTP_400_BAD_REQUEST
     )

@@ -20,7 +20,7 @@ ERROR_SCHEMA = {
 }
 
 ERRORS = {
-    "400": "The request is not valid; `message` says what to change.",
+    "400": "The request is not valid (a field the body may not hold, too); `message` says what to change.",
     "401": "No API key, or one that is unknown or revoked.",
     "404": "No such object on this API key's site, or a page past the last one.",
     "409": "The delivery is being sent right now.",
@@ -59,6 +59,8 @@ WEBHOOK_INPUT = {
 WEBHOOK = {
     "id": WEBHOOK_ID,
     **WEBHOOK_INPUT,
+    "state": "active",
+    "waiting_deliveries": None,
     "secret_hint": "whsec_…Qx8c",
     "previous_secret_expires_at": None,
     "disabled_reason": "",
@@ -219,4 +221,39 @@ def add_error_responses(result, generator, request, public):
             for response in responses.values():
                 for media in response.get("content", {}).values():
                     _with_example(media, example_of(media.get("schema", {}).get("$ref")))
+    return result
+
+
+def _closed(node, components: dict, seen: set[str]) -> None:
+    """`additionalProperties: false` on every object with named properties that `node` reaches."""
+    if isinstance(node, list):
+        for item in node:
+            _closed(item, components, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen:
+            seen.add(name)
+            _closed(components.get(name), components, seen)
+        return
+    if "properties" in node:
+        node.setdefault("additionalProperties", False)
+        _closed(list(node["properties"].values()), components, seen)
+    for key in ("items", "allOf", "oneOf", "anyOf"):
+        _closed(node.get(key), components, seen)
+
+
+def refuse_unknown_request_fields(result, generator, request, public):
+    """Request bodies are closed objects, as agentbot.api.serializers.StrictSerializer enforces: a
+    field a request body's schema does not list is refused. A free-form value (an event's `data`) is
+    an object without named properties and stays open."""
+    components = result.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                _closed(media.get("schema"), components, seen)
     return result

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from agentbot.api.auth import site_of
 from agentbot.api.fields import JSONObjectField, StrictCharField
+from agentbot.api.serializers import PatchSerializer, StrictSerializer, no_input, valid_input
 from agentbot.domain import event_data, services
 from agentbot.domain.models import Appointment, Conversation, Lead, Message, Ticket
 from subscriptions.event_types import CHANNELS, SENDER_TYPES, TICKET_PRIORITIES, TICKET_STATUSES
@@ -29,29 +30,6 @@ class OptionalText(StrictCharField):
 
 class OptionalEmail(OptionalText, serializers.EmailField):
     pass
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so a misspelt name is an error rather than silently lost."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({unknown[0]: f"unknown field; the fields are {', '.join(self.fields)}"})
-        return super().to_internal_value(data)
-
-
-class PatchSerializer(StrictSerializer):
-    """A PATCH body: any of the fields, at least one of them."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, partial=True, **kwargs)
-
-    def validate(self, attrs):
-        if not attrs:
-            raise serializers.ValidationError(f"send at least one of {', '.join(self.fields)}")
-        return super().validate(attrs)
 
 
 class VisitorInputSerializer(StrictSerializer):
@@ -174,15 +152,16 @@ class AppointmentSerializer(LeadSerializer):
         fields = CONTACT_FIELDS
 
 
+# A response's fields that a request cannot set are refused as read-only (agentbot.api.serializers).
+ConversationInputSerializer.read_only_names = ConversationSerializer.Meta.fields
+MessageInputSerializer.read_only_names = MessageSerializer.Meta.fields
+TicketInputSerializer.read_only_names = TicketPatchSerializer.read_only_names = TicketSerializer.Meta.fields
+ContactInputSerializer.read_only_names = CONTACT_FIELDS
+
+
 # --- views ------------------------------------------------------------------------------------
 def conversation_of(request, conversation_id: str) -> Conversation:
     return get_object_or_404(Conversation.objects.select_related("site"), pk=conversation_id, site=site_of(request))
-
-
-def valid_input(serializer_class: type[serializers.Serializer], request) -> dict:
-    data = serializer_class(data=request.data)
-    data.is_valid(raise_exception=True)
-    return data.validated_data
 
 
 class ConversationListView(APIView):
@@ -238,7 +217,9 @@ class ConversationCloseView(APIView):
         description="Closing a closed conversation changes nothing and publishes nothing.",
     )
     def post(self, request, conversation_id):
-        conversation = services.conversation_close(conversation=conversation_of(request, conversation_id))
+        conversation = conversation_of(request, conversation_id)
+        no_input(request)
+        conversation = services.conversation_close(conversation=conversation)
         return Response(ConversationSerializer(conversation).data)
 
 
@@ -249,7 +230,9 @@ class ConversationResumeView(APIView):
         summary="Give an open conversation back to the AI (its session becomes active)",
     )
     def post(self, request, conversation_id):
-        conversation = services.conversation_resume(conversation=conversation_of(request, conversation_id))
+        conversation = conversation_of(request, conversation_id)
+        no_input(request)
+        conversation = services.conversation_resume(conversation=conversation)
         return Response(ConversationSerializer(conversation).data)
 
 

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from agentbot.api.auth import site_of
 from agentbot.api.fields import StrictBooleanField, StrictCharField
-from agentbot.domain.api import PatchSerializer, StrictSerializer, valid_input
+from agentbot.api.serializers import PatchSerializer, StrictSerializer, no_input, valid_input
 from agentbot.inbound import chat2desk, integrations
 from agentbot.inbound.webchat import embed_snippet, origins_of
 from agentbot.inbound.models import ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration, JwtAlgorithm, KnowledgeEntry
@@ -132,6 +132,7 @@ class IntegrationInputSerializer(StrictSerializer):
         max_length=100,
         help_text="Webchat: the origins (scheme://host[:port]) whose pages may open the widget; empty: only this service's own pages",
     )
+    read_only_names = IntegrationWithSecretSerializer.Meta.fields
 
 
 class IntegrationPatchSerializer(PatchSerializer, IntegrationInputSerializer):
@@ -201,7 +202,9 @@ class IntegrationRotateSecretView(APIView):
         summary="Make a new webhook secret (the old one stops verifying at once)",
     )
     def post(self, request, integration_id):
-        integration = integrations.integration_rotate_secret(integration=integration_of(request, integration_id))
+        integration = integration_of(request, integration_id)
+        no_input(request)
+        integration = integrations.integration_rotate_secret(integration=integration)
         return Response(IntegrationWithSecretSerializer(integration, context={"request": request}).data)
 
 
@@ -234,6 +237,7 @@ class IntegrationRegisterWebhookView(APIView):
     )
     def post(self, request, integration_id):
         integration = integration_of(request, integration_id)
+        no_input(request)
         try:
             integration = integrations.integration_register_webhook(
                 integration=integration, url=public_url(request, integration.webhook_path)
@@ -258,6 +262,7 @@ class KnowledgeEntryInputSerializer(StrictSerializer):
     answer = StrictCharField(max_length=20000)
     keywords = StrictCharField(max_length=500, allow_blank=True, default="")
     enabled = StrictBooleanField(default=True)
+    read_only_names = KnowledgeEntrySerializer.Meta.fields
 
 
 class KnowledgeEntryPatchSerializer(PatchSerializer, KnowledgeEntryInputSerializer):

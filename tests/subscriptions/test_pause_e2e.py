@@ -7,6 +7,7 @@ from django.db import transaction
 
 from deliveries.models import Delivery
 from deliveries.services import event_publish
+from subscriptions.models import Webhook
 from tests.support.receiver import fail_times
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -66,8 +67,10 @@ def test_a_webhook_the_service_disabled_gets_no_new_deliveries_and_its_waiting_o
     workers.start()
     first = publish(site, 0)
     wait_for(lambda: Delivery.objects.get(pk=first).status == "failed", what="the 410 to end the delivery")
+    # Endpoint health is folded in its own transaction, right after the attempt is stored.
+    wait_for(lambda: "410" in Webhook.objects.get(pk=webhook.pk).disabled_reason, what="the 410 to disable it")
     webhook.refresh_from_db()
-    assert not webhook.enabled and "410" in webhook.disabled_reason
+    assert not webhook.enabled
     assert api.get(f"/api/v1/webhooks/{webhook.id}").json()["state"] == "disabled"
     with transaction.atomic():
         event, _ = event_publish(site=site, event_type="message.created", data={"n": 1})

@@ -1,14 +1,11 @@
 """`make run`: migrate, make sure there is an admin, a demo API key and a demo webchat, then run web
 (uvicorn serving agentbot/asgi.py: Django and the webchat's Socket.IO), worker and beat together
-until interrupted."""
+until interrupted, starting again whichever of them dies."""
 
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -19,6 +16,7 @@ from agentbot.inbound import integrations
 from agentbot.inbound.models import ConnectorType, Integration, KnowledgeEntry
 from agentbot.inbound.origins import origin_normalise
 from agentbot.services import api_key_create, site_get_or_create
+from agentbot.supervisor import ChildSpec, Supervisor
 
 DEMO_SITE = "site_demo"
 # What the demo webchat can answer; anything else goes to a person.
@@ -44,9 +42,9 @@ class Command(BaseCommand):
         base = [sys.executable]
         web = ["-m", "uvicorn", "agentbot.asgi:application", "--host", host, "--port", str(port), "--ws-max-size", "1048576", "--lifespan", "off"]
         children = [
-            subprocess.Popen(base + web),
-            subprocess.Popen(
-                base + ["-m", "celery", "-A", "agentbot", "worker", "--beat", "--loglevel", "INFO", "--concurrency", "2"]
+            ChildSpec("web", base + web),
+            ChildSpec(
+                "worker", base + ["-m", "celery", "-A", "agentbot", "worker", "--beat", "--loglevel", "INFO", "--concurrency", "2"]
             ),
         ]
         self._supervise(children)
@@ -107,26 +105,6 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(lines), ending="\n")
         self.stdout.flush()
 
-    def _supervise(self, children: list[subprocess.Popen]) -> None:
-        stopping = False
-
-        def stop(signum, frame):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for child in children:
-            try:
-                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                child.kill()
-        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
-        if failed and not stopping:
-            raise SystemExit(f"a service process exited with code {failed[0].returncode}; stopped the others")
+    def _supervise(self, children: list[ChildSpec]) -> None:
+        """Until Ctrl-C or SIGTERM: a child that dies is started again (see agentbot.supervisor)."""
+        Supervisor(children).run()
