@@ -168,6 +168,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "agentbot.api.schema.add_error_responses",
+        "agentbot.api.schema.defaults_beside_alternatives",
     ],
 }
 

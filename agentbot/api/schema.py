@@ -220,3 +220,23 @@ def add_error_responses(result, generator, request, public):
                 for media in response.get("content", {}).values():
                     _with_example(media, example_of(media.get("schema", {}).get("$ref")))
     return result
+
+
+def defaults_beside_alternatives(result, generator, request, public):
+    """drf-spectacular renders a blank-allowed email as `oneOf: [{format: email, default: ""},
+    {maxLength: 0}]`: a default inside a branch it does not match, which schema validators refuse
+    (`'' is not a 'email'`). The default belongs beside the alternatives, where "" matches one."""
+
+    def walk(node):
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for alternative in node.get("oneOf", []):
+                if isinstance(alternative, dict) and "default" in alternative:
+                    node.setdefault("default", alternative.pop("default"))
+            for value in node.values():
+                walk(value)
+
+    walk(result.get("components", {}))
+    return result
