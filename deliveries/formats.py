@@ -20,6 +20,7 @@ from subscriptions.event_types import (
     CHANNEL_SOURCE_FIELDS,
     LEAD_SUBMIT,
     MESSAGE_CREATED,
+    MESSAGE_RECEIVED,
     WEBHOOK_TEST,
 )
 from subscriptions.models import SECRET_PREFIX, WebhookFormat
@@ -126,7 +127,7 @@ def agentbot_sign(s: Signing) -> dict[str, str]:
 
 
 # --- chatzuri (seed 001) ----------------------------------------------------------------------
-CHATZURI_MESSAGE_RECEIVED = "message.received"
+CHATZURI_MESSAGE_RECEIVED = MESSAGE_RECEIVED
 # A message.created without a channel comes from the website widget, Agentbot's own channel.
 CHATZURI_DEFAULT_CHANNEL = "web"
 

@@ -149,7 +149,7 @@ def event_publish(
             else:  # the usual publish: the event stored and the webhooks read in one statement
                 event, candidates = bulk.event_create(site_id=site.pk, event_type=event_type, data=data)
             webhooks = [
-                w for w in candidates if subscribed(w.events, event_type) and get_format(w.format).carries(event_type)
+                w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
             ]
         now = timezone.now()
         token = handoff.OUTBOX.token()

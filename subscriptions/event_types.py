@@ -41,6 +41,9 @@ CHANNEL_SOURCE_FIELDS: dict[str, dict[str, dict]] = {
     "other": {},
 }
 CHANNELS = tuple(CHANNEL_SOURCE_FIELDS)
+# The source fields that are the visitor's phone number or address: a conversation that knows the
+# visitor's phone or email but got no such identifier takes it from there.
+CHANNEL_SOURCE_FROM_VISITOR: dict[str, dict[str, str]] = {"whatsapp": {"from": "phone"}, "email": {"from": "email"}}
 SENDER_TYPES = ("visitor", "agent", "ai")
 CONVERSATION_STATUSES = ("open", "closed")
 SESSION_STATES = ("active", "paused", "closed")
@@ -292,6 +295,12 @@ CATALOGUE: dict[str, EventType] = {
 }
 # Types a webhook can list in its subscription (the test ping reaches every webhook anyway).
 SUBSCRIBABLE = [name for name in CATALOGUE if name != WEBHOOK_TEST.name]
+# The Chatzuri document's (seed 001) name for a visitor's message. A webhook may subscribe to it
+# (it is stored as given): it gets the `message.created` events whose sender is the visitor, and
+# no others; the chatzuri format names them `message.received` on the wire, the others keep
+# `message.created`. Never published under this name, so not in the catalogue.
+MESSAGE_RECEIVED = "message.received"
+SUBSCRIPTION_NAMES = [*SUBSCRIBABLE, MESSAGE_RECEIVED]
 
 # The agent's reply on an inbound channel, sent by the service to that channel's own endpoint (an
 # integration's connector webhook) and to no subscriber: not in the catalogue, not subscribable,

@@ -290,7 +290,7 @@ def _apply_status(event: InboundEvent) -> None:
         Conversation.objects.filter(integration=integration, status="open").filter(match).order_by("-created_at").first()
     )
     if conversation is None:
-        _finish(event, InboundEvent.Status.IGNORED, f"no open session matches request_id {payload['request_id']}")
+        _finish(event, InboundEvent.Status.UNMATCHED, _unmatched_outcome(payload))
         return
     event.conversation = conversation
     detail = {"source": key, **{k: payload[k] for k in ("hook_type", "request_id", "dialog_id") if k in payload}}
@@ -300,6 +300,16 @@ def _apply_status(event: InboundEvent) -> None:
     else:
         domain.conversation_transfer(conversation=conversation, transfer=detail)
         _finish(event, InboundEvent.Status.PROCESSED, f"{payload['hook_type']}: the session is paused, the transfer recorded")
+
+
+def _unmatched_outcome(payload: dict) -> str:
+    """Which ids a status event looked for, so a person can tell why it changed nothing."""
+    looked_for = [f"{name} {payload[name]}" for name in ("request_id", "dialog_id", "client_id") if name in payload]
+    return (
+        f"unmatched: no open session of this integration has {' or '.join(looked_for)}; nothing changed. "
+        "A session learns its request_id and dialog_id from the client's messages that carry them; "
+        "send client_id to match by client."
+    )
 
 
 def _history(conversation: Conversation) -> list[Turn]:
