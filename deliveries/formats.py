@@ -280,6 +280,12 @@ def webhook_channel_body(e: Envelope) -> dict:
     recipient = object_or_empty(e.data.get("recipient"))
     text, message_id, created_on = e.data.get("text"), e.data.get("message_id"), iso_utc(e.created_at)
     addressing = {"from": {"id": e.site_id}, "to": {"id": recipient.get("user_id")}, "sessionId": e.data.get("conversation_id")}
+    if text_or_none(e.data.get("end_reason")):
+        # Seed 003: "endOfTask, endReason, … are delivered as a separate message."
+        end = {**addressing, "endOfTask": True, "endReason": e.data["end_reason"]}
+        if text_or_none(e.data.get("handoff_reason")):
+            end["handoff"] = {"reason": e.data["handoff_reason"]}
+        return end if recipient.get("api_version") == "v1" else {**end, "_v": "v2"}
     if recipient.get("api_version") == "v1":
         return {"text": text, "messageId": message_id, "createdOn": created_on, **addressing}
     message = {"type": "text", "val": text, "createdOn": created_on, "messageId": message_id}

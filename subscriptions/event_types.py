@@ -307,7 +307,8 @@ SUBSCRIPTION_NAMES = [*SUBSCRIBABLE, MESSAGE_RECEIVED]
 # not publishable through POST /events. Subscribers see the reply as `message.created`.
 CHANNEL_REPLY = _event(
     "channel.reply",
-    "The agent's reply to a visitor, sent back through the channel the visitor wrote on.",
+    "The agent's (or a person's) reply to a visitor, sent back through the channel the visitor wrote on; "
+    "on the webhook channel (seed 003) also the end of the agent's turn (`end_reason`, no message).",
     {
         "conversation_id": "conv_xyz",
         "message_id": "msg_124",
@@ -321,6 +322,9 @@ CHANNEL_REPLY = _event(
         "connector": _STR,
         "text": {**_STR, "minLength": 1},
         "recipient": {"type": "object", "description": "the channel's addressing of the visitor"},
+        "end_reason": {**_STR, "description": "the end of the turn (seed 003's endReason): Fulfilled or AgentTransfer"},
+        "handoff_reason": {**_STR_OR_NULL, "description": "why a human has the conversation (AgentTransfer)"},
     },
+    optional=("message_id", "text", "end_reason", "handoff_reason"),
 )
 CONNECTOR_EVENTS: dict[str, EventType] = {CHANNEL_REPLY.name: CHANNEL_REPLY}

@@ -124,6 +124,11 @@ def message_create(*, conversation: Conversation, sender_type: str, body: str, m
             conversation=conversation, sender_type=sender_type, body=body, metadata=metadata or {}
         )
         event_publish(site=conversation.site, event_type=MESSAGE_CREATED.name, data=event_data.message_created(message))
+        if sender_type == "agent" and conversation.integration_id is not None:
+            # The inbound side builds on the domain, so it is imported here, where it is needed.
+            from agentbot.inbound.services import person_reply_relay
+
+            person_reply_relay(conversation=conversation, message=message)
     return message
 
 
