@@ -139,14 +139,19 @@ def _client_identity(body: dict, channel: str) -> dict:
         return {}
     if not isinstance(client, dict):
         raise PayloadError("client must be an object (Chat2Desk's client: id, phone, name, …)")
-    known = {name: _identifier(client, name, required=False) for name in ("phone", "client_phone", "name", "username")}
-    texts = {name: value for name, value in known.items() if isinstance(value, str)}
+    try:
+        known = {name: _identifier(client, name, required=False) for name in ("phone", "client_phone", "name", "username")}
+    except PayloadError as exc:
+        raise PayloadError(f"client.{exc}") from None
+    texts = {name: str(value) for name, value in known.items() if value is not None}
     phone, transport_id = None, None
     for value in (texts.get("client_phone"), texts.get("phone")):
         if value and PHONE.match(value) and phone is None:
             phone = "+" + re.sub(r"[^0-9]", "", value)
         elif value and (found := TRANSPORT_ID.match(value)) and transport_id is None:
             transport_id = found["id"]
+    if phone is None and channel == "whatsapp" and transport_id and transport_id.isdigit():
+        phone = "+" + transport_id  # WhatsApp's own id of a client is the phone number
     source: dict = {}
     if channel == "whatsapp" and phone:
         source["from"] = phone
