@@ -24,6 +24,7 @@ run: install
 test: install
 	@bash scripts/services.sh
 	@bash scripts/browser.sh
+	@bash scripts/node_deps.sh
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 		$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -169,6 +169,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "agentbot.api.schema.add_error_responses",
         "agentbot.api.schema.refuse_unknown_request_fields",
+        "agentbot.api.schema.defaults_beside_alternatives",
     ],
 }
 

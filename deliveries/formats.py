@@ -22,6 +22,7 @@ from subscriptions.event_types import (
     CHANNEL_SOURCE_FIELDS,
     LEAD_SUBMIT,
     MESSAGE_CREATED,
+    MESSAGE_RECEIVED,
     WEBHOOK_TEST,
 )
 from subscriptions.models import SECRET_PREFIX, WebhookFormat
@@ -111,10 +112,15 @@ def hmac_hex(algorithm: str, key: str, message: bytes) -> str:
     return hmac.new(key.encode("utf-8"), message, algorithm).hexdigest()
 
 
-def timestamped_signature(s: Signing) -> str:
-    """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, one v1 per live secret, newest first."""
+def timestamped_signature(s: Signing, *, old_first: bool = False) -> str:
+    """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, one v1 per live secret: newest
+    first, or during a grace period the old secret's first (`old_first`). The documents' receivers
+    read only one v1 (seed 002's the first, seed 004's the last), so each format puts the old
+    secret's where its document's receiver looks: one not yet switched keeps verifying until the
+    grace period ends."""
+    secrets = s.secrets[::-1] if old_first else s.secrets
     signed = f"{s.timestamp}.".encode() + s.body
-    return ",".join([f"t={s.timestamp}"] + [f"v1={hmac_hex('sha256', k, signed)}" for k in s.secrets])
+    return ",".join([f"t={s.timestamp}"] + [f"v1={hmac_hex('sha256', k, signed)}" for k in secrets])
 
 
 def is_2xx(status: int, body: bytes) -> bool:
@@ -139,12 +145,13 @@ def agentbot_body(e: Envelope) -> dict:
 def agentbot_sign(s: Signing) -> dict[str, str]:
     return {
         "X-Agentbot-Event": s.event_type,
-        "X-Agentbot-Signature": timestamped_signature(s),
+        # Seed 002's receiver reads the first v1: `v1=<old>,v1=<new>` during a grace period.
+        "X-Agentbot-Signature": timestamped_signature(s, old_first=True),
     }
 
 
 # --- chatzuri (seed 001) ----------------------------------------------------------------------
-CHATZURI_MESSAGE_RECEIVED = "message.received"
+CHATZURI_MESSAGE_RECEIVED = MESSAGE_RECEIVED
 # A message.created without a channel comes from the website widget, Agentbot's own channel.
 CHATZURI_DEFAULT_CHANNEL = "web"
 
@@ -192,8 +199,9 @@ def chatzuri_body(e: Envelope) -> dict:
 
 
 def chatzuri_sign(s: Signing) -> dict[str, str]:
-    # The header holds one signature, so during a rotation the new secret signs.
-    return {"x-chatzuri-signature": hmac_hex("sha1", s.secrets[0], s.body)}
+    # The header holds one signature: during a grace period the old secret signs (the last live
+    # one), so a receiver switches when the grace period ends, as with the other formats.
+    return {"x-chatzuri-signature": hmac_hex("sha1", s.secrets[-1], s.body)}
 
 
 # --- leads (seed 004) -------------------------------------------------------------------------
@@ -202,7 +210,8 @@ LEADS_TYPES = {LEAD_SUBMIT.name: "Lead", APPOINTMENT_CREATED.name: "Appointment"
 
 
 def leads_body(e: Envelope) -> dict:
-    """The document's flat record: strings are "" when unknown, SessionID an integer or null."""
+    """The document's flat record: strings are "" when unknown; SessionID is an integer (the
+    document types it `int`): the conversation's number, 0 for a record without one."""
     data = e.data
     session_id = data.get("session_id")
 
@@ -218,12 +227,13 @@ def leads_body(e: Envelope) -> dict:
         "PhoneNumber": text("phone"),
         "CreateTime": e.created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "Content": text("content") or text("message"),
-        "SessionID": session_id if type(session_id) is int else None,
+        "SessionID": session_id if type(session_id) is int else 0,
         "URI": text("uri"),
     }
 
 
 def leads_sign(s: Signing) -> dict[str, str]:
+    # Seed 004's receiver keeps the last v1: `v1=<new>,v1=<old>` during a grace period.
     return {"X-Webhook-Signature": timestamped_signature(s)}
 
 
@@ -294,6 +304,12 @@ def webhook_channel_body(e: Envelope) -> dict:
     recipient = object_or_empty(e.data.get("recipient"))
     text, message_id, created_on = e.data.get("text"), e.data.get("message_id"), iso_utc(e.created_at)
     addressing = {"from": {"id": e.site_id}, "to": {"id": recipient.get("user_id")}, "sessionId": e.data.get("conversation_id")}
+    if text_or_none(e.data.get("end_reason")):
+        # Seed 003: "endOfTask, endReason, … are delivered as a separate message."
+        end = {**addressing, "endOfTask": True, "endReason": e.data["end_reason"]}
+        if text_or_none(e.data.get("handoff_reason")):
+            end["handoff"] = {"reason": e.data["handoff_reason"]}
+        return end if recipient.get("api_version") == "v1" else {**end, "_v": "v2"}
     if recipient.get("api_version") == "v1":
         return {"text": text, "messageId": message_id, "createdOn": created_on, **addressing}
     message = {"type": "text", "val": text, "createdOn": created_on, "messageId": message_id}

@@ -157,7 +157,7 @@ def event_publish(
                     site_id=site.pk, event_type=event_type, data=data, data_json=data_json
                 )
             webhooks = [
-                w for w in candidates if subscribed(w.events, event_type) and get_format(w.format).carries(event_type)
+                w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
             ]
         now = timezone.now()
         token = handoff.OUTBOX.token()

@@ -23,13 +23,13 @@ from agentbot.logging import log_delivery
 from agentbot.metrics import WEBHOOK_STATES, deliveries_per_hour, webhooks_with_health
 from deliveries import services as delivery_services
 from subscriptions import services
-from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
+from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook
 from subscriptions.selectors import webhook_waiting_count
 
 logger = logging.getLogger(__name__)
 
-EVENT_CHOICES = [(ALL_EVENTS, "All events (*)")] + [(name, name) for name in SUBSCRIBABLE]
+EVENT_CHOICES = [(ALL_EVENTS, "All events (*)")] + [(name, name) for name in SUBSCRIPTION_NAMES]
 EDITABLE = ["url", "events", "format", "enabled", "description"]
 RECENT_DELIVERIES = 20
 

@@ -14,7 +14,7 @@ from agentbot.api.auth import site_of
 from agentbot.api.fields import StrictBooleanField, StrictCharField
 from agentbot.api.serializers import PatchSerializer, StrictSerializer, valid_input
 from subscriptions import selectors, services
-from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
+from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
 
 
@@ -74,7 +74,7 @@ class WebhookUrlField(StrictCharField):
 
 
 @extend_schema_field(
-    {"type": "array", "minItems": 1, "items": {"type": "string", "enum": [ALL_EVENTS, *SUBSCRIBABLE]}}
+    {"type": "array", "minItems": 1, "items": {"type": "string", "enum": [ALL_EVENTS, *SUBSCRIPTION_NAMES]}}
 )
 class EventListField(serializers.ListField):
     child = StrictCharField(max_length=64)

@@ -41,6 +41,9 @@ CHANNEL_SOURCE_FIELDS: dict[str, dict[str, dict]] = {
     "other": {},
 }
 CHANNELS = tuple(CHANNEL_SOURCE_FIELDS)
+# The source fields that are the visitor's phone number or address: a conversation that knows the
+# visitor's phone or email but got no such identifier takes it from there.
+CHANNEL_SOURCE_FROM_VISITOR: dict[str, dict[str, str]] = {"whatsapp": {"from": "phone"}, "email": {"from": "email"}}
 SENDER_TYPES = ("visitor", "agent", "ai")
 CONVERSATION_STATUSES = ("open", "closed")
 SESSION_STATES = ("active", "paused", "closed")
@@ -292,13 +295,20 @@ CATALOGUE: dict[str, EventType] = {
 }
 # Types a webhook can list in its subscription (the test ping reaches every webhook anyway).
 SUBSCRIBABLE = [name for name in CATALOGUE if name != WEBHOOK_TEST.name]
+# The Chatzuri document's (seed 001) name for a visitor's message. A webhook may subscribe to it
+# (it is stored as given): it gets the `message.created` events whose sender is the visitor, and
+# no others; the chatzuri format names them `message.received` on the wire, the others keep
+# `message.created`. Never published under this name, so not in the catalogue.
+MESSAGE_RECEIVED = "message.received"
+SUBSCRIPTION_NAMES = [*SUBSCRIBABLE, MESSAGE_RECEIVED]
 
 # The agent's reply on an inbound channel, sent by the service to that channel's own endpoint (an
 # integration's connector webhook) and to no subscriber: not in the catalogue, not subscribable,
 # not publishable through POST /events. Subscribers see the reply as `message.created`.
 CHANNEL_REPLY = _event(
     "channel.reply",
-    "The agent's reply to a visitor, sent back through the channel the visitor wrote on.",
+    "The agent's (or a person's) reply to a visitor, sent back through the channel the visitor wrote on; "
+    "on the webhook channel (seed 003) also the end of the agent's turn (`end_reason`, no message).",
     {
         "conversation_id": "conv_xyz",
         "message_id": "msg_124",
@@ -312,6 +322,9 @@ CHANNEL_REPLY = _event(
         "connector": _STR,
         "text": {**_STR, "minLength": 1},
         "recipient": {"type": "object", "description": "the channel's addressing of the visitor"},
+        "end_reason": {**_STR, "description": "the end of the turn (seed 003's endReason): Fulfilled or AgentTransfer"},
+        "handoff_reason": {**_STR_OR_NULL, "description": "why a human has the conversation (AgentTransfer)"},
     },
+    optional=("message_id", "text", "end_reason", "handoff_reason"),
 )
 CONNECTOR_EVENTS: dict[str, EventType] = {CHANNEL_REPLY.name: CHANNEL_REPLY}

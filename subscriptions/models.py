@@ -8,7 +8,7 @@ from django.utils import timezone
 from agentbot.crypto import EncryptedTextField
 from agentbot.ids import new_webhook_id
 from agentbot.models import Site
-from subscriptions.event_types import ALL_EVENTS, WEBHOOK_TEST
+from subscriptions.event_types import ALL_EVENTS, MESSAGE_CREATED, MESSAGE_RECEIVED, WEBHOOK_TEST
 
 SECRET_PREFIX = "whsec_"
 
@@ -23,11 +23,17 @@ def mask_secret(secret: str) -> str:
     return f"{SECRET_PREFIX}…{secret[-4:]}" if secret else ""
 
 
-def subscribed(events: list[str], event_type: str) -> bool:
-    """Whether a webhook subscribed to `events` gets `event_type` (the test ping goes to any)."""
-    if event_type == WEBHOOK_TEST.name:
+def subscribed(events: list[str], event_type: str, data=None) -> bool:
+    """Whether a webhook subscribed to `events` gets an event of `event_type` with `data` (the test
+    ping goes to any; `message.received` is a visitor's `message.created`)."""
+    if event_type == WEBHOOK_TEST.name or ALL_EVENTS in events or event_type in events:
         return True
-    return ALL_EVENTS in events or event_type in events
+    return (
+        MESSAGE_RECEIVED in events
+        and event_type == MESSAGE_CREATED.name
+        and isinstance(data, dict)
+        and data.get("sender_type") == "visitor"
+    )
 
 
 class WebhookFormat(models.TextChoices):

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agentbot.models import Site
-from subscriptions.event_types import ALL_EVENTS, SUBSCRIBABLE
+from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat, generate_secret
 from subscriptions.url_policy import UrlNotAllowed, check_url
 
@@ -31,10 +31,10 @@ def webhook_validate_events(events) -> list[str]:
         raise ValidationError({"events": 'events must be a list of event types, or ["*"] for all'})
     if not events:
         raise ValidationError({"events": 'pick at least one event type, or ["*"] for all'})
-    unknown = [e for e in events if e != ALL_EVENTS and e not in SUBSCRIBABLE]
+    unknown = [e for e in events if e != ALL_EVENTS and e not in SUBSCRIPTION_NAMES]
     if unknown:
         raise ValidationError(
-            {"events": f"unknown event type {unknown[0]!r}; known types: {', '.join(SUBSCRIBABLE)}, or *"}
+            {"events": f"unknown event type {unknown[0]!r}; known types: {', '.join(SUBSCRIPTION_NAMES)}, or *"}
         )
     return list(dict.fromkeys(events))
 

@@ -36,12 +36,6 @@ def test_dockerfile_copies_what_exists_and_runs_an_importable_app():
     assert importlib.import_module("agentbot").celery_app.main == "agentbot"
 
 
-def test_compose_starts_web_worker_and_beat_again_when_they_die():
-    """The README's Guarantees say so: Docker supervises the containers as `make run` its children."""
-    for name in ("web", "worker", "beat"):
-        assert COMPOSE["services"][name]["restart"] in ("unless-stopped", "always", "on-failure"), name
-
-
 def test_dockerfile_copies_the_folders_the_settings_read_at_run_time():
     copied = {ROOT / source for source in re.findall(r"^COPY (\S+) ", DOCKERFILE, flags=re.M)}
     needed = [*settings.LOCALE_PATHS, *(d for t in settings.TEMPLATES for d in t["DIRS"])]

@@ -257,3 +257,23 @@ def refuse_unknown_request_fields(result, generator, request, public):
             for media in operation.get("requestBody", {}).get("content", {}).values():
                 _closed(media.get("schema"), components, seen)
     return result
+
+
+def defaults_beside_alternatives(result, generator, request, public):
+    """drf-spectacular renders a blank-allowed email as `oneOf: [{format: email, default: ""},
+    {maxLength: 0}]`: a default inside a branch it does not match, which schema validators refuse
+    (`'' is not a 'email'`). The default belongs beside the alternatives, where "" matches one."""
+
+    def walk(node):
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for alternative in node.get("oneOf", []):
+                if isinstance(alternative, dict) and "default" in alternative:
+                    node.setdefault("default", alternative.pop("default"))
+            for value in node.values():
+                walk(value)
+
+    walk(result.get("components", {}))
+    return result

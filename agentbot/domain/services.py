@@ -13,6 +13,7 @@ from deliveries.services import event_publish, text_is_storable
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CHANNEL_SOURCE_FIELDS,
+    CHANNEL_SOURCE_FROM_VISITOR,
     CONVERSATION_CLOSED,
     CONVERSATION_CREATED,
     CONVERSATION_NEEDS_HUMAN,
@@ -47,6 +48,17 @@ def conversation_validate_source(*, channel: str, source) -> dict:
     return dict(source)
 
 
+def conversation_source_complete(*, channel: str, source: dict, visitor_phone: str, visitor_email: str) -> dict:
+    """The channel's identifiers, with the visitor's phone or email where the channel's identifier
+    is one (WhatsApp's and email's `from`) and none was given."""
+    visitor = {"phone": visitor_phone, "email": visitor_email}
+    completed = dict(source)
+    for name, visitor_field in CHANNEL_SOURCE_FROM_VISITOR.get(channel, {}).items():
+        if not completed.get(name) and visitor[visitor_field]:
+            completed[name] = visitor[visitor_field]
+    return completed
+
+
 def _conversation_require_open(conversation: Conversation) -> None:
     if not conversation.is_open:
         raise ValidationError(
@@ -77,7 +89,12 @@ def conversation_create(
     external_id: str = "",
     context: dict | None = None,
 ) -> Conversation:
-    source = conversation_validate_source(channel=channel, source=source)
+    source = conversation_source_complete(
+        channel=channel,
+        source=conversation_validate_source(channel=channel, source=source),
+        visitor_phone=visitor_phone,
+        visitor_email=visitor_email,
+    )
     with transaction.atomic():
         # Numbers count up per site; the row lock serialises the count, not the site's other writes.
         Site.objects.select_for_update(no_key=True).get(pk=site.pk)
@@ -107,6 +124,11 @@ def message_create(*, conversation: Conversation, sender_type: str, body: str, m
             conversation=conversation, sender_type=sender_type, body=body, metadata=metadata or {}
         )
         event_publish(site=conversation.site, event_type=MESSAGE_CREATED.name, data=event_data.message_created(message))
+        if sender_type == "agent" and conversation.integration_id is not None:
+            # The inbound side builds on the domain, so it is imported here, where it is needed.
+            from agentbot.inbound.services import person_reply_relay
+
+            person_reply_relay(conversation=conversation, message=message)
     return message
 
 
@@ -224,6 +246,15 @@ def _conversation_learn_visitor(conversation: Conversation, record: ContactRecor
     learned = [name for name, value in known.items() if value and not getattr(conversation, name)]
     for name in learned:
         setattr(conversation, name, known[name])
+    source = conversation_source_complete(
+        channel=conversation.channel,
+        source=conversation.source or {},
+        visitor_phone=conversation.visitor_phone,
+        visitor_email=conversation.visitor_email,
+    )
+    if source != (conversation.source or {}):
+        conversation.source = source
+        learned.append("source")
     if learned:
         conversation.save(update_fields=learned)
 

@@ -31,7 +31,7 @@ from subscriptions.services import webhook_validate_url
 
 RECENT_EVENTS = 20
 # An inbound event's status → the console's badge colour.
-STATUS_LEVELS = {"processed": "ok", "failed": "error", "received": "warning", "accepted": "warning"}
+STATUS_LEVELS = {"processed": "ok", "failed": "error", "received": "warning", "accepted": "warning", "unmatched": "warning"}
 
 
 def webhook_badge(integration: Integration) -> str:

@@ -7,6 +7,7 @@ deliveries/formats.py) and the register-webhook helper talks to `{apiUrl}/v1/web
 """
 
 import json
+import re
 
 from agentbot.inbound.parsed import Parsed, PayloadError
 from deliveries import http
@@ -119,8 +120,50 @@ def _parse_message(body: dict) -> Parsed:
         value = _optional_number(body, name)
         if value is not None:
             payload[name] = value
+    payload.update(_client_identity(body, channel_of(payload.get("transport"))))
     message_id = _identifier(body, "message_id", required=False)
     return Parsed("message", payload, external_id=str(message_id) if message_id is not None else "")
+
+
+# Chat2Desk's `client.phone` is the phone number on phone transports (WhatsApp, SMS, Viber) and
+# the transport's own id of the client elsewhere, as `[tg] 807892`.
+TRANSPORT_ID = re.compile(r"^\[(?P<transport>[a-z_]+)\]\s*(?P<id>\S+)$")
+PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{4,30}$")
+
+
+def _client_identity(body: dict, channel: str) -> dict:
+    """What Chat2Desk's `client` object tells about the visitor: the conversation's `source` (the
+    channel's identifiers, seed 001's `from`, `chatId`, `senderId`) and `visitor` {name, phone}."""
+    client = body.get("client")
+    if client is None:
+        return {}
+    if not isinstance(client, dict):
+        raise PayloadError("client must be an object (Chat2Desk's client: id, phone, name, …)")
+    try:
+        known = {name: _identifier(client, name, required=False) for name in ("phone", "client_phone", "name", "username")}
+    except PayloadError as exc:
+        raise PayloadError(f"client.{exc}") from None
+    texts = {name: str(value) for name, value in known.items() if value is not None}
+    phone, transport_id = None, None
+    for value in (texts.get("client_phone"), texts.get("phone")):
+        if value and PHONE.match(value) and phone is None:
+            phone = "+" + re.sub(r"[^0-9]", "", value)
+        elif value and (found := TRANSPORT_ID.match(value)) and transport_id is None:
+            transport_id = found["id"]
+    if phone is None and channel == "whatsapp" and transport_id and transport_id.isdigit():
+        phone = "+" + transport_id  # WhatsApp's own id of a client is the phone number
+    source: dict = {}
+    if channel == "whatsapp" and phone:
+        source["from"] = phone
+    elif channel == "telegram":
+        if transport_id:
+            source["chatId"] = int(transport_id) if transport_id.isdigit() and len(transport_id) < 16 else transport_id
+        if texts.get("username"):
+            source["username"] = texts["username"].removeprefix("@")
+    elif channel in ("facebook", "instagram") and transport_id:
+        source["senderId"] = transport_id
+    visitor = {key: value for key, value in (("name", texts.get("name", "")[:200]), ("phone", phone or "")) if value}
+    return {**({"source": source} if source else {}), **({"visitor": visitor} if visitor else {})}
 
 
 # --- Chat2Desk's API ---------------------------------------------------------------------------

@@ -134,6 +134,8 @@ class InboundEvent(models.Model):
         ACCEPTED = "accepted"  # the visitor's message is in its conversation; the agent has not replied yet
         PROCESSED = "processed"
         IGNORED = "ignored"
+        # A status event no open session matched (the ids it looked for are in its outcome): nothing changed.
+        UNMATCHED = "unmatched"
         FAILED = "failed"
 
     id = models.CharField(primary_key=True, max_length=40, default=new_inbound_id, editable=False)

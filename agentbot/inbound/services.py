@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from agentbot.domain import services as domain
 from agentbot.domain.models import Conversation, Message
-from agentbot.inbound import chat2desk
+from agentbot.inbound import chat2desk, webhook_channel
 from agentbot.inbound.models import INBOUND_PENDING as PENDING
 from agentbot.inbound.models import ChannelMode, ConnectorType, InboundEvent, Integration
 from agentbot.inbound.parsed import Parsed
@@ -290,7 +290,7 @@ def _apply_status(event: InboundEvent) -> None:
         Conversation.objects.filter(integration=integration, status="open").filter(match).order_by("-created_at").first()
     )
     if conversation is None:
-        _finish(event, InboundEvent.Status.IGNORED, f"no open session matches request_id {payload['request_id']}")
+        _finish(event, InboundEvent.Status.UNMATCHED, _unmatched_outcome(payload))
         return
     event.conversation = conversation
     detail = {"source": key, **{k: payload[k] for k in ("hook_type", "request_id", "dialog_id") if k in payload}}
@@ -300,6 +300,16 @@ def _apply_status(event: InboundEvent) -> None:
     else:
         domain.conversation_transfer(conversation=conversation, transfer=detail)
         _finish(event, InboundEvent.Status.PROCESSED, f"{payload['hook_type']}: the session is paused, the transfer recorded")
+
+
+def _unmatched_outcome(payload: dict) -> str:
+    """Which ids a status event looked for, so a person can tell why it changed nothing."""
+    looked_for = [f"{name} {payload[name]}" for name in ("request_id", "dialog_id", "client_id") if name in payload]
+    return (
+        f"unmatched: no open session of this integration has {' or '.join(looked_for)}; nothing changed. "
+        "A session learns its request_id and dialog_id from the client's messages that carry them; "
+        "send client_id to match by client."
+    )
 
 
 def _history(conversation: Conversation) -> list[Turn]:
@@ -327,13 +337,16 @@ def _reply(event: InboundEvent) -> str:
             _finish(event, InboundEvent.Status.PROCESSED, f"not answered: the session became {conversation.session}")
             return event.status
         if not answer.text:
-            domain.conversation_handoff(conversation=conversation, reason=answer.handoff_reason)
+            conversation = domain.conversation_handoff(conversation=conversation, reason=answer.handoff_reason)
+            _send_end_of_task(event, conversation, webhook_channel.AGENT_TRANSFER)
             _finish(event, InboundEvent.Status.PROCESSED, f"handed to a human: {answer.handoff_reason}")
             return event.status
         message = domain.message_create(conversation=conversation, sender_type="ai", body=answer.text)
         event.replies = [*event.replies, message.id]
         event.save(update_fields=["replies"])
-        _finish(event, InboundEvent.Status.PROCESSED, _send_reply(event.integration, conversation, message))
+        outcome = _send_reply(event.integration, conversation, message)
+        _send_end_of_task(event, conversation, webhook_channel.FULFILLED)
+        _finish(event, InboundEvent.Status.PROCESSED, outcome)
     return event.status
 
 
@@ -346,17 +359,82 @@ def _send_reply(integration: Integration, conversation: Conversation, message: M
         return f"answered with {message.id}, returned to the caller"
     if webhook is None or not webhook.enabled:
         return f"answered with {message.id}, not sent: the integration has no API URL and token, or is inactive"
+    reply = _channel_publish(
+        integration, conversation, {"message_id": message.id, "text": message.body}, idempotency_key=f"reply:{message.id}"
+    )
+    return f"answered with {message.id}, sent as {reply.id}"
+
+
+def _channel_publish(integration: Integration, conversation: Conversation, fields: dict, *, idempotency_key: str):
+    """A `channel.reply` to the integration's connector webhook alone: a message, or an end of turn."""
     reply, _ = event_publish(
         site=integration.site,
         event_type=CHANNEL_REPLY.name,
         data={
             "conversation_id": conversation.id,
-            "message_id": message.id,
             "connector": integration.connector_type,
-            "text": message.body,
+            **fields,
             "recipient": conversation.context.get(integration.connector_type, {}),
         },
-        idempotency_key=f"reply:{message.id}",
-        only_webhook=webhook,
+        idempotency_key=idempotency_key,
+        only_webhook=integration.reply_webhook,
     )
-    return f"answered with {message.id}, sent as {reply.id}"
+    return reply
+
+
+def _posts_to_post_url(integration: Integration) -> bool:
+    webhook = integration.reply_webhook
+    return (
+        integration.connector_type == ConnectorType.WEBHOOK
+        and integration.mode == ChannelMode.ASYNC
+        and webhook is not None
+        and webhook.enabled
+    )
+
+
+def _send_end_of_task(event: InboundEvent, conversation: Conversation, end_reason: str) -> None:
+    """The webhook channel's asynchronous mode tells the POST_URL that the agent's turn ended, in
+    a message of its own (seed 003): `endOfTask`, `endReason`, and the handoff's reason."""
+    if not _posts_to_post_url(event.integration):
+        return
+    fields = {"end_reason": end_reason}
+    if end_reason == webhook_channel.AGENT_TRANSFER:
+        fields["handoff_reason"] = conversation.handoff_reason or "a human has the conversation"
+    _channel_publish(event.integration, conversation, fields, idempotency_key=f"end:{event.id}")
+
+
+# --- a person's replies ---------------------------------------------------------------------------
+# A sync webhook channel's conversation keeps the ids of a person's replies its caller has not got
+# yet here, in its context; the caller's next answer (a request or a poll) takes them.
+UNRETURNED = "unreturned_replies"
+
+
+def person_reply_relay(*, conversation: Conversation, message: Message) -> None:
+    """A person's reply (the API or the admin, sender `agent`) reaches the webhook channel's caller
+    as the agent's does: posted to the POST_URL (async), or returned with the caller's next request
+    or poll (sync). Runs in the transaction that stored the message, with the conversation locked."""
+    integration = conversation.integration
+    if integration is None or integration.connector_type != ConnectorType.WEBHOOK:
+        return
+    if integration.mode == ChannelMode.ASYNC:
+        if _posts_to_post_url(integration):
+            _channel_publish(
+                integration, conversation, {"message_id": message.id, "text": message.body}, idempotency_key=f"reply:{message.id}"
+            )
+        return
+    conversation.context = {**conversation.context, UNRETURNED: [*conversation.context.get(UNRETURNED, []), message.id]}
+    conversation.save(update_fields=["context"])
+
+
+def person_replies_take(*, conversation_id: str | None) -> list[Message]:
+    """The person's replies the sync caller has not got yet, oldest first; from now on it has."""
+    if conversation_id is None:
+        return []
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+        ids = conversation.context.get(UNRETURNED, []) if conversation is not None else []
+        if not ids:
+            return []
+        conversation.context = {k: v for k, v in conversation.context.items() if k != UNRETURNED}
+        conversation.save(update_fields=["context"])
+    return list(Message.objects.filter(pk__in=ids).order_by("created_at"))

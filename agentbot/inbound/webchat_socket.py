@@ -1,5 +1,5 @@
-"""The webchat widget's Socket.IO endpoint, `/socket.io/` (websocket transport), served next to
-Django by agentbot/asgi.py.
+"""The webchat widget's Socket.IO endpoint, `/socket.io/` (Engine.IO long-polling and websocket),
+served next to Django by agentbot/asgi.py.
 
 Thin handlers: the rules are in agentbot/inbound/webchat.py. Everything that touches the database
 runs on a thread pool of its own, never on the event loop, so a slow model answer for one visitor
@@ -62,14 +62,23 @@ for library_logger in (socketio_logger, engineio_logger):
     library_logger.setLevel(logging.WARNING)
 engineio_logger.addFilter(_MalformedPackets())
 
-# Websocket only: no long-polling fallback, so the server keeps no per-client HTTP state and any
-# number of uvicorn workers or replicas serve it without sticky sessions. The engine's own origin
-# check is off (cors_allowed_origins=[]): the connect handler checks the integration's origins and
-# says why it refuses.
+def _origin_checked_at_connect(origin, environ) -> bool:
+    """The engine lets every origin through (and answers polling requests with CORS headers for
+    it, so a page's browser may read them): the connect handler checks the integration's allowed
+    origins and says why it refuses, whatever the transport."""
+    return True
+
+
+# Both Engine.IO transports, as the official socket.io-client's defaults use them: HTTP
+# long-polling first, then the upgrade to a websocket (or polling alone, where a network blocks
+# websockets). Polling keeps a client's session in this process, so several web processes need
+# sticky sessions for it (README); the websocket transport needs none. The size limit applies to
+# a polling POST as to a websocket frame; the rate and connection limits are the connection's.
 sio = socketio.AsyncServer(
     async_mode="asgi",
-    transports=["websocket"],
-    cors_allowed_origins=[],
+    transports=["polling", "websocket"],
+    cors_allowed_origins=_origin_checked_at_connect,
+    cors_credentials=False,
     max_http_buffer_size=_max_frame(),
     logger=socketio_logger,
     engineio_logger=engineio_logger,

@@ -75,13 +75,15 @@ def _answer(integration: Integration, user_id: str, conversation, messages: list
 
 
 def _event_answer(event: InboundEvent) -> HookAnswer | None:
-    """A message's answer once the agent is done with it; None while it is not."""
+    """A message's answer once the agent is done with it; None while it is not. A person's replies
+    the caller has not got yet come first, then the agent's of this turn."""
     if event.status in INBOUND_PENDING:
         return None
     replies = services.inbound_replies(event)
+    waiting = services.person_replies_take(conversation_id=event.conversation_id)
     conversation = Conversation.objects.filter(pk=event.conversation_id).first()
     reason = webhook_channel.FULFILLED if replies else webhook_channel.AGENT_TRANSFER
-    return _answer(event.integration, event.payload["client_id"], conversation, replies, reason)
+    return _answer(event.integration, event.payload["client_id"], conversation, [*waiting, *replies], reason)
 
 
 def _pending_answer(event: InboundEvent) -> HookAnswer:

@@ -350,3 +350,16 @@ def test_openapi_schema_documents_the_domain_endpoints(api_client):
         "/api/v1/appointments",
     ):
         assert path in paths, f"{path} is missing from the OpenAPI schema"
+
+
+def test_a_whatsapp_or_email_conversation_takes_from_from_the_visitors_phone_or_email_when_it_learns_them(site):
+    whatsapp = services.conversation_create(site=site, channel="whatsapp")
+    email = services.conversation_create(site=site, channel="email", visitor_email="customer@example.com")
+    given = services.conversation_create(site=site, channel="whatsapp", visitor_phone="+1 555", source={"from": "+1234567890"})
+    assert (whatsapp.source, email.source, given.source) == ({}, {"from": "customer@example.com"}, {"from": "+1234567890"})
+
+    services.lead_create(site=site, conversation_id=whatsapp.id, phone="+1234567890")
+    whatsapp.refresh_from_db()
+    assert (whatsapp.visitor_phone, whatsapp.source) == ("+1234567890", {"from": "+1234567890"})
+    telegram = services.conversation_create(site=site, channel="telegram", visitor_phone="+1234567890")
+    assert telegram.source == {}, "a Telegram chat id is not a phone number"

@@ -89,3 +89,11 @@ def test_docs_page_loads_only_local_static_files(client):
         assert url.startswith("/") and not url.startswith("//"), f"{url} is not served by this service"
         assert client.get(url).status_code == 200, url
     assert not re.search(r"https?://(?!127\.0\.0\.1|localhost)", html), "the docs page refers to another host"
+
+
+def test_schema_is_a_valid_openapi_document_for_integrators_tools(schema):
+    from openapi_spec_validator import validate
+
+    validate(schema)  # raises, naming the place, on anything an OpenAPI tool would refuse
+    visitor_email = schema["components"]["schemas"]["VisitorInputRequest"]["properties"]["email"]
+    assert visitor_email["default"] == "" and all("default" not in branch for branch in visitor_email["oneOf"])

@@ -98,11 +98,11 @@ def test_chatzuri_agent_message_keeps_its_name_data_and_channel():
     assert render("chatzuri", "message.created", data) == compact(expected)
 
 
-def test_chatzuri_signature_is_hex_hmac_sha1_of_the_body_with_the_newest_secret():
+def test_chatzuri_signature_is_hex_hmac_sha1_of_the_body_with_the_old_secret_during_grace():
     new, old = generate_secret(), generate_secret()
     body = render("chatzuri", "webhook.test", CATALOGUE["webhook.test"].example)
     headers = get_format("chatzuri").headers(Signing("dlv_1", "webhook.test", body, [new, old], 1715968923))
-    assert headers["x-chatzuri-signature"] == hmac.new(new.encode(), body, hashlib.sha1).hexdigest()
+    assert headers["x-chatzuri-signature"] == hmac.new(old.encode(), body, hashlib.sha1).hexdigest()
 
 
 # --- leads (seed 004) -------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_leads_lead_is_the_documents_flat_record_in_its_key_order():
 def test_leads_appointment_has_type_appointment_and_unknown_values_empty():
     body = json.loads(render("leads", "appointment.created", {"appointment_id": "apt_1", "email": "a@b.co"}))
     assert body["Type"] == "Appointment"
-    assert (body["FirstName"], body["PhoneNumber"], body["URI"], body["SessionID"]) == ("", "", "", None)
+    assert (body["FirstName"], body["PhoneNumber"], body["URI"], body["SessionID"]) == ("", "", "", 0)
 
 
 @pytest.mark.parametrize(

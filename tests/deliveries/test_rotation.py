@@ -52,20 +52,20 @@ def rotate(api, webhook: Webhook, grace_seconds: int) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("format_name", "old_verifies_during_grace"),
+    ("format_name", "new_verifies_during_grace"),
     [("agentbot", True), ("leads", True), ("standard", True), ("chatzuri", False)],
 )
 def test_during_grace_either_secret_verifies_and_after_it_only_the_new_one(
-    api, site, webhook_factory, format_name, old_verifies_during_grace
+    api, site, webhook_factory, format_name, new_verifies_during_grace
 ):
     webhook = webhook_factory(site=site, format=format_name)
     old, new = rotate(api, webhook, grace_seconds=3600)
     assert new != old and new == webhook.secret
 
     during = signed_request(webhook)
-    assert verifies(format_name, new, during)
-    # chatzuri's header holds one signature, and it is made with the new secret.
-    assert verifies(format_name, old, during) is old_verifies_during_grace
+    assert verifies(format_name, old, during)
+    # chatzuri's header holds one signature, and it is made with the old secret until the grace ends.
+    assert verifies(format_name, new, during) is new_verifies_during_grace
 
     Webhook.objects.filter(pk=webhook.pk).update(previous_secret_expires_at=timezone.now() - timedelta(seconds=1))
     webhook.refresh_from_db()
@@ -74,7 +74,7 @@ def test_during_grace_either_secret_verifies_and_after_it_only_the_new_one(
     assert not verifies(format_name, old, after)
 
 
-def test_grace_headers_carry_the_new_signature_first(api, site, webhook_factory):
+def test_grace_headers_put_the_old_signature_where_the_documents_receiver_reads(api, site, webhook_factory):
     agentbot = webhook_factory(site=site, format="agentbot")
     standard = webhook_factory(site=site, format="standard")
     rotate(api, agentbot, grace_seconds=60)
@@ -83,9 +83,10 @@ def test_grace_headers_carry_the_new_signature_first(api, site, webhook_factory)
     request = signed_request(agentbot)
     t, *v1 = request.headers["x-agentbot-signature"].split(",")
     assert t.startswith("t=") and len(v1) == 2 and all(part.startswith("v1=") for part in v1)
-    # The document's own receiver reads only the first v1: it is the new secret's.
+    # Seed 002's receiver reads only the first v1: it is the old secret's during the grace period.
     signed = t.removeprefix("t=").encode() + b"." + request.body
-    assert v1[0] == "v1=" + hmac.new(agentbot.secret.encode(), signed, hashlib.sha256).hexdigest()
+    assert v1[1] == "v1=" + hmac.new(agentbot.secret.encode(), signed, hashlib.sha256).hexdigest()
+    assert v1[0] == "v1=" + hmac.new(agentbot.previous_secret.encode(), signed, hashlib.sha256).hexdigest()
     assert len(signed_request(standard).headers["webhook-signature"].split(" ")) == 2
 
 

@@ -202,9 +202,9 @@ def test_status_events_close_pause_or_are_ignored_and_a_closed_client_starts_a_n
     assert (by_dialog.status, by_dialog.conversation_id) == ("processed", a.id)
     assert (by_request.status, by_request.conversation_id) == ("processed", b.id)
     assert (transferred.status, transferred.conversation_id) == ("processed", c.id)
-    assert (unknown.status, unknown.conversation_id) == ("ignored", None)
-    assert unknown.outcome == "no open session matches request_id 123456"
-    assert closed_again.status == "ignored", "a closed session is not closed twice"
+    assert (unknown.status, unknown.conversation_id) == ("unmatched", None)
+    assert unknown.outcome.startswith("unmatched: no open session of this integration has request_id 123456 or dialog_id 654321;")
+    assert closed_again.status == "unmatched", "a closed session is not closed twice"
     for conversation in (a, b, c):
         conversation.refresh_from_db()
     assert (a.status, a.session) == ("closed", "closed") and a.closed_at is not None

@@ -52,6 +52,30 @@ def test_an_inbox_hook_keeps_its_ids_and_message_id_and_drops_the_rest():
 
 
 @pytest.mark.parametrize(
+    "transport, client, identity",
+    [
+        ("whatsapp", {"id": 1, "phone": "79161234567", "name": "Ada"}, {"source": {"from": "+79161234567"}, "visitor": {"name": "Ada", "phone": "+79161234567"}}),
+        ("wa_business", {"phone": "", "client_phone": "+1 (234) 567-890"}, {"source": {"from": "+1234567890"}, "visitor": {"phone": "+1234567890"}}),
+        ("whatsapp", {"phone": "[wa] 1234567890"}, {"source": {"from": "+1234567890"}, "visitor": {"phone": "+1234567890"}}),
+        ("telegram", {"phone": "[tg] 807892", "name": "Peter", "username": "@peter"}, {"source": {"chatId": 807892, "username": "peter"}, "visitor": {"name": "Peter"}}),
+        ("fb", {"phone": "[fb] fb_user_123"}, {"source": {"senderId": "fb_user_123"}}),
+        ("viber", {"phone": "79161234567"}, {"visitor": {"phone": "+79161234567"}}),  # viber has no source fields
+        ("telegram", {"phone": None, "name": ""}, {}),
+    ],
+)
+def test_chat2desks_client_fills_the_channels_identifiers_and_the_visitor(transport, client, identity):
+    parsed = chat2desk.parse({**SEED_MESSAGE, "transport": transport, "client": client})
+    assert {k: parsed.payload[k] for k in ("source", "visitor") if k in parsed.payload} == identity
+
+
+def test_a_chat2desk_client_that_is_not_an_object_is_refused_naming_it():
+    with pytest.raises(chat2desk.PayloadError, match="client must be an object"):
+        chat2desk.parse({**SEED_MESSAGE, "client": "Ada"})
+    with pytest.raises(chat2desk.PayloadError, match="client.name must be a string"):
+        chat2desk.parse({**SEED_MESSAGE, "client": {"name": "x" * 201}})
+
+
+@pytest.mark.parametrize(
     "body, payload",
     [
         (

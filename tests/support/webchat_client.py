@@ -4,25 +4,12 @@ import threading
 import time
 
 import socketio
-import websocket
 
 SERVER_EVENTS = ("session", "message", "typing", "handoff", "notice", "error")
-
-
-_create_connection = websocket.create_connection
-
-
-def _with_origin(url, header=None, **options):
-    """websocket-client sends an Origin of its own (the server's): a test's Origin replaces it, and
-    an empty one sends none, as a page on another origin, or a bare client, would."""
-    if isinstance(header, dict) and "Origin" in header:
-        header = dict(header)
-        origin = header.pop("Origin")
-        options["origin" if origin else "suppress_origin"] = origin or True
-    return _create_connection(url, header=header, **options)
-
-
-websocket.create_connection = _with_origin
+# websocket-client sends an Origin of its own (the server's address) beside the one in `headers`,
+# and uvicorn refuses a handshake with two ("invalid Origin header: multiple values"): a client
+# that names its page's origin tells websocket-client to send none of its own (README, webchat).
+SUPPRESS_OWN_ORIGIN = {"suppress_origin": True}
 
 
 class Visitor:
@@ -31,7 +18,7 @@ class Visitor:
         self.refusal: dict | None = None
         self.disconnected = threading.Event()
         self._cond = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
+        self.client = socketio.Client(reconnection=False, websocket_extra_options=SUPPRESS_OWN_ORIGIN)
         for name in SERVER_EVENTS:
             self.client.on(name, self._recorder(name))
         self.client.on("connect_error", self._refused)
@@ -52,7 +39,7 @@ class Visitor:
 
     def connect(self, url: str, integration_id: str, *, origin: str | None, session: str | None = None, **auth) -> dict:
         """Connect as a page on `origin` would; the `session` event the server sends."""
-        headers = {"Origin": origin or ""}
+        headers = {"Origin": origin} if origin else {}
         auth = {"integration": integration_id, **auth, **({"session": session} if session else {})}
         self.client.connect(url, headers=headers, auth=auth, transports=["websocket"], wait_timeout=10)
         return self.wait_for("session")
@@ -62,7 +49,7 @@ class Visitor:
         try:
             self.client.connect(
                 url,
-                headers={"Origin": origin or ""},
+                headers={"Origin": origin} if origin else {},
                 auth={"integration": integration_id, **auth},
                 transports=["websocket"],
                 wait_timeout=10,
