@@ -103,11 +103,11 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 # On PostgreSQL every process (web, worker, beat) borrows connections from its own psycopg pool
 # of at most AGENTBOT_DB_POOL_MAX, for a request or a task, and gives them back when it ends
-# (CONN_MAX_AGE=0). Under ASGI each request has its own thread and its own connection object: a
-# persistent connection would stay open per request, never reused, until the server's
-# max_connections ran out. A connection is checked before it is lent (CONN_HEALTH_CHECKS), so a
-# restarted server costs one retry, and a borrower waits at most AGENTBOT_DB_POOL_TIMEOUT seconds
-# for a free one before its request fails with a 503 (agentbot/api/errors.py).
+# (CONN_MAX_AGE=0). Persistent connections under Django's ASGI handler (a new thread, so a new
+# connection, per request) stayed open until PostgreSQL's max_connections ran out. A connection
+# is checked before it is lent (CONN_HEALTH_CHECKS), so a broken one left by a database restart is
+# replaced, not handed out, and a borrower waits at most AGENTBOT_DB_POOL_TIMEOUT seconds for a
+# free one before its request fails with a 503 (agentbot/api/errors.py).
 AGENTBOT_DB_POOL_MIN = int(env_float("AGENTBOT_DB_POOL_MIN", 1))
 AGENTBOT_DB_POOL_MAX = int(env_float("AGENTBOT_DB_POOL_MAX", 8))
 AGENTBOT_DB_POOL_TIMEOUT = env_float("AGENTBOT_DB_POOL_TIMEOUT", 5.0)
@@ -342,6 +342,11 @@ CELERY_BEAT_SCHEDULE["inbound-retention"] = {"task": "agentbot.tasks.inbound_ret
 # process has its own database pool and its own webchat connection limits.
 AGENTBOT_WEB_WORKERS = int(env_float("AGENTBOT_WEB_WORKERS", 2))
 AGENTBOT_WEB_THREADS = int(env_float("AGENTBOT_WEB_THREADS", 8))
+if AGENTBOT_WEB_WORKERS < 1 or AGENTBOT_WEB_THREADS < 0:
+    raise ImproperlyConfigured(
+        f"AGENTBOT_WEB_WORKERS must be at least 1 and AGENTBOT_WEB_THREADS at least 0, "
+        f"got {AGENTBOT_WEB_WORKERS} and {AGENTBOT_WEB_THREADS}"
+    )
 
 # --- webchat (agentbot/inbound/webchat.py) -------------------------------------------------------
 ASGI_APPLICATION = "agentbot.asgi.application"
