@@ -1,18 +1,31 @@
 """The ASGI entry: one uvicorn process serves Django (admin, API, static files through whitenoise)
 and the webchat widget's Socket.IO endpoint at /socket.io/.
 
-    uvicorn agentbot.asgi:application --port 8000
+    uvicorn agentbot.asgi:application --port 8000 [--workers N]
 
-agentbot/wsgi.py still serves Django alone (no webchat) for WSGI servers.
+Django runs on AGENTBOT_WEB_THREADS threads of its own (agentbot/serving.py); 0 runs it under
+Django's ASGI handler instead. agentbot/wsgi.py still serves Django alone (no webchat) for WSGI
+servers.
 """
 
 import os
 
+import django
 import socketio
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentbot.settings")
-django_application = get_asgi_application()
+django.setup(set_prefix=False)
+
+from django.conf import settings  # noqa: E402
+
+if settings.AGENTBOT_WEB_THREADS > 0:
+    from agentbot.serving import django_in_threads
+
+    django_application = django_in_threads(settings.AGENTBOT_WEB_THREADS)
+else:
+    from django.core.asgi import get_asgi_application
+
+    django_application = get_asgi_application()
 
 from agentbot.inbound.webchat_socket import sio  # noqa: E402  (needs the settings loaded above)
 

@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "agentbot.api.errors.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "agentbot.urls"
@@ -100,8 +101,31 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+# On PostgreSQL every process (web, worker, beat) borrows connections from its own psycopg pool
+# of at most AGENTBOT_DB_POOL_MAX, for a request or a task, and gives them back when it ends
+# (CONN_MAX_AGE=0). Persistent connections under Django's ASGI handler (a new thread, so a new
+# connection, per request) stayed open until PostgreSQL's max_connections ran out. A connection
+# is checked before it is lent (CONN_HEALTH_CHECKS), so a broken one left by a database restart is
+# replaced, not handed out, and a borrower waits at most AGENTBOT_DB_POOL_TIMEOUT seconds for a
+# free one before its request fails with a 503 (agentbot/api/errors.py).
+AGENTBOT_DB_POOL_MIN = int(env_float("AGENTBOT_DB_POOL_MIN", 1))
+AGENTBOT_DB_POOL_MAX = int(env_float("AGENTBOT_DB_POOL_MAX", 8))
+AGENTBOT_DB_POOL_TIMEOUT = env_float("AGENTBOT_DB_POOL_TIMEOUT", 5.0)
+if AGENTBOT_DB_POOL_MAX < 1 or AGENTBOT_DB_POOL_MIN < 0 or AGENTBOT_DB_POOL_MIN > AGENTBOT_DB_POOL_MAX:
+    raise ImproperlyConfigured(
+        "AGENTBOT_DB_POOL_MAX must be at least 1 and AGENTBOT_DB_POOL_MIN between 0 and it, "
+        f"got {AGENTBOT_DB_POOL_MIN} and {AGENTBOT_DB_POOL_MAX}"
+    )
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": AGENTBOT_DB_POOL_MIN,
+            "max_size": AGENTBOT_DB_POOL_MAX,
+            "timeout": AGENTBOT_DB_POOL_TIMEOUT,
+            # Idle connections beyond min_size are closed after a minute without a borrower.
+            "max_idle": 60.0,
+        }
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -196,9 +220,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
-# Keep a worker's database connections across tasks (Celery otherwise reconnects per task); a
-# connection that failed or outlived CONN_MAX_AGE is dropped before the next task (deliveries/tasks.py).
-CELERY_DB_REUSE_MAX = 1000
+# No CELERY_DB_REUSE_MAX: after each task Celery closes the task's connection (CONN_MAX_AGE=0),
+# which on PostgreSQL gives it back to the process's pool; reuse is the pool's job. On SQLite a
+# connection costs a file open.
 # Threads, not processes: deliveries_send only hands a batch to the process's delivery engine
 # (deliveries/engine.py), which does the waiting on its event loop; a process pool would add a
 # pipe hop and a second engine per task for nothing (bench/: ~30% more CPU per delivery, seconds of
@@ -313,6 +337,19 @@ CELERY_BEAT_SCHEDULE["inbound-sweep"] = {
 AGENTBOT_WEBHOOK_POLL_WAIT = env_float("AGENTBOT_WEBHOOK_POLL_WAIT", 3.0)
 # Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
 CELERY_BEAT_SCHEDULE["inbound-retention"] = {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0}
+
+# --- web server (agentbot/management/commands/serve.py) ------------------------------------------
+# uvicorn processes `make run` starts on the one port, and the threads Django runs on in each
+# (agentbot/serving.py; 0: Django's ASGI handler). Chosen by bench/api.py (README "Serving"). Each
+# process has its own database pool and its own webchat connection limits.
+# One by default: a webchat long-polling session lives in the process that opened it (README "Serving").
+AGENTBOT_WEB_WORKERS = int(env_float("AGENTBOT_WEB_WORKERS", 1))
+AGENTBOT_WEB_THREADS = int(env_float("AGENTBOT_WEB_THREADS", 8))
+if AGENTBOT_WEB_WORKERS < 1 or AGENTBOT_WEB_THREADS < 0:
+    raise ImproperlyConfigured(
+        f"AGENTBOT_WEB_WORKERS must be at least 1 and AGENTBOT_WEB_THREADS at least 0, "
+        f"got {AGENTBOT_WEB_WORKERS} and {AGENTBOT_WEB_THREADS}"
+    )
 
 # --- webchat (agentbot/inbound/webchat.py) -------------------------------------------------------
 ASGI_APPLICATION = "agentbot.asgi.application"

@@ -4,6 +4,8 @@ Starts its own receiver and Celery worker (with beat) on PostgreSQL database `ag
 Redis db 9 (BENCH_DATABASE_URL / BENCH_BROKER_URL override them), runs the issue's six measures and
 prints one table: throughput, latency, isolation, backlog, memory, and the plain-client limit that
 every rate is compared with. Each run gets empty tables and a fresh worker; medians of --runs.
+`api` (bench/api.py) publishes through the REST API of the service as `make run` starts it, with
+its own plain-client limit in each run: `make bench BENCH_ARGS="--only api --runs 3"`.
 """
 
 import argparse
@@ -20,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import harness  # noqa: E402
 
-MEASURES = ("limit", "throughput", "latency", "isolation", "backlog")
+MEASURES = ("limit", "throughput", "latency", "isolation", "backlog", "api")
 
 
 class StepFailed(Exception):
@@ -46,6 +48,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile-mode", choices=("idle", "cpu", "gil"), default="idle",
                         help="py-spy samples: every thread (idle, shares of wall time), threads on a CPU, or the GIL holder")
     parser.add_argument("--json", type=Path, default=None, help="also write every raw figure to this file")
+    parser.add_argument("--api-events", type=int, default=1000, help="events published through the API per run (default 1000)")
+    parser.add_argument("--api-clients", default="16,64", help="concurrent HTTP clients of the api runs (default 16,64)")
+    parser.add_argument("--web-port", type=int, default=8790, help="the port of the service the api runs start")
     args = parser.parse_args()
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = set(args.only) - set(MEASURES)
@@ -55,6 +60,7 @@ def parse_args() -> argparse.Namespace:
     args.events = args.events or (500 if args.quick else 2000)
     args.latency_seconds = args.latency_seconds or (10.0 if args.quick else 30.0)
     args.backlog = args.backlog or (100_000 if args.quick else 1_000_000)
+    args.api_clients = [int(c) for c in args.api_clients.split(",") if c.strip()]
     return args
 
 
@@ -103,7 +109,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from bench import scenarios
+    from bench import api, scenarios
 
     call_command("migrate", verbosity=0, skip_checks=True)
     log_dir = Path(tempfile.mkdtemp(prefix="agentbot-bench-"))
@@ -145,6 +151,12 @@ def main() -> None:
         elif measure == "backlog":
             sizes = sorted({min(1_000, args.backlog), args.backlog})
             results["backlog"] = step("sweep", scenarios.backlog, ctx, sizes=sizes)
+        elif measure == "api":
+            limit = step(f"api limit #{n}", scenarios.limit, receiver, count=10 * args.api_events)["per_second"]
+            runs = step(f"api #{n}", api.measure, receiver, log_dir / f"api-{n}", events=args.api_events,
+                        clients=args.api_clients, limit=limit, port=args.web_port)
+            for out in runs:
+                results.setdefault(f"api_{out['clients']}", []).append({**out, "limit": limit})
 
     try:
         for measure in MEASURES:
@@ -198,12 +210,37 @@ def report(args: argparse.Namespace, results: dict) -> None:
         if peaks:
             table.plain("5 peak RSS of a worker process (run 1)", f"{statistics.median(peaks):.0f} MB",
                         f"{min(peaks):.0f}–{max(peaks):.0f}" if len(peaks) > 1 else "", "< 200 MB")
+    api_runs = [results[f"api_{c}"] for c in args.api_clients if results.get(f"api_{c}")]
+    if api_runs:
+        table.plain("6 API plain-client limit (the api runs' own)", f"{med(api_runs[0], 'limit'):,.0f}/s",
+                    spread(api_runs[0], "limit", "{:,.0f}"))
+    for clients in args.api_clients:
+        runs = results.get(f"api_{clients}", [])
+        if not runs:
+            continue
+        ev = f"{args.api_events:,}"
+        table.plain(f"6 API publish, {clients} clients, {ev} events", f"{med(runs, 'publish_per_second'):,.0f}/s",
+                    spread(runs, "publish_per_second", "{:,.0f}"))
+        table.plain(f"6 API end to end, {clients} clients, × 10 webhooks", f"{med(runs, 'per_second'):,.0f}/s",
+                    spread(runs, "per_second", "{:,.0f}"), f"≥ 25% of limit: {med(runs, 'of_limit'):.0%}")
+        table.plain(f"6 API 5xx responses, {clients} clients (all runs)", f"{sum(r['status_5xx'] + r['no_response'] for r in runs)}",
+                    "", "0")
+        table.plain(f"6 API peak PostgreSQL connections, {clients} clients", f"{max(r['peak_connections'] for r in runs)}",
+                    spread(runs, "peak_connections", "{:.0f}"))
+        table.plain(f"6 API web CPU per publish, {clients} clients", f"{med(runs, 'web_cpu_ms_per_publish'):.1f} ms",
+                    spread(runs, "web_cpu_ms_per_publish", "{:.1f}"))
     runs = [r for name in ("throughput_10", "throughput_1", "latency", "isolation") for r in results.get(name, [])]
+    runs += [r for clients in args.api_clients for r in results.get(f"api_{clients}", [])]
     if runs:
         loads = [r["load_1m"] for r in runs]
         table.plain("machine load (1-min average) at the end of each run", f"{statistics.median(loads):.1f}",
                     f"{min(loads):.1f}–{max(loads):.1f}", f"{os.cpu_count()} cores")
     table.print()
+    for clients in args.api_clients:
+        for r in results.get(f"api_{clients}", []):
+            if r["deliveries"] < r["expected"] or r["stored_without_201"] or r["events_stored"] != r["accepted"] or r["failures"]:
+                print(f"! api, {clients} clients: {r['accepted']} accepted, {r['events_stored']} stored, "
+                      f"{r['deliveries']}/{r['expected']} delivered; statuses {r['statuses']}; {r['failures'][:2]}")
     for name in ("throughput_10", "throughput_1", "latency", "isolation"):
         runs = results.get(name, [])
         if any(r["deliveries"] < r["expected"] or r["duplicates"] for r in runs):

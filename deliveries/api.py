@@ -148,16 +148,17 @@ class EventPublishView(APIView):
     def post(self, request):
         data = EventInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        event, created = services.event_publish(
-            site=site_of(request),
-            event_type=data.validated_data["event"],
-            data=data.validated_data["data"],
-            idempotency_key=data.validated_data.get("idempotency_key"),
-        )
-        return Response(
-            EventSerializer(_events(request).get(pk=event.pk)).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        # The response is read in the publish's transaction: a database lost before COMMIT is an
+        # error (503) with nothing stored, never an event stored behind an error.
+        with transaction.atomic():
+            event, created = services.event_publish(
+                site=site_of(request),
+                event_type=data.validated_data["event"],
+                data=data.validated_data["data"],
+                idempotency_key=data.validated_data.get("idempotency_key"),
+            )
+            body = EventSerializer(_events(request).get(pk=event.pk)).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class EventDetailView(APIView):

@@ -21,8 +21,8 @@ def deliveries_sweep() -> int:
 
 @task_prerun.connect
 def connections_checked(sender=None, **kwargs) -> None:
-    """Celery keeps connections across tasks (CELERY_DB_REUSE_MAX): as Django does per request,
-    drop one that failed or aged out, and let the next query check the connection first."""
+    """As Django does per request, close the thread's connection before a task (CONN_MAX_AGE=0:
+    on PostgreSQL it goes back to the process's pool, which checks it before lending it again)."""
     if not getattr(getattr(sender, "request", None), "is_eager", False):  # never inside a caller's transaction
         close_old_connections()
 

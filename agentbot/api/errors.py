@@ -1,7 +1,11 @@
 """Every API error is JSON with a message a person can act on: `{"error", "message", "fields"?}`."""
 
+import logging
+import sys
+
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -9,6 +13,49 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from agentbot.api.auth import HasSiteKey
 from deliveries.services import DeliveryBusy, PublishError
+
+
+logger = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait when the database cannot be reached (Retry-After).
+DATABASE_RETRY_AFTER = 5
+DATABASE_UNAVAILABLE = {
+    "error": "database_unavailable",
+    "message": f"the service cannot reach its database right now; try again in {DATABASE_RETRY_AFTER} seconds "
+    "(a publish with the same idempotency_key is never stored twice)",
+}
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """The database refused, dropped or could not lend a connection (psycopg's pool timed out)."""
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def _log_unavailable(exc: BaseException) -> None:
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+
+
+def database_unavailable_response() -> JsonResponse:
+    response = JsonResponse(DATABASE_UNAVAILABLE, status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A view outside the REST API (admin, health, inbound hooks) whose database is unreachable
+    answers 503 with Retry-After, as the API does, instead of a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if database_unavailable(exception):
+            _log_unavailable(exception)
+            return database_unavailable_response()
+        return None
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -40,6 +87,9 @@ def _validation_response(fields: dict[str, list[str]]) -> Response:
 
 
 def exception_handler(exc, context):
+    if database_unavailable(exc):
+        _log_unavailable(exc)
+        return Response(DATABASE_UNAVAILABLE, status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
         return _validation_response(fields)
@@ -73,4 +123,7 @@ def json_not_found(request, exception=None):
 
 
 def json_server_error(request):
+    # Also what a middleware's unhandled exception ends in (DEBUG off): a database that is down is a 503.
+    if database_unavailable(sys.exc_info()[1]):
+        return database_unavailable_response()
     return JsonResponse({"error": "server_error", "message": "something went wrong on our side"}, status=500)

@@ -27,6 +27,30 @@ DEMO_KNOWLEDGE = [
 ]
 
 
+def service_commands(*, host: str, port: int) -> list[ChildSpec]:
+    """The service's processes: web (uvicorn, AGENTBOT_WEB_WORKERS processes sharing the port) and
+    one Celery worker with embedded beat."""
+    python = sys.executable
+    web = [
+        python, "-m", "uvicorn", "agentbot.asgi:application", "--host", host, "--port", str(port),
+        "--ws-max-size", "1048576", "--lifespan", "off",
+    ]
+    if settings.AGENTBOT_WEB_WORKERS > 1:
+        web += ["--workers", str(settings.AGENTBOT_WEB_WORKERS)]
+    worker = [python, "-m", "celery", "-A", "agentbot", "worker", "--beat", "--loglevel", "INFO", "--concurrency", "2"]
+    return [ChildSpec("web", web), ChildSpec("worker", worker)]
+
+
+def close_database_pool() -> None:
+    """Close this process's connections and, on PostgreSQL, its pool's."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+        if hasattr(conn, "close_pool"):
+            conn.close_pool()
+
+
 class Command(BaseCommand):
     help = "Run the whole service: web and webchat on 127.0.0.1:$PORT, a Celery worker and beat."
 
@@ -39,14 +63,8 @@ class Command(BaseCommand):
         credentials = self._credentials()
         chat = self._demo_chat(host, port)
         self._announce(credentials, host, port, chat)
-        base = [sys.executable]
-        web = ["-m", "uvicorn", "agentbot.asgi:application", "--host", host, "--port", str(port), "--ws-max-size", "1048576", "--lifespan", "off"]
-        children = [
-            ChildSpec("web", base + web),
-            ChildSpec(
-                "worker", base + ["-m", "celery", "-A", "agentbot", "worker", "--beat", "--loglevel", "INFO", "--concurrency", "2"]
-            ),
-        ]
+        close_database_pool()  # the children have their own; this process only supervises them
+        children = service_commands(host=host, port=port)
         self._supervise(children)
 
     def _credentials(self) -> dict:
