@@ -250,11 +250,22 @@ def test_an_unknown_connector_is_404(client, integration):
     assert_refused(client.get(f"/api/webhook/telegram/{integration.id}"), 404, "unknown_connector")
 
 
+UNKNOWN_INTEGRATION = "intg_" + "0" * 26
+
+
 def test_an_unknown_integration_is_404(client, integration):
     body, signature = signed(integration.webhook_secret, MESSAGE)
-    response = post_raw(client, "/api/webhook/chat2desk/int_doesnotexist", body, {"x-webhook-signature": signature})
-    assert_refused(response, 404, "integration_not_found", "int_doesnotexist")
-    assert_refused(client.get("/api/webhook/chat2desk/int_doesnotexist"), 404, "integration_not_found")
+    response = post_raw(client, f"/api/webhook/chat2desk/{UNKNOWN_INTEGRATION}", body, {"x-webhook-signature": signature})
+    assert_refused(response, 404, "integration_not_found", UNKNOWN_INTEGRATION)
+    assert_refused(client.get(f"/api/webhook/chat2desk/{UNKNOWN_INTEGRATION}"), 404, "integration_not_found")
+
+
+@pytest.mark.parametrize("junk", ["int_doesnotexist", "intg_%00", "intg_0000000000000000000000000%00", "%00", "INTG_" + "0" * 26])
+def test_an_integration_id_outside_the_id_grammar_is_404_in_the_endpoints_shape(client, integration, junk):
+    body, signature = signed(integration.webhook_secret, MESSAGE)
+    response = post_raw(client, f"/api/webhook/chat2desk/{junk}", body, {"x-webhook-signature": signature})
+    assert response.status_code in (400, 404), response.content
+    assert response.json()["ok"] is False and response.json()["message"]
 
 
 def test_a_webchat_integration_has_no_http_webhook(client, site):
@@ -294,16 +305,22 @@ def post_signed_raw(client, integration, body: bytes):
 @pytest.mark.parametrize(
     "body, error, phrase",
     [
-        (b"{not json", "invalid_json", "not JSON"),
-        (b"", "invalid_json", "not JSON"),
-        (b"\xff\xfe{}", "invalid_json", "not JSON"),
+        (b"{not json", "invalid_json", "not valid JSON"),
+        (b"", "invalid_json", "not valid JSON"),
+        (b"\xff\xfe{}", "invalid_json", "not UTF-8"),
         (b"[1, 2]", "invalid_payload", "JSON object"),
         (b'"text"', "invalid_payload", "JSON object"),
         (b"null", "invalid_payload", "JSON object"),
-        (b"[" * 100_000 + b"]" * 100_000, "invalid_json", "not JSON"),
-        (b'{"text": "hi", "client_id": NaN}', "invalid_json", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid_json", "nested more than 64"),
+        (b'{"a": ' + b"[" * 64 + b"]" * 64 + b"}", "invalid_json", "nested more than 64"),
+        (b'{"text": "hi", "client_id": NaN}', "invalid_json", "NaN is not a JSON number"),
+        (b'{"text": "hi", "client_id": 1e400}', "invalid_json", "too large"),
+        (b'\xef\xbb\xbf{"text": "hi", "client_id": "1"}', "invalid_json", "byte order mark"),
+        ('{"text": "hi", "client_id": "1"}'.encode("utf-16"), "invalid_json", "not UTF-8"),
+        ('{"text": "hi", "client_id": "1"}'.encode("utf-16-le"), "invalid_json", "not valid JSON"),
     ],
-    ids=["broken", "empty", "not-utf8", "array", "string", "null", "nested-too-deep", "nan"],
+    ids=["broken", "empty", "not-utf8", "array", "string", "null", "nested-too-deep", "depth-65", "nan", "1e400",
+         "utf8-bom", "utf16-bom", "utf16-no-bom"],
 )
 def test_a_signed_body_that_is_not_a_json_object_is_400(client, integration, body, error, phrase):
     assert_refused(post_signed_raw(client, integration, body), 400, error, phrase)
