@@ -81,6 +81,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Messages live in the (database) session, not in a cookie: the admin's show-once secrets (a
+# rotated webhook secret, a new API key) never travel to the browser but in the page that shows them.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 ROOT_URLCONF = "agentbot.urls"
 WSGI_APPLICATION = "agentbot.wsgi.application"
 
