@@ -304,6 +304,9 @@ AGENTBOT_LLM_TIMEOUT = env_float("AGENTBOT_LLM_TIMEOUT", 30.0)
 # The lease outlasts a model call, so a slow answer is never taken for a dead worker.
 AGENTBOT_INBOUND_LEASE = max(env_float("AGENTBOT_INBOUND_LEASE", 120.0), AGENTBOT_LLM_TIMEOUT * 1.5)
 AGENTBOT_INBOUND_ATTEMPTS = int(env_float("AGENTBOT_INBOUND_ATTEMPTS", 5))
+# A signed Chat2Desk body without a message_id that arrives again within this many seconds is a
+# replay: answered as the first was, stored once (0: off).
+AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 300.0)
 # How often the sweep hands out stored inbound events no worker finished (whole seconds, as above).
 AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_SWEEP_INTERVAL", 30.0)))
 CELERY_BEAT_SCHEDULE["inbound-sweep"] = {

@@ -100,7 +100,7 @@ def connector_webhook(request, connector_type: str, integration_id: str):
         parsed = parse(payload)
     except chat2desk.PayloadError as exc:
         return refuse(400, "invalid_payload", str(exc))
-    event = services.inbound_receive(integration=integration, parsed=parsed)
+    event = services.inbound_receive(integration=integration, parsed=parsed, body=body)
     logger.info(
         "inbound webhook stored",
         extra={"integration_id": integration.id, "inbound_event_id": event.id, "kind": event.kind, "status": event.status},

@@ -9,8 +9,12 @@ import shutil
 import subprocess
 
 import pytest
+from datetime import timedelta
+
+from django.utils import timezone
 
 from agentbot.inbound import integrations
+from agentbot.inbound import services as inbound_services
 from agentbot.inbound.models import InboundEvent
 from tests.inbound.conftest import post_webhook, signed
 
@@ -49,7 +53,8 @@ def test_a_signed_message_in_either_header_is_stored_normalised_and_answered_ok(
 
     assert response.status_code == 200 and response.json() == {"ok": True}
     event = InboundEvent.objects.get(integration=integration)
-    assert (event.kind, event.status, event.external_id) == ("message", "received", "")
+    assert (event.kind, event.status) == ("message", "received")
+    assert event.external_id.startswith("body:"), "without a message_id the body's digest guards against replays"
     assert event.payload == MESSAGE, "the payload keeps the fields Agentbot uses and nothing else"
 
 
@@ -116,6 +121,27 @@ def test_a_redelivered_message_is_stored_once(client, integration):
     assert again.json() == {"ok": True}
     assert InboundEvent.objects.filter(integration=integration).count() == 1
     assert post_webhook(client, integration, {**payload, "message_id": "m-2"}).status_code == 200
+    assert InboundEvent.objects.filter(integration=integration).count() == 2
+
+
+def test_a_replayed_body_without_a_message_id_is_stored_once_within_the_window(client, integration, settings):
+    settings.AGENTBOT_INBOUND_REPLAY_WINDOW = 300
+    first = post_webhook(client, integration, MESSAGE)
+    replays = [post_webhook(client, integration, MESSAGE) for _ in range(3)]
+
+    assert first.status_code == 200 and all(r.status_code == 200 and r.json() == {"ok": True} for r in replays)
+    (event,) = InboundEvent.objects.filter(integration=integration)
+    assert event.external_id.startswith("body:")
+    assert post_webhook(client, integration, {**MESSAGE, "text": "Another question"}).status_code == 200
+    assert InboundEvent.objects.filter(integration=integration).count() == 2, "a different body is a new message"
+
+
+def test_a_body_without_a_message_id_counts_again_once_the_window_has_passed(client, integration, settings, monkeypatch):
+    settings.AGENTBOT_INBOUND_REPLAY_WINDOW = 300
+    assert post_webhook(client, integration, MESSAGE).status_code == 200
+    later = timezone.now() + timedelta(seconds=301)
+    monkeypatch.setattr(inbound_services.timezone, "now", lambda: later)
+    assert post_webhook(client, integration, MESSAGE).status_code == 200
     assert InboundEvent.objects.filter(integration=integration).count() == 2
 
 
