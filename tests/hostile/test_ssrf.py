@@ -191,3 +191,18 @@ def test_a_delivery_whose_host_now_resolves_to_a_non_public_address_fails_with_t
     attempt = delivery.attempts.get()
     assert attempt.status_code is None and "169.254.169.254 is in 169.254.0.0/16, link-local, RFC 3927" in attempt.error
     assert sandbox == [] and receiver.received == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("host", ["[64:ff9b:1::a00:1]", "[::ffff:0:7f00:1]", "0x7f.0.0.1", "2130706433", "[fec0::1]", "[5f00::1]"])
+def test_a_chat2desk_api_url_and_a_post_url_are_held_to_the_same_policy(host, settings):
+    settings.AGENTBOT_ALLOW_PRIVATE_URLS = False
+    api = client_for(SiteFactory())
+    chat2desk = api.post("/api/v1/integrations", {"connector_type": "chat2desk", "name": "C", "api_url": f"http://{host}"}, format="json")
+    assert chat2desk.status_code == 400 and "api_url" in chat2desk.json()["message"], chat2desk.content
+    channel = api.post(
+        "/api/v1/integrations",
+        {"connector_type": "webhook", "name": "IVR", "mode": "async", "post_url": f"http://{host}/replies"},
+        format="json",
+    )
+    assert channel.status_code == 400 and "post_url" in channel.json()["message"], channel.content
