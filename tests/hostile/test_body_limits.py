@@ -1,7 +1,6 @@
 """Bodies past the limit (DATA_UPLOAD_MAX_MEMORY_SIZE, 1 MB) against the real ASGI server: the 413
 comes before the body is read, with a Content-Length and without one (chunked)."""
 
-import select
 import socket
 
 import pytest
@@ -50,22 +49,13 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server, pat
 
 
 def test_a_chunked_body_stops_being_read_at_the_limit(server):
-    sent = 0
+    """2 MB of a chunked body that never ends: a server reading it to its end would never answer."""
     with _connect(server) as sock:
         sock.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-        answered = False
-        while sent < 40 * 1024 * 1024:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if readable:
-                answered = True
-                break
-            try:
+        try:
+            for _ in range(32):
                 sock.sendall(b"%x\r\n%s\r\n" % (len(CHUNK), CHUNK))
-            except (BrokenPipeError, ConnectionResetError):
-                answered = True
-                break
-            sent += len(CHUNK)
-        assert answered, "the server read 40 MB without answering"
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before all of it was sent
         answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert sent < 4 * 1024 * 1024, f"{sent} bytes were accepted before the 413"

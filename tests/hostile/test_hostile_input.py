@@ -185,7 +185,8 @@ def test_data_one_level_past_the_limit_is_a_400_naming_the_limit(world):
 
 
 # --- numbers -----------------------------------------------------------------------------------
-HUGE = st.sampled_from(["1e400", "-1e400", "1E309", "2e308", "9" * 5000, "-" + "9" * 4301, "1.5e99999"])
+HUGE = st.sampled_from(["1e400", "-1e400", "1E309", "2e308", "9" * 5000, "-" + "9" * 4301, "1.5e99999",
+                        str(2**64), str(-(2**63) - 1), "1" + "0" * 100])
 
 
 @BOUNDED
@@ -198,7 +199,10 @@ def test_numbers_json_cannot_carry_are_refused_everywhere(world, number):
         if url == "/api/v1/events":
             assert response.status_code == 400
     response = world.signed_chat2desk(('{"text": "hi", "client_id": "1", "n": ' + number + "}").encode())
-    assert response.status_code == 400 and response.json()["ok"] is False
+    if "e" in number.lower() or len(number.lstrip("-")) > 4300:  # not a double, or past Python's digits
+        assert response.status_code == 400 and response.json()["ok"] is False
+    else:  # an exact integer in a field Chat2Desk does not use: ignored
+        assert_no_5xx(response, "chat2desk")
 
 
 def test_a_template_of_1e400_on_the_webhook_channel_is_a_400(world):
