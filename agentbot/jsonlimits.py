@@ -29,25 +29,22 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def depth(value) -> int:
-    """How many arrays and objects deep `value` is (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+def depth(value, stop_after: int | None = None) -> int:
+    """How many arrays and objects deep `value` is (a scalar is 0), level by level, without
+    recursion; it stops counting once past `stop_after`."""
+    deepest, level = 0, [value] if isinstance(value, (dict, list)) else []
+    while level and (stop_after is None or deepest <= stop_after):
+        deepest += 1
+        below: list = []
+        for node in level:
+            below.extend([c for c in (node.values() if isinstance(node, dict) else node) if isinstance(c, (dict, list))])
+        level = below
     return deepest
 
 
 def depth_check(value, max_depth: int = MAX_DEPTH) -> None:
     """JsonRefused when `value` (already parsed, or built in code) nests deeper than `max_depth`."""
-    if depth(value) > max_depth:
+    if depth(value, stop_after=max_depth) > max_depth:
         raise JsonRefused(f"the JSON is nested more than {max_depth} arrays or objects deep")
 
 
