@@ -5,6 +5,7 @@ rows sit together in the primary-key index, and unguessable.
 """
 
 import os
+import re
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -76,3 +77,39 @@ def new_inbound_id() -> str:
 
 def new_knowledge_id() -> str:
     return new_id("kb")
+
+
+# --- the id grammar, for URLs ------------------------------------------------------------------
+# `<prefix>_` and 26 base32 digits; a site id is `site_` and 1 to 60 of [a-z0-9_-] (`site_demo`,
+# ids chosen with create_api_key). Anything else in an id's place of a URL (a NUL byte, a quote, a
+# wrong prefix, upper case) is a 404 before any view or query runs.
+ULID_PATTERN = f"[{_ALPHABET}]{{26}}"
+SITE_ID_PATTERN = "site_[a-z0-9_-]{1,60}"
+PREFIXES = ("wh", "evt", "dlv", "conv", "msg", "tkt", "lead", "apt", "intg", "inb", "kb")
+
+
+def id_pattern(prefix: str) -> str:
+    return SITE_ID_PATTERN if prefix == "site" else f"{prefix}_{ULID_PATTERN}"
+
+
+def is_id(value: object, prefix: str) -> bool:
+    return isinstance(value, str) and re.fullmatch(id_pattern(prefix), value) is not None
+
+
+class _IdConverter:
+    regex = ""
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+def path_converters() -> dict[str, type]:
+    """Django path converters by name: `<wh:webhook_id>` matches only a webhook id, `<site:...>` a
+    site id, `<slug:...>` stays Django's own."""
+    return {
+        prefix: type(f"{prefix.title()}IdConverter", (_IdConverter,), {"regex": id_pattern(prefix)})
+        for prefix in (*PREFIXES, "site")
+    }

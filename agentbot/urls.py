@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from agentbot import health, metrics
+from agentbot import health, ids, metrics
 from agentbot.domain import api as domain_api
 from agentbot.inbound import api as inbound_api
 from agentbot.inbound import hooks as webhook_channel_views
@@ -12,21 +12,26 @@ from deliveries import api as deliveries_api
 from subscriptions import api as subscriptions_api
 
 
+# Every id in a path is matched by its grammar (agentbot/ids.py): junk there is a 404, never a query.
+for _name, _converter in ids.path_converters().items():
+    register_converter(_converter, _name)
+
+
 def route(pattern: str, view, name: str):
     return path(pattern, view.as_view(), name=name)
 
 
 api_v1 = [
     route("webhooks", subscriptions_api.WebhookListView, "webhook-list"),
-    route("webhooks/<str:webhook_id>", subscriptions_api.WebhookDetailView, "webhook-detail"),
-    route("webhooks/<str:webhook_id>/rotate-secret", subscriptions_api.WebhookRotateSecretView, "webhook-rotate"),
-    route("webhooks/<str:webhook_id>/test", deliveries_api.WebhookTestView, "webhook-test"),
-    route("webhooks/<str:webhook_id>/deliveries", deliveries_api.WebhookDeliveryListView, "webhook-deliveries"),
+    route("webhooks/<wh:webhook_id>", subscriptions_api.WebhookDetailView, "webhook-detail"),
+    route("webhooks/<wh:webhook_id>/rotate-secret", subscriptions_api.WebhookRotateSecretView, "webhook-rotate"),
+    route("webhooks/<wh:webhook_id>/test", deliveries_api.WebhookTestView, "webhook-test"),
+    route("webhooks/<wh:webhook_id>/deliveries", deliveries_api.WebhookDeliveryListView, "webhook-deliveries"),
     route("deliveries", deliveries_api.DeliveryListView, "delivery-list"),
-    route("deliveries/<str:delivery_id>", deliveries_api.DeliveryDetailView, "delivery-detail"),
-    route("deliveries/<str:delivery_id>/retry", deliveries_api.DeliveryRetryView, "delivery-retry"),
+    route("deliveries/<dlv:delivery_id>", deliveries_api.DeliveryDetailView, "delivery-detail"),
+    route("deliveries/<dlv:delivery_id>/retry", deliveries_api.DeliveryRetryView, "delivery-retry"),
     route("events", deliveries_api.EventPublishView, "event-publish"),
-    route("events/<str:event_id>", deliveries_api.EventDetailView, "event-detail"),
+    route("events/<evt:event_id>", deliveries_api.EventDetailView, "event-detail"),
     route("event-types", deliveries_api.EventTypeListView, "event-types"),
     path("schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
@@ -35,42 +40,42 @@ api_v1 = [
         name="docs",
     ),
     route("conversations", domain_api.ConversationListView, "conversation-list"),
-    route("conversations/<str:conversation_id>/messages", domain_api.ConversationMessageListView, "conversation-messages"),
-    route("conversations/<str:conversation_id>/handoff", domain_api.ConversationHandoffView, "conversation-handoff"),
-    route("conversations/<str:conversation_id>/close", domain_api.ConversationCloseView, "conversation-close"),
+    route("conversations/<conv:conversation_id>/messages", domain_api.ConversationMessageListView, "conversation-messages"),
+    route("conversations/<conv:conversation_id>/handoff", domain_api.ConversationHandoffView, "conversation-handoff"),
+    route("conversations/<conv:conversation_id>/close", domain_api.ConversationCloseView, "conversation-close"),
     route("tickets", domain_api.TicketListView, "ticket-list"),
-    route("tickets/<str:ticket_id>", domain_api.TicketDetailView, "ticket-detail"),
-    route("conversations/<str:conversation_id>/resume", domain_api.ConversationResumeView, "conversation-resume"),
+    route("tickets/<tkt:ticket_id>", domain_api.TicketDetailView, "ticket-detail"),
+    route("conversations/<conv:conversation_id>/resume", domain_api.ConversationResumeView, "conversation-resume"),
     route("leads", domain_api.LeadListView, "lead-list"),
     route("appointments", domain_api.AppointmentListView, "appointment-list"),
     route("integrations", inbound_api.IntegrationListView, "integration-list"),
-    route("integrations/<str:integration_id>", inbound_api.IntegrationDetailView, "integration-detail"),
-    route("integrations/<str:integration_id>/rotate-secret", inbound_api.IntegrationRotateSecretView, "integration-rotate"),
+    route("integrations/<intg:integration_id>", inbound_api.IntegrationDetailView, "integration-detail"),
+    route("integrations/<intg:integration_id>/rotate-secret", inbound_api.IntegrationRotateSecretView, "integration-rotate"),
     route(
-        "integrations/<str:integration_id>/register-webhook",
+        "integrations/<intg:integration_id>/register-webhook",
         inbound_api.IntegrationRegisterWebhookView,
         "integration-register-webhook",
     ),
-    route("integrations/<str:integration_id>/inbound-events", inbound_api.IntegrationInboundEventListView, "integration-inbound"),
+    route("integrations/<intg:integration_id>/inbound-events", inbound_api.IntegrationInboundEventListView, "integration-inbound"),
     route("knowledge", inbound_api.KnowledgeListView, "knowledge-list"),
-    route("knowledge/<str:entry_id>", inbound_api.KnowledgeDetailView, "knowledge-detail"),
+    route("knowledge/<kb:entry_id>", inbound_api.KnowledgeDetailView, "knowledge-detail"),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # Seed 000's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
-    path("api/webhook/<str:connector_type>/<str:integration_id>", inbound_views.connector_webhook, name="connector-webhook"),
+    path("api/webhook/<slug:connector_type>/<intg:integration_id>", inbound_views.connector_webhook, name="connector-webhook"),
     # Seed 003's URLs: the webhook channel, its further instances, and v2 polling.
-    path("chatbot/hooks/<str:bot_id>", webhook_channel_views.hook, name="webhook-channel"),
+    path("chatbot/hooks/<site:bot_id>", webhook_channel_views.hook, name="webhook-channel"),
     path(
-        "chatbot/hooks/<str:bot_id>/hookInstance/<str:instance_id>",
+        "chatbot/hooks/<site:bot_id>/hookInstance/<intg:instance_id>",
         webhook_channel_views.hook,
         name="webhook-channel-instance",
     ),
-    path("chatbot/hooks/<str:bot_id>/poll/<str:poll_id>", webhook_channel_views.poll, name="webhook-channel-poll"),
+    path("chatbot/hooks/<site:bot_id>/poll/<inb:poll_id>", webhook_channel_views.poll, name="webhook-channel-poll"),
     route(
-        "api/integrations/<str:integration_id>/register-webhook",
+        "api/integrations/<intg:integration_id>/register-webhook",
         inbound_api.IntegrationRegisterWebhookView,
         "integration-register-webhook-seed",
     ),

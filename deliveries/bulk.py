@@ -132,8 +132,8 @@ def deliveries_create(
         else:
             value = given[f.attname] if f.attname in given else f.get_default()
         params.append(f.get_db_prep_save(value, connection))
-    _execute(sql, params + [ids, list(webhook_ids)])
-    return ids
+    inserted = {row[0] for row in _execute(sql, params + [ids, list(webhook_ids)])}
+    return [i for i in ids if i in inserted]  # a webhook deleted meanwhile gets none (see _insert_plan)
 
 
 @lru_cache(maxsize=1)
@@ -150,9 +150,14 @@ def _insert_plan() -> tuple[str, list]:
         values.append(f"%s::{f.db_type(connection)}")
         constant.append(f)
     id_type, webhook_type = (Delivery._meta.get_field(n).db_type(connection) for n in ("id", "webhook"))
+    # Only for webhooks that still exist, holding them (KEY SHARE) until commit: a webhook_delete
+    # that locked its webhook first wins, and this publish then skips it instead of failing the
+    # foreign key at commit; one that comes later waits for this publish and deletes its deliveries.
+    webhooks = Webhook._meta.db_table
     sql = (
         f"INSERT INTO {Delivery._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[]) AS r(id, webhook_id)"
+        f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[]) AS r(id, webhook_id) "
+        f"JOIN {webhooks} w ON w.id = r.webhook_id FOR KEY SHARE OF w RETURNING {Delivery._meta.pk.column}"
     )
     return sql, constant
 

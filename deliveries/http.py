@@ -8,7 +8,6 @@ addresses that were checked, so DNS cannot swap in a private address between che
 """
 
 import asyncio
-import ipaddress
 import os
 import socket
 import threading
@@ -20,7 +19,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from django.conf import settings
 
-from subscriptions.url_policy import UrlNotAllowed, resolve_allowed, split_url
+from subscriptions.url_policy import Target, UrlNotAllowed, resolve_allowed, url_parse
 
 
 @dataclass
@@ -29,6 +28,8 @@ class OutboundRequest:
     body: bytes
     headers: dict[str, str]
     method: str = "POST"
+    timeout: float | None = None  # seconds; AGENTBOT_HTTP_TIMEOUT when None
+    body_cap: int | None = None  # bytes of the response kept; AGENTBOT_RESPONSE_BODY_CAP when None
 
 
 @dataclass
@@ -40,40 +41,20 @@ class OutboundResult:
     error: str = ""
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
 @lru_cache(maxsize=4096)
-def _literal_verdict(url_base: str, allow_private: bool) -> list | UrlNotAllowed:
+def _literal_verdict(target: Target, allow_private: bool) -> list | UrlNotAllowed:
     """The policy's answer for an IP-literal host never changes (no DNS), so it is asked once."""
     try:
-        return resolve_allowed(url_base)
+        return resolve_allowed(target)
     except UrlNotAllowed as exc:
         return exc
 
 
-@lru_cache(maxsize=4096)
-def _literal_base(url: str) -> str | None:
-    """`scheme://host:port/` of a URL whose host is an IP literal, else None (a name, for DNS); a
-    URL is parsed once, not once per request. An invalid URL raises UrlNotAllowed (not cached)."""
-    scheme, host, port = split_url(url)
-    if not _is_ip_literal(host):
-        return None
-    host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{host}:{port}/"
-
-
-async def allowed_addresses(url: str) -> list:
-    """The URL policy for `url`; DNS (blocking) runs off the loop, an IP literal is checked inline."""
-    base = _literal_base(url)
-    if base is None:
-        return await asyncio.get_running_loop().run_in_executor(None, resolve_allowed, url)
-    verdict = _literal_verdict(base, settings.AGENTBOT_ALLOW_PRIVATE_URLS)
+async def allowed_addresses(target: Target) -> list:
+    """The URL policy for `target`; DNS (blocking) runs off the loop, an IP literal is checked inline."""
+    if target.address is None:
+        return await asyncio.get_running_loop().run_in_executor(None, resolve_allowed, target)
+    verdict = _literal_verdict(target, settings.AGENTBOT_ALLOW_PRIVATE_URLS)
     if isinstance(verdict, UrlNotAllowed):
         raise verdict
     return verdict
@@ -85,7 +66,8 @@ class PolicyResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        addresses = await allowed_addresses(f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/")
+        # `host` is the raw host of the very URL object send() checked (aiohttp resolves names only).
+        addresses = await allowed_addresses(url_parse(f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"))
         return [
             ResolveResult(
                 hostname=host,
@@ -184,14 +166,18 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
 
 async def send(request: OutboundRequest) -> OutboundResult:
     """One request (a POST unless told) on the shared session; never raises, every failure is in `result.error`."""
-    timeout = settings.AGENTBOT_HTTP_TIMEOUT
+    timeout = settings.AGENTBOT_HTTP_TIMEOUT if request.timeout is None else request.timeout
+    cap = settings.AGENTBOT_RESPONSE_BODY_CAP if request.body_cap is None else request.body_cap
     started = time.monotonic()
     result = OutboundResult()
     try:
-        await allowed_addresses(request.url)
+        # One parse: the URL object checked here is the one connected to (its host, if a name, is
+        # resolved through PolicyResolver, so the addresses connected to are the ones checked).
+        target = url_parse(request.url)
+        await allowed_addresses(target)
         async with client().session.request(
             request.method,
-            request.url,
+            target.url,
             data=request.body,
             headers=request.headers,
             allow_redirects=False,
@@ -199,7 +185,7 @@ async def send(request: OutboundRequest) -> OutboundResult:
         ) as response:
             result.status_code = response.status
             result.headers = dict(response.headers)
-            result.body = await _read_capped(response, settings.AGENTBOT_RESPONSE_BODY_CAP)
+            result.body = await _read_capped(response, cap)
     except UrlNotAllowed as exc:
         result.error = f"refused: {exc}"
     except asyncio.TimeoutError:

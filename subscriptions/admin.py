@@ -152,8 +152,12 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and not (obj is not None and obj.connector)
 
+    def delete_model(self, request, obj):
+        services.webhook_delete(webhook=obj)
+
     def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, self._subscriber_webhooks(request, queryset))
+        for webhook in self._subscriber_webhooks(request, queryset):
+            services.webhook_delete(webhook=webhook)
 
     def get_fieldsets(self, request, obj=None):
         main = (None, {"fields": ["site", *EDITABLE]})

@@ -143,7 +143,7 @@ class WebhookDetailView(APIView):
 
     @extend_schema(responses={204: None}, summary="Delete a webhook and its delivery log")
     def delete(self, request, webhook_id):
-        webhook_of(request, webhook_id).delete()
+        services.webhook_delete(webhook=webhook_of(request, webhook_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

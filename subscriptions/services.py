@@ -111,3 +111,13 @@ def webhook_rotate_secret(*, webhook: Webhook, grace: timedelta | None = None) -
         webhook.secret = generate_secret()
         webhook.save()
     return webhook
+
+
+def webhook_delete(*, webhook: Webhook) -> None:
+    """Delete the webhook and its delivery log. Its row is locked first, so a publish in flight
+    either commits its deliveries before (and they are deleted with it) or skips the webhook
+    (deliveries/bulk.py inserts only for webhooks that still exist, under KEY SHARE)."""
+    with transaction.atomic():
+        locked = Webhook.objects.select_for_update().filter(pk=webhook.pk).first()
+        if locked is not None:
+            locked.delete()

@@ -11,7 +11,7 @@ from agentbot.inbound.origins import origins_clean
 from agentbot.inbound.webhook_auth import generate_client_secret
 from agentbot.models import Site
 from subscriptions.models import Webhook, WebhookFormat, generate_secret
-from subscriptions.services import webhook_rotate_secret, webhook_validate_url
+from subscriptions.services import webhook_delete, webhook_rotate_secret, webhook_validate_url
 
 
 def _validate_api_url(api_url: str) -> str:
@@ -148,7 +148,7 @@ def integration_rotate_secret(*, integration: Integration) -> Integration:
 def integration_delete(*, integration: Integration) -> None:
     with transaction.atomic():
         if integration.reply_webhook is not None:
-            integration.reply_webhook.delete()
+            webhook_delete(webhook=integration.reply_webhook)
         integration.delete()
 
 

@@ -5,6 +5,7 @@ send, or a reason to hand the conversation to a human. It raises `ResponderUnava
 could not decide (the model did not answer); the caller retries later.
 """
 
+import json
 import re
 import time
 import unicodedata
@@ -13,11 +14,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
-import requests
 from django.conf import settings
 
 from agentbot.inbound.models import KnowledgeEntry
 from agentbot.models import Site
+from deliveries import http
 
 HANDOFF = "HANDOFF"
 HISTORY = 20
@@ -124,6 +125,8 @@ def system_prompt(site: Site, entries: list[KnowledgeEntry]) -> str:
 
 
 ROLES = {"visitor": "user", "ai": "assistant", "agent": "assistant"}
+# A completion is a few KB; more than this is not an answer we can use.
+MODEL_RESPONSE_CAP = 1024 * 1024
 
 
 class LLMResponder:
@@ -144,21 +147,23 @@ class LLMResponder:
         messages += [{"role": ROLES[t.sender_type], "content": t.body} for t in history[-HISTORY:]]
         if not history or history[-1].body != question or history[-1].sender_type != "visitor":
             messages.append({"role": "user", "content": question})
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        try:
-            response = requests.post(
-                self.url,
-                json={"model": self.model, "messages": messages, "temperature": 0.2},
-                headers=headers,
-                timeout=self._timeout(),
-            )
-        except requests.RequestException as exc:
-            raise ResponderUnavailable(f"the language model at {self.url} could not be reached: {type(exc).__name__}") from exc
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        body = json.dumps({"model": self.model, "messages": messages, "temperature": 0.2}).encode()
+        # The one hardened client: the URL policy at connect time, no redirects, no proxies from
+        # the environment, a capped response.
+        response = http.post(
+            http.OutboundRequest(self.url, body, headers, timeout=self._timeout(), body_cap=MODEL_RESPONSE_CAP)
+        )
+        if response.error:
+            raise ResponderUnavailable(f"the language model at {self.url} could not be reached: {response.error}")
         if response.status_code != 200:
-            raise ResponderUnavailable(f"the language model answered {response.status_code}: {response.text[:200]}")
+            text = response.body[:200].decode("utf-8", "replace")
+            raise ResponderUnavailable(f"the language model answered {response.status_code}: {text}")
         try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            content = json.loads(response.body)["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
             raise ResponderUnavailable("the language model's answer has no choices[0].message.content") from exc
         text = content.strip() if isinstance(content, str) else ""
         if not text or text.strip(" .") == HANDOFF:

@@ -47,11 +47,21 @@ def signature_valid(*, secret: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(expected, digest)
 
 
-def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool = True) -> InboundEvent:
+def _replay_keys(body: bytes, now) -> tuple[str, str]:
+    """The external ids a body without the platform's message id is stored under: its SHA-256 and
+    the window it arrived in, and the same for the window before."""
+    window = settings.AGENTBOT_INBOUND_REPLAY_WINDOW
+    digest = hashlib.sha256(body).hexdigest()
+    slot = int(now.timestamp() // window)
+    return f"body:{digest}:{slot}", f"body:{digest}:{slot - 1}"
+
+
+def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool = True, body: bytes = b"") -> InboundEvent:
     """Store what arrived and queue it for a worker when the transaction commits. A message the
-    platform sends again (same message id) is stored once. A channel that answers in its own
-    response (`dispatch=False`) processes the event itself with `inbound_answer`; the sweep still
-    finishes it should that process die."""
+    platform sends again (same message id) is stored once; so is a `body` without one that arrives
+    again within AGENTBOT_INBOUND_REPLAY_WINDOW seconds (a replayed signed request). A channel that
+    answers in its own response (`dispatch=False`) processes the event itself with `inbound_answer`;
+    the sweep still finishes it should that process die."""
     if parsed.kind == "ignored":
         return InboundEvent.objects.create(
             integration=integration,
@@ -61,13 +71,23 @@ def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool 
             outcome=parsed.reason,
             processed_at=timezone.now(),
         )
+    external_id = parsed.external_id
+    if not external_id and body and settings.AGENTBOT_INBOUND_REPLAY_WINDOW > 0:
+        now = timezone.now()
+        external_id, previous = _replay_keys(body, now)
+        window = timedelta(seconds=settings.AGENTBOT_INBOUND_REPLAY_WINDOW)
+        earlier = InboundEvent.objects.filter(
+            integration=integration, external_id=previous, received_at__gte=now - window
+        ).first()
+        if earlier is not None:
+            return earlier
     try:
         with transaction.atomic():
             event = InboundEvent.objects.create(
-                integration=integration, kind=parsed.kind, payload=parsed.payload, external_id=parsed.external_id
+                integration=integration, kind=parsed.kind, payload=parsed.payload, external_id=external_id
             )
     except IntegrityError:
-        return InboundEvent.objects.get(integration=integration, external_id=parsed.external_id)
+        return InboundEvent.objects.get(integration=integration, external_id=external_id)
     if dispatch:
         transaction.on_commit(lambda: inbound_dispatch([event.id]))
     return event

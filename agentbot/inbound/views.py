@@ -5,13 +5,13 @@ Answers as the seed's table says: 200 `{"ok": true}` when the webhook is stored 
 connector or integration. The answer never waits for the agent: a worker processes what is stored.
 """
 
-import json
 import logging
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from agentbot import jsonlimits
 from agentbot.inbound import chat2desk, services
 from agentbot.inbound.models import ConnectorType, Integration
 
@@ -46,18 +46,13 @@ def request_body(request) -> bytes:
         raise BodyRefused(413, "too_large", f"the body must be at most {MAX_BODY // 1024} KB") from None
 
 
-def _no_constant(name: str):
-    # PostgreSQL's jsonb has no NaN or Infinity: refused here rather than failing on storage.
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def json_object(raw: bytes) -> dict:
-    """The body as a JSON object; BodyRefused (400) when it is not JSON (nesting too deep for the
-    parser, NaN and Infinity included) or not an object."""
+    """The body as a JSON object under agentbot/jsonlimits.py's limits (UTF-8 without a BOM, at
+    most MAX_DEPTH deep, finite numbers); BodyRefused (400) naming what is wrong otherwise."""
     try:
-        payload = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise BodyRefused(400, "invalid_json", "the body is not JSON") from None
+        payload = jsonlimits.loads(raw)
+    except jsonlimits.JsonRefused as exc:
+        raise BodyRefused(400, "invalid_json", str(exc)) from None
     if not isinstance(payload, dict):
         raise BodyRefused(400, "invalid_payload", "the body must be a JSON object")
     return payload
@@ -105,7 +100,7 @@ def connector_webhook(request, connector_type: str, integration_id: str):
         parsed = parse(payload)
     except chat2desk.PayloadError as exc:
         return refuse(400, "invalid_payload", str(exc))
-    event = services.inbound_receive(integration=integration, parsed=parsed)
+    event = services.inbound_receive(integration=integration, parsed=parsed, body=body)
     logger.info(
         "inbound webhook stored",
         extra={"integration_id": integration.id, "inbound_event_id": event.id, "kind": event.kind, "status": event.status},

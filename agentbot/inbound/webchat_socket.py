@@ -25,6 +25,7 @@ import socketio
 from django.conf import settings
 from django.db import close_old_connections
 
+from agentbot import jsonlimits
 from agentbot.inbound import webchat
 from agentbot.inbound.origins import origin_normalise
 
@@ -80,6 +81,7 @@ sio = socketio.AsyncServer(
     cors_allowed_origins=_origin_checked_at_connect,
     cors_credentials=False,
     max_http_buffer_size=_max_frame(),
+    json=jsonlimits.SocketJson,  # frames under the limits of every JSON read (a refused one is a malformed packet)
     logger=socketio_logger,
     engineio_logger=engineio_logger,
 )

@@ -3,6 +3,7 @@
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from agentbot import ids
 from agentbot.inbound import webchat
 from agentbot.inbound.models import ConnectorType, Integration
 from agentbot.management.commands.serve import DEMO_SITE
@@ -13,7 +14,10 @@ def webchat_demo(request):
     (the one `make run` makes)."""
     wanted = request.GET.get("integration", "")
     found = Integration.objects.filter(connector_type=ConnectorType.WEBCHAT, active=True)
-    integration = found.filter(pk=wanted).first() if wanted else found.filter(site_id=DEMO_SITE).first()
+    if not wanted:
+        integration = found.filter(site_id=DEMO_SITE).first()
+    else:  # an id outside the grammar (agentbot/ids.py) names nothing: no query
+        integration = found.filter(pk=wanted).first() if ids.is_id(wanted, "intg") else None
     if integration is None:
         what = f"no active webchat integration {wanted}" if wanted else f"no active webchat integration on {DEMO_SITE}"
         return JsonResponse(

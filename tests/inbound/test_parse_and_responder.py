@@ -307,7 +307,7 @@ def test_a_model_that_never_answers_is_unavailable_after_the_timeout():
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
         bot = LLMResponder(base_url=f"http://127.0.0.1:{silent.getsockname()[1]}/v1", api_key="", model="m", timeout=0.3)
-        with pytest.raises(ResponderUnavailable, match="ReadTimeout"):
+        with pytest.raises(ResponderUnavailable, match="timed out"):
             bot.answer(site=SiteFactory(), question="Hi", history=[])
 
 
@@ -397,3 +397,33 @@ def test_a_deadline_caps_the_models_timeout_and_only_inside_its_block():
     with answering_by(time.monotonic() - 1):
         assert model._timeout() == MIN_MODEL_TIMEOUT
     assert model._timeout() == 30
+
+
+@pytest.mark.django_db
+def test_the_model_url_is_held_to_the_url_policy_and_nothing_reaches_a_refused_address(completions, settings):
+    settings.AGENTBOT_ALLOW_PRIVATE_URLS = False
+    with pytest.raises(ResponderUnavailable, match="refused: the URL's host is a non-public address .*loopback"):
+        llm(completions).answer(site=SiteFactory(), question="Hi", history=[])
+    assert completions.calls == [], "the API key must not reach a loopback address"
+
+
+@pytest.mark.django_db
+def test_the_model_is_called_directly_whatever_the_proxy_variables_say(completions, monkeypatch):
+    proxy = FakeCompletions(reply=lambda messages: "from the proxy")
+    try:
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        answer = llm(completions).answer(site=SiteFactory(), question="When do you open?", history=[])
+    finally:
+        proxy.close()
+    assert answer.text == "We open at nine." and proxy.calls == [] and len(completions.calls) == 1
+
+
+@pytest.mark.django_db
+def test_a_redirecting_model_is_unavailable_and_the_redirect_not_followed(completions):
+    completions.handle = lambda call: (302, {"error": {"message": "moved"}})
+    with pytest.raises(ResponderUnavailable, match="answered 302"):
+        llm(completions).answer(site=SiteFactory(), question="Hi", history=[])
+    assert len(completions.calls) == 1

@@ -9,8 +9,12 @@ import shutil
 import subprocess
 
 import pytest
+from datetime import timedelta
+
+from django.utils import timezone
 
 from agentbot.inbound import integrations
+from agentbot.inbound import services as inbound_services
 from agentbot.inbound.models import InboundEvent
 from tests.inbound.conftest import post_webhook, signed
 
@@ -49,7 +53,8 @@ def test_a_signed_message_in_either_header_is_stored_normalised_and_answered_ok(
 
     assert response.status_code == 200 and response.json() == {"ok": True}
     event = InboundEvent.objects.get(integration=integration)
-    assert (event.kind, event.status, event.external_id) == ("message", "received", "")
+    assert (event.kind, event.status) == ("message", "received")
+    assert event.external_id.startswith("body:"), "without a message_id the body's digest guards against replays"
     assert event.payload == MESSAGE, "the payload keeps the fields Agentbot uses and nothing else"
 
 
@@ -116,6 +121,27 @@ def test_a_redelivered_message_is_stored_once(client, integration):
     assert again.json() == {"ok": True}
     assert InboundEvent.objects.filter(integration=integration).count() == 1
     assert post_webhook(client, integration, {**payload, "message_id": "m-2"}).status_code == 200
+    assert InboundEvent.objects.filter(integration=integration).count() == 2
+
+
+def test_a_replayed_body_without_a_message_id_is_stored_once_within_the_window(client, integration, settings):
+    settings.AGENTBOT_INBOUND_REPLAY_WINDOW = 300
+    first = post_webhook(client, integration, MESSAGE)
+    replays = [post_webhook(client, integration, MESSAGE) for _ in range(3)]
+
+    assert first.status_code == 200 and all(r.status_code == 200 and r.json() == {"ok": True} for r in replays)
+    (event,) = InboundEvent.objects.filter(integration=integration)
+    assert event.external_id.startswith("body:")
+    assert post_webhook(client, integration, {**MESSAGE, "text": "Another question"}).status_code == 200
+    assert InboundEvent.objects.filter(integration=integration).count() == 2, "a different body is a new message"
+
+
+def test_a_body_without_a_message_id_counts_again_once_the_window_has_passed(client, integration, settings, monkeypatch):
+    settings.AGENTBOT_INBOUND_REPLAY_WINDOW = 300
+    assert post_webhook(client, integration, MESSAGE).status_code == 200
+    later = timezone.now() + timedelta(seconds=301)
+    monkeypatch.setattr(inbound_services.timezone, "now", lambda: later)
+    assert post_webhook(client, integration, MESSAGE).status_code == 200
     assert InboundEvent.objects.filter(integration=integration).count() == 2
 
 
@@ -250,11 +276,22 @@ def test_an_unknown_connector_is_404(client, integration):
     assert_refused(client.get(f"/api/webhook/telegram/{integration.id}"), 404, "unknown_connector")
 
 
+UNKNOWN_INTEGRATION = "intg_" + "0" * 26
+
+
 def test_an_unknown_integration_is_404(client, integration):
     body, signature = signed(integration.webhook_secret, MESSAGE)
-    response = post_raw(client, "/api/webhook/chat2desk/int_doesnotexist", body, {"x-webhook-signature": signature})
-    assert_refused(response, 404, "integration_not_found", "int_doesnotexist")
-    assert_refused(client.get("/api/webhook/chat2desk/int_doesnotexist"), 404, "integration_not_found")
+    response = post_raw(client, f"/api/webhook/chat2desk/{UNKNOWN_INTEGRATION}", body, {"x-webhook-signature": signature})
+    assert_refused(response, 404, "integration_not_found", UNKNOWN_INTEGRATION)
+    assert_refused(client.get(f"/api/webhook/chat2desk/{UNKNOWN_INTEGRATION}"), 404, "integration_not_found")
+
+
+@pytest.mark.parametrize("junk", ["int_doesnotexist", "intg_%00", "intg_0000000000000000000000000%00", "%00", "INTG_" + "0" * 26])
+def test_an_integration_id_outside_the_id_grammar_is_404_in_the_endpoints_shape(client, integration, junk):
+    body, signature = signed(integration.webhook_secret, MESSAGE)
+    response = post_raw(client, f"/api/webhook/chat2desk/{junk}", body, {"x-webhook-signature": signature})
+    assert response.status_code in (400, 404), response.content
+    assert response.json()["ok"] is False and response.json()["message"]
 
 
 def test_a_webchat_integration_has_no_http_webhook(client, site):
@@ -294,16 +331,22 @@ def post_signed_raw(client, integration, body: bytes):
 @pytest.mark.parametrize(
     "body, error, phrase",
     [
-        (b"{not json", "invalid_json", "not JSON"),
-        (b"", "invalid_json", "not JSON"),
-        (b"\xff\xfe{}", "invalid_json", "not JSON"),
+        (b"{not json", "invalid_json", "not valid JSON"),
+        (b"", "invalid_json", "not valid JSON"),
+        (b"\xff\xfe{}", "invalid_json", "not UTF-8"),
         (b"[1, 2]", "invalid_payload", "JSON object"),
         (b'"text"', "invalid_payload", "JSON object"),
         (b"null", "invalid_payload", "JSON object"),
-        (b"[" * 100_000 + b"]" * 100_000, "invalid_json", "not JSON"),
-        (b'{"text": "hi", "client_id": NaN}', "invalid_json", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid_json", "nested more than 64"),
+        (b'{"a": ' + b"[" * 64 + b"]" * 64 + b"}", "invalid_json", "nested more than 64"),
+        (b'{"text": "hi", "client_id": NaN}', "invalid_json", "NaN is not a JSON number"),
+        (b'{"text": "hi", "client_id": 1e400}', "invalid_json", "too large"),
+        (b'\xef\xbb\xbf{"text": "hi", "client_id": "1"}', "invalid_json", "byte order mark"),
+        ('{"text": "hi", "client_id": "1"}'.encode("utf-16"), "invalid_json", "not UTF-8"),
+        ('{"text": "hi", "client_id": "1"}'.encode("utf-16-le"), "invalid_json", "not valid JSON"),
     ],
-    ids=["broken", "empty", "not-utf8", "array", "string", "null", "nested-too-deep", "nan"],
+    ids=["broken", "empty", "not-utf8", "array", "string", "null", "nested-too-deep", "depth-65", "nan", "1e400",
+         "utf8-bom", "utf16-bom", "utf16-no-bom"],
 )
 def test_a_signed_body_that_is_not_a_json_object_is_400(client, integration, body, error, phrase):
     assert_refused(post_signed_raw(client, integration, body), 400, error, phrase)

@@ -256,6 +256,18 @@ def test_rotate_action_shows_the_new_secret_once(admin, site, webhook_factory):
     assert webhook.secret not in page(admin, f"{WEBHOOKS}{webhook.pk}/change/")
 
 
+def test_a_show_once_secret_never_travels_in_a_cookie_or_a_redirect(admin, site, webhook_factory):
+    webhook = webhook_factory(site=site)
+    redirect = admin.post(WEBHOOKS, {"action": "rotate_secret", "_selected_action": [webhook.pk]})
+    webhook.refresh_from_db()
+    assert redirect.status_code == 302 and webhook.secret not in redirect["Location"]
+    assert "messages" not in redirect.cookies and webhook.secret not in str(redirect.cookies)
+    assert webhook.secret not in redirect.content.decode()
+    shown = admin.get(redirect["Location"])
+    assert webhook.secret in shown.content.decode() and "messages" not in shown.cookies
+    assert webhook.secret not in admin.get(redirect["Location"]).content.decode(), "shown once"
+
+
 def test_disable_and_enable_actions(admin, site, webhook_factory):
     webhook = webhook_factory(site=site, enabled=False, disabled_reason="410 Gone", disabled_at=timezone.now())
     response = admin.post(WEBHOOKS, {"action": "enable", "_selected_action": [webhook.pk]}, follow=True)

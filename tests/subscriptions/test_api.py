@@ -115,7 +115,7 @@ def test_another_sites_webhook_is_404_everywhere(api, site):
 def test_body_that_is_not_json_is_a_clear_400(api):
     response = api.post("/api/v1/webhooks", data="{not json", content_type="application/json")
     assert response.status_code == 400
-    assert "JSON parse error" in response.json()["message"]
+    assert "not valid JSON" in response.json()["message"]
 
 
 def test_unknown_api_path_is_json_404(api):

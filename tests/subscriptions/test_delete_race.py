@@ -1,0 +1,52 @@
+"""Deleting webhooks while events are published to them, on real PostgreSQL in separate connections:
+every delete wins (204, the webhook and its log gone) and no publish notices."""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from deliveries import services
+from deliveries.models import Delivery
+from subscriptions.models import Webhook
+from tests.conftest import client_for
+from tests.factories import SiteFactory, WebhookFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "hi"}
+
+
+def test_deletes_racing_publishes_all_win_and_no_publish_fails(monkeypatch):
+    monkeypatch.setattr(services.handoff.OUTBOX, "put", lambda ids, token: None)  # no worker here: keep them stored
+    site = SiteFactory()
+    webhooks = [WebhookFactory(site=site, events=["*"]) for _ in range(30)]
+    api = client_for(site)
+    stop = threading.Event()
+    published, failures = [], []
+
+    def publish():
+        try:
+            while not stop.is_set():
+                with transaction.atomic():
+                    event, _ = services.event_publish(site=site, event_type="message.created", data=DATA)
+                published.append(event.id)
+        except Exception as exc:  # noqa: BLE001 - any failure of a publish is what this test is about
+            failures.append(repr(exc))
+        finally:
+            connection.close()
+
+    publishers = [threading.Thread(target=publish) for _ in range(4)]
+    for thread in publishers:
+        thread.start()
+    try:
+        statuses = [api.delete(f"/api/v1/webhooks/{webhook.id}").status_code for webhook in webhooks]
+    finally:
+        stop.set()
+        for thread in publishers:
+            thread.join(timeout=60)
+
+    assert statuses == [204] * len(webhooks)
+    assert failures == []
+    assert published, "the publishes ran while the webhooks were deleted"
+    assert not Webhook.objects.filter(site=site).exists()
+    assert not Delivery.objects.filter(webhook_id__in=[w.id for w in webhooks]).exists()
