@@ -157,7 +157,9 @@ class EventPublishView(APIView):
                 data=data.validated_data["data"],
                 idempotency_key=data.validated_data.get("idempotency_key"),
             )
-            body = EventSerializer(_events(request).get(pk=event.pk)).data
+            # A new event carries its deliveries as stored; a replayed key's event is read back.
+            shown = services.event_as_published(event) if created else _events(request).get(pk=event.pk)
+            body = EventSerializer(shown).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -111,8 +111,9 @@ def webhook_candidates(*, site_id: str | None = None, webhook_id: str | None = N
 
 def deliveries_create(
     *, event_id: str, webhook_ids: list[str], now: datetime, until: datetime | None, token: str | None
-) -> list[str]:
-    """One delivery per webhook, due `now`, under the dispatch lease `token` until `until`; their ids.
+) -> list[tuple[str, str]]:
+    """One delivery per webhook, due `now`, under the dispatch lease `token` until `until`; the
+    (delivery id, webhook id) of each stored.
 
     On PostgreSQL one `INSERT … SELECT … unnest(…)` whose columns come from the model, every field
     the caller does not set taking its default as `bulk_create` would.
@@ -122,7 +123,7 @@ def deliveries_create(
     given = {"event_id": event_id, "next_attempt_at": now, "leased_until": until, "lease_token": token}
     if not on_postgresql():
         created = Delivery.objects.bulk_create(Delivery(webhook_id=w, **given) for w in webhook_ids)
-        return [d.id for d in created]
+        return [(d.id, d.webhook_id) for d in created]
     ids = [new_delivery_id() for _ in webhook_ids]
     sql, constant = _insert_plan()
     params = []
@@ -133,7 +134,8 @@ def deliveries_create(
             value = given[f.attname] if f.attname in given else f.get_default()
         params.append(f.get_db_prep_save(value, connection))
     inserted = {row[0] for row in _execute(sql, params + [ids, list(webhook_ids)])}
-    return [i for i in ids if i in inserted]  # a webhook deleted meanwhile gets none (see _insert_plan)
+    # A webhook deleted meanwhile gets none (see _insert_plan).
+    return [(i, w) for i, w in zip(ids, webhook_ids) if i in inserted]
 
 
 @lru_cache(maxsize=1)

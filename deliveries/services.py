@@ -9,7 +9,7 @@ dead worker only costs the lease: when it runs out, the sweep hands the delivery
 import logging
 import secrets
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -165,14 +165,46 @@ def event_publish(
         # A paused webhook's deliveries are stored and wait for it to be enabled again; an open
         # circuit's are stored and held, its probes let them through later.
         held = [w.id for w in webhooks if w.held]
-        ids = bulk.deliveries_create(
+        sent = bulk.deliveries_create(
             event_id=event.id, webhook_ids=flowing, now=now, until=_dispatch_until(now), token=token
         )
-        bulk.deliveries_create(event_id=event.id, webhook_ids=held, now=now, until=None, token=None)
+        waiting = bulk.deliveries_create(event_id=event.id, webhook_ids=held, now=now, until=None, token=None)
+        ids = [delivery_id for delivery_id, _ in sent]
         if ids:
             # Batched with other publishes of this process by deliveries/handoff.py.
             transaction.on_commit(lambda: handoff.OUTBOX.put(ids, token))
+    event.published = Published(data_json=data_json, deliveries=sent + waiting, at=now)
     return event, True
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a publish stored, kept on the new event (`event.published`) for its caller to show."""
+
+    data_json: str
+    deliveries: list[tuple[str, str]]  # (delivery id, webhook id)
+    at: datetime
+
+
+def event_as_published(event: Event) -> Event:
+    """The event just published, its data and deliveries as they were stored (the ORM's prefetch
+    cache of `event.deliveries`), to show without reading it back: for POST /api/v1/events that
+    re-read cost more than the publish itself."""
+    published: Published = event.published
+    event.data = jsjson.parse(published.data_json)
+    deliveries = [
+        Delivery(
+            id=delivery_id, event_id=event.id, webhook_id=webhook_id, status=Delivery.Status.PENDING,
+            attempt_count=0, next_attempt_at=published.at, created_at=published.at, updated_at=published.at,
+        )
+        for delivery_id, webhook_id in published.deliveries
+    ]
+    for delivery in deliveries:
+        delivery._state.adding = False
+    cached = event.deliveries.all()
+    cached._result_cache, cached._prefetch_done = deliveries, True
+    event._prefetched_objects_cache = {"deliveries": cached}
+    return event
 
 
 

@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from deliveries.models import Attempt, Delivery
 from tests.conftest import client_for
@@ -23,6 +25,24 @@ def test_publish_returns_the_event_with_its_fan_out(api, site, webhook_factory):
     assert body["event"] == "message.created" and body["data"] == DATA
     assert [d["webhook"] for d in body["deliveries"]] == [webhook.id]
     assert api.get(f"/api/v1/events/{body['id']}").json()["id"] == body["id"]
+
+
+def test_the_publish_answers_with_the_event_as_stored_without_reading_it_back(api, site, webhook_factory):
+    webhook_factory(site=site, events=["message.created"])
+    webhook_factory(site=site, events=["*"], enabled=False)  # paused: its delivery waits
+    body = {"event": "message.created", "data": {"b": 1.0, "a": [1e300, -0.0], "10": "x"}}
+    with CaptureQueriesContext(connection) as queries:
+        posted = api.post("/api/v1/events", body, format="json")
+    assert posted.status_code == 201
+    reads = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("SELECT") and "deliveries_" in q["sql"]]
+    assert not reads, reads
+    shown = api.get(f"/api/v1/events/{posted.json()['id']}").json()
+
+    def by_id(event: dict) -> dict:
+        return {**event, "deliveries": sorted(event["deliveries"], key=lambda d: d["id"])}
+
+    assert by_id(posted.json()) == by_id(shown)
+    assert list(shown["data"]) == ["10", "b", "a"] and shown["data"]["a"] == [1e300, 0]
 
 
 def test_idempotent_replay_answers_200_with_the_first_event(api, site, webhook_factory):

@@ -23,7 +23,7 @@ GOOD = 50
 
 def stored_delivery(site, webhook, data: dict, at) -> Delivery:
     event = Event.objects.create(site=site, type="message.created", data=data, created_at=at)
-    (delivery_id,) = bulk.deliveries_create(event_id=event.id, webhook_ids=[webhook.id], now=at, until=None, token=None)
+    ((delivery_id, _),) = bulk.deliveries_create(event_id=event.id, webhook_ids=[webhook.id], now=at, until=None, token=None)
     return Delivery.objects.get(pk=delivery_id)
 
 
