@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from agentbot.metrics import Hour
 from agentbot.models import ApiKey, Site
-from agentbot.services import api_key_create
+from agentbot.services import api_key_create, api_key_forget
 
 admin.site.site_header = "Agentbot Webhooks"
 admin.site.site_title = "Agentbot Webhooks admin"
@@ -137,6 +137,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         # Keys are made with the site action or `create_api_key`, which show the key once.
         return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        api_key_forget(key_hash=obj.key_hash)  # a revocation takes effect in this process at once
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        api_key_forget(key_hash=obj.key_hash)
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        api_key_forget()
 
 
 import agentbot.domain.admin  # noqa: E402,F401  (registers the domain's read-only admin)

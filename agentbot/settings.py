@@ -308,6 +308,9 @@ CELERY_BEAT_SCHEDULE["leads-reoffer-failed"] = {
 
 # Events, deliveries and attempts older than this are deleted by an hourly beat task.
 AGENTBOT_RETENTION_DAYS = env_float("AGENTBOT_RETENTION_DAYS", 30.0)
+# How long a web process trusts an API key it found valid before looking it up again: a key revoked
+# in the admin of another process keeps working at most this long (README "Configuration").
+AGENTBOT_API_KEY_CACHE_SECONDS = env_float("AGENTBOT_API_KEY_CACHE_SECONDS", 5.0)
 CELERY_BEAT_SCHEDULE["retention"] = {"task": "deliveries.tasks.retention_run", "schedule": 3600.0}
 
 # Endpoint health (deliveries/endpoint_health.py).
