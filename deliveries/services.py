@@ -179,33 +179,12 @@ def event_publish(
 
 @dataclass(frozen=True)
 class Published:
-    """What a publish stored, kept on the new event (`event.published`) for its caller to show."""
+    """What a publish stored, kept on the new event (`event.published`) for its caller to show
+    without reading it back."""
 
     data_json: str
     deliveries: list[tuple[str, str]]  # (delivery id, webhook id)
     at: datetime
-
-
-def event_as_published(event: Event) -> Event:
-    """The event just published, its data and deliveries as they were stored (the ORM's prefetch
-    cache of `event.deliveries`), to show without reading it back: for POST /api/v1/events that
-    re-read cost more than the publish itself."""
-    published: Published = event.published
-    event.data = jsjson.parse(published.data_json)
-    deliveries = [
-        Delivery(
-            id=delivery_id, event_id=event.id, webhook_id=webhook_id, status=Delivery.Status.PENDING,
-            attempt_count=0, next_attempt_at=published.at, created_at=published.at, updated_at=published.at,
-        )
-        for delivery_id, webhook_id in published.deliveries
-    ]
-    for delivery in deliveries:
-        delivery._state.adding = False
-    cached = event.deliveries.all()
-    cached._result_cache, cached._prefetch_done = deliveries, True
-    event._prefetched_objects_cache = {"deliveries": cached}
-    return event
-
 
 
 # --- sweep ------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_a_string")
+        # The schema's maxLength counts the string as sent; DRF would count it after trimming
+        # surrounding whitespace, and take a longer one than the schema allows.
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 

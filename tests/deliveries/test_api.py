@@ -42,6 +42,8 @@ def test_the_publish_answers_with_the_event_as_stored_without_reading_it_back(ap
         return {**event, "deliveries": sorted(event["deliveries"], key=lambda d: d["id"])}
 
     assert by_id(posted.json()) == by_id(shown)
+    assert list(posted.json()) == list(shown)  # the same keys in the same order
+    assert [list(d) for d in posted.json()["deliveries"]] == [list(d) for d in shown["deliveries"]]
     assert list(shown["data"]) == ["10", "b", "a"] and shown["data"]["a"] == [1e300, 0]
 
 
