@@ -142,14 +142,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         api_key_forget(key_hash=obj.key_hash)  # a revocation takes effect in this process at once
 
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        api_key_forget(key_hash=obj.key_hash)
-
-    def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
-        api_key_forget()
-
 
 import agentbot.domain.admin  # noqa: E402,F401  (registers the domain's read-only admin)
 import agentbot.inbound.admin  # noqa: E402,F401  (registers the integrations, knowledge base, inbound log)

@@ -49,3 +49,10 @@ def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(ap
     ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())  # as another web process's admin would
     time.sleep(0.4)
     assert api_client.get("/api/v1/webhooks").status_code == 401
+
+
+def test_a_key_whose_site_is_deleted_is_refused_at_once(api_client, site):
+    client_with_key(api_client, site)
+    assert api_client.get("/api/v1/webhooks").status_code == 200
+    site.delete()  # cascades to its keys
+    assert api_client.get("/api/v1/webhooks").status_code == 401
