@@ -155,7 +155,7 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def dashboard_view(self, request):
         now = timezone.now()
         by_status: dict[str, int] = dict.fromkeys(Delivery.Status.values, 0)
-        for (status, _), n in deliveries_by_status(since=now - timedelta(hours=24)).items():
+        for (status, _format), n in deliveries_by_status(since=now - timedelta(hours=24)).items():
             by_status[status] += n
         backlog = due_backlog(now=now)
         context = {
