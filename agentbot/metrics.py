@@ -21,7 +21,6 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from agentbot.inbound.models import INBOUND_PENDING, InboundEvent
-from deliveries.bulk import paused_webhook
 from deliveries.models import Attempt, Delivery
 from subscriptions.models import Webhook, WebhookFormat
 
@@ -99,7 +98,7 @@ class Backlog:
 def due_backlog(*, now: datetime) -> Backlog:
     """Pending deliveries whose next attempt time has come (in flight or waiting for a worker); a
     paused webhook's deliveries wait by design and are not counted."""
-    row = Delivery.objects.filter(status=PENDING, next_attempt_at__lte=now).exclude(paused_webhook()).aggregate(
+    row = Delivery.objects.filter(status=PENDING, next_attempt_at__lte=now).exclude(Webhook.paused_q("webhook__")).aggregate(
         due=Count("id"), oldest=Min("next_attempt_at")
     )
     return Backlog(due=row["due"], oldest_due_at=row["oldest"])
@@ -111,7 +110,7 @@ WEBHOOK_STATES = {
     "healthy": Q(enabled=True, consecutive_failures=0),
     "failing": Q(consecutive_failures__gt=0),  # at least one failure since the last success
     "circuit_open": Q(circuit_opened_at__isnull=False),
-    "disabled_by_operator": Q(enabled=False, disabled_reason=""),
+    "disabled_by_operator": Webhook.paused_q(),  # paused
     "disabled_by_service": Q(enabled=False) & ~Q(disabled_reason=""),
 }
 

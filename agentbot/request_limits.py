@@ -55,6 +55,19 @@ def _too_large_body(path: str, limit: int) -> bytes:
     return json.dumps(error_body(path, error, message)).encode()
 
 
+async def refuse_too_large(scope, send, limit: int) -> None:
+    """The ASGI 413 for a body over `limit` bytes, in the shape of the URL's API."""
+    body = _too_large_body(scope.get("path", ""), limit)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodyLimit:
     """ASGI middleware: HTTP request bodies over `limit` bytes are answered 413 unread."""
 
@@ -62,24 +75,13 @@ class BodyLimit:
         self.app = app
         self.limit = limit
 
-    async def _refuse(self, scope, send, limit: int) -> None:
-        body = _too_large_body(scope.get("path", ""), limit)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = self.limit if self.limit is not None else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         length = dict(scope.get("headers") or []).get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:
-            return await self._refuse(scope, send, limit)
+            return await refuse_too_large(scope, send, limit)
         received = 0
         started = False
 
@@ -102,4 +104,4 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._refuse(scope, send, limit)
+                await refuse_too_large(scope, send, limit)

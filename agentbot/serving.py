@@ -8,11 +8,11 @@ loop before a thread takes the request, as Django's ASGI handler does, so a clie
 slowly holds a coroutine, not one of the few threads.
 """
 
-import json
-
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
+
+from agentbot.request_limits import refuse_too_large
 
 
 def body_cap() -> int:
@@ -39,7 +39,7 @@ class BufferedBody:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.cap:
-                return await _too_large(send, self.cap)
+                return await refuse_too_large(scope, send, self.cap)
             chunks.append(chunk)
             more = message.get("more_body", False)
         replayed = False
@@ -52,15 +52,6 @@ class BufferedBody:
             return await receive()  # after the body: the disconnect, when it comes
 
         await self.app(scope, replay, send)
-
-
-async def _too_large(send, cap: int) -> None:
-    body = json.dumps(
-        {"error": "payload_too_large", "message": f"the request body is larger than {cap // (1024 * 1024)} MB"}
-    ).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def django_in_threads(threads: int):

@@ -193,12 +193,7 @@ def due_unleased(*, now: datetime):
 def due(*, now: datetime):
     """What the sweep may claim: due and unleased, except a paused webhook's (they wait) and an
     open circuit's (it gets probes)."""
-    return due_unleased(now=now).exclude(webhook__circuit_opened_at__isnull=False).exclude(paused_webhook())
-
-
-def paused_webhook() -> Q:
-    """Deliveries whose webhook is paused (Webhook.paused)."""
-    return Q(webhook__enabled=False, webhook__disabled_reason="")
+    return due_unleased(now=now).exclude(webhook__circuit_opened_at__isnull=False).exclude(Webhook.paused_q("webhook__"))
 
 
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
@@ -319,8 +314,9 @@ def _take_orm(*, ids, token, until, skip_webhooks, hold_until) -> list[Taken]:
     for d in owned.select_related("event"):
         e = d.event
         envelope = Envelope(e.id, e.type, e.site_id, e.created_at, jsjson.dumps(e.data).decode("utf-8"))
-        webhook_format = Webhook.objects.filter(pk=d.webhook_id).values_list("format", flat=True).first()
         webhook, problem = _ready(lambda: Webhook.objects.get(pk=d.webhook_id))
+        # Only a webhook that cannot be read whole costs a second query, for its format.
+        webhook_format = webhook.format if webhook else Webhook.objects.values_list("format", flat=True).get(pk=d.webhook_id)
         taken.append(Taken(d.id, d.attempt_count, d.schedule_position, envelope, d.webhook_id, webhook_format, webhook, problem))
     return taken
 

@@ -39,16 +39,10 @@ class UnsafeJSONError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Raw:
-    """Number text json.dumps cannot emit (JS exponent and small-fraction layouts)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
 class Fragment:
-    """JSON text that is already JavaScript's serialisation (made by :func:`dumps`), embedded in a
-    larger value as it is: an event's data, rendered once at publish, inside each format's body."""
+    """JSON text that is already JavaScript's serialisation, embedded in a larger value as it is:
+    an event's data, rendered once at publish (by :func:`dumps`), inside each format's body, and
+    number text json.dumps cannot emit (JS exponent and small-fraction layouts)."""
 
     text: str
 
@@ -73,15 +67,15 @@ def js_number(x: float) -> str:
     return "-" + text if x < 0 else text
 
 
-def _float(x: float) -> float | int | _Raw:
+def _float(x: float) -> float | int | Fragment:
     if not math.isfinite(x):
         raise UnsafeJSONError("non-finite float")
     if x.is_integer():
         if -2**53 < x < 2**53:
             return int(x)  # exact; JS prints these as plain digits too ("1", and "0" for -0.0)
-        return int(js_number(x)) if -1e21 < x < 1e21 else _Raw(js_number(x))
+        return int(js_number(x)) if -1e21 < x < 1e21 else Fragment(js_number(x))
     # For |x| >= 1e-4 (and < 2**52, as x is not integral) repr is fixed-point, exactly like JS.
-    return x if abs(x) >= 1e-4 else _Raw(js_number(x))
+    return x if abs(x) >= 1e-4 else Fragment(js_number(x))
 
 
 def _is_index(key: str) -> bool:
@@ -140,9 +134,9 @@ def _encode(v: Any, top: bool = True) -> str:
     if top:
         try:
             return _ENCODER.encode(v)
-        except TypeError:  # only a _Raw or a Fragment causes this (_canon rejected all else)
+        except TypeError:  # only a Fragment causes this (_canon rejected all else)
             pass
-    if isinstance(v, (_Raw, Fragment)):
+    if isinstance(v, Fragment):
         return v.text
     if isinstance(v, dict):
         return "{" + ",".join(_ENCODER.encode(k) + ":" + _encode(x, False) for k, x in v.items()) + "}"

@@ -19,7 +19,7 @@ from django.utils import timezone
 from agentbot.logging import log_delivery
 from agentbot.models import Site
 from deliveries import bulk, endpoint_health, engine, handoff, http, jsjson
-from deliveries.formats import DEFAULT_SCHEDULE, FORMATS, get_format
+from deliveries.formats import get_format
 from deliveries.models import Delivery, Event
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS, WEBHOOK_TEST
 from subscriptions.models import Webhook, subscribed
@@ -238,10 +238,8 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
     sign with (the engine signs when it sends). `bodies` shares one body per event and format.
     Raises Unsendable for a delivery that cannot be sent."""
     event, webhook = taken.event, taken.webhook
-    if webhook is None:
-        raise Unsendable(taken.problem, final=False)
     try:
-        fmt = get_format(webhook.format)
+        fmt = get_format(taken.format)
         body = bodies.get((event.event_id, fmt.name))
         if body is None:
             body = bodies[(event.event_id, fmt.name)] = fmt.render(event)
@@ -251,10 +249,12 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
             webhook_id=taken.webhook_id, exc_info=True,
         )
         raise Unsendable(
-            f"the {webhook.format} body cannot be rendered from this event ({type(exc).__name__}: {exc}); "
+            f"the {taken.format} body cannot be rendered from this event ({type(exc).__name__}: {exc}); "
             "not retried, as every attempt would render it the same way",
             final=True,
         ) from exc
+    if webhook is None:
+        raise Unsendable(taken.problem, final=False)
     return engine.Job(
         delivery_id=taken.id, token=token, webhook_id=webhook.id, event_id=event.event_id, url=webhook.url,
         format=fmt.name, event_type=event.event_type, body=body, secrets=webhook.signing_secrets(now),
@@ -275,19 +275,19 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
         return 0  # the engine is full: the dispatch lease runs out and the sweep hands these out again
     deadline = time.monotonic() + engine.queue_budget() + engine.START_GRACE
     taken = deliveries_take(ids=ids, token=token, skip_webhooks=sender.saturated())
-    off = [t for t in taken if t.webhook is not None and not t.webhook.enabled]
-    if off:
-        deliveries_hold_or_drop(off, token=token)
     now = timezone.now()
     bodies: dict = {}
-    jobs, unsendable = [], []
+    jobs, off, unsendable = [], [], []
     for t in taken:
         if t.webhook is not None and not t.webhook.enabled:
+            off.append(t)
             continue
         try:
             jobs.append(delivery_render(t, token=token, now=now, bodies=bodies))
         except Unsendable as exc:
             unsendable.append((t, exc))
+    if off:
+        deliveries_hold_or_drop(off, token=token)
     if unsendable:
         attempts_record_unsendable(unsendable, token=token)
     latch = engine.Latch(len(jobs)) if wait else None
@@ -306,14 +306,16 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
 def deliveries_hold_or_drop(taken: list[bulk.Taken], *, token: str) -> None:
     """Deliveries taken just as their webhook was turned off: a paused webhook's go back to wait,
     due as they were (no attempt); a webhook the service disabled ends its deliveries failed."""
-    paused = [t.id for t in taken if t.webhook.paused]
-    bulk.release(ids=paused, token=token)
+    bulk.release(ids=[t.id for t in taken if t.webhook.paused], token=token)
+    dropped: dict[str, list[str]] = {}
     for t in taken:
         if not t.webhook.paused:
-            bulk.release(
-                ids=[t.id], token=token, status=Delivery.Status.FAILED, next_attempt_at=None,
-                last_error=f"webhook is disabled: {t.webhook.disabled_reason}",
-            )
+            dropped.setdefault(t.webhook.disabled_reason, []).append(t.id)
+    for reason, ids in dropped.items():
+        bulk.release(
+            ids=ids, token=token, status=Delivery.Status.FAILED, next_attempt_at=None,
+            last_error=f"webhook is disabled: {reason}",
+        )
 
 
 def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, token: str) -> None:
@@ -323,10 +325,12 @@ def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, to
     now = timezone.now()
     outcomes = []
     for taken, problem in items:
-        status, position, next_at = delivery_schedule_next(
-            format_name=taken.format, schedule_position=taken.schedule_position, ok=False, now=now,
-            give_up=problem.final,
-        )
+        if problem.final:
+            status, position, next_at = Delivery.Status.FAILED, taken.schedule_position + 1, None
+        else:
+            status, position, next_at = delivery_schedule_next(
+                format_name=taken.format, schedule_position=taken.schedule_position, ok=False, now=now
+            )
         outcomes.append(
             bulk.Outcome(
                 delivery_id=taken.id, token=token, number=taken.attempt_count + 1, at=now, status_code=None,
@@ -454,16 +458,14 @@ def delivery_schedule_next(
     now: datetime,
     status_code: int | None = None,
     headers: dict[str, str] | None = None,
-    give_up: bool = False,
 ) -> tuple[str, int, datetime | None]:
     """After an attempt: (status, schedule position, next attempt time) from the format's schedule,
-    stretched by a 429/503's Retry-After; a 410 Gone ends the delivery (its webhook is disabled),
-    and so does `give_up` (retrying cannot help)."""
-    schedule = get_format(format_name).retry_schedule() if format_name in FORMATS else DEFAULT_SCHEDULE
+    stretched by a 429/503's Retry-After; a 410 Gone ends the delivery (its webhook is disabled)."""
+    schedule = get_format(format_name).retry_schedule()
     position = schedule_position + 1
     if ok:
         return Delivery.Status.SUCCEEDED, position, None
-    if position < len(schedule) and status_code != 410 and not give_up:
+    if position < len(schedule) and status_code != 410:
         delay = endpoint_health.retry_delay(schedule[position], status_code=status_code, headers=headers or {}, now=now)
         return Delivery.Status.PENDING, position, now + timedelta(seconds=delay)
     return Delivery.Status.FAILED, position, None

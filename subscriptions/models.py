@@ -85,6 +85,11 @@ class Webhook(models.Model):
     def wants(self, event_type: str) -> bool:
         return subscribed(self.events, event_type)
 
+    @staticmethod
+    def paused_q(prefix: str = "") -> models.Q:
+        """`paused` as a filter, on webhooks or through a relation (`prefix="webhook__"`)."""
+        return models.Q(**{f"{prefix}enabled": False, f"{prefix}disabled_reason": ""})
+
     @property
     def paused(self) -> bool:
         """Turned off by a person (enabled off, no reason of the service's): its deliveries wait,
