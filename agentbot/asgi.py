@@ -27,12 +27,12 @@ else:
 
     django_application = get_asgi_application()
 
-from agentbot.request_limits import BodyLimit  # noqa: E402
+from core.request_limits import BodyLimit  # noqa: E402
 
 # Django's handler reads a whole body before any view sees it: bodies over the limit are refused first.
 django_application = BodyLimit(django_application)
 
-from agentbot.inbound.webchat_socket import sio  # noqa: E402  (needs the settings loaded above)
+from inbound.webchat_socket import sio  # noqa: E402  (needs the settings loaded above)
 
 application = socketio.ASGIApp(sio, other_asgi_app=django_application, socketio_path="socket.io")
 

@@ -20,7 +20,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from agentbot.inbound.models import INBOUND_PENDING, InboundEvent
+from core.charts import Hour
+
+from inbound.models import INBOUND_PENDING, InboundEvent
 from deliveries.models import Attempt, Delivery
 from subscriptions.models import Webhook, WebhookFormat
 
@@ -149,12 +151,6 @@ def webhooks_with_health(queryset, *, now: datetime):
         succeeded_24h=count(recent.filter(status=SUCCEEDED)),
         finished_24h=count(recent.exclude(status=PENDING)),
     )
-
-
-@dataclass(frozen=True)
-class Hour:
-    start: datetime
-    counts: dict[str, int]  # by delivery status
 
 
 def deliveries_per_hour(*, now: datetime, hours: int = 24, webhook: Webhook | None = None) -> list[Hour]:

@@ -12,7 +12,7 @@ from a2wsgi import WSGIMiddleware
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
-from agentbot.request_limits import refuse_too_large
+from core.request_limits import refuse_too_large
 
 
 def body_cap() -> int:

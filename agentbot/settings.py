@@ -64,12 +64,15 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "agentbot",
+    "core",
     "subscriptions",
     "deliveries",
+    "domain",
+    "inbound",
 ]
 
 MIDDLEWARE = [
-    "agentbot.request_limits.refuse_control_characters",
+    "core.request_limits.refuse_control_characters",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -79,7 +82,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "agentbot.api.errors.DatabaseUnavailableMiddleware",
+    "core.api.errors.DatabaseUnavailableMiddleware",
 ]
 
 # Messages live in the (database) session, not in a cookie: the admin's show-once secrets (a
@@ -112,7 +115,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 # connection, per request) stayed open until PostgreSQL's max_connections ran out. A connection
 # is checked before it is lent (CONN_HEALTH_CHECKS), so a broken one left by a database restart is
 # replaced, not handed out, and a borrower waits at most AGENTBOT_DB_POOL_TIMEOUT seconds for a
-# free one before its request fails with a 503 (agentbot/api/errors.py).
+# free one before its request fails with a 503 (core/api/errors.py).
 AGENTBOT_DB_POOL_MIN = int(env_float("AGENTBOT_DB_POOL_MIN", 1))
 AGENTBOT_DB_POOL_MAX = int(env_float("AGENTBOT_DB_POOL_MAX", 8))
 AGENTBOT_DB_POOL_TIMEOUT = env_float("AGENTBOT_DB_POOL_TIMEOUT", 5.0)
@@ -169,13 +172,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["agentbot.api.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["agentbot.api.auth.HasSiteKey"],
-    "DEFAULT_PARSER_CLASSES": ["agentbot.api.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.auth.HasSiteKey"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "agentbot.api.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "agentbot.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -196,9 +199,9 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "agentbot.api.schema.add_error_responses",
-        "agentbot.api.schema.refuse_unknown_request_fields",
-        "agentbot.api.schema.defaults_beside_alternatives",
+        "core.api.schema.add_error_responses",
+        "core.api.schema.refuse_unknown_request_fields",
+        "core.api.schema.defaults_beside_alternatives",
     ],
 }
 
@@ -275,12 +278,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# One JSON object per line (agentbot/logging.py); LOG_FORMAT=plain for reading by eye.
+# One JSON object per line (core/logging.py); LOG_FORMAT=plain for reading by eye.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "agentbot.logging.JsonFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {
@@ -362,7 +365,7 @@ if AGENTBOT_WEB_WORKERS < 1 or AGENTBOT_WEB_THREADS < 0:
         f"got {AGENTBOT_WEB_WORKERS} and {AGENTBOT_WEB_THREADS}"
     )
 
-# --- webchat (agentbot/inbound/webchat.py) -------------------------------------------------------
+# --- webchat (inbound/webchat.py) -------------------------------------------------------
 ASGI_APPLICATION = "agentbot.asgi.application"
 # A visitor's message is at most this many characters; a connection sends at most
 # AGENTBOT_WEBCHAT_RATE messages a second on average, AGENTBOT_WEBCHAT_BURST at once.

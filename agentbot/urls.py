@@ -1,18 +1,20 @@
 from django.contrib import admin
-from django.urls import include, path, register_converter
+from django.urls import include, path, re_path, register_converter
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from agentbot import health, ids, metrics
-from agentbot.domain import api as domain_api
-from agentbot.inbound import api as inbound_api
-from agentbot.inbound import hooks as webhook_channel_views
-from agentbot.inbound import views as inbound_views
-from agentbot.inbound import webchat_views
+from agentbot import health, metrics
+from core import ids
+from domain import api as domain_api
+from inbound import api as inbound_api
+from inbound import hooks as webhook_channel_views
+from inbound import views as inbound_views
+from inbound import webchat_views
 from deliveries import api as deliveries_api
 from subscriptions import api as subscriptions_api
 
 
-# Every id in a path is matched by its grammar (agentbot/ids.py): junk there is a 404, never a query.
+# Every id in a path is matched by its grammar (core/ids.py): junk there is a 404, never a query.
 for _name, _converter in ids.path_converters().items():
     register_converter(_converter, _name)
 
@@ -61,7 +63,16 @@ api_v1 = [
     route("knowledge/<kb:entry_id>", inbound_api.KnowledgeDetailView, "knowledge-detail"),
 ]
 
+# The admin pages of the models that left the agentbot app (bookmarks, links in old notes) lead to
+# their new place: /admin/agentbot/conversation/… → /admin/domain/conversation/….
+MOVED_ADMIN = {"core": "site|apikey", "domain": "conversation|message|ticket|lead|appointment", "inbound": "integration|inboundevent|knowledgeentry"}
+moved_admin = [
+    re_path(rf"^admin/agentbot/(?P<rest>(?:{models})/.*)$", RedirectView.as_view(url=f"/admin/{app}/%(rest)s", query_string=True))
+    for app, models in MOVED_ADMIN.items()
+]
+
 urlpatterns = [
+    *moved_admin,
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # Seed 000's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
@@ -85,5 +96,5 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
 ]
 
-handler404 = "agentbot.api.errors.json_not_found"
-handler500 = "agentbot.api.errors.json_server_error"
+handler404 = "core.api.errors.json_not_found"
+handler500 = "core.api.errors.json_server_error"

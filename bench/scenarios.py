@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from agentbot.models import Site
+from core.models import Site
 from bench.harness import PY, ROOT, Receiver, Workers, broker_flush, postgres_cpu_seconds
 from bench.limit import MESSAGE
 from deliveries.models import Delivery, Event

@@ -13,8 +13,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from agentbot.admin import ObjectActionsMixin, hourly_chart
-from agentbot.logging import log_delivery
+from core.admin import ObjectActionsMixin
+from core.charts import hourly_chart
+from core.logging import log_delivery
 from agentbot.metrics import (
     METRICS_WINDOW,
     attempt_stats,

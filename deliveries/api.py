@@ -9,9 +9,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentbot.api.auth import site_of
-from agentbot.api.fields import JSONObjectField, StrictCharField
-from agentbot.api.serializers import StrictSerializer, no_input
+from core.api.auth import site_of
+from core.api.fields import JSONObjectField, StrictCharField
+from core.api.serializers import StrictSerializer, no_input
 from deliveries import jsjson, services
 from deliveries.models import Attempt, Delivery, Event
 from subscriptions.api import webhook_of

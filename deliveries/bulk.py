@@ -17,8 +17,8 @@ import psycopg
 from django.db import connection, transaction
 from django.db.models import Q
 
-from agentbot.crypto import decrypt
-from agentbot.ids import new_delivery_id
+from core.crypto import decrypt
+from core.ids import new_delivery_id
 from deliveries import jsjson
 from deliveries.formats import Envelope
 from deliveries.models import Attempt, Delivery, Event

@@ -31,7 +31,7 @@ from typing import Callable
 from django.conf import settings
 from django.db import connection
 
-from agentbot.logging import log_delivery
+from core.logging import log_delivery
 from deliveries import http
 from deliveries.formats import Signing, get_format
 

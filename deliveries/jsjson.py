@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from agentbot.jsonlimits import MAX_DEPTH as JSON_MAX_DEPTH
+from core.jsonlimits import MAX_DEPTH as JSON_MAX_DEPTH
 
 __all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "Fragment", "UnsafeJSONError", "check_safe", "dumps", "js_number", "parse"]
 
 MAX_SAFE_INTEGER = _SAFE = 2**53 - 1
 # Containers nested deeper than this are refused: every reader of the value (the parser, the
 # serialiser, the admin's pages) recurses, and none may run out of stack on data it accepted. The
-# same limit as every JSON the service reads from outside (agentbot/jsonlimits.py).
+# same limit as every JSON the service reads from outside (core/jsonlimits.py).
 MAX_DEPTH = JSON_MAX_DEPTH
 _MAX_INDEX = 2**32 - 2  # largest array index; JS orders only these keys numerically
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

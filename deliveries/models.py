@@ -5,8 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from agentbot.ids import new_delivery_id, new_event_id
-from agentbot.models import Site
+from core.ids import new_delivery_id, new_event_id
+from core.models import Site
 from deliveries import jsjson
 from subscriptions.models import Webhook
 

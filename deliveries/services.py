@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
-from agentbot.logging import log_delivery
-from agentbot.models import Site
+from core.logging import log_delivery
+from core.models import Site
 from deliveries import bulk, endpoint_health, engine, handoff, http, jsjson
 from deliveries.formats import get_format
 from deliveries.models import Delivery, Event

@@ -18,8 +18,9 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from agentbot.admin import ObjectActionsMixin, hourly_chart
-from agentbot.logging import log_delivery
+from core.admin import ObjectActionsMixin
+from core.charts import hourly_chart
+from core.logging import log_delivery
 from agentbot.metrics import WEBHOOK_STATES, deliveries_per_hour, webhooks_with_health
 from deliveries import services as delivery_services
 from subscriptions import services
@@ -220,7 +221,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
             return gettext("an integration that no longer exists")
         return format_html(
             gettext('integration <a href="{url}">{integration}</a>: change it there; its URL, token and state follow.'),
-            url=reverse("admin:agentbot_integration_change", args=[integration.pk]),
+            url=reverse("admin:inbound_integration_change", args=[integration.pk]),
             integration=integration,
         )
 

@@ -10,9 +10,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentbot.api.auth import site_of
-from agentbot.api.fields import StrictBooleanField, StrictCharField
-from agentbot.api.serializers import PatchSerializer, StrictSerializer, valid_input
+from core.api.auth import site_of
+from core.api.fields import StrictBooleanField, StrictCharField
+from core.api.serializers import PatchSerializer, StrictSerializer, valid_input
 from subscriptions import selectors, services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat

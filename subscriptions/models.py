@@ -5,9 +5,9 @@ from datetime import datetime
 from django.db import models
 from django.utils import timezone
 
-from agentbot.crypto import EncryptedTextField
-from agentbot.ids import new_webhook_id
-from agentbot.models import Site
+from core.crypto import EncryptedTextField
+from core.ids import new_webhook_id
+from core.models import Site
 from subscriptions.event_types import ALL_EVENTS, MESSAGE_CREATED, MESSAGE_RECEIVED, WEBHOOK_TEST
 
 SECRET_PREFIX = "whsec_"

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from agentbot.models import Site
+from core.models import Site
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat, generate_secret
 from subscriptions.url_policy import UrlNotAllowed, check_url

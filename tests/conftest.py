@@ -2,7 +2,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from agentbot.celery import app as celery_app
-from agentbot.services import api_key_create
+from core.services import api_key_create
 from tests.factories import SiteFactory, WebhookFactory
 from tests.support.receiver import Receiver
 from tests.support.worker import Workers

@@ -1,6 +1,6 @@
 import factory
 
-from agentbot.models import Site
+from core.models import Site
 from subscriptions.models import Webhook, generate_secret
 
 

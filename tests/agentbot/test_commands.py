@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 
-from agentbot.models import ApiKey, Site, hash_api_key
+from core.models import ApiKey, Site, hash_api_key
 from deliveries.models import Delivery
 from deliveries.services import event_publish
 

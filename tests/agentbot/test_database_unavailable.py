@@ -8,7 +8,7 @@ import json
 from django.db import InterfaceError, OperationalError
 from django.test import RequestFactory
 
-from agentbot.api.errors import DatabaseUnavailableMiddleware, exception_handler, json_server_error
+from core.api.errors import DatabaseUnavailableMiddleware, exception_handler, json_server_error
 from agentbot.serving import BufferedBody
 
 

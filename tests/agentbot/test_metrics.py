@@ -9,7 +9,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentbot import metrics
-from agentbot.inbound.models import InboundEvent, Integration
+from inbound.models import InboundEvent, Integration
 from deliveries.models import Attempt, Delivery
 from deliveries.services import webhook_send_test
 

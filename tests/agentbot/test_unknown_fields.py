@@ -5,8 +5,8 @@ included; free-form values (an event's `data`, a conversation's `source`) stay f
 import pytest
 from rest_framework.test import APIClient
 
-from agentbot.domain.models import Conversation, Lead, Message, Ticket
-from agentbot.inbound.models import Integration, KnowledgeEntry
+from domain.models import Conversation, Lead, Message, Ticket
+from inbound.models import Integration, KnowledgeEntry
 from deliveries.models import Delivery, Event
 from subscriptions.models import Webhook
 

@@ -4,7 +4,7 @@ against a fake Chat2Desk API."""
 import pytest
 from django.contrib.admin.utils import quote
 
-from agentbot.inbound import integrations
+from inbound import integrations
 from tests.browser.conftest import log_in, screenshot
 from tests.support.fake_chat2desk import FakeChat2Desk
 
@@ -23,7 +23,7 @@ def test_operator_registers_the_webhook_and_sees_it_ok(base_url, browser_page, o
     page = browser_page
     log_in(page, base_url, operator)
 
-    page.goto(f"{base_url}/admin/agentbot/integration/{quote(integration.pk)}/change/")
+    page.goto(f"{base_url}/admin/inbound/integration/{quote(integration.pk)}/change/")
     panel = page.locator("#integration-webhook")
     assert "Webhook pending" in panel.inner_text()
     screenshot(page, "integration_unregistered")

@@ -5,10 +5,10 @@ import pytest
 from playwright.sync_api import expect
 
 from agentbot.celery import app as celery_app
-from agentbot.domain import services as domain
-from agentbot.domain.models import Conversation
-from agentbot.inbound import integrations
-from agentbot.inbound.models import KnowledgeEntry
+from domain import services as domain
+from domain.models import Conversation
+from inbound import integrations
+from inbound.models import KnowledgeEntry
 from tests.browser.conftest import screenshot
 from tests.support.asgi_server import AsgiServer
 

@@ -28,7 +28,7 @@ def main() -> None:
     django.setup()
     from django.db import transaction
 
-    from agentbot.models import Site
+    from core.models import Site
     from deliveries.models import Delivery
     from deliveries.services import event_publish
     from subscriptions.models import Webhook, generate_secret

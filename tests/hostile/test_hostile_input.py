@@ -18,10 +18,10 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentbot import jsonlimits
-from agentbot.inbound import integrations
-from agentbot.inbound.models import InboundEvent
-from agentbot.services import api_key_create
+from core import jsonlimits
+from inbound import integrations
+from inbound.models import InboundEvent
+from core.services import api_key_create
 from tests.factories import SiteFactory, WebhookFactory
 from tests.support.webhook_channel import token
 

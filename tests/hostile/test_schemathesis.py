@@ -8,7 +8,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
-from agentbot.services import api_key_create
+from core.services import api_key_create
 from agentbot.wsgi import application
 from tests.factories import SiteFactory, WebhookFactory
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from agentbot.inbound import integrations
-from agentbot.inbound.models import KnowledgeEntry
+from inbound import integrations
+from inbound.models import KnowledgeEntry
 from tests.support.fake_chat2desk import FakeChat2Desk
 
 

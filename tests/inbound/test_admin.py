@@ -9,15 +9,15 @@ import pytest
 from django.contrib.admin.utils import quote
 from django.utils import timezone
 
-from agentbot.domain import services as domain
-from agentbot.domain.models import Conversation
-from agentbot.inbound import integrations
-from agentbot.inbound.models import InboundEvent, Integration
+from domain import services as domain
+from domain.models import Conversation
+from inbound import integrations
+from inbound.models import InboundEvent, Integration
 from subscriptions.models import Webhook, mask_secret
 
 pytestmark = pytest.mark.django_db
 
-INTEGRATIONS = "/admin/agentbot/integration/"
+INTEGRATIONS = "/admin/inbound/integration/"
 WEBHOOKS = "/admin/subscriptions/webhook/"
 PT_BR = {"HTTP_ACCEPT_LANGUAGE": "pt-br"}
 
@@ -201,23 +201,23 @@ def test_inbound_events_are_listed_and_shown_read_only(admin, integration):
         integration=integration, kind="message", status="failed", payload={"text": "Olá, preciso de ajuda", "client_id": 7},
         outcome="the responder was down", attempts=3,
     )
-    listing = page(admin, "/admin/agentbot/inboundevent/")
+    listing = page(admin, "/admin/inbound/inboundevent/")
     assert "the responder was down" in listing and 'class="console-status error">failed' in listing
-    detail = page(admin, f"/admin/agentbot/inboundevent/{event.pk}/change/")
+    detail = page(admin, f"/admin/inbound/inboundevent/{event.pk}/change/")
     assert '"text": "Olá, preciso de ajuda",\n  "client_id": 7' in unescape(detail)
     assert 'name="_save"' not in detail
-    assert admin.get("/admin/agentbot/inboundevent/add/").status_code == 403
-    assert admin.post(f"/admin/agentbot/inboundevent/{event.pk}/change/", {"status": "processed"}).status_code == 403
+    assert admin.get("/admin/inbound/inboundevent/add/").status_code == 403
+    assert admin.post(f"/admin/inbound/inboundevent/{event.pk}/change/", {"status": "processed"}).status_code == 403
 
     recent = page(admin, change_url(integration))
-    assert f"/admin/agentbot/inboundevent/{event.pk}/change/" in recent
-    assert f"/admin/agentbot/inboundevent/?integration__id__exact={integration.pk}" in recent
+    assert f"/admin/inbound/inboundevent/{event.pk}/change/" in recent
+    assert f"/admin/inbound/inboundevent/?integration__id__exact={integration.pk}" in recent
 
 
 def test_knowledge_base_is_searchable(admin, knowledge):
-    assert knowledge.question in page(admin, "/admin/agentbot/knowledgeentry/?q=horario")
-    assert knowledge.question not in page(admin, "/admin/agentbot/knowledgeentry/?q=refund")
-    assert knowledge.question not in page(admin, "/admin/agentbot/knowledgeentry/?enabled__exact=0")
+    assert knowledge.question in page(admin, "/admin/inbound/knowledgeentry/?q=horario")
+    assert knowledge.question not in page(admin, "/admin/inbound/knowledgeentry/?q=refund")
+    assert knowledge.question not in page(admin, "/admin/inbound/knowledgeentry/?enabled__exact=0")
 
 
 # --- connector webhooks in the webhook admin -------------------------------------------------------
@@ -256,13 +256,13 @@ def test_give_back_to_the_ai_resumes_paused_open_conversations_only(admin, site,
     closed = domain.conversation_create(site=site, channel="whatsapp")
     domain.conversation_close(conversation=closed)
 
-    detail = page(admin, f"/admin/agentbot/conversation/{paused.pk}/change/")
+    detail = page(admin, f"/admin/domain/conversation/{paused.pk}/change/")
     assert "Give back to the AI" in detail and "client-12345" in detail
     assert '"chat2desk": {\n    "client_id": 12345' in unescape(detail)
-    assert "Give back to the AI" not in page(admin, f"/admin/agentbot/conversation/{active.pk}/change/")
+    assert "Give back to the AI" not in page(admin, f"/admin/domain/conversation/{active.pk}/change/")
 
     response = admin.post(
-        "/admin/agentbot/conversation/",
+        "/admin/domain/conversation/",
         {"action": "give_back_to_ai", "_selected_action": [paused.pk, active.pk, closed.pk]},
         follow=True,
     )

@@ -6,8 +6,8 @@ import json
 import pytest
 from django.test import Client
 
-from agentbot.domain import services as domain
-from agentbot.inbound.models import InboundEvent, Integration, KnowledgeEntry
+from domain import services as domain
+from inbound.models import InboundEvent, Integration, KnowledgeEntry
 from deliveries.models import Delivery
 from subscriptions.models import Webhook
 from tests.conftest import client_for

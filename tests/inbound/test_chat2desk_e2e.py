@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 
 from agentbot.celery import app as celery_app
-from agentbot.domain.models import Conversation
-from agentbot.inbound.models import InboundEvent
-from agentbot.inbound.services import PENDING
+from domain.models import Conversation
+from inbound.models import InboundEvent
+from inbound.services import PENDING
 from deliveries.models import Delivery
 from tests.inbound.conftest import post_webhook
 from tests.support.fake_chat2desk import FakeCompletions

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agentbot.inbound import chat2desk
-from agentbot.inbound.models import KnowledgeEntry
-from agentbot.inbound.responder import (
+from inbound import chat2desk
+from inbound.models import KnowledgeEntry
+from inbound.responder import (
     HANDOFF,
     KnowledgeBaseResponder,
     LLMResponder,
@@ -388,7 +388,7 @@ def test_the_format_carries_replies_only(event_type, carried):
 def test_a_deadline_caps_the_models_timeout_and_only_inside_its_block():
     import time
 
-    from agentbot.inbound.responder import MIN_MODEL_TIMEOUT, answering_by
+    from inbound.responder import MIN_MODEL_TIMEOUT, answering_by
 
     model = LLMResponder(base_url="http://llm.internal/v1", api_key="", model="m", timeout=30)
     assert model._timeout() == 30

@@ -4,9 +4,9 @@ and repeated status events. The worker-driven flows are in test_chat2desk_e2e.py
 import pytest
 from django.test import Client
 
-from agentbot.domain.models import Conversation
-from agentbot.inbound import services
-from agentbot.inbound.models import InboundEvent
+from domain.models import Conversation
+from inbound import services
+from inbound.models import InboundEvent
 from tests.inbound.conftest import post_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)

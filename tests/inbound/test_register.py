@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agentbot.inbound import integrations
-from agentbot.inbound.chat2desk import REGISTERED_EVENTS
-from agentbot.inbound.chat2desk import parse as chat2desk_parse
-from agentbot.inbound.models import Integration
+from inbound import integrations
+from inbound.chat2desk import REGISTERED_EVENTS
+from inbound.chat2desk import parse as chat2desk_parse
+from inbound.models import Integration
 from tests.conftest import client_for
 from tests.factories import SiteFactory
 

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agentbot.inbound import services
-from agentbot.inbound.models import InboundEvent, Integration
+from inbound import services
+from inbound.models import InboundEvent, Integration
 
 pytestmark = pytest.mark.django_db
 

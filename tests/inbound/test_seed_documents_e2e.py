@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agentbot.domain.models import Conversation
+from domain.models import Conversation
 from tests.deliveries.test_formats_e2e import ACCEPTED, post as api_post
 from tests.inbound.test_chat2desk_e2e import HOURS, post, sent_to_chat2desk, settled
 from tests.support.node import seed_verify
@@ -86,9 +86,9 @@ def test_the_documents_sample_close_dialog_is_answered_200_and_kept_as_unmatched
     assert "request_id 12345 or dialog_id 67890" in unmatched.outcome
     conversation.refresh_from_db()
     assert conversation.is_open
-    listed = admin_client.get("/admin/agentbot/inboundevent/?status=unmatched").content.decode()
+    listed = admin_client.get("/admin/inbound/inboundevent/?status=unmatched").content.decode()
     assert unmatched.id in listed or "request_id 12345 or dialog_id 67890" in listed
-    page = admin_client.get(f"/admin/agentbot/integration/{integration.pk}/change/").content.decode()
+    page = admin_client.get(f"/admin/inbound/integration/{integration.pk}/change/").content.decode()
     assert "unmatched" in page and "request_id 12345 or dialog_id 67890" in page
 
     # With the client's id, the same close finds the session.

@@ -5,10 +5,10 @@ test_webchat_socket.py, the widget in a browser in tests/browser/test_webchat_wi
 import pytest
 from django.core.exceptions import ValidationError
 
-from agentbot.domain import services as domain
-from agentbot.inbound import integrations, webchat
-from agentbot.inbound.origins import origin_normalise, origins_clean
-from agentbot.inbound.webchat import Refused, TokenBucket
+from domain import services as domain
+from inbound import integrations, webchat
+from inbound.origins import origin_normalise, origins_clean
+from inbound.webchat import Refused, TokenBucket
 
 pytestmark = pytest.mark.django_db
 
@@ -183,7 +183,7 @@ def test_the_api_refuses_origins_on_another_connector(api):
 
 
 # --- the admin ---------------------------------------------------------------------------------
-INTEGRATIONS = "/admin/agentbot/integration/"
+INTEGRATIONS = "/admin/inbound/integration/"
 
 
 def test_the_admin_adds_a_webchat_and_shows_its_embed_snippet(admin_client, site):

@@ -12,7 +12,7 @@ import pytest
 import requests
 import socketio
 
-from agentbot.domain.models import Conversation
+from domain.models import Conversation
 from tests.inbound.test_chat2desk_e2e import wait_until
 from tests.inbound.test_webchat_socket import SHOP, start_server, webchat  # noqa: F401 (fixtures)
 from tests.support.node import PACKAGES, node_modules

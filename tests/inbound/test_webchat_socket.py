@@ -8,10 +8,10 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from agentbot.celery import app as celery_app
-from agentbot.domain import services as domain
-from agentbot.domain.models import Conversation
-from agentbot.inbound import integrations
-from agentbot.inbound.models import InboundEvent
+from domain import services as domain
+from domain.models import Conversation
+from inbound import integrations
+from inbound.models import InboundEvent
 from tests.inbound.test_chat2desk_e2e import HOURS, received_events, transcript, wait_until
 from tests.support.asgi_server import AsgiServer
 from tests.support.webchat_client import Visitor

@@ -5,8 +5,8 @@ import jwt
 import pytest
 from django.test import Client
 
-from agentbot.inbound import integrations
-from agentbot.inbound.models import InboundEvent
+from inbound import integrations
+from inbound.models import InboundEvent
 from tests.support.webhook_channel import post_hook, rsa_key_pair, token, v2_message
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ import time
 import pytest
 from django.test import Client
 
-from agentbot.inbound import integrations, services
-from agentbot.inbound.models import InboundEvent
+from inbound import integrations, services
+from inbound.models import InboundEvent
 from deliveries.models import Delivery
 from tests.conftest import client_for
 from tests.inbound.test_chat2desk_e2e import FAST_SWEEP, wait_until

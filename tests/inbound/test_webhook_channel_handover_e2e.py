@@ -7,8 +7,8 @@ import json
 import pytest
 from django.test import Client
 
-from agentbot.domain.models import Conversation
-from agentbot.inbound import integrations
+from domain.models import Conversation
+from inbound import integrations
 from tests.conftest import client_for
 from tests.inbound.test_chat2desk_e2e import FAST_SWEEP, wait_until
 from tests.support.node import seed_verify

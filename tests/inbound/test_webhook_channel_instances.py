@@ -5,13 +5,13 @@ from html import unescape
 
 import pytest
 
-from agentbot.inbound import integrations
-from agentbot.inbound.models import Integration
+from inbound import integrations
+from inbound.models import Integration
 from tests.support.webhook_channel import rsa_key_pair
 
 pytestmark = pytest.mark.django_db
 
-INTEGRATIONS = "/admin/agentbot/integration/"
+INTEGRATIONS = "/admin/inbound/integration/"
 
 
 def create(api, **body):

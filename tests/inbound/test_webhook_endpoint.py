@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from agentbot.inbound import integrations
-from agentbot.inbound import services as inbound_services
-from agentbot.inbound.models import InboundEvent
+from inbound import integrations
+from inbound import services as inbound_services
+from inbound.models import InboundEvent
 from tests.inbound.conftest import post_webhook, signed
 
 pytestmark = pytest.mark.django_db

@@ -12,13 +12,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from agentbot.inbound import integrations
-from agentbot.inbound.models import ConnectorType, Integration, KnowledgeEntry
-from agentbot.inbound.origins import origin_normalise
-from agentbot.services import api_key_create, site_get_or_create
+from inbound import integrations
+from inbound.models import ConnectorType, Integration, KnowledgeEntry
+from inbound.origins import origin_normalise
+from core.models import DEMO_SITE
+from core.services import api_key_create, site_get_or_create
 from agentbot.supervisor import ChildSpec, Supervisor
 
-DEMO_SITE = "site_demo"
 # What the demo webchat can answer; anything else goes to a person.
 DEMO_KNOWLEDGE = [
     ("What are your opening hours?", "We are open from 9:00 to 18:00, Monday to Friday.", "hours, open, opening"),
@@ -79,7 +79,7 @@ class Command(BaseCommand):
             admin.set_password(saved["admin_password"])
             admin.save()
         site, _ = site_get_or_create(site_id=DEMO_SITE, name="Demo site")
-        from agentbot.models import ApiKey, hash_api_key
+        from core.models import ApiKey, hash_api_key
 
         if not ApiKey.objects.filter(site=site, key_hash=hash_api_key(saved.get("api_key", "-"))).exists():
             _, saved["api_key"] = api_key_create(site=site, name="make run demo key")

@@ -1,5 +1,0 @@
-"""The agent's domain: conversations, messages, tickets, leads and appointments.
-
-Every change goes through `agentbot.domain.services`, which publishes its event in the same
-transaction as the write, so a rollback stores and sends nothing.
-"""

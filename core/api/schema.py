@@ -1,0 +1,279 @@
+"""OpenAPI post-processing: every operation documents the errors it can answer with, and its request
+and responses carry an example a reader can copy."""
+
+from core.api.auth import HasSiteKey
+from inbound.api import SCHEMA_EXAMPLES as INBOUND_EXAMPLES
+from subscriptions.event_types import MESSAGE_CREATED
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "example": "invalid_request"},
+        "message": {"type": "string", "example": "url: the URL must start with http:// or https://"},
+        "fields": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "example": {"url": ["the URL must start with http:// or https://"]},
+        },
+    },
+}
+
+ERRORS = {
+    "400": "The request is not valid (a field the body may not hold, too); `message` says what to change.",
+    "401": "No API key, or one that is unknown or revoked.",
+    "404": "No such object on this API key's site, or a page past the last one.",
+    "409": "The delivery is being sent right now.",
+    "413": "The event data or the request body is too large.",
+    "415": "The body is not JSON.",
+}
+
+ERROR_EXAMPLES = {
+    "400": {
+        "error": "invalid_request",
+        "message": "url: the URL must start with http:// or https://",
+        "fields": {"url": ["the URL must start with http:// or https://"]},
+    },
+    "401": {"error": "not_authenticated", "message": HasSiteKey.message},
+    "404": {"error": "not_found", "message": "no such object on this site"},
+    "409": {"error": "conflict", "message": "this delivery is being sent right now; look again in a few seconds"},
+    "413": {
+        "error": "payload_too_large",
+        "message": "data is 300012 bytes once serialised; the limit is 262144 bytes (256 KB)",
+    },
+    "415": {"error": "unsupported_media_type", "message": 'Unsupported media type "text/plain" in request.'},
+}
+
+# --- examples of the resources, by the name of their component schema ---------------------------
+AT = "2026-01-15T09:30:00Z"
+WEBHOOK_ID, EVENT_ID, DELIVERY_ID = "wh_01khx3c8k2m4n6p8q0r2s4t6v8", "evt_01khx3d2a4c6e8g0j2l4n6q8s0", "dlv_01khx3d2b5d7f9h1k3m5p7r9t1"
+CONVERSATION_ID = "conv_01khx3a0x2z4b6d8f0h2k4m6p8"
+
+WEBHOOK_INPUT = {
+    "url": "https://crm.example.com/hooks/agentbot",
+    "events": ["message.created", "conversation.needs_human"],
+    "format": "agentbot",
+    "description": "CRM bridge",
+    "enabled": True,
+}
+WEBHOOK = {
+    "id": WEBHOOK_ID,
+    **WEBHOOK_INPUT,
+    "state": "active",
+    "waiting_deliveries": None,
+    "secret_hint": "whsec_…Qx8c",
+    "previous_secret_expires_at": None,
+    "disabled_reason": "",
+    "disabled_at": None,
+    "created_at": AT,
+    "updated_at": AT,
+}
+ATTEMPTS = [
+    {"number": 1, "at": "2026-01-15T09:30:01Z", "status_code": 503, "response_body": "Service Unavailable",
+     "duration_ms": 112, "error": "HTTP 503"},
+    {"number": 2, "at": "2026-01-15T09:31:01Z", "status_code": 200, "response_body": '{"ok":true}',
+     "duration_ms": 48, "error": ""},
+]
+DELIVERY = {
+    "id": DELIVERY_ID,
+    "event": EVENT_ID,
+    "event_type": MESSAGE_CREATED.name,
+    "webhook": WEBHOOK_ID,
+    "status": "succeeded",
+    "attempt_count": 2,
+    "next_attempt_at": None,
+    "last_attempt_at": "2026-01-15T09:31:01Z",
+    "last_status_code": 200,
+    "last_error": "",
+    "created_at": AT,
+    "attempts": ATTEMPTS,
+}
+EVENT_INPUT = {"event": MESSAGE_CREATED.name, "data": MESSAGE_CREATED.example, "idempotency_key": "msg_123"}
+EVENT = {
+    "id": EVENT_ID,
+    "event": MESSAGE_CREATED.name,
+    "data": MESSAGE_CREATED.example,
+    "idempotency_key": "msg_123",
+    "created_at": AT,
+    "deliveries": [{"id": DELIVERY_ID, "webhook": WEBHOOK_ID, "status": "pending", "attempt_count": 0, "next_attempt_at": AT}],
+}
+VISITOR = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0958"}
+CONVERSATION_INPUT = {"channel": "web", "visitor": VISITOR, "page_url": "https://shop.example.com/pricing"}
+CONVERSATION = {
+    "id": CONVERSATION_ID,
+    "number": 42,
+    **CONVERSATION_INPUT,
+    "status": "open",
+    "source": {},
+    "needs_human_at": None,
+    "handoff_reason": "",
+    "created_at": AT,
+    "closed_at": None,
+}
+MESSAGE_INPUT = {"sender_type": "visitor", "body": "Hi, what's your pricing?"}
+TICKET_INPUT = {
+    "conversation_id": CONVERSATION_ID,
+    "subject": "Refund for order 1042",
+    "status": "open",
+    "priority": "high",
+    "assignee": "sam@example.com",
+}
+CONTACT_INPUT = {
+    "conversation_id": CONVERSATION_ID,
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "email": "ada@example.com",
+    "phone": "+44 20 7946 0958",
+    "content": "Please call me about the team plan",
+    "uri": "https://shop.example.com/pricing",
+}
+
+EXAMPLES = {
+    # requests
+    "WebhookInputRequest": WEBHOOK_INPUT,
+    "PatchedWebhookPatchRequest": {"enabled": False},
+    "RotateInputRequest": {"grace_seconds": 3600},
+    "EventInputRequest": EVENT_INPUT,
+    "ConversationInputRequest": CONVERSATION_INPUT,
+    "MessageInputRequest": MESSAGE_INPUT,
+    "HandoffInputRequest": {"reason": "The visitor asks for a refund"},
+    "TicketInputRequest": TICKET_INPUT,
+    "PatchedTicketPatchRequest": {"status": "solved"},
+    "ContactInputRequest": CONTACT_INPUT,
+    # responses
+    "Webhook": WEBHOOK,
+    "WebhookWithSecret": {**WEBHOOK, "secret": "whsec_MfKQ9r8GKYqrTxaYJ2l8sUt5Yw1pQx8c"},
+    "Delivery": DELIVERY,
+    "Event": EVENT,
+    "EventType": {
+        "name": MESSAGE_CREATED.name,
+        "description": MESSAGE_CREATED.description,
+        "schema": MESSAGE_CREATED.schema,
+        "example": MESSAGE_CREATED.example,
+    },
+    "TestSent": {"event_id": EVENT_ID, "delivery_id": DELIVERY_ID},
+    "Conversation": CONVERSATION,
+    "Message": {"id": "msg_01khx3b1y3a5c7e9g1j3l5n7q9", "conversation_id": CONVERSATION_ID, **MESSAGE_INPUT, "created_at": AT},
+    "Ticket": {"id": "tkt_01khx3b9z1b3d5f7h9k1m3p5r7", **TICKET_INPUT, "created_at": AT, "updated_at": AT},
+    "Lead": {"id": "lead_01khx3c0a2c4e6g8j0l2n4q6s8", **CONTACT_INPUT, "created_at": AT},
+    "Appointment": {"id": "apt_01khx3c0a2c4e6g8j0l2n4q6s9", **CONTACT_INPUT, "created_at": AT},
+    **INBOUND_EXAMPLES,
+}
+PAGINATED_PREFIX, PAGINATED_SUFFIX = "Paginated", "List"
+
+
+def example_of(ref: str | None):
+    """The example for a `#/components/schemas/<name>` reference; a page of one for a paginated list."""
+    name = (ref or "").rsplit("/", 1)[-1]
+    if name in EXAMPLES:
+        return EXAMPLES[name]
+    item = name.removeprefix(PAGINATED_PREFIX).removesuffix(PAGINATED_SUFFIX)
+    if name.startswith(PAGINATED_PREFIX) and item in EXAMPLES:
+        return {"count": 1, "next": None, "previous": None, "results": [EXAMPLES[item]]}
+    return None
+
+
+def _with_example(media: dict, example) -> None:
+    own = media.get("examples", {})
+    if len(own) == 1:
+        # The view documents this one itself (as an error only it answers); OpenAPI takes either
+        # `example` or `examples`, and the rest of the document uses `example`.
+        media["example"] = next(iter(media.pop("examples").values()))["value"]
+    elif example is not None and not own:
+        media.setdefault("example", example)
+
+
+def _error(code: str) -> dict:
+    return {
+        "description": ERRORS[code],
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}, "example": ERROR_EXAMPLES[code]}
+        },
+    }
+
+
+def _error_codes(path: str, method: str, operation: dict) -> list[str]:
+    codes = ["401"] if operation.get("security") != [{}] else []
+    pages = any(p.get("name") == "page" for p in operation.get("parameters", []))
+    if "{" in path or pages:
+        codes.append("404")
+    if method in ("post", "patch", "put") or operation.get("parameters"):
+        codes.append("400")
+    if method in ("post", "patch", "put"):
+        codes.append("415")
+    if path.endswith("/retry"):
+        codes.append("409")
+    if method in ("post", "patch", "put"):
+        codes.append("413")
+    return codes
+
+
+def add_error_responses(result, generator, request, public):
+    """Error responses with examples on every operation, and examples for request and responses."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code in _error_codes(path, method, operation):
+                responses.setdefault(code, _error(code))
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                _with_example(media, example_of(media.get("schema", {}).get("$ref")))
+            for response in responses.values():
+                for media in response.get("content", {}).values():
+                    _with_example(media, example_of(media.get("schema", {}).get("$ref")))
+    return result
+
+
+def _closed(node, components: dict, seen: set[str]) -> None:
+    """`additionalProperties: false` on every object with named properties that `node` reaches."""
+    if isinstance(node, list):
+        for item in node:
+            _closed(item, components, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen:
+            seen.add(name)
+            _closed(components.get(name), components, seen)
+        return
+    if "properties" in node:
+        node.setdefault("additionalProperties", False)
+        _closed(list(node["properties"].values()), components, seen)
+    for key in ("items", "allOf", "oneOf", "anyOf"):
+        _closed(node.get(key), components, seen)
+
+
+def refuse_unknown_request_fields(result, generator, request, public):
+    """Request bodies are closed objects, as core.api.serializers.StrictSerializer enforces: a
+    field a request body's schema does not list is refused. A free-form value (an event's `data`) is
+    an object without named properties and stays open."""
+    components = result.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                _closed(media.get("schema"), components, seen)
+    return result
+
+
+def defaults_beside_alternatives(result, generator, request, public):
+    """drf-spectacular renders a blank-allowed email as `oneOf: [{format: email, default: ""},
+    {maxLength: 0}]`: a default inside a branch it does not match, which schema validators refuse
+    (`'' is not a 'email'`). The default belongs beside the alternatives, where "" matches one."""
+
+    def walk(node):
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for alternative in node.get("oneOf", []):
+                if isinstance(alternative, dict) and "default" in alternative:
+                    node.setdefault("default", alternative.pop("default"))
+            for value in node.values():
+                walk(value)
+
+    walk(result.get("components", {}))
+    return result

@@ -1,0 +1,27 @@
+"""An event's site is core's Site now (the same table)."""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('core', '0001_initial'),
+        ('deliveries', '0003_event_data_as_json_text'),
+    ]
+
+    operations = [
+        # The tables exist already (made by agentbot's migrations, kept with their names): only
+        # Django's picture of which app owns them changes. No table is created, altered or copied.
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name='event',
+                    name='site',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='core.site'),
+                ),
+            ],
+            database_operations=[],
+        ),
+    ]

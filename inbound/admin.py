@@ -1,0 +1,418 @@
+"""Inbound integrations in the admin: the integration's webhook (its URL, its secret shown once, its
+registration with Chat2Desk), the knowledge base the agent answers from, and the log of what the
+platforms delivered.
+
+Integrations change only through inbound.services, which keep each integration's reply
+webhook in step. The API token and the webhook secret are never rendered on a page, except the
+secret once, right after it was made.
+"""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator, capfirst
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from core.admin import ObjectActionsMixin
+from inbound import chat2desk, integrations, webhook_channel
+from inbound.api import public_url
+from inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
+from inbound.origins import origins_clean
+from inbound.webchat import embed_snippet
+from subscriptions.services import webhook_validate_url
+
+RECENT_EVENTS = 20
+# An inbound event's status → the console's badge colour.
+STATUS_LEVELS = {"processed": "ok", "failed": "error", "received": "warning", "accepted": "warning", "unmatched": "warning"}
+
+
+def webhook_badge(integration: Integration) -> str:
+    """"Webhook OK" once the webhook is registered with Chat2Desk, else "Webhook pending"."""
+    if integration.connector_type != ConnectorType.CHAT2DESK:
+        return "—"
+    if integration.webhook_registered_at:
+        return format_html('<span class="console-status ok">{}</span>', gettext("Webhook OK"))
+    return format_html('<span class="console-status warning">{}</span>', gettext("Webhook pending"))
+
+
+def status_badge(status: str) -> str:
+    return format_html('<span class="console-status {}">{}</span>', STATUS_LEVELS.get(status, ""), status)
+
+
+def _show_secret_once(request, integration: Integration, what: str) -> None:
+    messages.warning(
+        request,
+        format_html(
+            gettext(
+                "{what} of {integration}: <code>{secret}</code> — copy it now; it will not be shown again. "
+                "Chat2Desk signs what it posts to <code>{url}</code> with it."
+            ),
+            what=what,
+            integration=integration,
+            secret=integration.webhook_secret,
+            url=public_url(request, integration.webhook_path),
+        ),
+    )
+
+
+def _show_channel_secrets_once(request, integration: Integration, what: str) -> None:
+    """A webhook channel instance's credentials: the client secret its callers sign their JWTs
+    with (HS256/HS512) and the key of the signature on what is posted to its POST_URL."""
+    signing = integration.reply_webhook.secret if integration.reply_webhook else ""
+    messages.warning(
+        request,
+        format_html(
+            gettext(
+                "{what} of {integration}: client id <code>{client_id}</code>, client secret <code>{secret}</code>, "
+                "POST_URL signing secret <code>{signing}</code> — copy them now; they will not be shown again. "
+                "Callers post to <code>{url}</code> with a JWT whose appId is the client id."
+            ),
+            what=what,
+            integration=integration,
+            client_id=integration.client_id,
+            secret=integration.client_secret,
+            signing=signing,
+            url=public_url(request, integration.webhook_path),
+        ),
+    )
+
+
+class IntegrationForm(forms.ModelForm):
+    api_url = forms.URLField(
+        label=_("API URL"),
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text=_("Chat2Desk's API for your account's instance (global or Europe), as in https://api.chat2desk.com"),
+    )
+    post_url = forms.URLField(
+        label="POST_URL",
+        required=False,
+        max_length=2048,
+        assume_scheme="https",
+        help_text=_("Webhook channel, asynchronous mode: where each of the agent's messages is posted."),
+    )
+    # Write-only, so not the model's field: never rendered back, not even after a form error.
+    new_api_token = forms.CharField(
+        label=_("API token"),
+        required=False,
+        max_length=500,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Chat2Desk's API token, stored encrypted and never shown. Leave it blank to keep the current one."),
+    )
+    allowed_origins = forms.CharField(
+        label=_("Allowed origins"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://shop.example"}),
+        help_text=_(
+            "Webchat: the origins (scheme://host[:port]) whose pages may open the widget, one per line. "
+            "Empty: only this service's own pages, such as the demo page."
+        ),
+    )
+
+    def clean_allowed_origins(self):
+        # The service's check, here so that a refused origin is a form error.
+        try:
+            origins = origins_clean(self.cleaned_data.get("allowed_origins", ""))
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["allowed_origins"]) from exc
+        # (an unsaved integration has its pk already: ids are made by the model's default)
+        adding = self.instance._state.adding
+        connector = self.cleaned_data.get("connector_type") if adding else self.instance.connector_type
+        if origins and connector != ConnectorType.WEBCHAT:
+            raise ValidationError(_("Only a webchat integration has allowed origins; leave this empty."))
+        return origins
+
+    class Meta:
+        model = Integration
+        fields = ["name", "site", "connector_type", "active", "api_url", *webhook_channel.CHANNEL_FIELDS]
+        labels = {
+            "name": capfirst(_("name")),
+            "site": capfirst(_("site")),
+            "connector_type": capfirst(_("connector type")),
+            "active": capfirst(_("active")),
+        }
+        help_texts = {"active": _("An inactive integration answers its webhook with 403.")}
+
+    def clean_api_url(self):
+        # The same URL policy the service applies, here so that a refused URL is a form error.
+        api_url = self.cleaned_data.get("api_url", "")
+        if not api_url:
+            return ""
+        try:
+            return webhook_validate_url(api_url).rstrip("/")
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict.get("url", exc.messages)) from exc
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left out (another connector's form), the webhook channel's choices keep their defaults.
+        for name in ("api_version", "mode", "jwt_algorithm"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def channel_changes(self) -> dict:
+        # A new integration already has its generated id: `_state.adding` is what tells it apart.
+        if self.instance._state.adding:
+            found = {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.cleaned_data}
+            return {name: value for name, value in found.items() if value != ""}
+        return {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.changed_data}
+
+    def clean(self):
+        # The service's checks of the webhook channel's settings, here so that they are form errors.
+        cleaned = super().clean()
+        adding = self.instance._state.adding
+        connector = cleaned.get("connector_type") if adding else self.instance.connector_type
+        if connector == ConnectorType.WEBHOOK and not self.errors:
+            try:
+                cleaned.update(
+                    webhook_channel.channel_settings(changes=self.channel_changes(), current=None if adding else self.instance)
+                )
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
+
+
+# The rotate action each connector offers on its page (a webchat has nothing to rotate).
+ROTATE_ACTIONS = {ConnectorType.CHAT2DESK: ["rotate_secret"], ConnectorType.WEBHOOK: ["rotate_credentials"]}
+
+
+@admin.register(Integration)
+class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
+    form = IntegrationForm
+    change_form_template = "admin/inbound/integration/change_form.html"
+    list_filter = ["connector_type", "active", "site"]
+    list_select_related = ["site"]
+    search_fields = ["=id", "name", "=site__id", "site__name"]
+    readonly_fields = ["recent_events"]
+    actions = ["rotate_secret", "rotate_credentials"]
+
+    def get_list_display(self, request):
+        @admin.display(description=_("webhook URL"))
+        def webhook_url(obj):
+            path = obj.webhook_path
+            return path and public_url(request, path)
+
+        return ["title", "connector", "site_key", "is_active", "webhook", webhook_url]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The site and the connector make the webhook's URL and the reply webhook: fixed once made.
+        return self.readonly_fields + (["site", "connector_type", "client_id"] if obj is not None else [])
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [(None, {"fields": ["name", "site", "connector_type", "active"]})]
+        if obj is None or obj.connector_type == ConnectorType.CHAT2DESK:
+            fieldsets.append((_("Chat2Desk API"), {"fields": ["api_url", "new_api_token"]}))
+        if obj is None or obj.connector_type == ConnectorType.WEBHOOK:
+            fields = ([] if obj is None else ["client_id"]) + list(webhook_channel.CHANNEL_FIELDS)
+            fieldsets.append((_("Webhook channel"), {"fields": fields}))
+        if obj is None or obj.connector_type == ConnectorType.WEBCHAT:
+            fieldsets.append((_("Webchat"), {"fields": ["allowed_origins"]}))
+        if obj is not None:
+            title = _("Recent inbound events (newest %(count)s)") % {"count": RECENT_EVENTS}
+            fieldsets.append((title, {"fields": ["recent_events"]}))
+        return fieldsets
+
+    def object_actions(self, request, obj):
+        # Chat2Desk signs with a webhook secret, a webhook channel instance holds credentials, and
+        # a webchat has neither: its widget's sessions are signed with the service's own key.
+        return ROTATE_ACTIONS.get(obj.connector_type, [])
+
+    # --- columns ---------------------------------------------------------------------------
+    @admin.display(description=_("name"), ordering="name")
+    def title(self, obj):
+        return obj.name or obj.id
+
+    @admin.display(description=_("connector type"), ordering="connector_type")
+    def connector(self, obj):
+        return obj.get_connector_type_display()
+
+    @admin.display(description=_("site"), ordering="site")
+    def site_key(self, obj):
+        return obj.site_id
+
+    @admin.display(description=_("active"), boolean=True, ordering="active")
+    def is_active(self, obj):
+        return obj.active
+
+    @admin.display(description=_("webhook"), ordering="webhook_registered_at")
+    def webhook(self, obj):
+        return webhook_badge(obj)
+
+    # --- the integration's page ------------------------------------------------------------
+    @admin.display(description=_("newest first"))
+    def recent_events(self, obj):
+        events = obj.inbound_events.order_by("-received_at")[:RECENT_EVENTS]
+        return render_to_string(
+            "admin/inbound/integration/recent_events.html",
+            {
+                "rows": [(event, status_badge(event.status)) for event in events],
+                "all_url": reverse("admin:inbound_inboundevent_changelist") + f"?integration__id__exact={obj.pk}",
+            },
+        )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            registrable = obj.connector_type == ConnectorType.CHAT2DESK and self.has_change_permission(request, obj)
+            context["webhook"] = {
+                "url": public_url(request, obj.webhook_path),
+                "chat2desk": obj.connector_type == ConnectorType.CHAT2DESK,
+                "badge": webhook_badge(obj),
+                "registered_at": obj.webhook_registered_at,
+                "register_url": reverse("admin:inbound_integration_register", args=[quote(obj.pk)]) if registrable else "",
+                "register_label": gettext("Re-register webhook") if obj.webhook_registered_at else gettext("Register webhook"),
+            }
+            if obj.connector_type == ConnectorType.WEBCHAT:  # no webhook: the widget connects over Socket.IO
+                del context["webhook"]
+                base_url = public_url(request, "/").rstrip("/")
+                demo_url = public_url(request, reverse("webchat-demo")) + f"?integration={obj.pk}"
+                context["webchat"] = {"snippet": embed_snippet(integration=obj, base_url=base_url), "demo_url": demo_url}
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.register_webhook_view)
+        return [path("<path:object_id>/register-webhook/", view, name="inbound_integration_register")] + super().get_urls()
+
+    def register_webhook_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        integration = self.get_object(request, unquote(object_id))
+        if integration is None:
+            raise Http404("no such integration")
+        if not self.has_change_permission(request, integration):
+            raise PermissionDenied
+        try:
+            integration = integrations.integration_register_webhook(
+                integration=integration, url=public_url(request, integration.webhook_path)
+            )
+        except integrations.NotSupported as exc:
+            self.message_user(request, gettext("The webhook was not registered: %(reason)s.") % {"reason": exc}, messages.ERROR)
+        except chat2desk.Chat2DeskError as exc:
+            self.message_user(
+                request, gettext("Chat2Desk did not register the webhook: %(error)s") % {"error": exc}, messages.ERROR
+            )
+        else:
+            self.message_user(
+                request,
+                gettext("Webhook registered with Chat2Desk at %(time)s UTC: Chat2Desk now posts to %(url)s.")
+                % {
+                    "time": f"{integration.webhook_registered_at:%Y-%m-%d %H:%M:%S}",
+                    "url": public_url(request, integration.webhook_path),
+                },
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(reverse("admin:inbound_integration_change", args=[quote(integration.pk)]))
+
+    # --- writes go through the services ----------------------------------------------------
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            changes = {name: data[name] for name in form.changed_data if name in ("name", "active", "api_url", "allowed_origins")}
+            if data.get("new_api_token"):  # blank keeps the current token
+                changes["api_token"] = data["new_api_token"]
+            if obj.connector_type == ConnectorType.WEBHOOK:
+                changes.update(form.channel_changes())
+            if changes:
+                integrations.integration_update(integration=obj, **changes)
+            return
+        created = integrations.integration_create(
+            site=data["site"],
+            connector_type=data["connector_type"],
+            name=data["name"],
+            active=data["active"],
+            api_url=data["api_url"],
+            api_token=data["new_api_token"],
+            allowed_origins=data["allowed_origins"],
+            **(form.channel_changes() if data["connector_type"] == ConnectorType.WEBHOOK else {}),
+        )
+        obj.pk, obj.created_at = created.pk, created.created_at
+        obj._state.adding = False
+        if created.connector_type == ConnectorType.WEBHOOK:
+            _show_channel_secrets_once(request, created, gettext("Credentials"))
+        elif created.connector_type == ConnectorType.CHAT2DESK:  # a webchat has no webhook to sign
+            _show_secret_once(request, created, gettext("Webhook secret"))
+
+    def delete_model(self, request, obj):
+        integrations.integration_delete(integration=obj)
+
+    def delete_queryset(self, request, queryset):
+        for integration in queryset:
+            integrations.integration_delete(integration=integration)
+
+    # --- actions -----------------------------------------------------------------------------
+    @admin.action(description=_("Rotate webhook secret"), permissions=["change"])
+    def rotate_secret(self, request, queryset):
+        for integration in self._rotatable(request, queryset, ConnectorType.CHAT2DESK):
+            rotated = integrations.integration_rotate_secret(integration=integration)
+            _show_secret_once(request, rotated, gettext("New webhook secret"))
+
+    @admin.action(description=_("Rotate credentials"), permissions=["change"])
+    def rotate_credentials(self, request, queryset):
+        for integration in self._rotatable(request, queryset, ConnectorType.WEBHOOK):
+            rotated = integrations.integration_rotate_secret(integration=integration)
+            _show_channel_secrets_once(request, rotated, gettext("New credentials"))
+
+    def _rotatable(self, request, queryset, connector_type: str) -> list[Integration]:
+        chosen = list(queryset)
+        rotatable = [i for i in chosen if i.connector_type == connector_type]
+        if len(rotatable) < len(chosen):
+            self.message_user(
+                request,
+                gettext("Left alone: %(names)s. Only %(kind)s integrations have this to rotate.")
+                % {"names": ", ".join(str(i) for i in chosen if i not in rotatable), "kind": ConnectorType(connector_type).label},
+                messages.WARNING,
+            )
+        return rotatable
+
+
+
+@admin.register(KnowledgeEntry)
+class KnowledgeEntryAdmin(admin.ModelAdmin):
+    list_display = ["question", "site", "enabled", "updated_at"]
+    list_filter = ["site", "enabled"]
+    list_select_related = ["site"]
+    search_fields = ["question", "answer", "keywords"]
+    fields = ["site", "question", "answer", "keywords", "enabled"]
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(admin.ModelAdmin):
+    """The log of what the platforms sent: read, and deleted, never written."""
+
+    change_form_template = "admin/console/change_form.html"
+    change_list_template = "admin/console/change_list.html"
+    list_display = ["received_at", "integration", "kind", "status_column", "outcome_short", "attempts"]
+    list_filter = ["status", "kind", "integration"]
+    list_select_related = ["integration"]
+    search_fields = ["=id", "=external_id", "outcome"]
+    fields = [
+        "id", "integration", "kind", "status", "external_id", "conversation", "attempts",
+        "received_at", "processed_at", "outcome", "payload_pretty",
+    ]
+    readonly_fields = ["payload_pretty"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_column(self, obj):
+        return status_badge(obj.status)
+
+    @admin.display(description=_("outcome"))
+    def outcome_short(self, obj):
+        return Truncator(obj.outcome).chars(120) or "—"
+
+    @admin.display(description=_("payload"))
+    def payload_pretty(self, obj):
+        return format_html('<pre class="console-pre">{}</pre>', json.dumps(obj.payload, indent=2, ensure_ascii=False))

@@ -1,0 +1,462 @@
+"""Inbound channels: the path of what the integrations deliver.
+
+receive → verify → parse (in the web request, which answers at once) → store an `InboundEvent`
+→ enqueue → process (a worker) → reply. The stored event is the outbox of the inbound side: if
+the broker loses the task or a worker dies, the sweep hands the event out again, so a webhook
+that got its 200 is never lost. Processing is idempotent (each step checks the event's status
+under a row lock), so handing an event out twice does no harm.
+"""
+
+import hashlib
+import hmac
+import logging
+import time
+from contextlib import nullcontext
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from domain import services as domain
+from domain.models import Conversation, Message
+from inbound import chat2desk, webhook_channel
+from inbound.models import INBOUND_PENDING as PENDING
+from inbound.models import ChannelMode, ConnectorType, InboundEvent, Integration
+from inbound.parsed import Parsed
+from inbound.responder import Answer, ResponderUnavailable, Turn, answering_by, responder
+from deliveries.retention import purge_in_batches, retention_cutoff
+from deliveries.services import event_publish
+from subscriptions.event_types import CHANNEL_REPLY
+
+logger = logging.getLogger(__name__)
+
+INBOUND_PROCESS_TASK = "agentbot.tasks.inbound_process"
+
+
+# --- receive -----------------------------------------------------------------------------------
+def signature_valid(*, secret: str, body: bytes, signature: str) -> bool:
+    """`signature` is `sha256=<hex HMAC-SHA256(secret, body)>` (the prefix may be left out)."""
+    received = signature.strip()
+    if received.startswith("sha256="):
+        received = received[len("sha256=") :]
+    try:
+        digest = bytes.fromhex(received)
+    except ValueError:
+        return False
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
+    return hmac.compare_digest(expected, digest)
+
+
+def _replay_keys(body: bytes, now) -> tuple[str, str]:
+    """The external ids a body without the platform's message id is stored under: its SHA-256 and
+    the window it arrived in, and the same for the window before."""
+    window = settings.AGENTBOT_INBOUND_REPLAY_WINDOW
+    digest = hashlib.sha256(body).hexdigest()
+    slot = int(now.timestamp() // window)
+    return f"body:{digest}:{slot}", f"body:{digest}:{slot - 1}"
+
+
+def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool = True, body: bytes = b"") -> InboundEvent:
+    """Store what arrived and queue it for a worker when the transaction commits. A message the
+    platform sends again (same message id) is stored once; so is a `body` without one that arrives
+    again within AGENTBOT_INBOUND_REPLAY_WINDOW seconds (a replayed signed request). A channel that
+    answers in its own response (`dispatch=False`) processes the event itself with `inbound_answer`;
+    the sweep still finishes it should that process die."""
+    if parsed.kind == "ignored":
+        return InboundEvent.objects.create(
+            integration=integration,
+            kind=InboundEvent.Kind.OTHER,
+            status=InboundEvent.Status.IGNORED,
+            payload=parsed.payload,
+            outcome=parsed.reason,
+            processed_at=timezone.now(),
+        )
+    external_id = parsed.external_id
+    if not external_id and body and settings.AGENTBOT_INBOUND_REPLAY_WINDOW > 0:
+        now = timezone.now()
+        external_id, previous = _replay_keys(body, now)
+        window = timedelta(seconds=settings.AGENTBOT_INBOUND_REPLAY_WINDOW)
+        earlier = InboundEvent.objects.filter(
+            integration=integration, external_id=previous, received_at__gte=now - window
+        ).first()
+        if earlier is not None:
+            return earlier
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.create(
+                integration=integration, kind=parsed.kind, payload=parsed.payload, external_id=external_id
+            )
+    except IntegrityError:
+        return InboundEvent.objects.get(integration=integration, external_id=external_id)
+    if dispatch:
+        transaction.on_commit(lambda: inbound_dispatch([event.id]))
+    return event
+
+
+def inbound_answer(*, event_id: str, wait: float, strict: bool = False) -> InboundEvent:
+    """Process a stored event here, for a caller waiting on the answer; when another process has
+    it, wait up to `wait` seconds for that one to finish. The event as it then stands: its status
+    is still pending when the time ran out. `strict`: the model is not waited for past `wait`
+    either (a caller that must answer in time); one cut short is retried by the sweep."""
+    deadline = time.monotonic() + wait
+    try:
+        with answering_by(deadline) if strict else nullcontext():
+            inbound_process(event_id=event_id)
+    except Exception:
+        pass  # logged by inbound_process; the event keeps its attempts and the sweep retries it
+    return inbound_wait(event_id=event_id, wait=deadline - time.monotonic())
+
+
+def inbound_wait(*, event_id: str, wait: float) -> InboundEvent:
+    """The event once it is no longer pending, or as it stands after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    event = InboundEvent.objects.get(pk=event_id)
+    while event.status in PENDING and time.monotonic() < deadline:
+        time.sleep(0.05)
+        event = InboundEvent.objects.get(pk=event_id)
+    return event
+
+
+def inbound_replies(event: InboundEvent) -> list[Message]:
+    """The agent's messages that answered the event, oldest first."""
+    found = Message.objects.in_bulk(event.replies)
+    return [found[i] for i in event.replies if i in found]
+
+
+def inbound_dispatch(ids: list[str]) -> None:
+    # By the task's name: inbound.tasks imports this module, so importing it back would be a cycle.
+    for event_id in ids:
+        try:
+            current_app.send_task(INBOUND_PROCESS_TASK, args=[event_id])
+        except Exception:  # the broker is down: the sweep hands the event out later
+            logger.warning("inbound event not queued; the sweep will pick it up", extra={"inbound_event_id": event_id})
+
+
+def inbound_sweep(limit: int = 500) -> int:
+    """Hand out stored events no worker finished: never queued, lost by the broker, or retried."""
+    ids = list(
+        InboundEvent.objects.filter(status__in=PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    inbound_dispatch(ids)
+    return len(ids)
+
+
+def inbound_purge_old(*, batch_size: int = 1000, max_seconds: float = 20.0) -> int:
+    """Delete finished inbound events older than AGENTBOT_RETENTION_DAYS, a batch at a time."""
+    old = InboundEvent.objects.filter(received_at__lt=retention_cutoff()).exclude(status__in=PENDING)
+    return purge_in_batches(old, batch_size=batch_size, max_seconds=max_seconds)
+
+
+# --- process -----------------------------------------------------------------------------------
+def _claim(event_id: str) -> bool:
+    """Take the event for one attempt: it is not handed out again until the lease runs out. An
+    event whose attempts are used up (the last one's worker died) fails instead."""
+    now = timezone.now()
+    due = InboundEvent.objects.filter(pk=event_id, status__in=PENDING, next_attempt_at__lte=now)
+    if due.filter(attempts__lt=settings.AGENTBOT_INBOUND_ATTEMPTS).update(
+        attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=settings.AGENTBOT_INBOUND_LEASE)
+    ):
+        return True
+    for stuck in due.filter(attempts__gte=settings.AGENTBOT_INBOUND_ATTEMPTS).values_list("id", flat=True):
+        _give_up(stuck, "no attempt finished")
+    return False
+
+
+def _give_up(event_id: str, reason: str) -> None:
+    """The last attempt failed: the event is `failed`, and a client left without an answer is
+    handed to a human rather than left waiting."""
+    with transaction.atomic():
+        event = InboundEvent.objects.select_for_update().filter(pk=event_id, status__in=PENDING).first()
+        if event is None:
+            return
+        event.outcome = f"gave up after {event.attempts} attempts: {reason}"[:1000]
+        _finish(event, InboundEvent.Status.FAILED, event.outcome)
+        if event.kind != InboundEvent.Kind.MESSAGE or event.conversation_id is None:
+            return
+        conversation = Conversation.objects.select_for_update().get(pk=event.conversation_id)
+        if conversation.is_open and conversation.session == "active":
+            domain.conversation_handoff(conversation=conversation, reason=f"The agent could not answer: {reason}"[:2000])
+
+
+def _finish(event: InboundEvent, status: str, outcome: str) -> None:
+    event.status = status
+    event.outcome = outcome
+    event.processed_at = timezone.now()
+    event.save(update_fields=["status", "outcome", "processed_at", "conversation"])
+
+
+def inbound_process(*, event_id: str) -> str | None:
+    """Apply one stored event; the status it ends in, or None when it was not this worker's to do."""
+    if not _claim(event_id):
+        return None
+    try:
+        return _process(event_id)
+    except Exception as exc:
+        # Kept for the next attempt (after the lease), or failed when none is left; the log says why.
+        logger.exception("inbound event failed", extra={"inbound_event_id": event_id})
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        if InboundEvent.objects.filter(pk=event_id, attempts__gte=settings.AGENTBOT_INBOUND_ATTEMPTS).exists():
+            _give_up(event_id, reason)
+        else:
+            InboundEvent.objects.filter(pk=event_id).update(outcome=reason)
+        raise
+
+
+def _process(event_id: str) -> str:
+    with transaction.atomic():
+        event = InboundEvent.objects.select_for_update().select_related("integration__site").get(pk=event_id)
+        if event.status == InboundEvent.Status.RECEIVED:
+            if event.kind == InboundEvent.Kind.STATUS:
+                _apply_status(event)
+                return event.status
+            _accept_message(event)
+        if event.status != InboundEvent.Status.ACCEPTED:
+            return event.status
+    return _reply(event)
+
+
+def _conversation_of_client(integration: Integration, client_id) -> Conversation | None:
+    return (
+        Conversation.objects.filter(integration=integration, external_id=str(client_id), status="open")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+# A stored message's payload, whatever connector parsed it:
+#   text, client_id          required: the visitor's message and their id at the integration
+#   channel                  the conversation's channel (Chat2Desk's: from `transport`)
+#   addressing               where replies go, kept in conversation.context[connector type]
+#                            (Chat2Desk's: its client, channel, transport, dialog and request ids)
+#   new_session              true: close the visitor's open conversation and start another
+#   visitor, page_url        {name, email, phone} and the page, for a conversation it opens
+#   source                   the channel's identifiers of the visitor (the catalogue's, per channel)
+#   context                  merged into the conversation's shared context (session tags)
+#   metadata                 kept on the visitor's Message (message tags, attachments)
+CHAT2DESK_ADDRESSING = ("client_id", "channel_id", "transport", "dialog_id", "request_id")
+
+
+def _addressing(payload: dict) -> dict:
+    if "addressing" in payload:
+        return payload["addressing"]
+    return {k: payload[k] for k in CHAT2DESK_ADDRESSING if k in payload}
+
+
+def _accept_message(event: InboundEvent) -> None:
+    """The client's message joins their open conversation, or opens one (a new session)."""
+    integration, payload = event.integration, event.payload
+    # One client's messages are applied one at a time, so two cannot open two conversations.
+    Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
+    key = integration.connector_type
+    addressing = _addressing(payload)
+    conversation = _conversation_of_client(integration, payload["client_id"])
+    if conversation is not None and payload.get("new_session"):
+        domain.conversation_close(conversation=conversation)
+        conversation = None
+    if conversation is None:
+        visitor = payload.get("visitor") or {}
+        conversation = domain.conversation_create(
+            site=integration.site,
+            channel=payload.get("channel") or chat2desk.channel_of(payload.get("transport")),
+            visitor_name=visitor.get("name", ""),
+            visitor_email=visitor.get("email", ""),
+            visitor_phone=visitor.get("phone", ""),
+            page_url=payload.get("page_url", ""),
+            source=payload.get("source"),
+            integration=integration,
+            external_id=str(payload["client_id"]),
+            context={**payload.get("context", {}), key: addressing},
+        )
+    else:
+        # The latest addressing wins: a new request or channel in the same dialog is answered there.
+        known = conversation.context.get(key, {})
+        # One level deep: a message's session tags join the session's, they do not replace them.
+        added = {
+            name: {**conversation.context[name], **value}
+            if isinstance(value, dict) and isinstance(conversation.context.get(name), dict)
+            else value
+            for name, value in payload.get("context", {}).items()
+        }
+        merged = {**conversation.context, **added, key: {**known, **addressing}}
+        if merged != conversation.context:
+            conversation.context = merged
+            conversation.save(update_fields=["context"])
+    domain.message_create(
+        conversation=conversation, sender_type="visitor", body=payload["text"], metadata=payload.get("metadata")
+    )
+    event.conversation = conversation
+    if conversation.session == "active":
+        event.status = InboundEvent.Status.ACCEPTED
+        event.save(update_fields=["status", "conversation"])
+    else:
+        _finish(event, InboundEvent.Status.PROCESSED, "stored; the session is paused (a human has the dialog), so the agent stays silent")
+
+
+def _apply_status(event: InboundEvent) -> None:
+    integration, payload = event.integration, event.payload
+    # Ordered with the client's messages (see _accept_message): a close cannot slip in between
+    # a message finding its open conversation and joining it.
+    Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
+    key = integration.connector_type
+    match = Q(**{f"context__{key}__request_id": payload["request_id"]})
+    if "dialog_id" in payload:
+        match |= Q(**{f"context__{key}__dialog_id": payload["dialog_id"]})
+    if "client_id" in payload:
+        match |= Q(external_id=str(payload["client_id"]))
+    conversation = (
+        Conversation.objects.filter(integration=integration, status="open").filter(match).order_by("-created_at").first()
+    )
+    if conversation is None:
+        _finish(event, InboundEvent.Status.UNMATCHED, _unmatched_outcome(payload))
+        return
+    event.conversation = conversation
+    detail = {"source": key, **{k: payload[k] for k in ("hook_type", "request_id", "dialog_id") if k in payload}}
+    if payload["action"] == chat2desk.SESSION_CLOSE:
+        domain.conversation_close(conversation=conversation)
+        _finish(event, InboundEvent.Status.PROCESSED, f"{payload['hook_type']}: the session is closed")
+    else:
+        domain.conversation_transfer(conversation=conversation, transfer=detail)
+        _finish(event, InboundEvent.Status.PROCESSED, f"{payload['hook_type']}: the session is paused, the transfer recorded")
+
+
+def _unmatched_outcome(payload: dict) -> str:
+    """Which ids a status event looked for, so a person can tell why it changed nothing."""
+    looked_for = [f"{name} {payload[name]}" for name in ("request_id", "dialog_id", "client_id") if name in payload]
+    return (
+        f"unmatched: no open session of this integration has {' or '.join(looked_for)}; nothing changed. "
+        "A session learns its request_id and dialog_id from the client's messages that carry them; "
+        "send client_id to match by client."
+    )
+
+
+def _history(conversation: Conversation) -> list[Turn]:
+    recent = Message.objects.filter(conversation=conversation).order_by("-created_at")[:20]
+    return [Turn(m.sender_type, m.body) for m in reversed(recent)]
+
+
+def _reply(event: InboundEvent) -> str:
+    """Ask the responder (outside any transaction: a model may take seconds), then store its
+    answer and send it, or hand the conversation to a human."""
+    conversation = event.conversation
+    try:
+        answer = responder().answer(site=conversation.site, question=event.payload["text"], history=_history(conversation))
+    except ResponderUnavailable as exc:
+        if event.attempts < settings.AGENTBOT_INBOUND_ATTEMPTS:
+            InboundEvent.objects.filter(pk=event.pk).update(outcome=f"attempt {event.attempts}: {exc}")
+            return event.status
+        answer = Answer(handoff_reason=f"The agent could not answer: {exc}")
+    with transaction.atomic():
+        event = InboundEvent.objects.select_for_update(of=("self",)).select_related("integration").get(pk=event.pk)
+        if event.status != InboundEvent.Status.ACCEPTED:
+            return event.status
+        conversation = Conversation.objects.select_for_update().get(pk=event.conversation_id)
+        if conversation.session != "active":
+            _finish(event, InboundEvent.Status.PROCESSED, f"not answered: the session became {conversation.session}")
+            return event.status
+        if not answer.text:
+            conversation = domain.conversation_handoff(conversation=conversation, reason=answer.handoff_reason)
+            _send_end_of_task(event, conversation, webhook_channel.AGENT_TRANSFER)
+            _finish(event, InboundEvent.Status.PROCESSED, f"handed to a human: {answer.handoff_reason}")
+            return event.status
+        message = domain.message_create(conversation=conversation, sender_type="ai", body=answer.text)
+        event.replies = [*event.replies, message.id]
+        event.save(update_fields=["replies"])
+        outcome = _send_reply(event.integration, conversation, message)
+        _send_end_of_task(event, conversation, webhook_channel.FULFILLED)
+        _finish(event, InboundEvent.Status.PROCESSED, outcome)
+    return event.status
+
+
+def _send_reply(integration: Integration, conversation: Conversation, message: Message) -> str:
+    """Queue the reply on the integration's connector webhook; what happened, for the event's log."""
+    webhook = integration.reply_webhook
+    if integration.connector_type == ConnectorType.WEBCHAT or (
+        integration.connector_type == ConnectorType.WEBHOOK and integration.mode != ChannelMode.ASYNC
+    ):
+        return f"answered with {message.id}, returned to the caller"
+    if webhook is None or not webhook.enabled:
+        return f"answered with {message.id}, not sent: the integration has no API URL and token, or is inactive"
+    reply = _channel_publish(
+        integration, conversation, {"message_id": message.id, "text": message.body}, idempotency_key=f"reply:{message.id}"
+    )
+    return f"answered with {message.id}, sent as {reply.id}"
+
+
+def _channel_publish(integration: Integration, conversation: Conversation, fields: dict, *, idempotency_key: str):
+    """A `channel.reply` to the integration's connector webhook alone: a message, or an end of turn."""
+    reply, _ = event_publish(
+        site=integration.site,
+        event_type=CHANNEL_REPLY.name,
+        data={
+            "conversation_id": conversation.id,
+            "connector": integration.connector_type,
+            **fields,
+            "recipient": conversation.context.get(integration.connector_type, {}),
+        },
+        idempotency_key=idempotency_key,
+        only_webhook=integration.reply_webhook,
+    )
+    return reply
+
+
+def _posts_to_post_url(integration: Integration) -> bool:
+    webhook = integration.reply_webhook
+    return (
+        integration.connector_type == ConnectorType.WEBHOOK
+        and integration.mode == ChannelMode.ASYNC
+        and webhook is not None
+        and webhook.enabled
+    )
+
+
+def _send_end_of_task(event: InboundEvent, conversation: Conversation, end_reason: str) -> None:
+    """The webhook channel's asynchronous mode tells the POST_URL that the agent's turn ended, in
+    a message of its own (seed 003): `endOfTask`, `endReason`, and the handoff's reason."""
+    if not _posts_to_post_url(event.integration):
+        return
+    fields = {"end_reason": end_reason}
+    if end_reason == webhook_channel.AGENT_TRANSFER:
+        fields["handoff_reason"] = conversation.handoff_reason or "a human has the conversation"
+    _channel_publish(event.integration, conversation, fields, idempotency_key=f"end:{event.id}")
+
+
+# --- a person's replies ---------------------------------------------------------------------------
+# A sync webhook channel's conversation keeps the ids of a person's replies its caller has not got
+# yet here, in its context; the caller's next answer (a request or a poll) takes them.
+UNRETURNED = "unreturned_replies"
+
+
+def person_reply_relay(*, conversation: Conversation, message: Message) -> None:
+    """A person's reply (the API or the admin, sender `agent`) reaches the webhook channel's caller
+    as the agent's does: posted to the POST_URL (async), or returned with the caller's next request
+    or poll (sync). Runs in the transaction that stored the message, with the conversation locked."""
+    integration = conversation.integration
+    if integration is None or integration.connector_type != ConnectorType.WEBHOOK:
+        return
+    if integration.mode == ChannelMode.ASYNC:
+        if _posts_to_post_url(integration):
+            _channel_publish(
+                integration, conversation, {"message_id": message.id, "text": message.body}, idempotency_key=f"reply:{message.id}"
+            )
+        return
+    conversation.context = {**conversation.context, UNRETURNED: [*conversation.context.get(UNRETURNED, []), message.id]}
+    conversation.save(update_fields=["context"])
+
+
+def person_replies_take(*, conversation_id: str | None) -> list[Message]:
+    """The person's replies the sync caller has not got yet, oldest first; from now on it has."""
+    if conversation_id is None:
+        return []
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+        ids = conversation.context.get(UNRETURNED, []) if conversation is not None else []
+        if not ids:
+            return []
+        conversation.context = {k: v for k, v in conversation.context.items() if k != UNRETURNED}
+        conversation.save(update_fields=["context"])
+    return list(Message.objects.filter(pk__in=ids).order_by("created_at"))

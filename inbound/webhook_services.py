@@ -1,0 +1,174 @@
+"""The webhook channel's services (seed 003): find an instance, apply the v2 session events, and
+take a message in the instance's mode.
+
+- synchronous: processed in the request (`inbound_answer`) within the 15 s budget; the answer is
+  the agent's messages of this turn;
+- synchronous v2 with polling: handed to a worker; the request waits a little
+  (AGENTBOT_WEBHOOK_POLL_WAIT) and answers with a pollId when the agent is not done yet;
+- asynchronous: handed to a worker; each reply is a delivery to the POST_URL.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from domain import services as domain
+from domain.models import Conversation, Message
+from inbound import services, webhook_channel
+from inbound.models import INBOUND_PENDING, ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration
+from inbound.parsed import Parsed
+
+# Seed 003: "Synchronous Webhook channel requests timeout after 15 seconds."
+SYNC_BUDGET = 15.0
+
+
+class NotFound(Exception):
+    pass
+
+
+def instance_find(*, bot_id: str, instance_id: str | None) -> Integration:
+    """`/chatbot/hooks/{botId}`: the site's first webhook channel instance (the oldest);
+    `…/hookInstance/{webHookId}`: that instance of the site."""
+    found = Integration.objects.select_related("site", "reply_webhook").filter(
+        site_id=bot_id, connector_type=ConnectorType.WEBHOOK
+    )
+    if instance_id is not None:
+        found = found.filter(pk=instance_id)
+    integration = found.order_by("created_at", "id").first()
+    if integration is None:
+        what = f"webhook channel instance {instance_id}" if instance_id else "webhook channel instance"
+        raise NotFound(f"bot {bot_id} has no {what}; create one with connector_type webhook")
+    return integration
+
+
+def poll_event_find(*, bot_id: str, poll_id: str) -> InboundEvent:
+    event = (
+        InboundEvent.objects.select_related("integration__site", "conversation")
+        .filter(pk=poll_id, integration__site_id=bot_id, integration__connector_type=ConnectorType.WEBHOOK)
+        .first()
+    )
+    if event is None:
+        raise NotFound(f"bot {bot_id} has no poll {poll_id}")
+    return event
+
+
+@dataclass(frozen=True)
+class HookAnswer:
+    """What the channel answers: the response's JSON body and status."""
+
+    status: int
+    body: dict
+
+
+def _answer(integration: Integration, user_id: str, conversation, messages: list[Message], end_reason: str) -> HookAnswer:
+    body = webhook_channel.answer_body(
+        api_version=integration.api_version,
+        site_id=integration.site_id,
+        user_id=user_id,
+        messages=messages,
+        conversation=conversation,
+        end_reason=end_reason,
+    )
+    return HookAnswer(200, body)
+
+
+def _event_answer(event: InboundEvent) -> HookAnswer | None:
+    """A message's answer once the agent is done with it; None while it is not. A person's replies
+    the caller has not got yet come first, then the agent's of this turn."""
+    if event.status in INBOUND_PENDING:
+        return None
+    replies = services.inbound_replies(event)
+    waiting = services.person_replies_take(conversation_id=event.conversation_id)
+    conversation = Conversation.objects.filter(pk=event.conversation_id).first()
+    reason = webhook_channel.FULFILLED if replies else webhook_channel.AGENT_TRANSFER
+    return _answer(event.integration, event.payload["client_id"], conversation, [*waiting, *replies], reason)
+
+
+def _pending_answer(event: InboundEvent) -> HookAnswer:
+    body = {"pollId": event.id, "status": "InProgress", "data": [], "endOfTask": False, "_v": "v2"}
+    return HookAnswer(200, body)
+
+
+def poll_answer(*, event: InboundEvent) -> HookAnswer:
+    answer = _event_answer(event)
+    if answer is None:
+        return _pending_answer(event)
+    return HookAnswer(200, {"pollId": event.id, "status": "Completed", **answer.body})
+
+
+def message_take(*, integration: Integration, parsed: Parsed) -> HookAnswer:
+    """Store the caller's message and answer it as the instance's mode says."""
+    if integration.mode == ChannelMode.ASYNC:
+        event = services.inbound_receive(integration=integration, parsed=parsed)
+        return HookAnswer(202, {"status": "Accepted", "requestId": event.id})
+    if integration.api_version == ApiVersion.V2 and integration.polling:
+        event = services.inbound_receive(integration=integration, parsed=parsed)
+        event = services.inbound_wait(event_id=event.id, wait=settings.AGENTBOT_WEBHOOK_POLL_WAIT)
+        return _event_answer(event) or _pending_answer(event)
+    event = services.inbound_receive(integration=integration, parsed=parsed, dispatch=False)
+    event = services.inbound_answer(event_id=event.id, wait=SYNC_BUDGET, strict=True)
+    answer = _event_answer(event)
+    if answer is not None:
+        return answer
+    # Not answered in time: the sweep finishes it later; the answer is then in the event's log.
+    return HookAnswer(
+        504,
+        {
+            "error": "agent_timeout",
+            "message": f"the agent did not answer within {SYNC_BUDGET:g} s; the message is kept and answered later "
+            "(use asynchronous mode, or v2 with polling, for answers that take longer)",
+            "requestId": event.id,
+        },
+    )
+
+
+def session_event_apply(*, integration: Integration, parsed: Parsed) -> HookAnswer:
+    """ON_CONNECT opens the user's session (or finds the open one), SESSION_CLOSURE closes it;
+    applied here, in the request, and logged as a processed inbound event."""
+    payload = parsed.payload
+    user_id = payload["client_id"]
+    with transaction.atomic():
+        # Ordered with the user's messages (see services._accept_message).
+        Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
+        conversation = (
+            Conversation.objects.filter(integration=integration, external_id=user_id, status="open").order_by("-created_at").first()
+        )
+        if payload["event"] == webhook_channel.EVENT_SESSION_CLOSURE:
+            if conversation is None:
+                outcome = "SESSION_CLOSURE: no open session"
+            else:
+                conversation = domain.conversation_close(conversation=conversation)
+                outcome = f"SESSION_CLOSURE: session {conversation.id} closed"
+            reason = webhook_channel.SESSION_CLOSED
+        else:
+            if conversation is not None and payload["new_session"]:
+                domain.conversation_close(conversation=conversation)
+                conversation = None
+            if conversation is None:
+                visitor = payload["visitor"]
+                conversation = domain.conversation_create(
+                    site=integration.site,
+                    channel=webhook_channel.CHANNEL,
+                    visitor_name=visitor.get("name", ""),
+                    visitor_email=visitor.get("email", ""),
+                    integration=integration,
+                    external_id=user_id,
+                    context={ConnectorType.WEBHOOK: payload["addressing"]},
+                )
+                outcome = f"ON_CONNECT: session {conversation.id} opened"
+            else:
+                outcome = f"ON_CONNECT: session {conversation.id} continues"
+            reason = webhook_channel.CONNECTED
+        InboundEvent.objects.create(
+            integration=integration,
+            kind=InboundEvent.Kind.STATUS,
+            status=InboundEvent.Status.PROCESSED,
+            payload=payload,
+            conversation=conversation,
+            outcome=outcome,
+            attempts=1,
+            processed_at=timezone.now(),
+        )
+    return _answer(integration, user_id, conversation, [], reason)
