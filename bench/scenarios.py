@@ -19,7 +19,8 @@ from core.models import Site
 from bench.harness import PY, ROOT, Receiver, Workers, broker_flush, postgres_cpu_seconds
 from bench.limit import MESSAGE
 from deliveries.models import Delivery, Event
-from deliveries.services import deliveries_sweep, event_publish
+from deliveries.services.publish import event_publish
+from deliveries.services.send import deliveries_sweep
 from subscriptions.models import Webhook, generate_secret
 
 

@@ -25,7 +25,7 @@ from agentbot.metrics import (
     webhook_states,
     webhooks_failing,
 )
-from deliveries import services
+from deliveries.services import operator
 from deliveries.formats import Envelope, get_format
 from deliveries.models import Delivery, Event
 from subscriptions.admin import health_html
@@ -141,8 +141,8 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
         done, busy = 0, 0
         for delivery in queryset:
             try:
-                services.delivery_retry(delivery=delivery)
-            except services.DeliveryBusy:
+                operator.delivery_retry(delivery=delivery)
+            except operator.DeliveryBusy:
                 busy += 1
                 continue
             done += 1

@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from core.api.auth import site_of
 from core.api.fields import JSONObjectField, StrictCharField
 from core.api.serializers import StrictSerializer, no_input
-from deliveries import jsjson, services
+from deliveries import jsjson
+from deliveries.services import operator, publish
 from deliveries.models import Attempt, Delivery, Event
 from subscriptions.api import webhook_of
 from subscriptions.event_types import CATALOGUE
@@ -72,7 +73,7 @@ def published_body(event: Event) -> dict:
     """EventSerializer's shape of an event just published, from what the publish stored
     (`event.published`): reading it back and serialising it through the ORM cost the web process
     more than the publish itself. tests/deliveries/test_api.py checks it equals GET /events/{id}."""
-    published: services.Published = event.published
+    published: publish.Published = event.published
     due = _MOMENT.to_representation(published.at)
     return {
         "id": event.id,
@@ -153,7 +154,7 @@ class DeliveryRetryView(APIView):
     def post(self, request, delivery_id):
         delivery = get_object_or_404(_deliveries(request), pk=delivery_id)
         no_input(request)
-        services.delivery_retry(delivery=delivery)
+        operator.delivery_retry(delivery=delivery)
         return Response(DeliverySerializer(_deliveries(request).get(pk=delivery_id)).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -174,7 +175,7 @@ class EventPublishView(APIView):
         # The response is read in the publish's transaction: a database lost before COMMIT is an
         # error (503) with nothing stored, never an event stored behind an error.
         with transaction.atomic():
-            event, created = services.event_publish(
+            event, created = publish.event_publish(
                 site=site_of(request),
                 event_type=data.validated_data["event"],
                 data=data.validated_data["data"],
@@ -203,7 +204,7 @@ class WebhookTestView(APIView):
         webhook = webhook_of(request, webhook_id)
         no_input(request)
         with transaction.atomic():
-            event = services.webhook_send_test(webhook=webhook)
+            event = operator.webhook_send_test(webhook=webhook)
         return Response(
             {"event_id": event.id, "delivery_id": event.deliveries.get().id}, status=status.HTTP_202_ACCEPTED
         )

@@ -6,18 +6,22 @@
   AGENTBOT_CIRCUIT_PROBE_INTERVAL; the first success closes the circuit again.
 - A receiver that answers 410 Gone is disabled at once; one whose every delivery has failed for
   AGENTBOT_DISABLE_AFTER_DAYS is disabled too. Both record the reason and the time.
-- The owner hears about it: `webhook.circuit_opened` and `webhook.disabled` are published as
-  events of the webhook's site, to whichever webhooks subscribe to them.
+- The owner hears about it: the fold yields a Notice (`webhook.circuit_opened`,
+  `webhook.disabled`) for its caller to publish as an event of the webhook's site
+  (deliveries/services/send.py), inside the transaction that changed the webhook.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from deliveries import bulk
+from deliveries.formats import iso_utc
 from subscriptions.event_types import WEBHOOK_CIRCUIT_OPENED, WEBHOOK_DISABLED
 from subscriptions.models import Webhook
 
@@ -30,12 +34,25 @@ class Outcome:
     at: datetime
 
 
+@dataclass(frozen=True)
+class Notice:
+    """An event the webhook's owner should hear of: `event_type` with `data`, on `site`."""
+
+    site: object
+    event_type: str
+    data: dict = field(default_factory=dict)
+
+
 def _probe_interval() -> timedelta:
     return timedelta(seconds=settings.AGENTBOT_CIRCUIT_PROBE_INTERVAL)
 
 
-def webhooks_record_outcomes(*, outcomes: list[Outcome]) -> None:
-    """Fold a batch of attempt outcomes into each webhook's health, in one short transaction each."""
+def webhooks_record_outcomes(*, outcomes: list[Outcome]) -> Iterator[Notice]:
+    """Fold a batch of attempt outcomes into each webhook's health, in one short transaction each.
+
+    Yields the notices to publish, each from inside the transaction of the webhook it is about:
+    published there, the webhook's new state and the event telling of it commit together. Consume
+    it whole (a loop); a failure while handling a notice rolls that webhook's change back."""
     by_webhook: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in sorted(outcomes, key=lambda o: o.at):
         by_webhook[outcome.webhook_id].append(outcome)
@@ -43,8 +60,6 @@ def webhooks_record_outcomes(*, outcomes: list[Outcome]) -> None:
     # fold below comes to the same, so all of them are written by one statement.
     succeeded = {webhook_id: runs[-1].at for webhook_id, runs in by_webhook.items() if all(o.ok for o in runs)}
     if succeeded:
-        from deliveries import bulk
-
         bulk.webhooks_succeeded(last_success=succeeded, now=timezone.now())
     for webhook_id, runs in by_webhook.items():
         if webhook_id in succeeded:
@@ -52,10 +67,10 @@ def webhooks_record_outcomes(*, outcomes: list[Outcome]) -> None:
         with transaction.atomic():
             webhook = Webhook.objects.select_for_update().filter(pk=webhook_id).first()
             if webhook is not None:
-                _fold(webhook, runs)
+                yield from _fold(webhook, runs)
 
 
-def _fold(webhook: Webhook, outcomes: list[Outcome]) -> None:
+def _fold(webhook: Webhook, outcomes: list[Outcome]) -> list[Notice]:
     now = timezone.now()
     was_open = webhook.circuit_open
     for outcome in outcomes:
@@ -88,20 +103,22 @@ def _fold(webhook: Webhook, outcomes: list[Outcome]) -> None:
         webhook.disabled_reason = reason
         webhook.disabled_at = now
     webhook.save()
-    if opens and not disables:
-        _notify(webhook, WEBHOOK_CIRCUIT_OPENED.name, {"consecutive_failures": webhook.consecutive_failures,
-                                                       "next_probe_at": webhook.circuit_probe_at})
     if disables:
-        _notify(webhook, WEBHOOK_DISABLED.name, {"reason": reason, "disabled_at": now})
+        return [_notice(webhook, WEBHOOK_DISABLED.name, reason=reason, disabled_at=now)]
+    if opens:
+        return [
+            _notice(
+                webhook, WEBHOOK_CIRCUIT_OPENED.name, consecutive_failures=webhook.consecutive_failures,
+                next_probe_at=webhook.circuit_probe_at,
+            )
+        ]
+    return []
 
 
-def _notify(webhook: Webhook, event_type: str, extra: dict) -> None:
-    from deliveries.formats import iso_utc
-    from deliveries.services import event_publish
-
+def _notice(webhook: Webhook, event_type: str, **extra) -> Notice:
     data = {"webhook_id": webhook.id, "url": webhook.url}
     data.update({k: iso_utc(v) if isinstance(v, datetime) else v for k, v in extra.items()})
-    event_publish(site=webhook.site, event_type=event_type, data=data)
+    return Notice(site=webhook.site, event_type=event_type, data=data)
 
 
 def webhook_probe_take(*, webhook_id: str, now: datetime) -> bool:

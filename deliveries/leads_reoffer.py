@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from deliveries.formats import get_format
 from deliveries.models import Delivery
-from deliveries.services import delivery_retry
+from deliveries.services.operator import delivery_retry
 from subscriptions.event_types import APPOINTMENT_CREATED, LEAD_SUBMIT
 from subscriptions.models import WebhookFormat
 

@@ -5,18 +5,19 @@ from celery.signals import task_prerun, worker_process_shutdown, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
-from deliveries import engine, services
+from deliveries import engine
+from deliveries.services import send
 
 
 @shared_task(name="deliveries.tasks.deliveries_send", ignore_result=True)
 def deliveries_send(delivery_ids: list[str], lease_token: str) -> int:
     # Hands the batch to this process's engine and returns: a slow endpoint never holds the worker.
-    return services.deliveries_send(ids=delivery_ids, token=lease_token, wait=False)
+    return send.deliveries_send(ids=delivery_ids, token=lease_token, wait=False)
 
 
 @shared_task(name="deliveries.tasks.deliveries_sweep", ignore_result=True)
 def deliveries_sweep() -> int:
-    return services.deliveries_sweep()
+    return send.deliveries_sweep()
 
 
 @task_prerun.connect

@@ -9,7 +9,7 @@ from django.utils import timezone
 from domain import event_data
 from domain.models import Appointment, ContactRecord, Conversation, Lead, Message, Ticket
 from core.models import Site
-from deliveries.services import event_publish, text_is_storable
+from deliveries.services.publish import event_publish, text_is_storable
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CHANNEL_SOURCE_FIELDS,

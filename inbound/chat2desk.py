@@ -13,7 +13,7 @@ from inbound.parsed import Parsed, PayloadError
 from deliveries import http
 from deliveries.formats import USER_AGENT, chat2desk_success
 from deliveries.jsjson import MAX_SAFE_INTEGER
-from deliveries.services import text_is_storable
+from deliveries.services.publish import text_is_storable
 from subscriptions.event_types import CHANNELS
 
 # hook_type → the internal action (seed 000's table).

@@ -28,7 +28,7 @@ from inbound.models import ChannelMode, ConnectorType, InboundEvent, Integration
 from inbound.parsed import Parsed
 from inbound.responder import Answer, ResponderUnavailable, Turn, answering_by, responder
 from deliveries.retention import purge_in_batches, retention_cutoff
-from deliveries.services import event_publish
+from deliveries.services.publish import event_publish
 from subscriptions.event_types import CHANNEL_REPLY
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from inbound import services
 from inbound.models import INBOUND_PENDING, ConnectorType, InboundEvent, Integration
 from inbound.origins import DEFAULT_PORTS, origin_normalise
 from inbound.parsed import Parsed
-from deliveries.services import text_is_storable
+from deliveries.services.publish import text_is_storable
 
 CHANNEL = "web"
 HISTORY = 50

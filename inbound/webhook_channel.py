@@ -18,7 +18,7 @@ from inbound.models import ApiVersion, ChannelMode, Integration, JwtAlgorithm
 from inbound.parsed import Parsed, PayloadError
 from inbound.webhook_auth import RSA_ALGORITHMS, public_key_problem
 from deliveries.formats import iso_utc
-from deliveries.services import text_is_storable
+from deliveries.services.publish import text_is_storable
 from subscriptions.services import webhook_validate_url
 
 # The conversation's channel: Agentbot's catalogue has no "webhook" channel, so "other".

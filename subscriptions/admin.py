@@ -22,7 +22,7 @@ from core.admin import ObjectActionsMixin
 from core.charts import hourly_chart
 from core.logging import log_delivery
 from agentbot.metrics import WEBHOOK_STATES, deliveries_per_hour, webhooks_with_health
-from deliveries import services as delivery_services
+from deliveries.services import operator
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook
@@ -274,7 +274,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         if not queryset.exists():
             return
         with transaction.atomic():
-            events = [delivery_services.webhook_send_test(webhook=w) for w in queryset]
+            events = [operator.webhook_send_test(webhook=w) for w in queryset]
         deliveries = [d for event in events for d in event.deliveries.all()]
         for d in deliveries:
             log_delivery(logger, logging.INFO, "test event sent from the admin", delivery_id=d.id, event_id=d.event_id,
@@ -305,7 +305,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
             )
         since = form.cleaned_data["since"]
         webhooks = list(queryset)
-        queued = sum(delivery_services.deliveries_redeliver(webhook=w, since=since) for w in webhooks)
+        queued = sum(operator.deliveries_redeliver(webhook=w, since=since) for w in webhooks)
         logger.info("failed deliveries queued again from the admin", extra={
             "webhook_ids": ",".join(w.id for w in webhooks), "count": queued, "operator": request.user.get_username()})
         paused = [w.url for w in webhooks if w.paused]

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.api.auth import HasSiteKey
-from deliveries.services import DeliveryBusy, PublishError
+from core.errors import Refused
 
 
 logger = logging.getLogger(__name__)
@@ -93,11 +93,8 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
         return _validation_response(fields)
-    if isinstance(exc, PublishError):
-        code = "payload_too_large" if exc.status_code == 413 else "invalid_event"
-        return Response({"error": code, "message": str(exc)}, status=exc.status_code)
-    if isinstance(exc, DeliveryBusy):
-        return Response({"error": "conflict", "message": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, Refused):
+        return Response({"error": exc.code, "message": str(exc)}, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             {"error": "payload_too_large", "message": "the request body is larger than 1 MB"},

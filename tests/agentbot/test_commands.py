@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core.models import ApiKey, Site, hash_api_key
 from deliveries.models import Delivery
-from deliveries.services import event_publish
+from deliveries.services.publish import event_publish
 
 pytestmark = pytest.mark.django_db
 

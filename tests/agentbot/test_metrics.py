@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agentbot import metrics
 from inbound.models import InboundEvent, Integration
 from deliveries.models import Attempt, Delivery
-from deliveries.services import webhook_send_test
+from deliveries.services.operator import webhook_send_test
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from core.logging import JsonFormatter, log_delivery
 from deliveries.models import Delivery
-from deliveries.services import event_publish
+from deliveries.services.publish import event_publish
 
 BODY_MARKER = "private-visitor-words-4711"
 

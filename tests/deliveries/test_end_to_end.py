@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 
 from deliveries.models import Delivery
-from deliveries.services import event_publish
+from deliveries.services.publish import event_publish
 from tests.support.node import node_verify
 from tests.support.receiver import fail_times
 

@@ -3,7 +3,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from deliveries.endpoint_health import Outcome, webhook_probe_take, webhooks_record_outcomes
+from deliveries.endpoint_health import Outcome, webhook_probe_take
+from deliveries.services.send import webhooks_health_record
 from deliveries.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -11,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 def fold(webhook, *codes, at=None):
     at = at or timezone.now()
-    webhooks_record_outcomes(
+    webhooks_health_record(
         outcomes=[Outcome(webhook.id, code is not None and 200 <= code < 300, code, at + timedelta(milliseconds=i)) for i, code in enumerate(codes)]
     )
     webhook.refresh_from_db()
@@ -111,7 +112,7 @@ def test_retry_after_stretches_the_step_within_bounds(status, header, expected):
 def test_an_open_circuit_lets_one_held_delivery_through_per_interval(site, webhook_factory, settings):
     from deliveries.endpoint_health import probes_claim
     from deliveries.models import Delivery
-    from deliveries.services import webhook_send_test
+    from deliveries.services.operator import webhook_send_test
 
     settings.AGENTBOT_CIRCUIT_THRESHOLD = 1
     settings.AGENTBOT_CIRCUIT_PROBE_INTERVAL = 60

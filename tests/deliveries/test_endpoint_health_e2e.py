@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 
 from deliveries.models import Delivery, Event
-from deliveries.services import webhook_send_test
+from deliveries.services.operator import webhook_send_test
 from subscriptions.models import Webhook
 from tests.deliveries.test_end_to_end import wait_for_status
 

@@ -7,9 +7,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from deliveries import bulk, engine, services
+from deliveries import bulk, engine, http
 from deliveries.models import Attempt, Delivery
-from deliveries.services import deliveries_claim_due, deliveries_send, event_publish
+from deliveries.services.publish import event_publish
+from deliveries.services.send import attempts_record, deliveries_claim_due, deliveries_release, deliveries_send, delivery_render
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,10 +49,10 @@ def test_an_attempt_is_logged_but_the_delivery_not_moved_once_its_lease_is_lost(
     webhook_factory(site=site, url=receiver.url)
     delivery = publish(site)
     (taken,) = bulk.take(ids=[delivery.id], token=delivery.lease_token, until=timezone.now() + timedelta(minutes=1))
-    job = services.delivery_render(taken, token=delivery.lease_token, now=timezone.now(), bodies={})
+    job = delivery_render(taken, token=delivery.lease_token, now=timezone.now(), bodies={})
     Delivery.objects.filter(pk=delivery.pk).update(lease_token="someone-else")
 
-    services.attempts_record([(job, services.http.post(job.sign()))])
+    attempts_record([(job, http.post(job.sign()))])
 
     moved = Delivery.objects.get(pk=delivery.pk)
     assert (moved.status, moved.attempt_count, moved.lease_token) == ("pending", 0, "someone-else")
@@ -89,7 +90,7 @@ def test_a_hanging_webhook_holds_only_its_own_slots_and_its_overflow_waits_for_t
 def test_a_webhook_not_heard_from_may_queue_hundreds_of_jobs_until_its_silence_says_otherwise(settings):
     settings.AGENTBOT_HTTP_TIMEOUT, settings.AGENTBOT_WEBHOOK_QUEUE_ROUNDS = 15.0, 2  # a 30 s queue budget
     settings.AGENTBOT_WEBHOOK_CONCURRENCY = 16
-    sender = engine.engine(services.attempts_record, services.deliveries_release)
+    sender = engine.engine(attempts_record, deliveries_release)
 
     # Unknown: one second per request is assumed, so a burst to a new webhook is taken, not deferred.
     assert sender.webhook_limit("wh_new") == 16 + 16 * 30 // 1

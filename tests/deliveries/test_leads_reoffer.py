@@ -12,7 +12,7 @@ from agentbot.celery import app
 from deliveries import tasks
 from deliveries.leads_reoffer import leads_reoffer_failed
 from deliveries.models import Delivery, Event
-from deliveries.services import event_publish
+from deliveries.services.publish import event_publish
 from subscriptions.event_types import CATALOGUE
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,8 @@ import pytest
 from django.db import DataError
 from django.utils import timezone
 
-from deliveries import bulk, services
+from deliveries import bulk
+from deliveries.services import send
 
 
 def outcome(delivery_id: str, **fields) -> bulk.Outcome:
@@ -27,7 +28,7 @@ def test_one_refused_row_is_stored_without_its_response_and_the_rest_as_they_are
 
     monkeypatch.setattr(bulk, "record", record)
     batch = [outcome("dlv_1"), outcome("dlv_2", response_body="poison", error="HTTP 500"), outcome("dlv_3")]
-    services.outcomes_store(batch, now=timezone.now())
+    send.outcomes_store(batch, now=timezone.now())
 
     assert [o.delivery_id for o in stored] == ["dlv_1", "dlv_2", "dlv_3"]
     by_id = {o.delivery_id: o for o in stored}
@@ -45,4 +46,4 @@ def test_a_database_that_is_down_is_left_to_the_engine_to_retry(monkeypatch):
 
     monkeypatch.setattr(bulk, "record", record)
     with pytest.raises(OperationalError):
-        services.outcomes_store([outcome("dlv_1"), outcome("dlv_2")], now=timezone.now())
+        send.outcomes_store([outcome("dlv_1"), outcome("dlv_2")], now=timezone.now())

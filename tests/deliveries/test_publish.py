@@ -4,7 +4,7 @@ import pytest
 from django.db import transaction
 
 from deliveries.models import Delivery, Event
-from deliveries.services import EventTooLarge, PublishError, event_publish
+from deliveries.services.publish import EventTooLarge, PublishError, event_publish
 
 pytestmark = pytest.mark.django_db
 

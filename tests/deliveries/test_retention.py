@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from deliveries.models import Attempt, Delivery, Event
 from deliveries.retention import attempts_purge_old, events_purge_old, retention_cutoff
-from deliveries.services import event_publish
+from deliveries.services.publish import event_publish
 
 pytestmark = pytest.mark.django_db
 

@@ -30,7 +30,7 @@ def main() -> None:
 
     from core.models import Site
     from deliveries.models import Delivery
-    from deliveries.services import event_publish
+    from deliveries.services.publish import event_publish
     from subscriptions.models import Webhook, generate_secret
 
     site = Site.objects.create(name="fault test")

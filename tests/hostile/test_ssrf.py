@@ -17,7 +17,8 @@ from django.db import transaction
 
 from deliveries import engine, http
 from deliveries.models import Delivery
-from deliveries.services import deliveries_send, event_publish
+from deliveries.services.publish import event_publish
+from deliveries.services.send import deliveries_send
 from subscriptions import url_policy
 from subscriptions.models import Webhook
 from tests.conftest import client_for

@@ -15,7 +15,8 @@ from django.utils import timezone
 from deliveries import jsjson
 from deliveries.formats import Envelope, get_format
 from deliveries.models import Attempt, Delivery
-from deliveries.services import event_publish, webhook_send_test
+from deliveries.services.operator import webhook_send_test
+from deliveries.services.publish import event_publish
 from subscriptions.models import Webhook
 
 pytestmark = pytest.mark.django_db

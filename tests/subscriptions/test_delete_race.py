@@ -6,7 +6,8 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from deliveries import services
+from deliveries import handoff
+from deliveries.services.publish import event_publish
 from deliveries.models import Delivery
 from subscriptions.models import Webhook
 from tests.conftest import client_for
@@ -17,7 +18,7 @@ DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visi
 
 
 def test_deletes_racing_publishes_all_win_and_no_publish_fails(monkeypatch):
-    monkeypatch.setattr(services.handoff.OUTBOX, "put", lambda ids, token: None)  # no worker here: keep them stored
+    monkeypatch.setattr(handoff.OUTBOX, "put", lambda ids, token: None)  # no worker here: keep them stored
     site = SiteFactory()
     webhooks = [WebhookFactory(site=site, events=["*"]) for _ in range(30)]
     api = client_for(site)
@@ -28,7 +29,7 @@ def test_deletes_racing_publishes_all_win_and_no_publish_fails(monkeypatch):
         try:
             while not stop.is_set():
                 with transaction.atomic():
-                    event, _ = services.event_publish(site=site, event_type="message.created", data=DATA)
+                    event, _ = event_publish(site=site, event_type="message.created", data=DATA)
                 published.append(event.id)
         except Exception as exc:  # noqa: BLE001 - any failure of a publish is what this test is about
             failures.append(repr(exc))

@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 
 from deliveries.models import Delivery
-from deliveries.services import event_publish
+from deliveries.services.publish import event_publish
 from subscriptions.models import Webhook
 from tests.support.receiver import fail_times
 

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
-from deliveries.services import deliveries_redeliver
+from deliveries.services.operator import deliveries_redeliver
 from subscriptions.models import Webhook
 
 

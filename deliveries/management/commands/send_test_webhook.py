@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from deliveries.services import webhook_send_test
+from deliveries.services.operator import webhook_send_test
 from subscriptions.models import Webhook
 
 

@@ -1,204 +1,37 @@
-"""Writes of the delivery engine: publish an event, hand deliveries to workers, send, record.
-
-Leases: a delivery is owned by whoever holds an unexpired `leased_until` with its `lease_token`.
-Publishing and the sweep take a *dispatch* lease and queue the ids with the token; the worker
-that receives them swaps it for a *send* lease before the HTTP call. A lost queue message or a
-dead worker only costs the lease: when it runs out, the sweep hands the delivery out again.
-"""
+"""Send: hand due deliveries to the workers (the sweep), take them with a send lease, render each
+attempt for its webhook's format, record what the receiver answered, and schedule the next attempt."""
 
 import logging
-import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError
 from django.utils import timezone
 
 from core.logging import log_delivery
-from core.models import Site
-from deliveries import bulk, endpoint_health, engine, handoff, http, jsjson
+from deliveries import bulk, endpoint_health, engine, handoff, http
 from deliveries.formats import get_format
-from deliveries.models import Delivery, Event
-from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS, WEBHOOK_TEST
-from subscriptions.models import Webhook, subscribed
+from deliveries.models import Delivery
+from deliveries.services.leases import dispatch_until, lease_token
+from deliveries.services.publish import event_publish
 
 logger = logging.getLogger(__name__)
 
 
-class PublishError(ValueError):
-    """The event cannot be published as given; the message says why, for the caller."""
-
-    status_code = 400
-
-
-class EventTooLarge(PublishError):
-    status_code = 413
-
-
-class DeliveryBusy(ValueError):
-    """The delivery is being sent right now."""
-
-
-def _lease_token() -> str:
-    return secrets.token_hex(16)
-
-
-def _dispatch_until(now: datetime) -> datetime:
-    return now + timedelta(seconds=settings.AGENTBOT_DISPATCH_LEASE)
-
-
-# --- publish ----------------------------------------------------------------------------------
-def event_validate(*, event_type: str, data, connector: bool = False) -> str:
-    """Check what is to be published and return its data rendered as every delivery will carry it
-    (JavaScript's serialisation, jsjson.dumps): what passes here is stored as that text and sent
-    as it is, so nothing a worker does later can find it unsendable.
-
-    `connector`: the service itself publishes to one connector webhook, which may take the
-    connector event types as well as the catalogue's."""
-    if event_type not in CATALOGUE and not (connector and event_type in CONNECTOR_EVENTS):
-        known = ", ".join(sorted(CATALOGUE))
-        raise PublishError(f"unknown event type {event_type!r}; known types: {known}")
-    if not isinstance(data, dict):
-        raise PublishError("data must be a JSON object")
-    try:
-        jsjson.check_safe(data, path="data")
-    except jsjson.UnsafeJSONError as exc:
-        raise PublishError(str(exc)) from exc
-    unstorable = _unstorable_text(data, "data")
-    if unstorable:
-        raise PublishError(f"{unstorable} contains a NUL character or an unpaired surrogate, which cannot be stored")
-    rendered = jsjson.dumps(data)
-    limit = settings.AGENTBOT_MAX_EVENT_DATA_BYTES
-    if len(rendered) > limit:
-        raise EventTooLarge(f"data is {len(rendered)} bytes once serialised; the limit is {limit} bytes ({limit // 1024} KB)")
-    return rendered.decode("utf-8")
-
-
-def _unstorable_text(value, path: str) -> str | None:
-    """The path of the first string (or key) PostgreSQL cannot store: NUL, or not valid UTF-8."""
-    if isinstance(value, str):
-        return None if text_is_storable(value) else path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _unstorable_text(key, f"{path} key {key!r}") or _unstorable_text(item, f"{path}.{key}")
-            if found:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _unstorable_text(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
-
-
-# Request headers that carry a credential rather than a signature (the chat2desk format sends the
-# integration's API token): the attempt log keeps that they were sent, never their value.
-CREDENTIAL_HEADERS = {"authorization"}
-
-
-def stored_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {name: "[redacted]" if name.lower() in CREDENTIAL_HEADERS else value for name, value in headers.items()}
-
-
-def text_is_storable(text: str) -> bool:
-    """PostgreSQL text and jsonb hold neither NUL nor unpaired surrogates (they are not UTF-8)."""
-    if "\x00" in text:
-        return False
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def event_publish(
-    *,
-    site: Site,
-    event_type: str,
-    data: dict,
-    idempotency_key: str | None = None,
-    only_webhook: Webhook | None = None,
-) -> tuple[Event, bool]:
-    """Store the event and one delivery per subscribed webhook, in the caller's transaction.
-
-    Returns (event, created). With an idempotency key already used on this site the stored event
-    is returned and nothing new is sent. Workers are kicked only when the transaction commits, so
-    a rollback stores and sends nothing.
-    """
-    data_json = event_validate(event_type=event_type, data=data, connector=only_webhook is not None)
-    # Inside the caller's transaction no savepoint of its own (two round trips per event): a
-    # failure here fails the caller's transaction, which is what a publish that did not happen means.
-    with transaction.atomic(savepoint=False):
-        if idempotency_key:
-            existing = Event.objects.filter(site=site, idempotency_key=idempotency_key).first()
-            if existing:
-                return existing, False
-            try:
-                # A savepoint only where a concurrent publish with the same key can win the race.
-                with transaction.atomic():
-                    event = Event.objects.create(site=site, type=event_type, data=data, idempotency_key=idempotency_key)
-            except IntegrityError:
-                return Event.objects.get(site=site, idempotency_key=idempotency_key), False
-        elif only_webhook is not None:
-            event = Event.objects.create(site=site, type=event_type, data=data)
-        # Only what the choice needs (loading the secrets would decrypt each one), read now: the
-        # caller's copy of a webhook may predate its circuit opening.
-        if only_webhook is not None:
-            webhooks = bulk.webhook_candidates(webhook_id=only_webhook.pk)
-        else:
-            if idempotency_key:
-                candidates = bulk.webhook_candidates(site_id=site.pk)
-            else:  # the usual publish: the event stored and the webhooks read in one statement
-                event, candidates = bulk.event_create(
-                    site_id=site.pk, event_type=event_type, data=data, data_json=data_json
-                )
-            webhooks = [
-                w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
-            ]
-        now = timezone.now()
-        token = handoff.OUTBOX.token()
-        flowing = [w.id for w in webhooks if not w.held]
-        # A paused webhook's deliveries are stored and wait for it to be enabled again; an open
-        # circuit's are stored and held, its probes let them through later.
-        held = [w.id for w in webhooks if w.held]
-        sent = bulk.deliveries_create(
-            event_id=event.id, webhook_ids=flowing, now=now, until=_dispatch_until(now), token=token
-        )
-        waiting = bulk.deliveries_create(event_id=event.id, webhook_ids=held, now=now, until=None, token=None)
-        ids = [delivery_id for delivery_id, _ in sent]
-        if ids:
-            # Batched with other publishes of this process by deliveries/handoff.py.
-            transaction.on_commit(lambda: handoff.OUTBOX.put(ids, token))
-    event.published = Published(data_json=data_json, deliveries=sent + waiting, at=now)
-    return event, True
-
-
-@dataclass(frozen=True)
-class Published:
-    """What a publish stored, kept on the new event (`event.published`) for its caller to show
-    without reading it back."""
-
-    data_json: str
-    deliveries: list[tuple[str, str]]  # (delivery id, webhook id)
-    at: datetime
-
-
-# --- sweep ------------------------------------------------------------------------------------
+# --- hand out ---------------------------------------------------------------------------------
 def deliveries_claim_due(*, now: datetime, limit: int) -> tuple[list[str], str]:
     """Take a dispatch lease on up to `limit` due deliveries whose lease has run out."""
-    token = _lease_token()
-    ids = bulk.claim_due(now=now, limit=limit, until=_dispatch_until(now), token=token)
+    token = lease_token()
+    ids = bulk.claim_due(now=now, limit=limit, until=dispatch_until(now), token=token)
     return ids, token
 
 
 def deliveries_sweep(*, max_batches: int = 50) -> int:
     """Hand every due delivery with an expired lease to the workers; returns how many."""
-    now, token = timezone.now(), _lease_token()
-    probes = endpoint_health.probes_claim(now=now, until=_dispatch_until(now), token=token)
+    now, token = timezone.now(), lease_token()
+    probes = endpoint_health.probes_claim(now=now, until=dispatch_until(now), token=token)
     if probes:
         handoff.send(probes, token)
     handed = len(probes)
@@ -211,7 +44,8 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
     return handed
 
 
-# --- send -------------------------------------------------------------------------------------
+
+# --- take, render, send ------------------------------------------------------------------------
 def deliveries_take(*, ids: list[str], token: str, skip_webhooks: list[str] = ()) -> list[bulk.Taken]:
     """Swap the dispatch lease for a send lease; only deliveries still held by `token` are taken,
     and none to `skip_webhooks` (saturated ones: their lease is cut short, and the sweep offers them
@@ -411,7 +245,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
             delivery_status=outcome.status,
         )
     try:
-        endpoint_health.webhooks_record_outcomes(
+        webhooks_health_record(
             outcomes=[
                 endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at)
                 for (job, _), o in zip(sent, outcomes)
@@ -419,6 +253,13 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
         )
     except Exception:  # the attempts are stored; health catches up with the next outcomes
         logger.exception("could not update endpoint health for %d attempts", len(outcomes))
+
+
+def webhooks_health_record(*, outcomes: list[endpoint_health.Outcome]) -> None:
+    """Fold attempt outcomes into their webhooks' health and publish what their owners should hear
+    of (a circuit opened, a webhook disabled), each with the change it tells of."""
+    for notice in endpoint_health.webhooks_record_outcomes(outcomes=outcomes):
+        event_publish(site=notice.site, event_type=notice.event_type, data=notice.data)
 
 
 def outcomes_store(outcomes: list[bulk.Outcome], *, now: datetime) -> None:
@@ -470,52 +311,13 @@ def delivery_schedule_next(
         return Delivery.Status.PENDING, position, now + timedelta(seconds=delay)
     return Delivery.Status.FAILED, position, None
 
-# --- operator actions -------------------------------------------------------------------------
-def _requeue(queryset, *, now: datetime) -> list[str]:
-    """Make deliveries due now with a dispatch lease, and queue them once the caller commits."""
-    token = _lease_token()
-    with transaction.atomic():
-        ids = list(queryset.select_for_update().values_list("id", flat=True))
-        for delivery in Delivery.objects.filter(id__in=ids).select_related("webhook"):
-            schedule = get_format(delivery.webhook.format).retry_schedule()
-            # A finished delivery gets one more attempt; a waiting one is only brought forward.
-            position = delivery.schedule_position
-            if delivery.status != Delivery.Status.PENDING:
-                position = max(len(schedule) - 1, 0)
-            Delivery.objects.filter(pk=delivery.pk).update(
-                status=Delivery.Status.PENDING,
-                schedule_position=position,
-                next_attempt_at=now,
-                leased_until=_dispatch_until(now),
-                lease_token=token,
-                updated_at=now,
-            )
-        if ids:
-            transaction.on_commit(lambda: handoff.send(ids, token))
-    return ids
+
+# Request headers that carry a credential rather than a signature (the chat2desk format sends the
+# integration's API token): the attempt log keeps that they were sent, never their value.
+CREDENTIAL_HEADERS = {"authorization"}
 
 
-def delivery_retry(*, delivery: Delivery) -> Delivery:
-    """Send the delivery again now (one more attempt if it had finished)."""
-    now = timezone.now()
-    if delivery.status == Delivery.Status.PENDING and delivery.leased_until and delivery.leased_until > now:
-        raise DeliveryBusy("this delivery is being sent right now; look again in a few seconds")
-    _requeue(Delivery.objects.filter(pk=delivery.pk), now=now)
-    delivery.refresh_from_db()
-    return delivery
+def stored_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name: "[redacted]" if name.lower() in CREDENTIAL_HEADERS else value for name, value in headers.items()}
 
 
-def deliveries_redeliver(*, webhook: Webhook, since: datetime) -> int:
-    """Send every delivery of `webhook` that failed since `since` once more."""
-    failed = Delivery.objects.filter(webhook=webhook, status=Delivery.Status.FAILED, created_at__gte=since)
-    return len(_requeue(failed, now=timezone.now()))
-
-
-def webhook_send_test(*, webhook: Webhook) -> Event:
-    event, _ = event_publish(
-        site=webhook.site,
-        event_type=WEBHOOK_TEST.name,
-        data={"webhook_id": webhook.id, "message": "This is a test event from Agentbot."},
-        only_webhook=webhook,
-    )
-    return event

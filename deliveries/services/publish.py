@@ -1,0 +1,161 @@
+"""Publish: check an event, store it and one delivery per subscribed webhook, and hand the
+deliveries to the workers once the caller's transaction commits."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.errors import Refused
+from core.models import Site
+from deliveries import bulk, handoff, jsjson
+from deliveries.formats import get_format
+from deliveries.models import Event
+from deliveries.services.leases import dispatch_until
+from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS
+from subscriptions.models import Webhook, subscribed
+
+
+class PublishError(Refused):
+    """The event cannot be published as given; the message says why, for the caller."""
+
+    code = "invalid_event"
+
+
+class EventTooLarge(PublishError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+def event_validate(*, event_type: str, data, connector: bool = False) -> str:
+    """Check what is to be published and return its data rendered as every delivery will carry it
+    (JavaScript's serialisation, jsjson.dumps): what passes here is stored as that text and sent
+    as it is, so nothing a worker does later can find it unsendable.
+
+    `connector`: the service itself publishes to one connector webhook, which may take the
+    connector event types as well as the catalogue's."""
+    if event_type not in CATALOGUE and not (connector and event_type in CONNECTOR_EVENTS):
+        known = ", ".join(sorted(CATALOGUE))
+        raise PublishError(f"unknown event type {event_type!r}; known types: {known}")
+    if not isinstance(data, dict):
+        raise PublishError("data must be a JSON object")
+    try:
+        jsjson.check_safe(data, path="data")
+    except jsjson.UnsafeJSONError as exc:
+        raise PublishError(str(exc)) from exc
+    unstorable = _unstorable_text(data, "data")
+    if unstorable:
+        raise PublishError(f"{unstorable} contains a NUL character or an unpaired surrogate, which cannot be stored")
+    rendered = jsjson.dumps(data)
+    limit = settings.AGENTBOT_MAX_EVENT_DATA_BYTES
+    if len(rendered) > limit:
+        raise EventTooLarge(f"data is {len(rendered)} bytes once serialised; the limit is {limit} bytes ({limit // 1024} KB)")
+    return rendered.decode("utf-8")
+
+
+def _unstorable_text(value, path: str) -> str | None:
+    """The path of the first string (or key) PostgreSQL cannot store: NUL, or not valid UTF-8."""
+    if isinstance(value, str):
+        return None if text_is_storable(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable_text(key, f"{path} key {key!r}") or _unstorable_text(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable_text(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+# Request headers that carry a credential rather than a signature (the chat2desk format sends the
+# integration's API token): the attempt log keeps that they were sent, never their value.
+def text_is_storable(text: str) -> bool:
+    """PostgreSQL text and jsonb hold neither NUL nor unpaired surrogates (they are not UTF-8)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def event_publish(
+    *,
+    site: Site,
+    event_type: str,
+    data: dict,
+    idempotency_key: str | None = None,
+    only_webhook: Webhook | None = None,
+) -> tuple[Event, bool]:
+    """Store the event and one delivery per subscribed webhook, in the caller's transaction.
+
+    Returns (event, created). With an idempotency key already used on this site the stored event
+    is returned and nothing new is sent. Workers are kicked only when the transaction commits, so
+    a rollback stores and sends nothing.
+    """
+    data_json = event_validate(event_type=event_type, data=data, connector=only_webhook is not None)
+    # Inside the caller's transaction no savepoint of its own (two round trips per event): a
+    # failure here fails the caller's transaction, which is what a publish that did not happen means.
+    with transaction.atomic(savepoint=False):
+        if idempotency_key:
+            existing = Event.objects.filter(site=site, idempotency_key=idempotency_key).first()
+            if existing:
+                return existing, False
+            try:
+                # A savepoint only where a concurrent publish with the same key can win the race.
+                with transaction.atomic():
+                    event = Event.objects.create(site=site, type=event_type, data=data, idempotency_key=idempotency_key)
+            except IntegrityError:
+                return Event.objects.get(site=site, idempotency_key=idempotency_key), False
+        elif only_webhook is not None:
+            event = Event.objects.create(site=site, type=event_type, data=data)
+        # Only what the choice needs (loading the secrets would decrypt each one), read now: the
+        # caller's copy of a webhook may predate its circuit opening.
+        if only_webhook is not None:
+            webhooks = bulk.webhook_candidates(webhook_id=only_webhook.pk)
+        else:
+            if idempotency_key:
+                candidates = bulk.webhook_candidates(site_id=site.pk)
+            else:  # the usual publish: the event stored and the webhooks read in one statement
+                event, candidates = bulk.event_create(
+                    site_id=site.pk, event_type=event_type, data=data, data_json=data_json
+                )
+            webhooks = [
+                w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
+            ]
+        now = timezone.now()
+        token = handoff.OUTBOX.token()
+        flowing = [w.id for w in webhooks if not w.held]
+        # A paused webhook's deliveries are stored and wait for it to be enabled again; an open
+        # circuit's are stored and held, its probes let them through later.
+        held = [w.id for w in webhooks if w.held]
+        sent = bulk.deliveries_create(
+            event_id=event.id, webhook_ids=flowing, now=now, until=dispatch_until(now), token=token
+        )
+        waiting = bulk.deliveries_create(event_id=event.id, webhook_ids=held, now=now, until=None, token=None)
+        ids = [delivery_id for delivery_id, _ in sent]
+        if ids:
+            # Batched with other publishes of this process by deliveries/handoff.py.
+            transaction.on_commit(lambda: handoff.OUTBOX.put(ids, token))
+    event.published = Published(data_json=data_json, deliveries=sent + waiting, at=now)
+    return event, True
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a publish stored, kept on the new event (`event.published`) for its caller to show
+    without reading it back."""
+
+    data_json: str
+    deliveries: list[tuple[str, str]]  # (delivery id, webhook id)
+    at: datetime
+
+
