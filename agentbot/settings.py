@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -199,9 +200,9 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "core.api.schema.add_error_responses",
-        "core.api.schema.refuse_unknown_request_fields",
-        "core.api.schema.defaults_beside_alternatives",
+        "agentbot.schema.add_error_responses",
+        "agentbot.schema.refuse_unknown_request_fields",
+        "agentbot.schema.defaults_beside_alternatives",
     ],
 }
 
@@ -267,17 +268,6 @@ AGENTBOT_RESPONSE_BODY_CAP = 16 * 1024
 AGENTBOT_MAX_EVENT_DATA_BYTES = 256 * 1024
 AGENTBOT_SECRET_GRACE = timedelta(hours=24)
 
-# django-celery-beat stores an interval as whole seconds: a fractional one would be saved rounded
-# (0.5 s as 0), and every beat started after the first would then sweep in a busy loop.
-_SWEEP_EVERY = max(1, math.ceil(AGENTBOT_SWEEP_INTERVAL))
-CELERY_BEAT_SCHEDULE = {
-    "deliveries-sweep": {
-        "task": "deliveries.tasks.deliveries_sweep",
-        "schedule": _SWEEP_EVERY,
-        "options": {"expires": _SWEEP_EVERY},
-    },
-}
-
 # One JSON object per line (core/logging.py); LOG_FORMAT=plain for reading by eye.
 LOGGING = {
     "version": 1,
@@ -300,21 +290,11 @@ LOGGING = {
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 
-# Seed 004: once a day, each lead or appointment of the past day whose delivery failed is offered once more.
-from celery.schedules import crontab  # noqa: E402
-
-CELERY_BEAT_SCHEDULE["leads-reoffer-failed"] = {
-    "task": "deliveries.tasks.leads_reoffer_failed",
-    "schedule": crontab(minute=0, hour=4),
-    "options": {"expires": 3600},
-}
-
 # Events, deliveries and attempts older than this are deleted by an hourly beat task.
 AGENTBOT_RETENTION_DAYS = env_float("AGENTBOT_RETENTION_DAYS", 30.0)
 # How long a web process trusts an API key it found valid before looking it up again: a key revoked
 # in the admin of another process keeps working at most this long (README "Configuration").
 AGENTBOT_API_KEY_CACHE_SECONDS = env_float("AGENTBOT_API_KEY_CACHE_SECONDS", 5.0)
-CELERY_BEAT_SCHEDULE["retention"] = {"task": "deliveries.tasks.retention_run", "schedule": 3600.0}
 
 # Endpoint health (deliveries/endpoint_health.py).
 AGENTBOT_CIRCUIT_THRESHOLD = int(env_float("AGENTBOT_CIRCUIT_THRESHOLD", 10))
@@ -339,18 +319,41 @@ AGENTBOT_INBOUND_ATTEMPTS = int(env_float("AGENTBOT_INBOUND_ATTEMPTS", 5))
 # A signed Chat2Desk body without a message_id that arrives again within this many seconds is a
 # replay: answered as the first was, stored once (0: off).
 AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 300.0)
-# How often the sweep hands out stored inbound events no worker finished (whole seconds, as above).
+# How often the sweep hands out stored inbound events no worker finished (whole seconds: see
+# CELERY_BEAT_SCHEDULE).
 AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_SWEEP_INTERVAL", 30.0)))
-CELERY_BEAT_SCHEDULE["inbound-sweep"] = {
-    "task": "agentbot.tasks.inbound_sweep",
-    "schedule": AGENTBOT_INBOUND_SWEEP_INTERVAL,
-    "options": {"expires": AGENTBOT_INBOUND_SWEEP_INTERVAL},
-}
 # The webhook channel (seed 003), v2 synchronous with polling: how long a request waits for the
 # agent before it answers with a pollId instead.
 AGENTBOT_WEBHOOK_POLL_WAIT = env_float("AGENTBOT_WEBHOOK_POLL_WAIT", 3.0)
-# Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
-CELERY_BEAT_SCHEDULE["inbound-retention"] = {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0}
+
+# --- periodic tasks (django-celery-beat) -------------------------------------------------------
+# django-celery-beat stores an interval as whole seconds: a fractional one would be saved rounded
+# (0.5 s as 0), and every beat started after the first would then sweep in a busy loop.
+_SWEEP_EVERY = max(1, math.ceil(AGENTBOT_SWEEP_INTERVAL))
+CELERY_BEAT_SCHEDULE = {
+    # Due deliveries whose lease ran out go to the workers again.
+    "deliveries-sweep": {
+        "task": "deliveries.tasks.deliveries_sweep",
+        "schedule": _SWEEP_EVERY,
+        "options": {"expires": _SWEEP_EVERY},
+    },
+    # Seed 004: once a day, each lead or appointment of the past day whose delivery failed is offered once more.
+    "leads-reoffer-failed": {
+        "task": "deliveries.tasks.leads_reoffer_failed",
+        "schedule": crontab(minute=0, hour=4),
+        "options": {"expires": 3600},
+    },
+    # Events, deliveries and attempts older than AGENTBOT_RETENTION_DAYS are deleted.
+    "retention": {"task": "deliveries.tasks.retention_run", "schedule": 3600.0},
+    # Stored inbound events no worker finished go to the workers again.
+    "inbound-sweep": {
+        "task": "agentbot.tasks.inbound_sweep",
+        "schedule": AGENTBOT_INBOUND_SWEEP_INTERVAL,
+        "options": {"expires": AGENTBOT_INBOUND_SWEEP_INTERVAL},
+    },
+    # Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
+    "inbound-retention": {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0},
+}
 
 # --- web server (agentbot/management/commands/serve.py) ------------------------------------------
 # uvicorn processes `make run` starts on the one port, and the threads Django runs on in each

@@ -18,7 +18,8 @@ class JsonRefused(ValueError):
     pass
 
 
-def _no_constant(name: str):
+def refuse_constant(name: str):
+    """For `json.loads(parse_constant=...)`: NaN, Infinity and -Infinity are not JSON."""
     raise JsonRefused(f"{name} is not a JSON number")
 
 
@@ -60,7 +61,7 @@ def loads(raw: bytes | str):
     if text.startswith("\ufeff"):
         raise JsonRefused("the body starts with a byte order mark: send UTF-8 JSON without one")
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=refuse_constant, parse_float=_finite_float)
     except JsonRefused:
         raise
     except RecursionError:

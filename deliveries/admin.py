@@ -1,14 +1,19 @@
 """The delivery log in the admin: what was sent, what each receiver answered, and the operations
-dashboard. Read-only: the only write is "retry", through the service."""
+dashboard. Read-only but for "retry", through the service. Also registers the webhook admin, with
+its deliveries (subscriptions/admin.py holds the rest of it)."""
 
 import logging
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -16,21 +21,22 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import ObjectActionsMixin
 from core.charts import hourly_chart
 from core.logging import log_delivery
-from agentbot.metrics import (
+from deliveries.formats import Envelope, get_format
+from deliveries.models import Delivery, Event
+from deliveries.selectors import (
     METRICS_WINDOW,
     attempt_stats,
     deliveries_by_status,
     deliveries_per_hour,
     due_backlog,
-    webhook_states,
-    webhooks_failing,
+    webhooks_with_health,
 )
 from deliveries.services import operator
-from deliveries.formats import Envelope, get_format
-from deliveries.models import Delivery, Event
+from subscriptions import admin as subscriptions_admin
 from subscriptions.admin import health_html
 from subscriptions.event_types import CATALOGUE
 from subscriptions.models import Webhook
+from subscriptions.selectors import webhook_states, webhooks_failing
 
 logger = logging.getLogger(__name__)
 
@@ -196,3 +202,132 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# --- webhooks, with their deliveries ------------------------------------------------------------
+RECENT_DELIVERIES = 20
+
+
+class RedeliverForm(forms.Form):
+    since = forms.DateTimeField(
+        label="Failed deliveries created since (UTC)",
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def clean_since(self):
+        since = self.cleaned_data["since"]
+        if since > timezone.now():
+            raise ValidationError("pick a time in the past: deliveries created after it are redelivered")
+        return since
+
+
+@admin.register(Webhook)
+class WebhookAdmin(subscriptions_admin.WebhookAdmin):
+    """The webhook admin of subscriptions, with what concerns its deliveries: the last delivery and
+    the last 24 hours in the list, a chart and the newest deliveries on its page, and the actions
+    that send (a test event, the failed deliveries again)."""
+
+    list_display = [*subscriptions_admin.WebhookAdmin.list_display]
+    list_display[list_display.index("enabled") + 1 : list_display.index("enabled") + 1] = ["last_delivery", "success_24h"]
+    readonly_fields = [*subscriptions_admin.WebhookAdmin.readonly_fields, "deliveries_chart", "recent_deliveries"]
+    actions = ["send_test", "redeliver_failed", *subscriptions_admin.WebhookAdmin.actions]
+
+    def get_queryset(self, request):
+        return webhooks_with_health(super().get_queryset(request), now=timezone.now())
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [
+            *fieldsets,
+            ("Deliveries per hour, last 24 hours", {"fields": ["deliveries_chart"]}),
+            (f"Recent deliveries (newest {RECENT_DELIVERIES})", {"fields": ["recent_deliveries"]}),
+        ]
+
+    def object_actions(self, request, obj):
+        sending = ["redeliver_failed"] if obj.connector else ["send_test", "redeliver_failed"]
+        return [*sending, *super().object_actions(request, obj)]
+
+    # --- columns ---------------------------------------------------------------------------
+    @admin.display(description="last delivery", ordering="last_delivery_status")
+    def last_delivery(self, obj):
+        if obj.last_delivery_status is None:
+            return "—"
+        code = f" · HTTP {obj.last_delivery_code}" if obj.last_delivery_code else ""
+        return format_html('<span class="console-status {}">{}</span>{}', obj.last_delivery_status, obj.last_delivery_status, code)
+
+    @admin.display(description="success 24 h")
+    def success_24h(self, obj):
+        if not obj.finished_24h:
+            return "—"
+        return f"{100 * obj.succeeded_24h // obj.finished_24h}% of {obj.finished_24h}"
+
+    # --- the webhook's page ----------------------------------------------------------------
+    @admin.display(description="per clock hour (UTC)")
+    def deliveries_chart(self, obj):
+        return hourly_chart(deliveries_per_hour(now=timezone.now(), webhook=obj), title="Deliveries per hour, last 24 hours")
+
+    @admin.display(description="newest first")
+    def recent_deliveries(self, obj):
+        rows = obj.deliveries.select_related("event").order_by("-created_at")[:RECENT_DELIVERIES]
+        return render_to_string(
+            "admin/subscriptions/webhook/recent_deliveries.html",
+            {"deliveries": rows, "all_url": reverse("admin:deliveries_delivery_changelist") + f"?webhook__id__exact={obj.pk}"},
+        )
+
+    # --- actions -----------------------------------------------------------------------------
+    @admin.action(description="Send a test event", permissions=["change"])
+    def send_test(self, request, queryset):
+        queryset = self._subscriber_webhooks(request, queryset)
+        if not queryset.exists():
+            return
+        with transaction.atomic():
+            events = [operator.webhook_send_test(webhook=w) for w in queryset]
+        deliveries = [d for event in events for d in event.deliveries.all()]
+        for d in deliveries:
+            log_delivery(logger, logging.INFO, "test event sent from the admin", delivery_id=d.id, event_id=d.event_id,
+                         webhook_id=d.webhook_id, operator=request.user.get_username())
+        self.message_user(
+            request,
+            f"Sent a webhook.test event to {len(events)} webhook(s): delivery {', '.join(d.id for d in deliveries)}. "
+            "Its attempt shows on the webhook's page within seconds.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Redeliver failed deliveries since a time…", permissions=["change"])
+    def redeliver_failed(self, request, queryset):
+        form = RedeliverForm(request.POST if "apply" in request.POST else None, initial={"since": timezone.now() - timedelta(days=1)})
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/subscriptions/webhook/redeliver.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Redeliver failed deliveries",
+                    "opts": self.model._meta,
+                    "form": form,
+                    "webhooks": queryset,
+                    "action": "redeliver_failed",
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        since = form.cleaned_data["since"]
+        webhooks = list(queryset)
+        queued = sum(operator.deliveries_redeliver(webhook=w, since=since) for w in webhooks)
+        logger.info("failed deliveries queued again from the admin", extra={
+            "webhook_ids": ",".join(w.id for w in webhooks), "count": queued, "operator": request.user.get_username()})
+        paused = [w.url for w in webhooks if w.paused]
+        disabled = [w.url for w in webhooks if not w.enabled and not w.paused]
+        note = ""
+        if paused:
+            note += f" Note: {', '.join(paused)} is paused, so its deliveries wait until it is enabled."
+        if disabled:
+            note += f" Note: {', '.join(disabled)} was disabled by the service, so its deliveries fail again at once; enable it first."
+        self.message_user(
+            request,
+            f"Queued {queued} failed deliveries of {len(webhooks)} webhook(s), created since {since:%Y-%m-%d %H:%M} UTC, "
+            f"to be sent again now.{note}",
+            messages.WARNING if note else messages.SUCCESS,
+        )

@@ -18,7 +18,6 @@ the deliveries out again.
 
 import asyncio
 import logging
-import os
 import queue
 import threading
 import time
@@ -32,6 +31,7 @@ from django.conf import settings
 from django.db import connection
 
 from core.logging import log_delivery
+from core.process import PerProcess
 from deliveries import http
 from deliveries.formats import Signing, get_format
 
@@ -119,7 +119,6 @@ Release = Callable[[list[Job]], None]
 
 class Engine:
     def __init__(self, record: Record, release: Release) -> None:
-        self.pid = os.getpid()
         self.client = http.client()
         self.loop = self.client.loop
         self.record = record
@@ -261,29 +260,22 @@ class Engine:
             return self.cond.wait_for(lambda: self.held == 0, timeout)
 
 
-_engine: Engine | None = None
-_engine_lock = threading.Lock()
+_ENGINE: PerProcess[Engine] = PerProcess(Engine)
 
 
 def engine(record: Record, release: Release) -> Engine:
-    """This process's engine; a forked child starts its own."""
-    global _engine
-    if _engine is None or _engine.pid != os.getpid():
-        with _engine_lock:
-            if _engine is None or _engine.pid != os.getpid():
-                _engine = Engine(record, release)
-    return _engine
+    """This process's engine; a forked child starts its own. `record` and `release` are the
+    services it calls with what it sent and what it gave back."""
+    return _ENGINE.get(record, release)
 
 
 def engine_stop(timeout: float) -> None:
     """Let what is in flight be sent and recorded (at most `timeout` seconds), then stop recording."""
-    global _engine
-    if _engine is None or _engine.pid != os.getpid():
+    running = _ENGINE.current()
+    if running is None:
         return
-    if not _engine.drain(timeout):
-        logger.warning(
-            "stopping with %d deliveries in flight; the sweep sends them once their leases run out", _engine.held
-        )
-    _engine.results.put(None)
-    _engine.recorder.join(timeout=5)
-    _engine = None
+    if not running.drain(timeout):
+        logger.warning("stopping with %d deliveries in flight; the sweep sends them once their leases run out", running.held)
+    running.results.put(None)
+    running.recorder.join(timeout=5)
+    _ENGINE.forget()

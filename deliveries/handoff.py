@@ -14,12 +14,13 @@ unsent, or the broker refuses them, the sweep hands them out when the lease runs
 
 import atexit
 import logging
-import os
 import secrets
 import threading
 import time
 
 from django.conf import settings
+
+from core.process import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -27,26 +28,29 @@ TOKEN_LIFETIME = 1.0  # seconds one shared dispatch token is handed to new publi
 
 
 class Outbox:
+    """The ids queued by this process's publishes and the thread that sends them (see outbox())."""
+
     def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
         self._cond = threading.Condition()
         self._queued: dict[str, list[str]] = {}  # token -> ids, in arrival order
         self._sending = False
-        self._pid: int | None = None
-        self._token, self._token_born = "", 0.0
+        self._thread: threading.Thread | None = None
+        self._token, self._token_born = "", float("-inf")
 
     def token(self) -> str:
         """The dispatch lease token for a publish now (shared by this process's publishes for a second)."""
         with self._cond:
             now = self._clock()
-            if self._pid != os.getpid() or now - self._token_born > TOKEN_LIFETIME:
+            if now - self._token_born > TOKEN_LIFETIME:
                 self._token, self._token_born = secrets.token_hex(16), now
-                self._start_if_forked()
             return self._token
 
     def put(self, ids: list[str], token: str) -> None:
         with self._cond:
-            self._start_if_forked()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deliveries-handoff", daemon=True)
+                self._thread.start()
             self._queued.setdefault(token, []).extend(ids)
             self._cond.notify_all()
 
@@ -56,17 +60,10 @@ class Outbox:
         with self._cond:
             while self._queued or self._sending:
                 left = deadline - time.monotonic()
-                if left <= 0 or self._pid != os.getpid():
+                if left <= 0:
                     return False
                 self._cond.wait(left)
         return True
-
-    def _start_if_forked(self) -> None:
-        # A forked child has the parent's state but not its thread: it starts its own, empty.
-        if self._pid == os.getpid():
-            return
-        self._pid, self._queued, self._sending = os.getpid(), {}, False
-        threading.Thread(target=self._run, name="deliveries-handoff", daemon=True).start()
 
     def _run(self) -> None:
         last_sent = float("-inf")
@@ -108,10 +105,17 @@ def send(ids: list[str], token: str) -> None:
             logger.warning("could not queue %d deliveries; the sweep will send them", len(chunk), exc_info=True)
 
 
-OUTBOX = Outbox()
+_OUTBOX = PerProcess(Outbox)
+
+
+def outbox() -> Outbox:
+    """This process's outbox; a forked child (a Celery pool process) starts its own, empty."""
+    return _OUTBOX.get()
 
 
 @atexit.register
 def _flush_at_exit() -> None:
     # A short-lived process (a management command) sends what it published before it goes.
-    OUTBOX.flush(timeout=5.0)
+    current = _OUTBOX.current()
+    if current is not None:
+        current.flush(timeout=5.0)

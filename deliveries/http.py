@@ -2,13 +2,11 @@
 response bodies, and the URL policy checked again right before each request.
 
 One asyncio event loop and one aiohttp session per process, in a background thread, shared by
-every caller: the delivery engine awaits `send()` on that loop; synchronous code calls `post()` or
-`post_many()`. A host name is resolved through the URL policy and the connection goes to the very
+every caller: the delivery engine awaits `send()` on that loop; synchronous code calls `post()`. A host name is resolved through the URL policy and the connection goes to the very
 addresses that were checked, so DNS cannot swap in a private address between check and connect.
 """
 
 import asyncio
-import os
 import socket
 import threading
 import time
@@ -19,6 +17,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from django.conf import settings
 
+from core.process import PerProcess
 from subscriptions.url_policy import Target, UrlNotAllowed, resolve_allowed, url_parse
 
 
@@ -101,7 +100,6 @@ class Client:
     """The process's event loop (in a daemon thread) and its one aiohttp session."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.loop = new_event_loop()
         self._ready = threading.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -139,18 +137,12 @@ class Client:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
 
-_client: Client | None = None
-_client_lock = threading.Lock()
+_CLIENT = PerProcess(Client)
 
 
 def client() -> Client:
     """This process's client; a forked child (a Celery pool process) starts its own."""
-    global _client
-    if _client is None or _client.pid != os.getpid():
-        with _client_lock:
-            if _client is None or _client.pid != os.getpid():
-                _client = Client()
-    return _client
+    return _CLIENT.get()
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
@@ -207,11 +199,3 @@ def post(request: OutboundRequest) -> OutboundResult:
     """Send one request from synchronous code."""
     return client().run(send(request))
 
-
-def post_many(batch: list[OutboundRequest]) -> list[OutboundResult]:
-    """Send a batch concurrently from synchronous code; results in the batch's order."""
-
-    async def gather() -> list[OutboundResult]:
-        return list(await asyncio.gather(*(send(r) for r in batch)))
-
-    return client().run(gather()) if batch else []

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.jsonlimits import MAX_DEPTH as JSON_MAX_DEPTH
+from core.jsonlimits import refuse_constant
 
 __all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "Fragment", "UnsafeJSONError", "check_safe", "dumps", "js_number", "parse"]
 
@@ -166,16 +167,12 @@ def _js_int(text: str) -> int | float:
     return value if -_SAFE <= value <= _SAFE else float(text)
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse(raw: bytes | str) -> Any:
     """What JavaScript's JSON.parse reads: an integer beyond ±(2**53 - 1) is the double it rounds
     to, as every JavaScript number is. For text :func:`dumps` made, ``dumps(parse(text)) == text``
     (an integral double of 2**53 or more is printed as digits, which Python alone reads as an int
     no JavaScript receiver would see)."""
-    return json.loads(raw, parse_int=_js_int, parse_constant=_no_constant)
+    return json.loads(raw, parse_int=_js_int, parse_constant=refuse_constant)
 
 
 def check_safe(value: Any, path: str = "data", depth: int = 0) -> None:

@@ -338,7 +338,7 @@ class IntegrationInboundEventListView(GenericAPIView):
         return self.get_paginated_response(InboundEventSerializer(page, many=True).data)
 
 
-# --- examples for the OpenAPI document, by the name of their component (see core.api.schema) ---
+# --- examples for the OpenAPI document, by the name of their component (see agentbot.schema) ---
 AT = "2026-05-21T17:45:12Z"
 INTEGRATION_ID = "intg_01jw3k2m4n6p8q0r2s4t6v8x0z"
 INTEGRATION_INPUT = {

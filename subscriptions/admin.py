@@ -1,16 +1,14 @@
-"""Webhooks in the admin: a list that shows each endpoint's health, a page with its deliveries, and
-actions that call the services and say what happened."""
+"""Webhooks in the admin: the form, the list with each endpoint's health, and the actions of
+subscriptions (rotate the secret, enable, pause, delete) that call the services and say what
+happened. deliveries/admin.py registers it, with what concerns deliveries added (their columns,
+chart and log on the webhook's page, send a test event, redeliver)."""
 
 import logging
-from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.template.loader import render_to_string
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -19,20 +17,15 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ObjectActionsMixin
-from core.charts import hourly_chart
-from core.logging import log_delivery
-from agentbot.metrics import WEBHOOK_STATES, deliveries_per_hour, webhooks_with_health
-from deliveries.services import operator
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook
-from subscriptions.selectors import webhook_waiting_count
+from subscriptions.selectors import WEBHOOK_STATES, webhook_waiting_count
 
 logger = logging.getLogger(__name__)
 
 EVENT_CHOICES = [(ALL_EVENTS, "All events (*)")] + [(name, name) for name in SUBSCRIPTION_NAMES]
 EDITABLE = ["url", "events", "format", "enabled", "description"]
-RECENT_DELIVERIES = 20
 
 
 class WebhookForm(forms.ModelForm):
@@ -59,20 +52,6 @@ class WebhookForm(forms.ModelForm):
 
     def clean_format(self):
         return self._validated(services.webhook_validate_format, "format")
-
-
-class RedeliverForm(forms.Form):
-    since = forms.DateTimeField(
-        label="Failed deliveries created since (UTC)",
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-    )
-
-    def clean_since(self):
-        since = self.cleaned_data["since"]
-        if since > timezone.now():
-            raise ValidationError("pick a time in the past: deliveries created after it are redelivered")
-        return since
 
 
 class HealthFilter(admin.SimpleListFilter):
@@ -125,22 +104,20 @@ def health_html(webhook: Webhook) -> str:
     return format_html('<span class="console-status {}">{}</span>{}', level, state, note)
 
 
-@admin.register(Webhook)
 class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
+    """Not registered here: deliveries/admin.py registers it with the deliveries' parts."""
+
     form = WebhookForm
     list_display = [
-        "url", "site_key", "format_name", "event_list", "enabled", "last_delivery", "success_24h", "failures_in_a_row", "health",
+        "url", "site_key", "format_name", "event_list", "enabled", "failures_in_a_row", "health",
     ]
     list_filter = ["enabled", HealthFilter, "format", "site"]
     list_select_related = ["site"]
     search_fields = ["url", "=id", "description", "=site__id", "site__name"]
     readonly_fields = [
-        "id", "managed_by", "secret_hint", "previous_secret_expires_at", "health_summary", "deliveries_chart", "recent_deliveries",
+        "id", "managed_by", "secret_hint", "previous_secret_expires_at", "health_summary",
     ]
-    actions = ["send_test", "redeliver_failed", "rotate_secret", "enable", "disable"]
-
-    def get_queryset(self, request):
-        return webhooks_with_health(super().get_queryset(request), now=timezone.now())
+    actions = ["rotate_secret", "enable", "disable"]
 
     def get_readonly_fields(self, request, obj=None):
         # A webhook stays on its site: its deliveries and API keys belong there.
@@ -170,14 +147,12 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
             main,
             ("Health", {"fields": ["health_summary"]}),
             ("Signing", {"fields": ["id", "secret_hint", "previous_secret_expires_at"]}),
-            ("Deliveries per hour, last 24 hours", {"fields": ["deliveries_chart"]}),
-            (f"Recent deliveries (newest {RECENT_DELIVERIES})", {"fields": ["recent_deliveries"]}),
         ]
 
     def object_actions(self, request, obj):
         if obj.connector:
-            return ["redeliver_failed"]
-        return ["send_test", "redeliver_failed", "rotate_secret", "disable" if obj.enabled else "enable"]
+            return []
+        return ["rotate_secret", "disable" if obj.enabled else "enable"]
 
     # --- columns ---------------------------------------------------------------------------
     @admin.display(description="site", ordering="site")
@@ -191,19 +166,6 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     @admin.display(description="events")
     def event_list(self, obj):
         return ", ".join(obj.events)
-
-    @admin.display(description="last delivery", ordering="last_delivery_status")
-    def last_delivery(self, obj):
-        if obj.last_delivery_status is None:
-            return "—"
-        code = f" · HTTP {obj.last_delivery_code}" if obj.last_delivery_code else ""
-        return format_html('<span class="console-status {}">{}</span>{}', obj.last_delivery_status, obj.last_delivery_status, code)
-
-    @admin.display(description="success 24 h")
-    def success_24h(self, obj):
-        if not obj.finished_24h:
-            return "—"
-        return f"{100 * obj.succeeded_24h // obj.finished_24h}% of {obj.finished_24h}"
 
     @admin.display(description="failures", ordering="consecutive_failures")
     def failures_in_a_row(self, obj):
@@ -235,18 +197,6 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def health_summary(self, obj):
         return render_to_string("admin/subscriptions/webhook/health.html", {"webhook": obj, "state": health_html(obj)})
 
-    @admin.display(description="per clock hour (UTC)")
-    def deliveries_chart(self, obj):
-        return hourly_chart(deliveries_per_hour(now=timezone.now(), webhook=obj), title="Deliveries per hour, last 24 hours")
-
-    @admin.display(description="newest first")
-    def recent_deliveries(self, obj):
-        rows = obj.deliveries.select_related("event").order_by("-created_at")[:RECENT_DELIVERIES]
-        return render_to_string(
-            "admin/subscriptions/webhook/recent_deliveries.html",
-            {"deliveries": rows, "all_url": reverse("admin:deliveries_delivery_changelist") + f"?webhook__id__exact={obj.pk}"},
-        )
-
     # --- writes go through the services ----------------------------------------------------
     def save_model(self, request, obj, form, change):
         if change:
@@ -267,60 +217,6 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 messages.WARNING,
             )
         return queryset.filter(connector="")
-
-    @admin.action(description="Send a test event", permissions=["change"])
-    def send_test(self, request, queryset):
-        queryset = self._subscriber_webhooks(request, queryset)
-        if not queryset.exists():
-            return
-        with transaction.atomic():
-            events = [operator.webhook_send_test(webhook=w) for w in queryset]
-        deliveries = [d for event in events for d in event.deliveries.all()]
-        for d in deliveries:
-            log_delivery(logger, logging.INFO, "test event sent from the admin", delivery_id=d.id, event_id=d.event_id,
-                         webhook_id=d.webhook_id, operator=request.user.get_username())
-        self.message_user(
-            request,
-            f"Sent a webhook.test event to {len(events)} webhook(s): delivery {', '.join(d.id for d in deliveries)}. "
-            "Its attempt shows on the webhook's page within seconds.",
-            messages.SUCCESS,
-        )
-
-    @admin.action(description="Redeliver failed deliveries since a time…", permissions=["change"])
-    def redeliver_failed(self, request, queryset):
-        form = RedeliverForm(request.POST if "apply" in request.POST else None, initial={"since": timezone.now() - timedelta(days=1)})
-        if not form.is_valid():
-            return TemplateResponse(
-                request,
-                "admin/subscriptions/webhook/redeliver.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": "Redeliver failed deliveries",
-                    "opts": self.model._meta,
-                    "form": form,
-                    "webhooks": queryset,
-                    "action": "redeliver_failed",
-                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                },
-            )
-        since = form.cleaned_data["since"]
-        webhooks = list(queryset)
-        queued = sum(operator.deliveries_redeliver(webhook=w, since=since) for w in webhooks)
-        logger.info("failed deliveries queued again from the admin", extra={
-            "webhook_ids": ",".join(w.id for w in webhooks), "count": queued, "operator": request.user.get_username()})
-        paused = [w.url for w in webhooks if w.paused]
-        disabled = [w.url for w in webhooks if not w.enabled and not w.paused]
-        note = ""
-        if paused:
-            note += f" Note: {', '.join(paused)} is paused, so its deliveries wait until it is enabled."
-        if disabled:
-            note += f" Note: {', '.join(disabled)} was disabled by the service, so its deliveries fail again at once; enable it first."
-        self.message_user(
-            request,
-            f"Queued {queued} failed deliveries of {len(webhooks)} webhook(s), created since {since:%Y-%m-%d %H:%M} UTC, "
-            f"to be sent again now.{note}",
-            messages.WARNING if note else messages.SUCCESS,
-        )
 
     @admin.action(description="Rotate the signing secret (old one valid 24 h)", permissions=["change"])
     def rotate_secret(self, request, queryset):

@@ -82,9 +82,6 @@ class Webhook(models.Model):
     def __str__(self) -> str:
         return f"{self.url} ({self.id})"
 
-    def wants(self, event_type: str) -> bool:
-        return subscribed(self.events, event_type)
-
     @staticmethod
     def paused_q(prefix: str = "") -> models.Q:
         """`paused` as a filter, on webhooks or through a relation (`prefix="webhook__"`)."""

@@ -1,4 +1,6 @@
-"""Reads about webhooks that the admin and the API share."""
+"""Reads about webhooks that the admin, the API and the metrics share."""
+
+from django.db.models import Count, Q
 
 from subscriptions.models import Webhook
 
@@ -14,3 +16,27 @@ def webhook_state(webhook: Webhook) -> str:
 def webhook_waiting_count(*, webhook: Webhook) -> int:
     """Deliveries still to be sent to the webhook (for a paused one: those waiting for it)."""
     return webhook.deliveries.filter(status="pending").count()
+
+
+# A webhook's health states; they overlap (a failing webhook is also enabled).
+WEBHOOK_STATES = {
+    "enabled": Q(enabled=True),
+    "healthy": Q(enabled=True, consecutive_failures=0),
+    "failing": Q(consecutive_failures__gt=0),  # at least one failure since the last success
+    "circuit_open": Q(circuit_opened_at__isnull=False),
+    "disabled_by_operator": Webhook.paused_q(),  # paused
+    "disabled_by_service": Q(enabled=False) & ~Q(disabled_reason=""),
+}
+
+
+def webhook_states() -> dict[str, int]:
+    """How many webhooks are in each of WEBHOOK_STATES, in one pass over the webhook table."""
+    # Aliases differ from field names: Django refuses an aggregate named like a field it filters on.
+    row = Webhook.objects.aggregate(**{f"n_{state}": Count("id", filter=q) for state, q in WEBHOOK_STATES.items()})
+    return {state: row[f"n_{state}"] for state in WEBHOOK_STATES}
+
+
+def webhooks_failing(*, limit: int = 20):
+    """Webhooks in trouble, worst first: an open circuit, a failure streak, or disabled by the service."""
+    trouble = WEBHOOK_STATES["failing"] | WEBHOOK_STATES["circuit_open"] | WEBHOOK_STATES["disabled_by_service"]
+    return Webhook.objects.filter(trouble).select_related("site").order_by("-consecutive_failures", "-failing_since")[:limit]

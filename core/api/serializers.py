@@ -4,7 +4,7 @@ never a value silently dropped for the default. Free-form values (an event's `da
 conversation's `source`) are one field each: what is inside them is not checked here.
 
 The OpenAPI document says the same (`additionalProperties: false` on every request body's object,
-see core.api.schema.refuse_unknown_request_fields)."""
+see agentbot.schema.refuse_unknown_request_fields)."""
 
 from collections.abc import Iterable
 

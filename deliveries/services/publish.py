@@ -132,7 +132,7 @@ def event_publish(
                 w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
             ]
         now = timezone.now()
-        token = handoff.OUTBOX.token()
+        token = handoff.outbox().token()
         flowing = [w.id for w in webhooks if not w.held]
         # A paused webhook's deliveries are stored and wait for it to be enabled again; an open
         # circuit's are stored and held, its probes let them through later.
@@ -144,7 +144,7 @@ def event_publish(
         ids = [delivery_id for delivery_id, _ in sent]
         if ids:
             # Batched with other publishes of this process by deliveries/handoff.py.
-            transaction.on_commit(lambda: handoff.OUTBOX.put(ids, token))
+            transaction.on_commit(lambda: handoff.outbox().put(ids, token))
     event.published = Published(data_json=data_json, deliveries=sent + waiting, at=now)
     return event, True
 

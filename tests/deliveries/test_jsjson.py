@@ -130,7 +130,7 @@ def test_parse_reads_numbers_as_javascript_does() -> None:
     assert type(parse("[9007199254740992]")[0]) is float
     assert parse("[1e300, -0.0, 5e-324]") == [1e300, 0.0, 5e-324]
     for constant in ["NaN", "Infinity", "-Infinity"]:
-        with pytest.raises(ValueError, match="not JSON"):
+        with pytest.raises(ValueError, match="is not a JSON number"):
             parse(f"[{constant}]")
 
 

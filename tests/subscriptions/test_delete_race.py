@@ -18,7 +18,7 @@ DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visi
 
 
 def test_deletes_racing_publishes_all_win_and_no_publish_fails(monkeypatch):
-    monkeypatch.setattr(handoff.OUTBOX, "put", lambda ids, token: None)  # no worker here: keep them stored
+    monkeypatch.setattr(handoff.outbox(), "put", lambda ids, token: None)  # no worker here: keep them stored
     site = SiteFactory()
     webhooks = [WebhookFactory(site=site, events=["*"]) for _ in range(30)]
     api = client_for(site)
