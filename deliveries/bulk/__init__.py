@@ -1,0 +1,74 @@
+"""The engine's set-based statements: create, claim, take, record and hand back deliveries a batch
+at a time. Callers pass plain values and get plain values back; the decisions (which outcome,
+which retry time) are made by the services.
+
+Six of them have two implementations behind this one interface: `postgresql` (each one statement,
+what a deployment runs) and `portable` (the ORM, row by row: the embedded SQLite of `make run`).
+Both keep the same contract, tested on PostgreSQL side by side (tests/deliveries/test_bulk.py).
+The rest are plain ORM on every database (`common`).
+"""
+
+from datetime import datetime
+from types import ModuleType
+
+from django.db import connection
+
+from deliveries.bulk import portable, postgresql
+from deliveries.bulk.common import Candidate, Outcome, Taken, due, due_unleased, release, webhook_candidates
+from deliveries.models import Event
+
+__all__ = [
+    "Candidate", "Outcome", "Taken", "claim_due", "deliveries_create", "due", "due_unleased", "event_create", "record",
+    "release", "take", "webhook_candidates", "webhooks_succeeded",
+]
+
+CLAIM_SQL = postgresql.CLAIM_SQL
+
+
+def implementation() -> ModuleType:
+    """The statements for the database in use."""
+    return postgresql if connection.vendor == "postgresql" else portable
+
+
+def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -> tuple[Event, list[Candidate]]:
+    """Store the event and read the site's webhooks that get it (webhook_candidates), in one
+    statement on PostgreSQL (the ORM's INSERT and SELECT cost a publish more CPU than the rest of
+    it). `data_json` is `data` as the publish already rendered it (jsjson.dumps), stored as it is."""
+    return implementation().event_create(site_id=site_id, event_type=event_type, data=data, data_json=data_json)
+
+
+def deliveries_create(
+    *, event_id: str, webhook_ids: list[str], now: datetime, until: datetime | None, token: str | None
+) -> list[tuple[str, str]]:
+    """One delivery per webhook, due `now`, under the dispatch lease `token` until `until`; the
+    (delivery id, webhook id) of each stored. A webhook deleted meanwhile gets none."""
+    if not webhook_ids:
+        return []
+    given = {"event_id": event_id, "next_attempt_at": now, "leased_until": until, "lease_token": token}
+    return implementation().deliveries_create(given=given, webhook_ids=webhook_ids, now=now)
+
+
+def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
+    """Lease up to `limit` due deliveries whose lease ran out, oldest due first (along the due index)."""
+    return implementation().claim_due(now=now, limit=limit, until=until, token=token)
+
+
+def take(
+    *, ids: list[str], token: str, until: datetime, skip_webhooks: list[str] = (), hold_until: datetime | None = None
+) -> list[Taken]:
+    """Extend the lease of the deliveries still held by `token` to `until` and load what sending
+    needs. Deliveries to `skip_webhooks` are not taken: their lease is cut to `hold_until` (never
+    lengthened), or left as it is without one."""
+    return implementation().take(ids=ids, token=token, until=until, skip_webhooks=skip_webhooks, hold_until=hold_until)
+
+
+def record(outcomes: list[Outcome], *, now: datetime) -> None:
+    """Store the attempts and move each delivery still held by its outcome's token on; an attempt
+    is stored for every delivery that still exists."""
+    if outcomes:
+        implementation().record(outcomes, now=now)
+
+
+def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
+    """Webhooks whose latest attempts all succeeded: streak reset, circuit closed, last success at."""
+    implementation().webhooks_succeeded(last_success=last_success, now=now)

@@ -1,0 +1,84 @@
+"""The engine's statements through the ORM, row by row: for the embedded SQLite of `make run`.
+
+The same contract as deliveries/bulk/postgresql.py (tests/deliveries/test_bulk.py runs both on
+PostgreSQL, which runs this code too); slower, and on SQLite a claim's lock is the database's own
+(IMMEDIATE transactions, agentbot/settings.py), so it suits one machine, not a fleet of workers.
+"""
+
+from datetime import datetime
+
+from django.db import transaction
+
+from deliveries import jsjson
+from deliveries.bulk.common import PENDING, Candidate, Outcome, Taken, _ready, due, webhook_candidates
+from deliveries.formats import Envelope
+from deliveries.models import Attempt, Delivery, Event
+from subscriptions.models import Webhook
+
+
+def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -> tuple[Event, list[Candidate]]:
+    event = Event(site_id=site_id, type=event_type, data=data)
+    event.save(force_insert=True)
+    return event, webhook_candidates(site_id=site_id)
+
+
+def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> list[tuple[str, str]]:
+    with transaction.atomic():
+        # A webhook deleted since it was chosen gets none (its row is locked until this commits).
+        present = set(Webhook.objects.select_for_update().filter(pk__in=webhook_ids).values_list("id", flat=True))
+        created = Delivery.objects.bulk_create(Delivery(webhook_id=w, **given) for w in webhook_ids if w in present)
+    return [(d.id, d.webhook_id) for d in created]
+
+
+def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
+    with transaction.atomic():
+        ids = list(due(now=now).order_by("next_attempt_at").select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
+        if ids:
+            Delivery.objects.filter(id__in=ids).update(leased_until=until, lease_token=token)
+    return ids
+
+
+def take(*, ids, token, until, skip_webhooks, hold_until) -> list[Taken]:
+    held = Delivery.objects.filter(id__in=ids, lease_token=token, status=PENDING)
+    if hold_until is not None:
+        held.filter(webhook_id__in=skip_webhooks, leased_until__gt=hold_until).update(leased_until=hold_until)
+    owned = held.exclude(webhook_id__in=skip_webhooks)
+    if not owned.update(leased_until=until):
+        return []
+    taken = []
+    for d in owned.select_related("event"):
+        e = d.event
+        envelope = Envelope(e.id, e.type, e.site_id, e.created_at, jsjson.dumps(e.data).decode("utf-8"))
+        webhook, problem = _ready(lambda: Webhook.objects.get(pk=d.webhook_id))
+        # Only a webhook that cannot be read whole costs a second query, for its format.
+        webhook_format = webhook.format if webhook else Webhook.objects.values_list("format", flat=True).get(pk=d.webhook_id)
+        taken.append(Taken(d.id, d.attempt_count, d.schedule_position, envelope, d.webhook_id, webhook_format, webhook, problem))
+    return taken
+
+
+def record(outcomes: list[Outcome], *, now: datetime) -> None:
+    with transaction.atomic():
+        existing = set(Delivery.objects.filter(id__in=[o.delivery_id for o in outcomes]).values_list("id", flat=True))
+        for o in outcomes:
+            Delivery.objects.filter(pk=o.delivery_id, lease_token=o.token).update(
+                status=o.status, attempt_count=o.number, schedule_position=o.schedule_position,
+                next_attempt_at=o.next_attempt_at, last_attempt_at=now, last_status_code=o.status_code,
+                last_error=o.error, leased_until=None, lease_token=None, updated_at=now,
+            )
+        Attempt.objects.bulk_create(
+            Attempt(
+                delivery_id=o.delivery_id, number=o.number, at=o.at, status_code=o.status_code,
+                request_headers=o.request_headers, response_headers=o.response_headers,
+                response_body=o.response_body, duration_ms=o.duration_ms, error=o.error, succeeded=o.succeeded,
+            )
+            for o in outcomes
+            if o.delivery_id in existing
+        )
+
+
+def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
+    for webhook_id in sorted(last_success):
+        Webhook.objects.filter(pk=webhook_id).update(
+            consecutive_failures=0, failing_since=None, circuit_opened_at=None, circuit_probe_at=None,
+            last_success_at=last_success[webhook_id], updated_at=now,
+        )

@@ -1,0 +1,109 @@
+"""The engine's statements have two implementations behind one interface (deliveries/bulk/):
+`postgresql` and `portable` (the ORM, for the embedded SQLite of `make run`). The ORM runs on
+PostgreSQL too, so the same contract is checked here for both, side by side."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from deliveries import bulk
+from deliveries.bulk import portable, postgresql
+from deliveries.models import Attempt, Delivery
+from subscriptions.models import Webhook
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=[postgresql, portable], ids=["postgresql", "portable"])
+def statements(request, monkeypatch):
+    monkeypatch.setattr(bulk, "implementation", lambda: request.param)
+    return request.param
+
+
+def publish(site, webhooks, *, now, until=None, token=None):
+    event, _ = bulk.event_create(site_id=site.pk, event_type="ticket.created", data={"n": 1}, data_json='{"n":1}')
+    return event, bulk.deliveries_create(event_id=event.id, webhook_ids=[w.id for w in webhooks], now=now, until=until, token=token)
+
+
+def outcome(delivery_id, token, **fields):
+    values = dict(
+        delivery_id=delivery_id, token=token, number=1, at=timezone.now(), status_code=200, request_headers={},
+        response_headers={"X": "y"}, response_body="ok", duration_ms=3, error="", succeeded=True,
+        status=Delivery.Status.SUCCEEDED, schedule_position=1, next_attempt_at=None,
+    )
+    return bulk.Outcome(**{**values, **fields})
+
+
+def test_event_create_reads_the_webhooks_that_get_new_events(statements, site, webhook_factory):
+    enabled = webhook_factory(site=site)
+    paused = webhook_factory(site=site, enabled=False)
+    webhook_factory(site=site, enabled=False, disabled_reason="the receiver answered 410 Gone")
+    webhook_factory()  # another site's
+    event, candidates = bulk.event_create(site_id=site.pk, event_type="ticket.created", data={"a": [1]}, data_json='{"a":[1]}')
+    assert event.pk and event.data == {"a": [1]}
+    assert {(c.id, c.paused) for c in candidates} == {(enabled.id, False), (paused.id, True)}
+
+
+def test_deliveries_create_stores_one_per_webhook_and_none_for_a_deleted_one(statements, site, webhook_factory):
+    first, second, gone = (webhook_factory(site=site) for _ in range(3))
+    gone_id = gone.id
+    Webhook.objects.filter(pk=gone_id).delete()
+    now = timezone.now()
+    event, _ = bulk.event_create(site_id=site.pk, event_type="ticket.created", data={}, data_json="{}")
+    created = bulk.deliveries_create(
+        event_id=event.id, webhook_ids=[first.id, gone_id, second.id], now=now, until=now + timedelta(seconds=60), token="t"
+    )
+    assert [w for _, w in created] == [first.id, second.id]
+    stored = Delivery.objects.get(pk=created[0][0])
+    assert (stored.status, stored.lease_token, stored.attempt_count) == (Delivery.Status.PENDING, "t", 0)
+
+
+def test_claim_due_leases_the_oldest_due_and_skips_those_leased(statements, site, webhook_factory):
+    webhook = webhook_factory(site=site)
+    now = timezone.now()
+    _, (older,) = publish(site, [webhook], now=now - timedelta(seconds=30))
+    _, (newer,) = publish(site, [webhook], now=now - timedelta(seconds=10))
+    _, (leased,) = publish(site, [webhook], now=now - timedelta(seconds=40), until=now + timedelta(seconds=60), token="busy")
+    _, (later,) = publish(site, [webhook], now=now + timedelta(seconds=60))
+    assert bulk.claim_due(now=now, limit=1, until=now + timedelta(seconds=60), token="mine") == [older[0]]
+    assert bulk.claim_due(now=now, limit=10, until=now + timedelta(seconds=60), token="mine") == [newer[0]]
+    assert Delivery.objects.get(pk=leased[0]).lease_token == "busy"
+    assert Delivery.objects.get(pk=later[0]).lease_token is None
+
+
+def test_take_takes_only_what_the_token_holds_and_cuts_the_lease_of_skipped_webhooks(statements, site, webhook_factory):
+    busy, free = webhook_factory(site=site), webhook_factory(site=site)
+    now = timezone.now()
+    event, created = publish(site, [busy, free], now=now, until=now + timedelta(seconds=60), token="t")
+    ids = [d for d, _ in created]
+    assert bulk.take(ids=ids, token="other", until=now + timedelta(seconds=90)) == []
+    taken = bulk.take(ids=ids, token="t", until=now + timedelta(seconds=90), skip_webhooks=[busy.id], hold_until=now + timedelta(seconds=5))
+    (one,) = taken
+    assert (one.webhook_id, one.event.event_id, one.webhook.url, one.format) == (free.id, event.id, free.url, free.format)
+    assert one.webhook.signing_secrets(now) == free.signing_secrets(now)
+    skipped = Delivery.objects.get(webhook=busy)
+    assert skipped.leased_until == now + timedelta(seconds=5) and skipped.lease_token == "t"
+    assert Delivery.objects.get(webhook=free).leased_until == now + timedelta(seconds=90)
+
+
+def test_record_moves_the_delivery_held_by_the_token_and_stores_the_attempt(statements, site, webhook_factory):
+    webhook = webhook_factory(site=site)
+    now = timezone.now()
+    _, [(held, _), (lost, _)] = publish(site, [webhook, webhook_factory(site=site)], now=now, until=now + timedelta(seconds=60), token="t")
+    Delivery.objects.filter(pk=lost).update(lease_token="someone-else")
+    bulk.record([outcome(held, "t"), outcome(lost, "t")], now=now)
+    moved, kept = Delivery.objects.get(pk=held), Delivery.objects.get(pk=lost)
+    assert (moved.status, moved.attempt_count, moved.lease_token, moved.last_status_code) == (Delivery.Status.SUCCEEDED, 1, None, 200)
+    assert (kept.status, kept.lease_token) == (Delivery.Status.PENDING, "someone-else"), "a lease lost is not overwritten"
+    attempt = Attempt.objects.get(delivery_id=held)
+    assert (attempt.number, attempt.response_headers, attempt.response_body, attempt.succeeded) == (1, {"X": "y"}, "ok", True)
+
+
+def test_webhooks_succeeded_resets_the_streak_and_closes_the_circuit(statements, site, webhook_factory):
+    now = timezone.now()
+    webhook = webhook_factory(site=site)
+    Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=7, failing_since=now, circuit_opened_at=now, circuit_probe_at=now)
+    bulk.webhooks_succeeded(last_success={webhook.id: now}, now=now)
+    webhook.refresh_from_db()
+    assert (webhook.consecutive_failures, webhook.failing_since, webhook.circuit_opened_at, webhook.last_success_at) == (0, None, None, now)
