@@ -194,8 +194,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "DeliveryStatusEnum": "deliveries.models.Delivery.Status",
-        "ConversationStatusEnum": "subscriptions.event_types.CONVERSATION_STATUSES",
-        "TicketStatusEnum": "subscriptions.event_types.TICKET_STATUSES",
+        "ConversationStatusEnum": "core.vocabulary.ConversationStatus",
+        "TicketStatusEnum": "core.vocabulary.TicketStatus",
         "WebhookFormatEnum": "subscriptions.models.SUBSCRIBER_FORMATS",
     },
     "POSTPROCESSING_HOOKS": [

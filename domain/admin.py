@@ -10,6 +10,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ObjectActionsMixin
+from core.vocabulary import ConversationStatus, SessionState
 from domain import services
 from domain.models import Appointment, Conversation, Lead, Message, Ticket
 
@@ -49,7 +50,7 @@ class ConversationAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     actions = ["give_back_to_ai"]
 
     def object_actions(self, request, obj):
-        return ["give_back_to_ai"] if obj.is_open and obj.session == "paused" else []
+        return ["give_back_to_ai"] if obj.is_open and obj.session == SessionState.PAUSED else []
 
     def has_resume_permission(self, request):
         # The page stays read-only; handing the dialog back goes through the service.
@@ -63,7 +64,7 @@ class ConversationAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     @admin.action(description=_("Give back to the AI"), permissions=["resume"])
     def give_back_to_ai(self, request, queryset):
         resumed = 0
-        for conversation in queryset.filter(status="open", session="paused"):
+        for conversation in queryset.filter(status=ConversationStatus.OPEN, session=SessionState.PAUSED):
             try:
                 services.conversation_resume(conversation=conversation)
                 resumed += 1

@@ -12,7 +12,7 @@ from core.api.fields import JSONObjectField, StrictCharField
 from core.api.serializers import PatchSerializer, StrictSerializer, no_input, valid_input
 from domain import event_data, services
 from domain.models import Appointment, Conversation, Lead, Message, Ticket
-from subscriptions.event_types import CHANNELS, SENDER_TYPES, TICKET_PRIORITIES, TICKET_STATUSES
+from core.vocabulary import Channel, SenderType, TicketPriority, TicketStatus
 
 
 # --- input ------------------------------------------------------------------------------------
@@ -39,7 +39,7 @@ class VisitorInputSerializer(StrictSerializer):
 
 
 class ConversationInputSerializer(StrictSerializer):
-    channel = serializers.ChoiceField(choices=CHANNELS)
+    channel = serializers.ChoiceField(choices=Channel.values)
     visitor = VisitorInputSerializer(required=False)
     page_url = OptionalText(max_length=2048)
     source = JSONObjectField(
@@ -48,7 +48,7 @@ class ConversationInputSerializer(StrictSerializer):
 
 
 class MessageInputSerializer(StrictSerializer):
-    sender_type = serializers.ChoiceField(choices=SENDER_TYPES)
+    sender_type = serializers.ChoiceField(choices=SenderType.values)
     body = StrictCharField(max_length=20000)
 
 
@@ -59,15 +59,15 @@ class HandoffInputSerializer(StrictSerializer):
 class TicketInputSerializer(StrictSerializer):
     conversation_id = OptionalText(max_length=64)
     subject = StrictCharField(max_length=300)
-    status = serializers.ChoiceField(choices=TICKET_STATUSES, default="open")
-    priority = serializers.ChoiceField(choices=TICKET_PRIORITIES, default="normal")
+    status = serializers.ChoiceField(choices=TicketStatus.values, default=TicketStatus.OPEN)
+    priority = serializers.ChoiceField(choices=TicketPriority.values, default=TicketPriority.NORMAL)
     assignee = OptionalText(max_length=200)
 
 
 class TicketPatchSerializer(PatchSerializer):
     subject = StrictCharField(max_length=300, required=False)
-    status = serializers.ChoiceField(choices=TICKET_STATUSES, required=False)
-    priority = serializers.ChoiceField(choices=TICKET_PRIORITIES, required=False)
+    status = serializers.ChoiceField(choices=TicketStatus.values, required=False)
+    priority = serializers.ChoiceField(choices=TicketPriority.values, required=False)
     assignee = StrictCharField(max_length=200, required=False, allow_blank=True, allow_null=True)
 
     def validate(self, attrs):

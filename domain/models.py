@@ -11,18 +11,7 @@ from core.ids import (
     new_ticket_id,
 )
 from core.models import Site
-from subscriptions.event_types import (
-    CHANNELS,
-    SESSION_STATES,
-    CONVERSATION_STATUSES,
-    SENDER_TYPES,
-    TICKET_PRIORITIES,
-    TICKET_STATUSES,
-)
-
-
-def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(value, value) for value in values]
+from core.vocabulary import Channel, ConversationStatus, SenderType, SessionState, TicketPriority, TicketStatus
 
 
 class Conversation(models.Model):
@@ -30,8 +19,8 @@ class Conversation(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="conversations")
     # The conversation's number on its site, counted from 1: the leads format's SessionID.
     number = models.PositiveIntegerField(editable=False)
-    channel = models.CharField(max_length=20, choices=_choices(CHANNELS))
-    status = models.CharField(max_length=10, choices=_choices(CONVERSATION_STATUSES), default="open")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    status = models.CharField(max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.OPEN)
     visitor_name = models.CharField(max_length=200, blank=True)
     visitor_email = models.EmailField(max_length=254, blank=True)
     visitor_phone = models.CharField(max_length=40, blank=True)
@@ -41,7 +30,7 @@ class Conversation(models.Model):
     handoff_reason = models.TextField(blank=True)
     # The AI session: `active` (the agent answers) → `paused` (a human has the dialog; the agent is
     # silent) → `closed` (with the conversation). README, "Sessions", has the state machine.
-    session = models.CharField(max_length=10, choices=_choices(SESSION_STATES), default="active")
+    session = models.CharField(max_length=10, choices=SessionState.choices, default=SessionState.ACTIVE)
     # Conversations that arrive through an inbound integration: which one, and the visitor's id there.
     integration = models.ForeignKey(
         "inbound.Integration", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
@@ -61,7 +50,7 @@ class Conversation(models.Model):
             models.Index(fields=["site", "-created_at"], name="conversation_site_recent_idx"),
             models.Index(
                 fields=["integration", "external_id"],
-                condition=models.Q(status="open"),
+                condition=models.Q(status=ConversationStatus.OPEN),
                 name="conversation_open_visitor_idx",
             ),
         ]
@@ -71,13 +60,13 @@ class Conversation(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status == "open"
+        return self.status == ConversationStatus.OPEN
 
 
 class Message(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_message_id, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    sender_type = models.CharField(max_length=10, choices=_choices(SENDER_TYPES))
+    sender_type = models.CharField(max_length=10, choices=SenderType.choices)
     body = models.TextField()
     # What the channel sent along with the message (tags, attachments); not part of its event.
     metadata = models.JSONField(default=dict, blank=True)
@@ -99,8 +88,8 @@ class Ticket(models.Model):
         Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
     )
     subject = models.CharField(max_length=300)
-    status = models.CharField(max_length=10, choices=_choices(TICKET_STATUSES), default="open")
-    priority = models.CharField(max_length=10, choices=_choices(TICKET_PRIORITIES), default="normal")
+    status = models.CharField(max_length=10, choices=TicketStatus.choices, default=TicketStatus.OPEN)
+    priority = models.CharField(max_length=10, choices=TicketPriority.choices, default=TicketPriority.NORMAL)
     assignee = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

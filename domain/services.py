@@ -9,6 +9,7 @@ from django.utils import timezone
 from domain import event_data
 from domain.models import Appointment, ContactRecord, Conversation, Lead, Message, Ticket
 from core.models import Site
+from core.vocabulary import ConversationStatus, SenderType, SessionState, TicketPriority, TicketStatus
 from deliveries.services.publish import event_publish, text_is_storable
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
@@ -124,7 +125,7 @@ def message_create(*, conversation: Conversation, sender_type: str, body: str, m
             conversation=conversation, sender_type=sender_type, body=body, metadata=metadata or {}
         )
         event_publish(site=conversation.site, event_type=MESSAGE_CREATED.name, data=event_data.message_created(message))
-        if sender_type == "agent" and conversation.integration_id is not None:
+        if sender_type == SenderType.AGENT and conversation.integration_id is not None:
             # The inbound side builds on the domain, so it is imported here, where it is needed.
             from inbound.services import person_reply_relay
 
@@ -139,7 +140,7 @@ def conversation_handoff(*, conversation: Conversation, reason: str = "") -> Con
         _conversation_require_open(conversation)
         conversation.needs_human_at = timezone.now()
         conversation.handoff_reason = reason
-        conversation.session = "paused"
+        conversation.session = SessionState.PAUSED
         conversation.save(update_fields=["needs_human_at", "handoff_reason", "session"])
         event_publish(
             site=conversation.site,
@@ -155,8 +156,8 @@ def conversation_close(*, conversation: Conversation) -> Conversation:
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if not conversation.is_open:
             return conversation
-        conversation.status = "closed"
-        conversation.session = "closed"
+        conversation.status = ConversationStatus.CLOSED
+        conversation.session = SessionState.CLOSED
         conversation.closed_at = timezone.now()
         conversation.save(update_fields=["status", "session", "closed_at"])
         event_publish(site=conversation.site, event_type=CONVERSATION_CLOSED.name, data=event_data.conversation_ref(conversation))
@@ -169,7 +170,7 @@ def conversation_transfer(*, conversation: Conversation, transfer: dict) -> Conv
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         _conversation_require_open(conversation)
-        conversation.session = "paused"
+        conversation.session = SessionState.PAUSED
         transfers = conversation.context.get("transfers", [])
         # A platform that sends the same transfer again (a redelivered webhook) records it once.
         if not any({k: v for k, v in t.items() if k != "at"} == transfer for t in transfers):
@@ -185,7 +186,7 @@ def conversation_resume(*, conversation: Conversation) -> Conversation:
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         _conversation_require_open(conversation)
-        conversation.session = "active"
+        conversation.session = SessionState.ACTIVE
         conversation.needs_human_at = None
         conversation.handoff_reason = ""
         conversation.save(update_fields=["session", "needs_human_at", "handoff_reason"])
@@ -198,8 +199,8 @@ def ticket_create(
     site: Site,
     subject: str,
     conversation_id: str | None = None,
-    status: str = "open",
-    priority: str = "normal",
+    status: str = TicketStatus.OPEN,
+    priority: str = TicketPriority.NORMAL,
     assignee: str = "",
 ) -> Ticket:
     with transaction.atomic():

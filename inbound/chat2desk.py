@@ -14,7 +14,7 @@ from deliveries import http
 from deliveries.formats import USER_AGENT, chat2desk_success
 from deliveries.jsjson import MAX_SAFE_INTEGER
 from deliveries.services.publish import text_is_storable
-from subscriptions.event_types import CHANNELS
+from core.vocabulary import Channel
 
 # hook_type → the internal action (seed 000's table).
 SESSION_CLOSE = "session_close"
@@ -38,7 +38,7 @@ def channel_of(transport: str | None) -> str:
     if not transport:
         return "other"
     name = TRANSPORT_CHANNELS.get(transport, transport)
-    return name if name in CHANNELS else "other"
+    return name if name in Channel.values else Channel.OTHER
 
 
 # Ids come back in the reply's recipient, which must read the same in JavaScript: integers only,

@@ -8,47 +8,44 @@ unknown fields are not allowed, and a field the agent does not know is `null`, n
 
 from dataclasses import dataclass
 
+from core.vocabulary import Channel, SenderType, TicketPriority, TicketStatus
+
 ALL_EVENTS = "*"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-# --- the agent's vocabulary, shared by the domain models, the schemas and the formats -----------
+# --- the agent's vocabulary (core/vocabulary.py) as the schemas spell it ----------------------
 _STR = {"type": "string"}
 _STR_OR_NULL = {"type": ["string", "null"]}
 
 # Per channel, the identifiers a conversation's `source` may carry, in the order the Chatzuri
 # document (seed 001) lists them in a `message.received` payload.
 CHANNEL_SOURCE_FIELDS: dict[str, dict[str, dict]] = {
-    "whatsapp": {"from": {**_STR, "description": "the visitor's phone number, as in +1234567890"}},
-    "telegram": {
+    Channel.WHATSAPP: {"from": {**_STR, "description": "the visitor's phone number, as in +1234567890"}},
+    Channel.TELEGRAM: {
         "chatId": {"type": ["integer", "string"], "description": "the Telegram chat id, as in 123456789"},
         "username": {**_STR, "description": "the visitor's Telegram username, as in john_doe"},
     },
-    "facebook": {
+    Channel.FACEBOOK: {
         "senderId": {**_STR, "description": "the visitor's page-scoped id"},
         "pageId": {**_STR, "description": "the Facebook Page the visitor wrote to"},
     },
-    "instagram": {"senderId": {**_STR, "description": "the visitor's Instagram-scoped id"}},
-    "email": {
+    Channel.INSTAGRAM: {"senderId": {**_STR, "description": "the visitor's Instagram-scoped id"}},
+    Channel.EMAIL: {
         "from": {**_STR, "description": "the sender's address"},
         "subject": {**_STR, "description": "the subject of the inbound email"},
     },
-    "web": {"sessionId": {**_STR, "description": "the chat widget's session id"}},
+    Channel.WEB: {"sessionId": {**_STR, "description": "the chat widget's session id"}},
     # Channels that reach Agentbot only through an inbound integration (Chat2Desk's transports);
     # the integration's addressing of the visitor is in the conversation's context, not here.
-    "viber": {},
-    "vk": {},
-    "sms": {},
-    "other": {},
+    Channel.VIBER: {},
+    Channel.VK: {},
+    Channel.SMS: {},
+    Channel.OTHER: {},
 }
-CHANNELS = tuple(CHANNEL_SOURCE_FIELDS)
+assert set(CHANNEL_SOURCE_FIELDS) == set(Channel), "every channel has its source fields"
 # The source fields that are the visitor's phone number or address: a conversation that knows the
 # visitor's phone or email but got no such identifier takes it from there.
-CHANNEL_SOURCE_FROM_VISITOR: dict[str, dict[str, str]] = {"whatsapp": {"from": "phone"}, "email": {"from": "email"}}
-SENDER_TYPES = ("visitor", "agent", "ai")
-CONVERSATION_STATUSES = ("open", "closed")
-SESSION_STATES = ("active", "paused", "closed")
-TICKET_STATUSES = ("open", "pending", "solved", "closed")
-TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
+CHANNEL_SOURCE_FROM_VISITOR: dict[str, dict[str, str]] = {Channel.WHATSAPP: {"from": "phone"}, Channel.EMAIL: {"from": "email"}}
 # The ticket fields whose change publishes `ticket.updated`.
 TICKET_TRACKED_FIELDS = ("subject", "status", "priority", "assignee")
 
@@ -103,11 +100,11 @@ _SOURCE_MATCHES_CHANNEL = [
         "if": {"properties": {"channel": {"const": channel}}, "required": ["channel"]},
         "then": {"properties": {"source": _source_schema(channel)}},
     }
-    for channel in CHANNELS
+    for channel in Channel
 ]
 
 _CONVERSATION_ID = _id("conv")
-_CHANNEL = {"enum": list(CHANNELS), "description": "where the conversation takes place"}
+_CHANNEL = {"enum": Channel.values, "description": "where the conversation takes place"}
 _SOURCE = {"type": "object", "description": "the channel's identifiers of the visitor (see CHANNEL_SOURCE_FIELDS)"}
 _PAGE_URL = {**_STR_OR_NULL, "description": "the page the conversation started on (web widget)"}
 _VISITOR = _obj(
@@ -159,7 +156,7 @@ MESSAGE_CREATED = _event(
     {
         "conversation_id": _CONVERSATION_ID,
         "message_id": _id("msg"),
-        "sender_type": {"enum": list(SENDER_TYPES), "description": "who wrote the message"},
+        "sender_type": {"enum": SenderType.values, "description": "who wrote the message"},
         "body": {**_STR, "minLength": 1},
         "visitor_email": _STR_OR_NULL,
         "visitor_name": _STR_OR_NULL,
@@ -177,8 +174,8 @@ _TICKET = {
     "ticket_id": _id("tkt"),
     "conversation_id": _nullable(_CONVERSATION_ID),
     "subject": {**_STR, "minLength": 1},
-    "status": {"enum": list(TICKET_STATUSES)},
-    "priority": {"enum": list(TICKET_PRIORITIES)},
+    "status": {"enum": TicketStatus.values},
+    "priority": {"enum": TicketPriority.values},
     "assignee": {**_STR_OR_NULL, "description": "who works on the ticket, null when nobody"},
 }
 _EXAMPLE_TICKET = {
