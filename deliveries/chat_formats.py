@@ -34,10 +34,12 @@ from subscriptions.event_types import (
     WEBHOOK_DISABLED,
     WEBHOOK_TEST,
 )
+from subscriptions.models import WebhookFormat
 
 if TYPE_CHECKING:  # formats.py imports this module to register the formats
     from deliveries.formats import Envelope
 
+CHAT_FORMATS = (WebhookFormat.SLACK, WebhookFormat.DISCORD, WebhookFormat.TEAMS)
 ELLIPSIS = "…"
 FIELD_VALUE_CHARS = 1000  # a field's value, on every platform (Discord allows 1024)
 CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]+")
@@ -73,13 +75,15 @@ def fit(text: str, limit: int, escape: Callable[[str], str] = str) -> str:
     rendered = escape(text)
     if units(rendered) <= limit:
         return rendered
-    keep = limit
-    while True:
-        rendered = escape(text[:keep].rstrip()) + ELLIPSIS
-        over = units(rendered) - limit
-        if over <= 0 or keep == 0:
-            return rendered
-        keep = max(keep - over, 0)
+
+    def cut(keep: int) -> str:
+        return escape(text[:keep].rstrip()) + ELLIPSIS
+
+    low, high = 0, min(len(text), limit)  # a character is at least one unit once escaped
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if units(cut(middle)) <= limit else (low, middle - 1)
+    return cut(low)
 
 
 def one_line(text: str) -> str:

@@ -99,7 +99,7 @@ def _notify(webhook: Webhook, event_type: str, extra: dict) -> None:
     from deliveries.formats import iso_utc
     from deliveries.services import event_publish
 
-    data = {"webhook_id": webhook.id, "url": webhook.url}
+    data = {"webhook_id": webhook.id, "url": webhook.displayed_url}
     data.update({k: iso_utc(v) if isinstance(v, datetime) else v for k, v in extra.items()})
     event_publish(site=webhook.site, event_type=event_type, data=data)
 

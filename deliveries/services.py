@@ -21,6 +21,7 @@ from core.models import Site
 from deliveries import bulk, endpoint_health, engine, handoff, http, jsjson
 from deliveries.formats import get_format
 from deliveries.models import Delivery, Event
+from deliveries.preview import webhook_test_data
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS, WEBHOOK_TEST
 from subscriptions.models import Webhook, subscribed
 
@@ -515,7 +516,7 @@ def webhook_send_test(*, webhook: Webhook) -> Event:
     event, _ = event_publish(
         site=webhook.site,
         event_type=WEBHOOK_TEST.name,
-        data={"webhook_id": webhook.id, "message": "This is a test event from Agentbot."},
+        data=webhook_test_data(webhook=webhook),
         only_webhook=webhook,
     )
     return event

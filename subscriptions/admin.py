@@ -18,14 +18,15 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from agentbot.metrics import WEBHOOK_STATES, deliveries_per_hour, webhooks_with_health
 from core.admin import ObjectActionsMixin
 from core.charts import hourly_chart
 from core.logging import log_delivery
-from agentbot.metrics import WEBHOOK_STATES, deliveries_per_hour, webhooks_with_health
 from deliveries import services as delivery_services
+from deliveries.preview import webhook_test_preview
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
-from subscriptions.models import SUBSCRIBER_FORMATS, Webhook
+from subscriptions.models import CREDENTIAL_URL_FORMATS, SUBSCRIBER_FORMATS, Webhook
 from subscriptions.selectors import webhook_waiting_count
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,20 @@ class WebhookForm(forms.ModelForm):
         model = Webhook
         fields = ["site", *EDITABLE]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self._keeps_credential_url():
+            # The URL is the channel's credential: never sent back to a browser once given.
+            self.initial["url"] = ""
+            self.fields["url"].required = False
+            self.fields["url"].help_text = gettext(
+                "Now %(hint)s. The URL is the channel's credential and is not shown again: leave this empty "
+                "to keep it, or paste a new one."
+            ) % {"hint": self.instance.url_hint()}
+
+    def _keeps_credential_url(self) -> bool:
+        return self.instance.pk is not None and self.instance.url_is_credential
+
     def _validated(self, validator, field):
         try:
             return validator(self.cleaned_data.get(field))
@@ -52,6 +67,8 @@ class WebhookForm(forms.ModelForm):
             raise ValidationError(exc.message_dict.get(field, exc.messages)) from exc
 
     def clean_url(self):
+        if not self.cleaned_data.get("url") and self._keeps_credential_url():
+            return self.instance.url
         return self._validated(services.webhook_validate_url, "url")
 
     def clean_events(self):
@@ -91,7 +108,7 @@ def _show_secret_once(request, webhook: Webhook, what: str) -> None:
     messages.warning(
         request,
         format_html(
-            "{} for {}: <code>{}</code> — copy it now; it will not be shown again.", what, webhook.url, webhook.secret
+            "{} for {}: <code>{}</code> — copy it now; it will not be shown again.", what, webhook.displayed_url, webhook.secret
         ),
     )
 
@@ -129,13 +146,14 @@ def health_html(webhook: Webhook) -> str:
 class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     form = WebhookForm
     list_display = [
-        "url", "site_key", "format_name", "event_list", "enabled", "last_delivery", "success_24h", "failures_in_a_row", "health",
+        "shown_url", "site_key", "format_name", "event_list", "enabled", "last_delivery", "success_24h", "failures_in_a_row", "health",
     ]
     list_filter = ["enabled", HealthFilter, "format", "site"]
     list_select_related = ["site"]
     search_fields = ["url", "=id", "description", "=site__id", "site__name"]
     readonly_fields = [
         "id", "managed_by", "secret_hint", "previous_secret_expires_at", "health_summary", "deliveries_chart", "recent_deliveries",
+        "test_preview",
     ]
     actions = ["send_test", "redeliver_failed", "rotate_secret", "enable", "disable"]
 
@@ -170,6 +188,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
             main,
             ("Health", {"fields": ["health_summary"]}),
             ("Signing", {"fields": ["id", "secret_hint", "previous_secret_expires_at"]}),
+            *([] if obj.connector else [("Test event: what arrives", {"fields": ["test_preview"]})]),
             ("Deliveries per hour, last 24 hours", {"fields": ["deliveries_chart"]}),
             (f"Recent deliveries (newest {RECENT_DELIVERIES})", {"fields": ["recent_deliveries"]}),
         ]
@@ -180,6 +199,10 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return ["send_test", "redeliver_failed", "rotate_secret", "disable" if obj.enabled else "enable"]
 
     # --- columns ---------------------------------------------------------------------------
+    @admin.display(description="url", ordering="url")
+    def shown_url(self, obj):
+        return obj.displayed_url
+
     @admin.display(description="site", ordering="site")
     def site_key(self, obj):
         return obj.site_id
@@ -229,7 +252,13 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def secret_hint(self, obj):
         if obj.connector:
             return gettext("the integration's API token (not shown)")
+        if obj.format in CREDENTIAL_URL_FORMATS:
+            return gettext("not used: nothing is signed, the URL is the credential")
         return obj.masked_secret
+
+    @admin.display(description="send test event")
+    def test_preview(self, obj):
+        return render_to_string("admin/subscriptions/webhook/test_preview.html", {"preview": webhook_test_preview(webhook=obj)})
 
     @admin.display(description="now")
     def health_summary(self, obj):
@@ -255,7 +284,8 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         created = services.webhook_create(site=obj.site, **{name: form.cleaned_data[name] for name in EDITABLE})
         obj.pk, obj.secret, obj.created_at = created.pk, created.secret, created.created_at
         obj._state.adding = False
-        _show_secret_once(request, obj, "Signing secret")
+        if obj.format not in CREDENTIAL_URL_FORMATS:
+            _show_secret_once(request, obj, "Signing secret")
 
     # --- actions -----------------------------------------------------------------------------
     def _subscriber_webhooks(self, request, queryset):
@@ -282,7 +312,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         self.message_user(
             request,
             f"Sent a webhook.test event to {len(events)} webhook(s): delivery {', '.join(d.id for d in deliveries)}. "
-            "Its attempt shows on the webhook's page within seconds.",
+            "Its attempt shows on the webhook's page within seconds, below what it looks like when it arrives.",
             messages.SUCCESS,
         )
 
