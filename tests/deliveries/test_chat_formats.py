@@ -78,7 +78,7 @@ def assert_discord_shape(b: dict) -> None:
     assert len(embed.get("fields", [])) <= 25
     assert all(1 <= units(f["name"]) <= 256 and 1 <= units(f["value"]) <= 1024 for f in embed.get("fields", []))
     assert discord_embed_total(embed) <= DISCORD_EMBED_CHARS
-    assert embed["timestamp"] == "2026-05-17T12:34:56Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", embed["timestamp"])
 
 
 def teams_runs(b: dict) -> list[str]:
@@ -137,6 +137,8 @@ def test_every_catalogue_event_has_what_it_shows_listed():
 def test_every_catalogue_event_renders_in_the_platforms_shape_with_its_summary_and_fields(format_name, event_type):
     b = body(format_name, event_type, CATALOGUE[event_type].example)
     SHAPES[format_name](b)
+    if format_name == "discord":
+        assert b["embeds"][0]["timestamp"] == "2026-05-17T12:34:56Z", "the event's time"
     shown = shown_text(format_name, b)
     for expected in SHOWN[event_type]:
         assert expected in shown, (expected, shown)
