@@ -159,12 +159,12 @@ SENDERS = {"visitor": "Visitor", "agent": "Agent", "ai": "AI"}
 
 
 def describe_message_created(data: dict) -> Described:
-    sender = data.get("sender_type")
+    sender = text(data.get("sender_type"))
     if sender == "visitor":
         summary = f"{who(data)} wrote{on_channel(data)}"
     else:
         summary = f"{SENDERS.get(sender, 'Someone')} replied to {who(data)}{on_channel(data)}"
-    sent_by = ("From", SENDERS.get(sender) if isinstance(sender, str) else None)
+    sent_by = ("From", SENDERS.get(sender))
     return summary, conversation_fields(data) + fields(sent_by), text(data.get("body"))
 
 

@@ -6,6 +6,9 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from deliveries import jsjson
 from deliveries.chat_formats import (
@@ -22,6 +25,7 @@ from deliveries.chat_formats import (
 )
 from deliveries.formats import Envelope, Signing, get_format
 from subscriptions.event_types import CATALOGUE
+from tests.support.json_values import json_values, storable_text
 
 SITE = "site_abc"
 CREATED = datetime(2026, 5, 17, 12, 34, 56, tzinfo=UTC)
@@ -293,3 +297,21 @@ def test_chat_formats_are_not_signed(format_name):
 )
 def test_success_rules(rule, status, answer, ok):
     assert rule(status, answer) is ok
+
+
+# --- any data an integrator may publish ------------------------------------------------------------
+FIELD_NAMES = sorted({name for t in CATALOGUE.values() for name in t.schema["properties"]})
+values = json_values(strings=storable_text, max_leaves=10)
+chat_data = st.dictionaries(
+    st.sampled_from(FIELD_NAMES),
+    values | st.text(alphabet="@<>&*_~`|[]#-\n 💶aé", max_size=3000) | st.dictionaries(st.sampled_from(FIELD_NAMES), values),
+)
+
+
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_type=st.sampled_from(list(CATALOGUE)), data=chat_data, format_name=st.sampled_from(CHAT))
+def test_any_data_renders_in_the_platforms_shape_and_never_pings(event_type, data, format_name):
+    b = body(format_name, event_type, data)
+    SHAPES[format_name](b)
+    if format_name == "discord":
+        assert not re.search(r"@(everyone|here)|<@[!&]?\d", json.dumps(b, ensure_ascii=False), re.IGNORECASE)
