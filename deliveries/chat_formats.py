@@ -134,9 +134,12 @@ def conversation_fields(data: dict) -> tuple[tuple[str, str], ...]:
     return fields(("Conversation", data.get("conversation_id")), ("Channel", data.get("channel")), ("Visitor", visitor_of(data)))
 
 
+def full_name(data: dict) -> str:
+    return " ".join(part for part in (text(data.get("first_name")), text(data.get("last_name"))) if part)
+
+
 def contact_name(data: dict) -> str:
-    names = " ".join(part for part in (text(data.get("first_name")), text(data.get("last_name"))) if part)
-    return names or text(data.get("email")) or text(data.get("phone")) or "no name given"
+    return full_name(data) or text(data.get("email")) or text(data.get("phone")) or "no name given"
 
 
 # Per event type: (summary, fields, long text) from the event's data.
@@ -195,7 +198,7 @@ def describe_ticket_updated(data: dict) -> Described:
 def contact_fields(data: dict, record: str) -> tuple[tuple[str, str], ...]:
     return fields(
         (record.capitalize(), data.get(f"{record}_id")),
-        ("Name", " ".join(p for p in (text(data.get("first_name")), text(data.get("last_name"))) if p)),
+        ("Name", full_name(data)),
         ("Email", data.get("email")),
         ("Phone", data.get("phone")),
         ("Conversation", data.get("conversation_id")),
