@@ -1,7 +1,10 @@
 """A chat platform's incoming-webhook URL is its credential: written once, then shown only as a hint,
 in the API, the admin, and the events that name a webhook."""
 
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from deliveries import endpoint_health
@@ -102,3 +105,9 @@ def test_a_disabled_chat_webhook_is_named_by_its_hint_in_the_event_its_owner_get
     endpoint_health.webhooks_record_outcomes(outcomes=[endpoint_health.Outcome(slack.id, False, 410, timezone.now())])
     event = Event.objects.get(type="webhook.disabled")
     assert event.data["url"] == "https://hooks.slack.com/…sEcR" and SLACK_URL not in str(event.data)
+
+
+def test_send_test_webhook_names_a_chat_webhook_by_its_hint(site, webhook_factory):
+    out = StringIO()
+    call_command("send_test_webhook", webhook_factory(site=site, url=SLACK_URL, format="slack").id, stdout=out)
+    assert "https://hooks.slack.com/…sEcR" in out.getvalue() and SLACK_URL not in out.getvalue()
