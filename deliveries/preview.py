@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from deliveries.chat_formats import CHAT_FORMATS, chat_summary
+from deliveries.chat_formats import CHAT_FORMATS
+from deliveries.chat_message import chat_summary
 from deliveries.formats import Envelope, get_format
 from subscriptions.event_types import WEBHOOK_TEST
 from subscriptions.models import Webhook
