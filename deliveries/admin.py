@@ -23,6 +23,7 @@ from core.charts import hourly_chart
 from core.logging import log_delivery
 from deliveries.formats import Envelope, get_format
 from deliveries.models import Delivery, Event
+from deliveries.preview import webhook_test_preview
 from deliveries.selectors import (
     METRICS_WINDOW,
     attempt_stats,
@@ -230,7 +231,7 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
 
     list_display = [*subscriptions_admin.WebhookAdmin.list_display]
     list_display[list_display.index("enabled") + 1 : list_display.index("enabled") + 1] = ["last_delivery", "success_24h"]
-    readonly_fields = [*subscriptions_admin.WebhookAdmin.readonly_fields, "deliveries_chart", "recent_deliveries"]
+    readonly_fields = [*subscriptions_admin.WebhookAdmin.readonly_fields, "test_preview", "deliveries_chart", "recent_deliveries"]
     actions = ["send_test", "redeliver_failed", *subscriptions_admin.WebhookAdmin.actions]
 
     def get_queryset(self, request):
@@ -242,6 +243,7 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
             return fieldsets
         return [
             *fieldsets,
+            *([] if obj.connector else [("Test event: what arrives", {"fields": ["test_preview"]})]),
             ("Deliveries per hour, last 24 hours", {"fields": ["deliveries_chart"]}),
             (f"Recent deliveries (newest {RECENT_DELIVERIES})", {"fields": ["recent_deliveries"]}),
         ]
@@ -265,6 +267,10 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
         return f"{100 * obj.succeeded_24h // obj.finished_24h}% of {obj.finished_24h}"
 
     # --- the webhook's page ----------------------------------------------------------------
+    @admin.display(description="send test event")
+    def test_preview(self, obj):
+        return render_to_string("admin/subscriptions/webhook/test_preview.html", {"preview": webhook_test_preview(webhook=obj)})
+
     @admin.display(description="per clock hour (UTC)")
     def deliveries_chart(self, obj):
         return hourly_chart(deliveries_per_hour(now=timezone.now(), webhook=obj), title="Deliveries per hour, last 24 hours")
@@ -292,7 +298,7 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
         self.message_user(
             request,
             f"Sent a webhook.test event to {len(events)} webhook(s): delivery {', '.join(d.id for d in deliveries)}. "
-            "Its attempt shows on the webhook's page within seconds.",
+            "Its attempt shows on the webhook's page within seconds, below what it looks like when it arrives.",
             messages.SUCCESS,
         )
 
@@ -318,8 +324,8 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
         queued = sum(operator.deliveries_redeliver(webhook=w, since=since) for w in webhooks)
         logger.info("failed deliveries queued again from the admin", extra={
             "webhook_ids": ",".join(w.id for w in webhooks), "count": queued, "operator": request.user.get_username()})
-        paused = [w.url for w in webhooks if w.paused]
-        disabled = [w.url for w in webhooks if not w.enabled and not w.paused]
+        paused = [w.displayed_url for w in webhooks if w.paused]
+        disabled = [w.displayed_url for w in webhooks if not w.enabled and not w.paused]
         note = ""
         if paused:
             note += f" Note: {', '.join(paused)} is paused, so its deliveries wait until it is enabled."

@@ -116,7 +116,7 @@ def _fold(webhook: Webhook, outcomes: list[Outcome]) -> list[Notice]:
 
 
 def _notice(webhook: Webhook, event_type: str, **extra) -> Notice:
-    data = {"webhook_id": webhook.id, "url": webhook.url}
+    data = {"webhook_id": webhook.id, "url": webhook.displayed_url}
     data.update({k: iso_utc(v) if isinstance(v, datetime) else v for k, v in extra.items()})
     return Notice(site=webhook.site, event_type=event_type, data=data)
 

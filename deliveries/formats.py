@@ -15,7 +15,7 @@ from typing import Callable
 
 from django.conf import settings
 
-from deliveries import jsjson
+from deliveries import chat_formats, jsjson
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CHANNEL_REPLY,
@@ -316,6 +316,12 @@ def webhook_channel_body(e: Envelope) -> dict:
     return {"data": [message], **addressing, "_v": "v2"}
 
 
+# --- slack, discord, teams: a channel's incoming webhook (deliveries/chat_formats.py) ------------
+def unsigned(s: Signing) -> dict[str, str]:
+    """No signature: the webhook's URL is the credential."""
+    return {}
+
+
 FORMATS: dict[str, DeliveryFormat] = {
     f.name: f
     for f in (
@@ -346,6 +352,9 @@ FORMATS: dict[str, DeliveryFormat] = {
             DEFAULT_SCHEDULE,
             carries=lambda t: t == CHANNEL_REPLY.name,
         ),
+        DeliveryFormat(WebhookFormat.SLACK, chat_formats.slack_body, unsigned, chat_formats.slack_success, DEFAULT_SCHEDULE),
+        DeliveryFormat(WebhookFormat.DISCORD, chat_formats.discord_body, unsigned, chat_formats.discord_success, DEFAULT_SCHEDULE),
+        DeliveryFormat(WebhookFormat.TEAMS, chat_formats.teams_body, unsigned, chat_formats.teams_success, DEFAULT_SCHEDULE),
     )
 }
 

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import ObjectActionsMixin
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
-from subscriptions.models import SUBSCRIBER_FORMATS, Webhook
+from subscriptions.models import CREDENTIAL_URL_FORMATS, SUBSCRIBER_FORMATS, Webhook
 from subscriptions.selectors import WEBHOOK_STATES, webhook_waiting_count
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,20 @@ class WebhookForm(forms.ModelForm):
         model = Webhook
         fields = ["site", *EDITABLE]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self._keeps_credential_url():
+            # The URL is the channel's credential: never sent back to a browser once given.
+            self.initial["url"] = ""
+            self.fields["url"].required = False
+            self.fields["url"].help_text = gettext(
+                "Now %(hint)s. The URL is the channel's credential and is not shown again: leave this empty "
+                "to keep it, or paste a new one."
+            ) % {"hint": self.instance.url_hint()}
+
+    def _keeps_credential_url(self) -> bool:
+        return self.instance.pk is not None and self.instance.url_is_credential
+
     def _validated(self, validator, field):
         try:
             return validator(self.cleaned_data.get(field))
@@ -45,6 +59,8 @@ class WebhookForm(forms.ModelForm):
             raise ValidationError(exc.message_dict.get(field, exc.messages)) from exc
 
     def clean_url(self):
+        if not self.cleaned_data.get("url") and self._keeps_credential_url():
+            return self.instance.url
         return self._validated(services.webhook_validate_url, "url")
 
     def clean_events(self):
@@ -70,7 +86,7 @@ def _show_secret_once(request, webhook: Webhook, what: str) -> None:
     messages.warning(
         request,
         format_html(
-            "{} for {}: <code>{}</code> — copy it now; it will not be shown again.", what, webhook.url, webhook.secret
+            "{} for {}: <code>{}</code> — copy it now; it will not be shown again.", what, webhook.displayed_url, webhook.secret
         ),
     )
 
@@ -109,7 +125,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     form = WebhookForm
     list_display = [
-        "url", "site_key", "format_name", "event_list", "enabled", "failures_in_a_row", "health",
+        "shown_url", "site_key", "format_name", "event_list", "enabled", "failures_in_a_row", "health",
     ]
     list_filter = ["enabled", HealthFilter, "format", "site"]
     list_select_related = ["site"]
@@ -155,6 +171,10 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return ["rotate_secret", "disable" if obj.enabled else "enable"]
 
     # --- columns ---------------------------------------------------------------------------
+    @admin.display(description="url", ordering="url")
+    def shown_url(self, obj):
+        return obj.displayed_url
+
     @admin.display(description="site", ordering="site")
     def site_key(self, obj):
         return obj.site_id
@@ -191,6 +211,8 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def secret_hint(self, obj):
         if obj.connector:
             return gettext("the integration's API token (not shown)")
+        if obj.format in CREDENTIAL_URL_FORMATS:
+            return gettext("not used: nothing is signed, the URL is the credential")
         return obj.masked_secret
 
     @admin.display(description="now")
@@ -205,7 +227,8 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         created = services.webhook_create(site=obj.site, **{name: form.cleaned_data[name] for name in EDITABLE})
         obj.pk, obj.secret, obj.created_at = created.pk, created.secret, created.created_at
         obj._state.adding = False
-        _show_secret_once(request, obj, "Signing secret")
+        if obj.format not in CREDENTIAL_URL_FORMATS:
+            _show_secret_once(request, obj, "Signing secret")
 
     # --- actions -----------------------------------------------------------------------------
     def _subscriber_webhooks(self, request, queryset):

@@ -19,7 +19,9 @@ from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
 
 
 class WebhookSerializer(serializers.ModelSerializer):
-    url = serializers.CharField(read_only=True)
+    url = serializers.CharField(
+        source="displayed_url", read_only=True, help_text="for slack, discord and teams only a hint: the URL is the credential"
+    )
     format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, read_only=True)
     secret_hint = serializers.CharField(source="masked_secret", read_only=True)
     state = serializers.SerializerMethodField(

@@ -1,6 +1,7 @@
 import base64
 import secrets
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.db import models
 from django.utils import timezone
@@ -23,6 +24,39 @@ def mask_secret(secret: str) -> str:
     return f"{SECRET_PREFIX}…{secret[-4:]}" if secret else ""
 
 
+URL_HINT_TAIL = 4
+
+
+def url_hint(url: str) -> str:
+    """`scheme://host/…abcd`: enough of a URL to recognise it, not to use it. For a URL that is
+    itself a credential (a chat platform's incoming webhook, whose path is the token) or that
+    carries a password (`amqp://user:password@host/vhost`): no user, no password, of the path and
+    query only their last characters."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a URL: nothing of it is shown
+        return "…"
+    host = parts.hostname or ""
+    if not (parts.scheme and host):
+        return "…"
+    if ":" in host:
+        host = f"[{host}]"
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    tail = rest[-URL_HINT_TAIL:] if len(rest) > 2 * URL_HINT_TAIL else ""
+    return f"{parts.scheme}://{host}{port}/…{tail}"
+
+
+def url_is_credential(url: str, format: str) -> bool:
+    """Whether the URL must not be shown again after it was given: its format's URLs are
+    credentials, or it carries a password."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return format in CREDENTIAL_URL_FORMATS or bool(password)
+
+
 def subscribed(events: list[str], event_type: str, data=None) -> bool:
     """Whether a webhook subscribed to `events` gets an event of `event_type` with `data` (the test
     ping goes to any; `message.received` is a visitor's `message.created`)."""
@@ -43,10 +77,24 @@ class WebhookFormat(models.TextChoices):
     STANDARD = "standard", "Standard Webhooks"
     CHAT2DESK = "chat2desk", "Chat2Desk API (an integration's replies)"
     WEBHOOK_CHANNEL = "webhook_channel", "Webhook channel POST_URL (an integration's replies)"
+    SLACK = "slack", "Slack incoming webhook (Block Kit message)"
+    DISCORD = "discord", "Discord webhook (message with an embed)"
+    TEAMS = "teams", "Microsoft Teams Workflows webhook (Adaptive Card)"
 
 
 # What a subscriber can choose; the others belong to the connector webhooks of integrations.
-SUBSCRIBER_FORMATS = [WebhookFormat.AGENTBOT, WebhookFormat.CHATZURI, WebhookFormat.LEADS, WebhookFormat.STANDARD]
+SUBSCRIBER_FORMATS = [
+    WebhookFormat.AGENTBOT,
+    WebhookFormat.CHATZURI,
+    WebhookFormat.LEADS,
+    WebhookFormat.STANDARD,
+    WebhookFormat.SLACK,
+    WebhookFormat.DISCORD,
+    WebhookFormat.TEAMS,
+]
+# Formats whose URL is the credential (whoever has it can post to the channel): unsigned, and the
+# URL is shown only as a hint (url_hint) once given.
+CREDENTIAL_URL_FORMATS = frozenset({WebhookFormat.SLACK, WebhookFormat.DISCORD, WebhookFormat.TEAMS})
 
 
 class Webhook(models.Model):
@@ -80,7 +128,19 @@ class Webhook(models.Model):
         indexes = [models.Index(fields=["site", "enabled"])]
 
     def __str__(self) -> str:
-        return f"{self.url} ({self.id})"
+        return f"{self.displayed_url} ({self.id})"
+
+    def url_hint(self) -> str:
+        return url_hint(self.url)
+
+    @property
+    def url_is_credential(self) -> bool:
+        return url_is_credential(self.url, self.format)
+
+    @property
+    def displayed_url(self) -> str:
+        """The URL as the admin, the API and events show it: whole, or a hint when it is a credential."""
+        return self.url_hint() if self.url_is_credential else self.url
 
     @staticmethod
     def paused_q(prefix: str = "") -> models.Q:

@@ -9,6 +9,7 @@ from core.errors import Refused
 from deliveries import handoff
 from deliveries.formats import get_format
 from deliveries.models import Delivery, Event
+from deliveries.preview import webhook_test_data
 from deliveries.services.leases import dispatch_until, lease_token
 from deliveries.services.publish import event_publish
 from subscriptions.event_types import WEBHOOK_TEST
@@ -66,7 +67,7 @@ def webhook_send_test(*, webhook: Webhook) -> Event:
     event, _ = event_publish(
         site=webhook.site,
         event_type=WEBHOOK_TEST.name,
-        data={"webhook_id": webhook.id, "message": "This is a test event from Agentbot."},
+        data=webhook_test_data(webhook=webhook),
         only_webhook=webhook,
     )
     return event

@@ -319,5 +319,3 @@ CREDENTIAL_HEADERS = {"authorization"}
 
 def stored_headers(headers: dict[str, str]) -> dict[str, str]:
     return {name: "[redacted]" if name.lower() in CREDENTIAL_HEADERS else value for name, value in headers.items()}
-
-

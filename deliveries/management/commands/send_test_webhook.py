@@ -18,4 +18,4 @@ class Command(BaseCommand):
         with transaction.atomic():
             event = webhook_send_test(webhook=webhook)
         delivery = event.deliveries.get()
-        self.stdout.write(f"queued {delivery.id} (event {event.id}) to {webhook.url}")
+        self.stdout.write(f"queued {delivery.id} (event {event.id}) to {webhook.displayed_url}")

@@ -1,0 +1,233 @@
+"""Chat destinations: Slack, Discord and Microsoft Teams incoming webhooks.
+
+Every event becomes one `ChatMessage` (deliveries/chat_message.py: a one-line summary, the fields
+that matter, the long text, a link back to the conversation); each platform renders it here in
+its own message shape, escaped its own way and cut to its documented limits
+(docs/destinations.md). The webhook's URL is the credential: nothing is signed.
+
+deliveries/formats.py registers the three formats from the builders and success rules here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from deliveries import jsjson
+from deliveries.chat_message import ChatMessage, chat_message
+from subscriptions.models import WebhookFormat
+
+if TYPE_CHECKING:  # formats.py imports this module to register the formats
+    from deliveries.formats import Envelope
+
+CHAT_FORMATS = (WebhookFormat.SLACK, WebhookFormat.DISCORD, WebhookFormat.TEAMS)
+ELLIPSIS = "…"
+FIELD_VALUE_CHARS = 1000  # a field's value, on every platform (Discord allows 1024)
+
+
+# --- lengths and cuts, as the platforms count -----------------------------------------------------
+def units(text: str) -> int:
+    """Length as the platforms count it (JavaScript's UTF-16 units): an emoji can count 2."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit(text: str, limit: int, escape: Callable[[str], str] = str) -> str:
+    """`text` escaped, and if that is longer than `limit`, the longest prefix that fits with an
+    ellipsis. The prefix is cut before escaping, so no escape sequence is ever split."""
+    rendered = escape(text)
+    if units(rendered) <= limit:
+        return rendered
+
+    def cut(keep: int) -> str:
+        return escape(text[:keep].rstrip()) + ELLIPSIS
+
+    low, high = 0, min(len(text), limit)  # a character is at least one unit once escaped
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if units(cut(middle)) <= limit else (low, middle - 1)
+    return cut(low)
+
+
+# --- Slack: Block Kit -------------------------------------------------------------------------
+SLACK_TEXT_CHARS = 40_000  # the message's top-level text (the notification's fallback)
+SLACK_HEADER_CHARS = 150
+SLACK_SECTION_CHARS = 3000
+SLACK_FIELD_CHARS = 2000
+SLACK_FIELDS = 10  # per section
+SLACK_BLOCKS = 50
+
+
+def slack_escape(value: str) -> str:
+    """Slack's mrkdwn control characters: `&`, `<` and `>` (also what makes links and mentions)."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_mrkdwn(value: str) -> dict:
+    # verbatim: no automatic links, channel names or mentions from what a visitor wrote
+    return {"type": "mrkdwn", "text": value, "verbatim": True}
+
+
+def slack_body(e: Envelope) -> dict:
+    m = chat_message(e)
+    blocks: list[dict] = [
+        # plain_text is shown as it is: no entities, no formatting, no mentions
+        {"type": "header", "text": {"type": "plain_text", "text": fit(m.summary, SLACK_HEADER_CHARS), "emoji": False}},
+    ]
+    if m.fields:
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [
+                    slack_mrkdwn(f"*{slack_escape(name)}*\n" + fit(value, SLACK_FIELD_CHARS - units(name) - 3, slack_escape))
+                    for name, value in m.fields[:SLACK_FIELDS]
+                ],
+            }
+        )
+    if m.text:
+        blocks.append({"type": "section", "text": slack_mrkdwn(fit(m.text, SLACK_SECTION_CHARS, slack_escape))})
+    context = [slack_mrkdwn(slack_escape(m.footer))]
+    if m.link:
+        context.append({"type": "mrkdwn", "text": f"<{slack_escape(m.link.url)}|{slack_escape(m.link.label)}>"})
+    blocks.append({"type": "context", "elements": context})
+    return {"text": fit(m.summary, SLACK_TEXT_CHARS, slack_escape), "blocks": blocks[:SLACK_BLOCKS]}
+
+
+def slack_success(status: int, body: bytes) -> bool:
+    """Slack answers 200 with the body `ok`; anything else (`invalid_payload`, …) is a refusal."""
+    return status == 200 and body == b"ok"
+
+
+# --- Discord: content and an embed ----------------------------------------------------------------
+DISCORD_CONTENT_CHARS = 2000
+DISCORD_TITLE_CHARS = 256
+DISCORD_DESCRIPTION_CHARS = 4096
+DISCORD_FIELD_NAME_CHARS = 256
+DISCORD_FIELD_VALUE_CHARS = 1024
+DISCORD_FIELDS = 25
+DISCORD_FOOTER_CHARS = 2048
+DISCORD_EMBED_CHARS = 6000  # title, description, field names and values, footer: all together
+# The embed's stripe, by the event type's first word.
+DISCORD_COLOURS = {"conversation": 0x5865F2, "message": 0x5865F2, "ticket": 0xF0B232, "lead": 0x23A55A,
+                   "appointment": 0x23A55A, "webhook": 0xDA373C}
+DISCORD_DEFAULT_COLOUR = 0x99AAB5
+
+# Markdown that Discord reads anywhere, and at the start of a line (quotes, headings, lists).
+_DISCORD_INLINE = re.compile(r"([\\*_~`|\[\]<>])")
+_DISCORD_LINE_START = re.compile(r"^(\s*)([>#+-]|\d+\.)", re.MULTILINE)
+# @everyone, @here, and role/user/channel mentions: a zero-width space breaks every one of them.
+_DISCORD_MENTION = re.compile(r"@(?=everyone|here|[!&]?\d)", re.IGNORECASE)
+
+
+def discord_escape(value: str) -> str:
+    """Shown as written: markdown escaped with backslashes (Discord drops a backslash before any
+    punctuation), and no mention can form. allowed_mentions says the same to Discord's server."""
+    value = _DISCORD_MENTION.sub("@\u200b", value)
+    value = _DISCORD_INLINE.sub(r"\\\1", value)
+    return _DISCORD_LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", value)
+
+
+def discord_embed(m: ChatMessage) -> dict:
+    title = fit(m.summary, DISCORD_TITLE_CHARS, discord_escape)
+    footer = fit(m.footer, DISCORD_FOOTER_CHARS, discord_escape)
+    names = [fit(name, DISCORD_FIELD_NAME_CHARS, discord_escape) for name, _ in m.fields[:DISCORD_FIELDS]]
+    values = [value for _, value in m.fields[:DISCORD_FIELDS]]
+    # The embed's total is shared: values and the description give way, the longest first.
+    limits = [DISCORD_FIELD_VALUE_CHARS] * len(values) + ([DISCORD_DESCRIPTION_CHARS] if m.text else [])
+    raw = values + ([m.text] if m.text else [])
+    budget = DISCORD_EMBED_CHARS - units(title) - units(footer) - sum(units(n) for n in names)
+    while True:
+        shown = [fit(value, limit, discord_escape) for value, limit in zip(raw, limits, strict=True)]
+        over = sum(units(s) for s in shown) - budget
+        longest = max(range(len(shown)), key=lambda i: units(shown[i]), default=None)
+        if over <= 0 or longest is None or units(shown[longest]) <= 1:
+            break
+        limits[longest] = max(units(shown[longest]) - over, 1)
+    colour = DISCORD_COLOURS.get(m.event_type.split(".")[0], DISCORD_DEFAULT_COLOUR)
+    embed: dict = {"title": title, "color": colour}
+    if m.text:
+        embed["description"] = shown[-1]
+    if m.link:
+        embed["url"] = m.link.url
+    if names:
+        embed["fields"] = [{"name": n, "value": v, "inline": units(v) <= 40} for n, v in zip(names, shown[: len(names)], strict=True)]
+    embed["footer"] = {"text": footer}
+    embed["timestamp"] = m.timestamp
+    return embed
+
+
+def discord_body(e: Envelope) -> dict:
+    m = chat_message(e)
+    return {
+        "content": fit(m.summary, DISCORD_CONTENT_CHARS, discord_escape),
+        "embeds": [discord_embed(m)],
+        "allowed_mentions": {"parse": []},
+    }
+
+
+def discord_success(status: int, body: bytes) -> bool:
+    """204 No Content; or, for a URL with `?wait=true`, 200 with the message created (its `id`)."""
+    if status == 204:
+        return True
+    if status != 200:
+        return False
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(answer, dict) and "id" in answer
+
+
+# --- Microsoft Teams: an Adaptive Card, as Workflows webhooks take it ---------------------------------
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+ADAPTIVE_CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+ADAPTIVE_CARD_VERSION = "1.4"
+# Teams documents 28 KB per message, and answers 413 to some smaller ones: the body stays well under.
+TEAMS_BODY_BYTES = 20_000
+TEAMS_TEXT_CHARS = 10_000
+TEAMS_SUMMARY_CHARS = 500
+
+
+def text_run(value: str, **style) -> dict:
+    # A TextRun is never read as markdown, and Teams mentions need entities the card does not
+    # carry: what a visitor wrote is shown as written, with nothing to escape.
+    return {"type": "TextRun", "text": value, **style}
+
+
+def teams_card(m: ChatMessage, *, text_chars: int, field_chars: int) -> dict:
+    body: list[dict] = [
+        {"type": "RichTextBlock", "inlines": [text_run(fit(m.summary, TEAMS_SUMMARY_CHARS), weight="Bolder", size="Medium")]},
+    ]
+    for name, value in m.fields:
+        inlines = [text_run(f"{name}: ", weight="Bolder"), text_run(fit(value, field_chars))]
+        body.append({"type": "RichTextBlock", "spacing": "None", "inlines": inlines})
+    if m.text:
+        body.append({"type": "RichTextBlock", "separator": True, "inlines": [text_run(fit(m.text, text_chars))]})
+    body.append({"type": "RichTextBlock", "inlines": [text_run(m.footer, isSubtle=True, size="Small")]})
+    card: dict = {"$schema": ADAPTIVE_CARD_SCHEMA, "type": "AdaptiveCard", "version": ADAPTIVE_CARD_VERSION, "body": body}
+    if m.link:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": m.link.label, "url": m.link.url}]
+    card["msteams"] = {"width": "Full"}
+    return {"type": "message", "attachments": [{"contentType": ADAPTIVE_CARD, "content": card}]}
+
+
+def teams_body(e: Envelope) -> dict:
+    """The card, its long text cut (then its fields) until the body fits TEAMS_BODY_BYTES."""
+    m = chat_message(e)
+    text_chars, field_chars = min(TEAMS_TEXT_CHARS, units(m.text or "")), FIELD_VALUE_CHARS
+    while True:
+        message = teams_card(m, text_chars=text_chars, field_chars=field_chars)
+        over = len(jsjson.dumps(message)) - TEAMS_BODY_BYTES
+        if over <= 0 or (text_chars <= 1 and field_chars <= 1):
+            return message
+        # Every character takes at least one byte: taking `over` off is enough, or nearly.
+        if text_chars > 1:
+            text_chars = max(text_chars - over, 1)
+        else:
+            field_chars = max(field_chars - over // max(len(m.fields), 1) - 1, 1)
+
+
+def teams_success(status: int, body: bytes) -> bool:
+    """Workflows answers 202 Accepted; the older connectors' webhooks 200."""
+    return status in (200, 202)
