@@ -2,7 +2,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 
 from core.models import ApiKey, Site
 from core.services import api_key_create, api_key_forget
@@ -12,6 +13,18 @@ admin.site.site_title = "Agentbot Webhooks admin"
 admin.site.index_title = "Operations"
 # The wide tables (webhook health, delivery log) need the width more than a second menu.
 admin.site.enable_nav_sidebar = False
+
+
+def secrets_show_once(request, *, title: str, secrets: list[tuple[str, str]], then: str = "") -> None:
+    """Show newly made secrets the one time they can be read: one admin warning, `title` (what and
+    whose), each secret as `label <code>value</code>` (a lone secret needs no label), then `then`
+    (already escaped, e.g. from format_html: where the secret is used). The page is the only
+    place they appear: they are stored hashed or encrypted, and never logged."""
+    shown = format_html_join(", ", "{}<code>{}</code>", ((f"{label} " if label else "", value) for label, value in secrets))
+    warning = ngettext(
+        "copy it now; it will not be shown again.", "copy them now; they will not be shown again.", len(secrets)
+    )
+    messages.warning(request, format_html("{}: {} — {}{}", title, shown, warning, format_html(" {}", then) if then else ""))
 
 
 class ObjectActionsMixin:
@@ -71,9 +84,7 @@ class SiteAdmin(admin.ModelAdmin):
     def new_api_key(self, request, queryset):
         for site in queryset:
             _, plain = api_key_create(site=site, name=f"admin:{request.user.get_username()}")
-            messages.warning(
-                request, format_html("API key for {}: <code>{}</code> — copy it now; it will not be shown again.", site.id, plain)
-            )
+            secrets_show_once(request, title=gettext("API key for %(site)s") % {"site": site.id}, secrets=[("", plain)])
 
 
 @admin.register(ApiKey)

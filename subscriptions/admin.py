@@ -16,7 +16,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ObjectActionsMixin
+from core.admin import ObjectActionsMixin, secrets_show_once
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.models import CREDENTIAL_URL_FORMATS, SUBSCRIBER_FORMATS, Webhook
@@ -80,15 +80,6 @@ class HealthFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         state = self.value()
         return queryset.filter(WEBHOOK_STATES[state]) if state in WEBHOOK_STATES else queryset
-
-
-def _show_secret_once(request, webhook: Webhook, what: str) -> None:
-    messages.warning(
-        request,
-        format_html(
-            "{} for {}: <code>{}</code> — copy it now; it will not be shown again.", what, webhook.displayed_url, webhook.secret
-        ),
-    )
 
 
 def _ago(moment) -> str:
@@ -228,7 +219,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         obj.pk, obj.secret, obj.created_at = created.pk, created.secret, created.created_at
         obj._state.adding = False
         if obj.format not in CREDENTIAL_URL_FORMATS:
-            _show_secret_once(request, obj, "Signing secret")
+            secrets_show_once(request, title=f"Signing secret for {obj.displayed_url}", secrets=[("", obj.secret)])
 
     # --- actions -----------------------------------------------------------------------------
     def _subscriber_webhooks(self, request, queryset):
@@ -244,7 +235,8 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     @admin.action(description="Rotate the signing secret (old one valid 24 h)", permissions=["change"])
     def rotate_secret(self, request, queryset):
         for webhook in self._subscriber_webhooks(request, queryset):
-            _show_secret_once(request, services.webhook_rotate_secret(webhook=webhook), "New signing secret")
+            rotated = services.webhook_rotate_secret(webhook=webhook)
+            secrets_show_once(request, title=f"New signing secret for {rotated.displayed_url}", secrets=[("", rotated.secret)])
 
     @admin.action(description="Enable (resume delivery)", permissions=["change"])
     def enable(self, request, queryset):

@@ -72,8 +72,6 @@ def _unstorable_text(value, path: str) -> str | None:
     return None
 
 
-# Request headers that carry a credential rather than a signature (the chat2desk format sends the
-# integration's API token): the attempt log keeps that they were sent, never their value.
 def text_is_storable(text: str) -> bool:
     """PostgreSQL text and jsonb hold neither NUL nor unpaired surrogates (they are not UTF-8)."""
     if "\x00" in text:
