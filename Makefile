@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/agentbot
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/12
 
-.PHONY: run test install bench clean
+.PHONY: run test lint install bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -21,7 +21,14 @@ install: $(STAMP)
 run: install
 	AGENTBOT_ALLOW_PRIVATE_URLS=$${AGENTBOT_ALLOW_PRIVATE_URLS:-1} $(PY) manage.py serve
 
-test: install
+# The house rules, before the suite: lint and format (ruff, configured in pyproject.toml) and the
+# apps' layers (import-linter's contract in pyproject.toml; docs/ARCHITECTURE.md explains it).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+test: install lint
 	@bash scripts/services.sh
 	@bash scripts/browser.sh
 	@bash scripts/node_deps.sh

@@ -95,7 +95,7 @@ class Receiver:
                 return
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("the benchmark receiver did not start")
+                    raise RuntimeError("the benchmark receiver did not start") from None
                 time.sleep(0.05)
 
     def url(self, name: str, *, hang: bool = False) -> str:
@@ -199,7 +199,7 @@ class Workers:
                         status = Path(f"/proc/{pid}/status").read_text()
                     except OSError:
                         continue
-                    kb = next((int(l.split()[1]) for l in status.splitlines() if l.startswith("VmHWM:")), 0)
+                    kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
                     self.peak_rss[pid] = max(self.peak_rss.get(pid, 0), kb * 1024)
 
         self._sampler = threading.Thread(target=loop, daemon=True)

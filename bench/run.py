@@ -89,7 +89,7 @@ class Table:
     def print(self) -> None:
         head = ("measure", "median", "min–max", "of limit", "target")
         widths = [max(len(r[i]) for r in self.rows + [head]) for i in range(5)]
-        line = "  ".join("{:<%d}" % w for w in widths)
+        line = "  ".join(f"{{:<{w}}}" for w in widths)
         print()
         print(line.format(*head))
         print(line.format(*("-" * w for w in widths)))

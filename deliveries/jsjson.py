@@ -159,7 +159,7 @@ def dumps(value: Any) -> bytes:
         # Pair them up and merge keys that become equal, as JSON.parse would (Python's
         # decoder does the same); JSON.stringify then escapes only the unpaired ones.
         text = _encode(_canon(json.loads(json.dumps(value))))
-        return _LONE_SURROGATE.sub(lambda m: "\\u%04x" % ord(m.group()), text).encode("utf-8")
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
 
 
 def _js_int(text: str) -> int | float:

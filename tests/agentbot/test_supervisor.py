@@ -130,7 +130,7 @@ def test_a_dying_child_is_restarted_each_time_and_logged_while_the_other_runs_on
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     text = log.read_text()
-    assert "flaky (pid %d) exited with code 3 after" % pids(flaky)[0] in text
+    assert f"flaky (pid {pids(flaky)[0]}) exited with code 3 after" in text
     assert "restarting it in 0.05 s (restart 1)" in text and "restarting it in 0.1 s (restart 2)" in text
     assert "restarting it in 0.2 s (restart 3)" in text
     assert len(pids(steady)) == 1 and "steady (pid" not in text, "the steady child was never touched"
@@ -194,7 +194,7 @@ def test_what_a_killed_child_had_forked_is_killed_before_the_child_is_started_ag
         wait_until(lambda: len(pids(forked)) == 2, "the restarted child's own grandchild")
         assert not alive(first_forked), "the first grandchild outlived its parent's restart"
         assert alive(pids(forked)[1])
-        assert "parent (pid %d) was killed by SIGKILL" % pids(parent)[0] in log.read_text()
+        assert f"parent (pid {pids(parent)[0]}) was killed by SIGKILL" in log.read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

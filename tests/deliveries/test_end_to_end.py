@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import json
 import time
+from itertools import pairwise
 
 import pytest
 from django.db import transaction
@@ -87,8 +88,8 @@ def test_receiver_failing_three_times_gets_four_attempts_on_schedule(site, webho
     assert [a.status_code for a in delivered.attempts.order_by("number")] == [500, 500, 500, 200]
     ids = {r.headers["x-agentbot-delivery-id"] for r in received}
     assert ids == {delivery.id}, "every retry of one delivery carries the same delivery id"
-    gaps = [b.at - a.at for a, b in zip(received, received[1:])]
-    for gap, step in zip(gaps, schedule[1:]):
+    gaps = [b.at - a.at for a, b in pairwise(received)]
+    for gap, step in zip(gaps, schedule[1 : len(gaps) + 1], strict=True):
         assert step - 0.05 <= gap <= step + 2.0, f"gaps {gaps} do not follow the schedule {schedule}"
 
 

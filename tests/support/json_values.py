@@ -25,7 +25,10 @@ floats = st.one_of(
 safe_integers = st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
 
 
-def json_values(strings=text, max_leaves: int = 25, extra_scalars=st.nothing()):
+NO_EXTRA = st.nothing()
+
+
+def json_values(strings=text, max_leaves: int = 25, extra_scalars=NO_EXTRA):
     keys = st.one_of(strings, integer_like_keys, st.integers(0, 2**32).map(str))
     scalars = st.one_of(st.none(), st.booleans(), safe_integers, floats, strings, extra_scalars)
     return st.recursive(
