@@ -37,7 +37,7 @@ from subscriptions import admin as subscriptions_admin
 from subscriptions.admin import health_html
 from subscriptions.event_types import CATALOGUE
 from subscriptions.models import Webhook
-from subscriptions.selectors import webhook_states, webhooks_failing
+from subscriptions.selectors import webhook_states, webhooks_by_url_part, webhooks_failing
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +99,12 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return [dashboard] + super().get_urls()
 
     def get_search_results(self, request, queryset, search_term):
-        """Each word is a delivery, event or webhook id, whole and exact, or part of a webhook's URL,
-        and each is found through an index. Django's own search compares `UPPER(id)`, which no index
+        """Each word is a delivery, event or webhook id, whole and exact, or part of a webhook's URL
+        (not of a credential URL: see webhooks_by_url_part), and each is found through an index. Django's own search compares `UPPER(id)`, which no index
         serves, and joins every delivery to its webhook for the URL: on a large delivery table,
         a scan of all of it for every search."""
         for word in search_term.split():
-            by_url = Webhook.objects.filter(url__icontains=word).values_list("id", flat=True)
+            by_url = webhooks_by_url_part(word).values_list("id", flat=True)
             queryset = queryset.filter(Q(id=word) | Q(event_id=word) | Q(webhook_id__in=[word, *by_url]))
         return queryset, False
 

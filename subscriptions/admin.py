@@ -20,7 +20,7 @@ from core.admin import ObjectActionsMixin, secrets_show_once
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.models import CREDENTIAL_URL_FORMATS, SUBSCRIBER_FORMATS, Webhook
-from subscriptions.selectors import WEBHOOK_STATES, webhook_waiting_count
+from subscriptions.selectors import WEBHOOK_STATES, webhook_waiting_count, webhooks_by_url_part
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +120,19 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     ]
     list_filter = ["enabled", HealthFilter, "format", "site"]
     list_select_related = ["site"]
-    search_fields = ["url", "=id", "description", "=site__id", "site__name"]
+    search_fields = ["=id", "description", "=site__id", "site__name"]  # and part of a URL: get_search_results
     readonly_fields = [
         "id", "managed_by", "secret_hint", "previous_secret_expires_at", "health_summary",
     ]
     actions = ["rotate_secret", "enable", "disable"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """Django's search, and webhooks whose URL holds the whole term, except credential URLs
+        (see webhooks_by_url_part)."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            found = found | queryset.filter(pk__in=webhooks_by_url_part(search_term.strip()).values("pk"))
+        return found, may_have_duplicates
 
     def get_readonly_fields(self, request, obj=None):
         # A webhook stays on its site: its deliveries and API keys belong there.

@@ -2,7 +2,7 @@
 
 from django.db.models import Count, Q
 
-from subscriptions.models import Webhook
+from subscriptions.models import CREDENTIAL_URL_FORMATS, Webhook
 
 
 def webhook_state(webhook: Webhook) -> str:
@@ -16,6 +16,13 @@ def webhook_state(webhook: Webhook) -> str:
 def webhook_waiting_count(*, webhook: Webhook) -> int:
     """Deliveries still to be sent to the webhook (for a paused one: those waiting for it)."""
     return webhook.deliveries.filter(status="pending").count()
+
+
+def webhooks_by_url_part(part: str):
+    """Webhooks whose URL contains `part` (any case), for the admin's search boxes. A URL that is
+    its own credential (a chat platform's incoming webhook) is never searched: matching pieces of
+    it one search at a time would read it out, which its hint is there to prevent."""
+    return Webhook.objects.filter(url__icontains=part).exclude(format__in=CREDENTIAL_URL_FORMATS)
 
 
 # A webhook's health states; they overlap (a failing webhook is also enabled).

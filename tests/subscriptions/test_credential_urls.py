@@ -112,3 +112,18 @@ def test_send_test_webhook_names_a_chat_webhook_by_its_hint(site, webhook_factor
     out = StringIO()
     call_command("send_test_webhook", webhook_factory(site=site, url=SLACK_URL, format="slack").id, stdout=out)
     assert "https://hooks.slack.com/…sEcR" in out.getvalue() and SLACK_URL not in out.getvalue()
+
+
+def test_the_admin_searches_never_match_inside_a_credential_url(admin_client, site, webhook_factory):
+    """A search by a piece of a URL would read a chat webhook's token out one guess at a time: the
+    webhook list and the delivery log match other webhooks' URLs, never a credential URL."""
+    slack = webhook_factory(site=site, url=SLACK_URL, format="slack")
+    crm = webhook_factory(site=site, url="https://crm.example.com/XXXXXXXXsEcR")
+    for webhook in (slack, crm):
+        webhook_send_test(webhook=webhook)
+    listed = admin_client.get(WEBHOOKS, {"q": "XXXXXXXXsEcR"}).content.decode()
+    assert "crm.example.com" in listed and "hooks.slack.com" not in listed
+    assert "hooks.slack.com" not in admin_client.get(WEBHOOKS, {"q": "B0001/XXXX"}).content.decode()
+    assert "hooks.slack.com" in admin_client.get(WEBHOOKS, {"q": slack.id}).content.decode(), "its id still finds it"
+    log = admin_client.get("/admin/deliveries/delivery/", {"q": "sEcR"}).content.decode()
+    assert crm.id in log and slack.id not in log
