@@ -38,6 +38,9 @@ class OutboundResult:
     body: bytes = b""
     duration_ms: int = 0
     error: str = ""
+    # A broker destination (deliveries/amqp.py): the broker confirmed the message. No status code
+    # there; this is its success.
+    confirmed: bool = False
 
 
 @lru_cache(maxsize=4096)
