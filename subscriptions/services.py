@@ -95,10 +95,18 @@ def webhook_validate_destination(
     format = webhook_validate_format(format)
     exchange, routing_key = webhook_validate_exchange(exchange), webhook_validate_routing_key(routing_key)
     if not is_broker_url(url):
+        try:
+            url = webhook_validate_url(url)
+        except ValidationError as exc:
+            if "http:// or https://" in str(exc):  # a subscriber may also mean a broker
+                raise ValidationError(
+                    {"url": "the URL must start with http:// or https://, or amqp:// or amqps:// to publish to a RabbitMQ broker"}
+                ) from exc
+            raise
         if exchange or routing_key:
             field = "exchange" if exchange else "routing_key"
             raise ValidationError({field: "an exchange and a routing key are for amqp:// and amqps:// URLs only"})
-        return Destination(url=webhook_validate_url(url), format=format)
+        return Destination(url=url, format=format)
     url, password = webhook_validate_broker_url(url, stored_password=stored_password)
     if format not in BROKER_FORMATS:
         raise ValidationError(
