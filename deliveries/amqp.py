@@ -88,38 +88,61 @@ class Pool:
         self.channels: dict[tuple[PoolKey, str], AbstractChannel] = {}
         self.locks: dict[PoolKey, asyncio.Lock] = {}
 
-    async def channel(self, broker: BrokerTarget, password: str, owner: str, timeout: float) -> tuple[AbstractChannel, str]:
+    async def channel(self, broker: BrokerTarget, password: str, owner: str, timeout: float) -> tuple[AbstractChannel, PoolKey]:
         """An open confirm-mode channel of `owner` on a connection to an allowed address of the
-        broker (connecting or reconnecting as needed); and the address."""
+        broker (connecting or reconnecting as needed); and the connection's key."""
         addresses = await http.allowed_addresses(broker.target)
         key = pool_key(broker, addresses[0], password)
         lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:  # one connect, and one channel per owner, at a time
             channel = self.channels.get((key, owner))
-            if channel is not None and not channel.is_closed:
-                return channel, str(addresses[0])
+            if channel is not None and not channel.is_closed and usable(self.connections.get(key)):
+                return channel, key
             connection = self.connections.get(key)
-            if connection is None or connection.is_closed:
-                self._forget(key)
+            if not usable(connection):
+                self.evict(key)
                 connection = self.connections[key] = await connect(broker, addresses, password, timeout)
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            try:
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            except Exception:
+                self.evict(key)  # a connection that cannot open a channel is not kept
+                raise
             self.channels[(key, owner)] = channel
-            return channel, str(addresses[0])
+            return channel, key
 
-    def _forget(self, key: PoolKey) -> None:
-        """Drop a closed connection and its channels (they closed with it)."""
-        self.connections.pop(key, None)
+    def evict(self, key: PoolKey) -> None:
+        """Drop a connection that failed (the broker restarted, a socket died) and its channels;
+        the next publish connects anew."""
+        connection = self._forget(key)
+        if connection is not None and not connection.is_closed:
+            asyncio.get_running_loop().create_task(_close_quietly(connection))
+
+    def _forget(self, key: PoolKey) -> AbstractConnection | None:
         for channel_key in [k for k in self.channels if k[0] == key]:
             del self.channels[channel_key]
+        return self.connections.pop(key, None)
 
     async def close(self) -> None:
         for connection in list(self.connections.values()):
-            try:
-                await connection.close()
-            except Exception:  # closing a dead connection: nothing more to do
-                logger.debug("closing a broker connection failed", exc_info=True)
+            await _close_quietly(connection)
         self.connections.clear()
         self.channels.clear()
+
+
+def usable(connection: AbstractConnection | None) -> bool:
+    """Open on both levels: aio-pika's connection does not always notice that the socket under
+    it closed (a broker that shut down), aiormq's does."""
+    if connection is None or connection.is_closed:
+        return False
+    transport = connection.transport
+    return transport is not None and not transport.connection.is_closed
+
+
+async def _close_quietly(connection: AbstractConnection) -> None:
+    try:
+        await connection.close()
+    except Exception:  # closing a dead connection: nothing more to do
+        logger.debug("closing a broker connection failed", exc_info=True)
 
 
 async def connect(broker: BrokerTarget, addresses: list, password: str, timeout: float) -> AbstractConnection:
@@ -172,18 +195,25 @@ async def publish(message: BrokerMessage) -> http.OutboundResult:
     timeout = settings.AGENTBOT_HTTP_TIMEOUT if message.timeout is None else message.timeout
     started = time.monotonic()
     result = http.OutboundResult()
+    key = None
     try:
         async with asyncio.timeout(timeout):
             broker = broker_url_parse(message.url)
-            channel, _ = await pool().channel(broker, message.password, message.channel_owner, timeout)
+            channel, key = await pool().channel(broker, message.password, message.channel_owner, timeout)
             exchange = channel.default_exchange if not message.exchange else await channel.get_exchange(message.exchange, ensure=False)
             await exchange.publish(amqp_message(message), routing_key=message.routing_key, mandatory=True)
         result.confirmed = True
         result.body = f"confirmed by the broker ({message.where()})".encode()
     except Exception as exc:  # every failure is the attempt's reason; none may escape the engine
+        if key is not None and not isinstance(exc, MESSAGE_FAILURES):
+            pool().evict(key)  # the connection itself may be dead: the next attempt connects anew
         result.error = scrub(failure_reason(exc, message, timeout), message.password)
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
+
+
+# Failures of one message or one channel, on a connection that is still fine.
+MESSAGE_FAILURES = (aiormq.exceptions.DeliveryError, aiormq.exceptions.ChannelClosed)
 
 
 def failure_reason(exc: BaseException, message: BrokerMessage, timeout: float) -> str:
@@ -204,6 +234,8 @@ def failure_reason(exc: BaseException, message: BrokerMessage, timeout: float) -
         return f"authentication failed: the broker refused the user name or password ({_text(exc)})"
     if isinstance(exc, aiormq.exceptions.ChannelClosed):
         return f"channel closed by the broker: {_text(exc)}"
+    if isinstance(exc, RuntimeError) and "closed" in str(exc):  # aiormq's word for a connection gone
+        return "connection closed: the broker went away"
     if isinstance(exc, (aiormq.exceptions.ConnectionClosed, aiormq.exceptions.ChannelInvalidStateError)):
         return f"connection closed: {_text(exc) or 'the broker went away'}"
     if isinstance(exc, aiormq.exceptions.InvalidFrameError) and "Connection.Close" in _text(exc):

@@ -86,6 +86,7 @@ class BrokerQueue:
             try:
                 message = self._run(self._get_one())
             except Exception:  # the broker is restarting: connect again
+                self._connection = None
                 time.sleep(0.5)
                 try:
                     self._run(self._declare())
@@ -110,6 +111,7 @@ class BrokerQueue:
         return list(self.received)
 
     async def _delete(self) -> None:
+        self._connection = None  # a fresh one: the broker may have restarted under the old
         await self._declare()
         await self._queue.delete(if_unused=False, if_empty=False)
         await self._channel.exchange_delete(self.exchange)
