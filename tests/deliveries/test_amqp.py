@@ -1,9 +1,11 @@
 """Publishing to RabbitMQ (deliveries/amqp.py) against the real test broker: what a confirm, a
 return, a nack, a closed channel, a wrong password and the URL policy each make of an attempt."""
 
+import asyncio
 import json
 
 import pytest
+from yarl import URL
 
 from deliveries import amqp, http
 from deliveries.engine import Job
@@ -11,6 +13,12 @@ from subscriptions.url_policy import broker_url_masked
 from tests.support.rabbitmq import WEBHOOK_URL, BrokerQueue
 
 STORED_URL, PASSWORD = broker_url_masked(WEBHOOK_URL)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _pool_closed_after_the_module():
+    yield
+    amqp.pool_stop()
 
 
 @pytest.fixture
@@ -127,3 +135,15 @@ def test_a_job_publishes_with_the_event_type_as_routing_key_unless_the_webhook_n
     assert msg.password == "s3cret-pw" and "s3cret-pw" not in repr(msg) + repr(job)
     job.routing_key = "crm.events"
     assert job.broker_message().routing_key == "crm.events"
+
+
+def test_amqps_connects_with_tls_to_the_checked_address_and_checks_the_host_name(broker_queue):
+    # The test broker speaks plain AMQP only: the TLS handshake is tried, and fails as a connection failure.
+    result = publish(message(broker_queue, url="amqps://guest:****@127.0.0.1:5672/"))
+    assert not result.confirmed and result.error.startswith("connection failed:"), result.error
+    loop = asyncio.new_event_loop()
+    try:
+        connection = amqp._Connection(URL("amqps://u:p@203.0.113.7:5671/"), loop=loop, server_hostname="rabbit.example.com")
+        assert connection.kwargs["server_hostname"] == "rabbit.example.com"
+    finally:
+        loop.close()

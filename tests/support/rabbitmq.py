@@ -3,6 +3,7 @@ read as a subscriber's consumer would, and removed afterwards; and stopping and 
 broker for the fault tests."""
 
 import asyncio
+import socket
 import subprocess
 import threading
 import time
@@ -10,6 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 
 import aio_pika
+
+from deliveries.amqp import usable
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 # The webhook's URL for the test broker (the service stores the password apart, encrypted).
@@ -53,7 +56,7 @@ class BrokerQueue:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     async def _declare(self) -> None:
-        if self._connection is None or self._connection.is_closed:
+        if not usable(self._connection):  # also when only aiormq noticed that the broker went away
             self._connection = await aio_pika.connect(BROKER, timeout=10)
             self._channel = None
         if self._channel is None or self._channel.is_closed:
@@ -86,7 +89,6 @@ class BrokerQueue:
             try:
                 message = self._run(self._get_one())
             except Exception:  # the broker is restarting: connect again
-                self._connection = None
                 time.sleep(0.5)
                 try:
                     self._run(self._declare())
@@ -111,11 +113,11 @@ class BrokerQueue:
         return list(self.received)
 
     async def _delete(self) -> None:
-        self._connection = None  # a fresh one: the broker may have restarted under the old
         await self._declare()
         await self._queue.delete(if_unused=False, if_empty=False)
         await self._channel.exchange_delete(self.exchange)
         await self._connection.close()
+        await asyncio.sleep(0.2)  # aiormq's reader and writer tasks end after the close
 
     def close(self) -> None:
         try:
@@ -125,16 +127,16 @@ class BrokerQueue:
             self._thread.join(timeout=5)
 
 
+
 # --- the broker's process (fault tests) ------------------------------------------------------
 def broker_answers() -> bool:
-    async def ping() -> None:
-        connection = await aio_pika.connect(BROKER, timeout=3)
-        await connection.close()
-
+    """The broker speaks AMQP: to the protocol header it answers with a method frame
+    (Connection.Start). A port that is open while the app is stopped does not."""
     try:
-        asyncio.run(ping())
-        return True
-    except Exception:
+        with socket.create_connection(("127.0.0.1", 5672), timeout=3) as sock:
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            return sock.recv(1) == b"\x01"
+    except OSError:
         return False
 
 
