@@ -22,10 +22,9 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -65,7 +64,7 @@ class Job:
 
     def sign(self) -> http.OutboundRequest:
         """Sign with the moment of sending, so a wait for a slot never ages the signature."""
-        self.started = datetime.now(dt_timezone.utc)
+        self.started = datetime.now(UTC)
         signing = Signing(self.delivery_id, self.event_type, self.body, self.secrets, int(self.started.timestamp()))
         self.request = http.OutboundRequest(self.url, self.body, get_format(self.format).headers(signing))
         return self.request

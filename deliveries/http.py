@@ -183,7 +183,7 @@ async def send(request: OutboundRequest) -> OutboundResult:
             result.body = await _read_capped(response, cap)
     except UrlNotAllowed as exc:
         result.error = f"refused: {exc}"
-    except asyncio.TimeoutError:
+    except TimeoutError:
         result.error = f"timed out after {timeout:g} s"
     except aiohttp.ClientConnectionError as exc:
         result.error = f"connection failed: {_short(exc)}"

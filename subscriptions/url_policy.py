@@ -212,13 +212,18 @@ def _literal(host: str) -> IPAddress | None:
     )
 
 
-@lru_cache(maxsize=4096)
-def url_parse(url: str) -> Target:
-    """The URL's target, or UrlNotAllowed saying what is wrong with it."""
+def _check_text(url) -> None:
+    """A URL is a string without spaces or control characters, whatever its scheme."""
     if not isinstance(url, str):
         raise UrlNotAllowed("the URL must be a string")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         raise UrlNotAllowed("the URL must not contain spaces or control characters (percent-encode them)")
+
+
+@lru_cache(maxsize=4096)
+def url_parse(url: str) -> Target:
+    """The URL's target, or UrlNotAllowed saying what is wrong with it."""
+    _check_text(url)
     try:
         parsed = URL(url)
         port = parsed.port
@@ -339,10 +344,7 @@ def broker_url_parse(url: str) -> BrokerTarget:
     """The broker URL's target, or UrlNotAllowed saying what is wrong with it. User and password
     are required (a broker's default guest account only answers on its own machine); options in a
     query (certificate files, timeouts) are refused: the service sets those itself."""
-    if not isinstance(url, str):
-        raise UrlNotAllowed("the URL must be a string")
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise UrlNotAllowed("the URL must not contain spaces or control characters (percent-encode them)")
+    _check_text(url)
     try:
         parsed = URL(url)
         scheme, host, port = parsed.scheme, parsed.raw_host, parsed.explicit_port

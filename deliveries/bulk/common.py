@@ -2,10 +2,10 @@
 the webhook as sending needs it, and the statements that are plain ORM on every database."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Callable
 
 from django.db.models import Q
 

@@ -231,7 +231,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
             )
         )
     outcomes_store(outcomes, now=now)
-    for (job, _), outcome in zip(sent, outcomes):
+    for (job, _), outcome in zip(sent, outcomes, strict=True):
         log_delivery(
             logger,
             logging.DEBUG if outcome.succeeded else logging.INFO,
@@ -249,7 +249,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
         webhooks_health_record(
             outcomes=[
                 endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at)
-                for (job, _), o in zip(sent, outcomes)
+                for (job, _), o in zip(sent, outcomes, strict=True)
             ]
         )
     except Exception:  # the attempts are stored; health catches up with the next outcomes

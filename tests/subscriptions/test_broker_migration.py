@@ -2,18 +2,13 @@
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.support.migrations import migrate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = ("subscriptions", "0006_chat_formats")
 AFTER = ("subscriptions", "0007_broker_destination")
-
-
-def migrate(target) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([target])
 
 
 def test_existing_webhooks_keep_their_rows_and_get_empty_broker_fields(site):
