@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from deliveries.models import Delivery
 from subscriptions.services import webhook_create
 from tests.conftest import client_for
-from tests.support.rabbitmq import WEBHOOK_URL, BrokerQueue, broker_answers, broker_start, broker_stop
+from tests.support.rabbitmq import WEBHOOK_URL, BrokerQueue, SilentBroker, broker_answers, broker_start, broker_stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -112,6 +112,28 @@ def test_an_unroutable_routing_key_is_a_failed_attempt_that_says_no_route(site, 
         assert queue.drain(0.5) == []
     finally:
         queue.close()
+
+
+def test_a_broker_that_hangs_holds_only_its_own_webhooks_slots(site, broker_queue, workers):
+    silent = SilentBroker()
+    try:
+        hanging = webhook_create(site=site, url=silent.url, events=["message.created"], exchange="agentbot.events")
+        webhook_create(site=site, url=WEBHOOK_URL, events=["message.created"], exchange=broker_queue.exchange)
+        workers.start(AGENTBOT_HTTP_TIMEOUT="3", AGENTBOT_WEBHOOK_CONCURRENCY="2", AGENTBOT_RETRY_SCHEDULE="0,60")
+        started = time.monotonic()
+        ids = publish_events(site, 8)
+        received = broker_queue.get(8, timeout=20)
+        assert time.monotonic() - started < 8, "the healthy broker's messages waited for the hanging one"
+        assert len({m.message_id for m in received}) == 8
+        stuck = Delivery.objects.filter(pk__in=ids, webhook=hanging)
+        deadline = time.monotonic() + 20
+        while not any(d.attempts.exists() for d in stuck):
+            assert time.monotonic() < deadline, "the hanging broker's attempts were never recorded"
+            time.sleep(0.2)
+        attempt = next(a for d in stuck for a in d.attempts.all())
+        assert not attempt.succeeded and attempt.error.startswith("timed out after 3 s"), attempt.error
+    finally:
+        silent.close()
 
 
 @pytest.mark.faults

@@ -163,3 +163,31 @@ def broker_start(timeout: float = 60.0) -> None:
         if done.returncode != 0:
             done = _rabbitmqctl("start_app", timeout=30)
         time.sleep(0.5)
+
+
+class SilentBroker:
+    """A port that takes TCP connections and never says a word: a broker that hangs."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="silent-broker", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            self._held.append(conn)
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def close(self) -> None:
+        self._server.close()
+        for conn in self._held:
+            conn.close()
