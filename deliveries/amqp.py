@@ -195,11 +195,12 @@ async def publish(message: BrokerMessage) -> http.OutboundResult:
     timeout = settings.AGENTBOT_HTTP_TIMEOUT if message.timeout is None else message.timeout
     started = time.monotonic()
     result = http.OutboundResult()
-    key = None
+    key, stage = None, "connecting to the broker"
     try:
         async with asyncio.timeout(timeout):
             broker = broker_url_parse(message.url)
             channel, key = await pool().channel(broker, message.password, message.channel_owner, timeout)
+            stage = "no confirm from the broker"
             exchange = channel.default_exchange if not message.exchange else await channel.get_exchange(message.exchange, ensure=False)
             await exchange.publish(amqp_message(message), routing_key=message.routing_key, mandatory=True)
         result.confirmed = True
@@ -207,7 +208,7 @@ async def publish(message: BrokerMessage) -> http.OutboundResult:
     except Exception as exc:  # every failure is the attempt's reason; none may escape the engine
         if key is not None and not isinstance(exc, MESSAGE_FAILURES):
             pool().evict(key)  # the connection itself may be dead: the next attempt connects anew
-        result.error = scrub(failure_reason(exc, message, timeout), message.password)
+        result.error = scrub(failure_reason(exc, message, timeout, stage), message.password)
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 
@@ -216,12 +217,12 @@ async def publish(message: BrokerMessage) -> http.OutboundResult:
 MESSAGE_FAILURES = (aiormq.exceptions.DeliveryError, aiormq.exceptions.ChannelClosed)
 
 
-def failure_reason(exc: BaseException, message: BrokerMessage, timeout: float) -> str:
-    """What the attempt log says of a failed publish."""
+def failure_reason(exc: BaseException, message: BrokerMessage, timeout: float, stage: str = "") -> str:
+    """What the attempt log says of a failed publish (`stage`: what a timeout was waiting for)."""
     if isinstance(exc, UrlNotAllowed):
         return f"refused: {exc}"
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return f"timed out after {timeout:g} s (no confirm from the broker; {message.where()})"
+        return f"timed out after {timeout:g} s ({stage or 'waiting for the broker'}; {message.where()})"
     if isinstance(exc, aiormq.exceptions.PublishError):
         returned = exc.message.delivery
         return (
