@@ -44,13 +44,15 @@ rabbitmq_up() {
 }
 
 if ! rabbitmq_up; then
+  rabbitmq_wait=2  # not installed: nothing to wait for
   if command -v rabbitmq-server >/dev/null 2>&1; then
     echo "RabbitMQ is down; starting it" >&2
+    rabbitmq_wait=60
     rabbitmq-server -detached >/dev/null 2>&1 || true
     # A node that runs with its app stopped (rabbitmqctl stop_app) only needs the app started.
     command -v rabbitmqctl >/dev/null 2>&1 && timeout 20 rabbitmqctl -q start_app >/dev/null 2>&1 || true
   fi
-  wait_for rabbitmq_up 60 || {
+  wait_for rabbitmq_up "$rabbitmq_wait" || {
     echo "error: RabbitMQ is not reachable on 127.0.0.1:5672 and could not be started." >&2
     echo "       Install it (apt-get install rabbitmq-server) or start it, with the guest account allowed from localhost." >&2
     exit 1
