@@ -5,9 +5,9 @@ included; free-form values (an event's `data`, a conversation's `source`) stay f
 import pytest
 from rest_framework.test import APIClient
 
+from deliveries.models import Delivery, Event
 from domain.models import Conversation, Lead, Message, Ticket
 from inbound.models import Integration, KnowledgeEntry
-from deliveries.models import Delivery, Event
 from subscriptions.models import Webhook
 
 pytestmark = pytest.mark.django_db
