@@ -59,6 +59,8 @@ WEBHOOK_INPUT = {
 WEBHOOK = {
     "id": WEBHOOK_ID,
     **WEBHOOK_INPUT,
+    "exchange": "",
+    "routing_key": "",
     "state": "active",
     "waiting_deliveries": None,
     "secret_hint": "whsec_…Qx8c",

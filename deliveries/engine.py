@@ -22,18 +22,18 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
 
 from core.logging import log_delivery
 from core.process import PerProcess
-from deliveries import http
+from deliveries import amqp, http
 from deliveries.formats import Signing, get_format
+from subscriptions.url_policy import is_broker_url
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ class Job:
     secrets: list[str]
     attempt_count: int
     schedule_position: int
+    # A broker destination (an amqp(s) URL): where to publish, and the password to connect with.
+    exchange: str = ""
+    routing_key: str = ""
+    broker_password: str = field(default="", repr=False)
     deadline: float = 0.0  # time.monotonic() after which the attempt must not start any more
     started: datetime | None = None
     request: http.OutboundRequest | None = None
@@ -60,10 +64,28 @@ class Job:
 
     def sign(self) -> http.OutboundRequest:
         """Sign with the moment of sending, so a wait for a slot never ages the signature."""
-        self.started = datetime.now(dt_timezone.utc)
+        self.started = datetime.now(UTC)
         signing = Signing(self.delivery_id, self.event_type, self.body, self.secrets, int(self.started.timestamp()))
         self.request = http.OutboundRequest(self.url, self.body, get_format(self.format).headers(signing))
         return self.request
+
+    @property
+    def is_broker(self) -> bool:
+        return is_broker_url(self.url)
+
+    def broker_message(self) -> amqp.BrokerMessage:
+        """The signed attempt as a message for the broker (sign() first): the same headers, the
+        routing key the webhook's or else the event's type."""
+        return amqp.BrokerMessage(
+            url=self.url, password=self.broker_password, exchange=self.exchange,
+            routing_key=self.routing_key or self.event_type, body=self.body, headers=self.request.headers,
+            message_id=self.delivery_id, type=self.event_type, channel_owner=self.webhook_id, timestamp=self.started,
+        )
+
+    async def send(self) -> http.OutboundResult:
+        """Sign and send: POSTed, or published to the webhook's broker."""
+        request = self.sign()
+        return await (amqp.publish(self.broker_message()) if self.is_broker else http.send(request))
 
 
 class Latch:
@@ -187,7 +209,7 @@ class Engine:
             async with slots:
                 # Waited too long for a slot: the lease may not cover the request; hand it back.
                 if time.monotonic() <= job.deadline:
-                    result = await http.send(job.sign())
+                    result = await job.send()
                     self._pace(job.webhook_id, result.duration_ms / 1000)
         except Exception as exc:  # a bug must not leak the job's place in the engine
             log_delivery(
@@ -278,4 +300,5 @@ def engine_stop(timeout: float) -> None:
         logger.warning("stopping with %d deliveries in flight; the sweep sends them once their leases run out", running.held)
     running.results.put(None)
     running.recorder.join(timeout=5)
+    amqp.pool_stop()
     _ENGINE.forget()

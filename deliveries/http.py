@@ -38,6 +38,9 @@ class OutboundResult:
     body: bytes = b""
     duration_ms: int = 0
     error: str = ""
+    # A broker destination (deliveries/amqp.py): the broker confirmed the message. No status code
+    # there; this is its success.
+    confirmed: bool = False
 
 
 @lru_cache(maxsize=4096)
@@ -180,7 +183,7 @@ async def send(request: OutboundRequest) -> OutboundResult:
             result.body = await _read_capped(response, cap)
     except UrlNotAllowed as exc:
         result.error = f"refused: {exc}"
-    except asyncio.TimeoutError:
+    except TimeoutError:
         result.error = f"timed out after {timeout:g} s"
     except aiohttp.ClientConnectionError as exc:
         result.error = f"connection failed: {_short(exc)}"

@@ -25,11 +25,21 @@ from subscriptions.selectors import WEBHOOK_STATES, webhook_waiting_count, webho
 logger = logging.getLogger(__name__)
 
 EVENT_CHOICES = [(ALL_EVENTS, "All events (*)")] + [(name, name) for name in SUBSCRIPTION_NAMES]
-EDITABLE = ["url", "events", "format", "enabled", "description"]
+EDITABLE = ["url", "exchange", "routing_key", "events", "format", "enabled", "description"]
 
 
 class WebhookForm(forms.ModelForm):
-    url = forms.CharField(max_length=2048, widget=forms.URLInput(attrs={"size": 80}))
+    # Text, not a URL input: a browser's URL check knows http(s) but not a broker's amqp(s).
+    url = forms.CharField(
+        max_length=2048, widget=forms.TextInput(attrs={"size": 80}),
+        help_text=_("https://… to POST to, or amqps://user:password@host:port/vhost to publish to a RabbitMQ broker."),
+    )
+    exchange = forms.CharField(
+        max_length=255, required=False, help_text=_("Broker URLs only. Empty: the default exchange (routes by queue name).")
+    )
+    routing_key = forms.CharField(
+        max_length=255, required=False, strip=False, help_text=_("Broker URLs only. Empty: the event's type, as in message.created.")
+    )
     events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple)
     # The connector formats belong to integrations' reply webhooks, made with the integration.
     format = forms.ChoiceField(choices=[(f.value, f.label) for f in SUBSCRIBER_FORMATS])
@@ -48,6 +58,11 @@ class WebhookForm(forms.ModelForm):
                 "Now %(hint)s. The URL is the channel's credential and is not shown again: leave this empty "
                 "to keep it, or paste a new one."
             ) % {"hint": self.instance.url_hint()}
+            if self.instance.is_broker:
+                self.fields["url"].help_text = gettext(
+                    "Now %(hint)s. The broker URL carries its password and is not shown again: leave this empty "
+                    "to keep it, or give a new one (its password written **** keeps the stored password)."
+                ) % {"hint": self.instance.url_hint()}
 
     def _keeps_credential_url(self) -> bool:
         return self.instance.pk is not None and self.instance.url_is_credential
@@ -61,13 +76,28 @@ class WebhookForm(forms.ModelForm):
     def clean_url(self):
         if not self.cleaned_data.get("url") and self._keeps_credential_url():
             return self.instance.url
-        return self._validated(services.webhook_validate_url, "url")
+        return self.cleaned_data.get("url")
 
     def clean_events(self):
         return self._validated(services.webhook_validate_events, "events")
 
-    def clean_format(self):
-        return self._validated(services.webhook_validate_format, "format")
+    def clean(self):
+        """URL, format, exchange and routing key are checked together (a broker takes only some
+        formats); each error goes to its field. What is saved is what was typed: the service
+        splits the broker's password off when it stores it."""
+        cleaned = super().clean()
+        given = {name: cleaned.get(name) for name in services.DESTINATION_FIELDS}
+        if given["url"] is None or given["format"] is None:
+            return cleaned  # the field's own error is shown
+        try:
+            services.webhook_validate_destination(
+                url=given["url"], format=given["format"], exchange=given["exchange"] or "",
+                routing_key=given["routing_key"] or "", stored_password=self.instance.broker_password,
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return cleaned
 
 
 class HealthFilter(admin.SimpleListFilter):

@@ -20,7 +20,7 @@ from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
 
 class WebhookSerializer(serializers.ModelSerializer):
     url = serializers.CharField(
-        source="displayed_url", read_only=True, help_text="for slack, discord and teams only a hint: the URL is the credential"
+        source="displayed_url", read_only=True, help_text="for slack, discord and teams, and for a broker (amqp) URL, only a hint: the URL is or carries the credential",
     )
     format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, read_only=True)
     secret_hint = serializers.CharField(source="masked_secret", read_only=True)
@@ -39,6 +39,8 @@ class WebhookSerializer(serializers.ModelSerializer):
             "url",
             "events",
             "format",
+            "exchange",
+            "routing_key",
             "enabled",
             "state",
             "waiting_deliveries",
@@ -70,7 +72,7 @@ class WebhookWithSecretSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
-@extend_schema_field({"type": "string", "pattern": "^https?://[^/?#@\\s]+\\S*$", "maxLength": 2048})
+@extend_schema_field({"type": "string", "pattern": "^(https?://[^/?#@\\s]+|amqps?://[^/?#\\s]+)\\S*$", "maxLength": 2048})
 class WebhookUrlField(StrictCharField):
     pass
 
@@ -89,9 +91,21 @@ class EventListField(serializers.ListField):
 
 
 class WebhookInputSerializer(StrictSerializer):
-    url = WebhookUrlField(max_length=2048, help_text="http(s) URL that receives the POSTs")
+    url = WebhookUrlField(
+        max_length=2048,
+        help_text="http(s) URL that receives the POSTs, or amqp(s)://user:password@host:port/vhost of a RabbitMQ "
+        "broker to publish to (the password is stored encrypted and never shown again)",
+    )
     events = EventListField(default=lambda: [ALL_EVENTS], help_text='event types, or ["*"] for all')
     format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, default=WebhookFormat.AGENTBOT)
+    exchange = StrictCharField(
+        max_length=255, allow_blank=True, default="",
+        help_text="amqp URLs only: the exchange to publish to (empty: the default exchange, which routes by queue name)",
+    )
+    routing_key = StrictCharField(
+        max_length=255, allow_blank=True, default="", trim_whitespace=False,
+        help_text="amqp URLs only: the routing key (empty: the event's type, as in message.created)",
+    )
     description = StrictCharField(max_length=500, allow_blank=True, default="")
     enabled = StrictBooleanField(default=True)
     read_only_names = WebhookWithSecretSerializer.Meta.fields

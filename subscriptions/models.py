@@ -10,6 +10,7 @@ from core.crypto import EncryptedTextField
 from core.ids import new_webhook_id
 from core.models import Site
 from subscriptions.event_types import ALL_EVENTS, MESSAGE_CREATED, MESSAGE_RECEIVED, WEBHOOK_TEST
+from subscriptions.url_policy import is_broker_url
 
 SECRET_PREFIX = "whsec_"
 
@@ -92,6 +93,10 @@ SUBSCRIBER_FORMATS = [
     WebhookFormat.DISCORD,
     WebhookFormat.TEAMS,
 ]
+# What a broker webhook can carry: the signed formats whose success is the receiver taking it (a
+# broker's confirm stands for the 2xx). The leads format needs the CRM's answer body and the chat
+# formats a chat platform's API, neither of which a broker gives.
+BROKER_FORMATS = [WebhookFormat.AGENTBOT, WebhookFormat.CHATZURI, WebhookFormat.STANDARD]
 # Formats whose URL is the credential (whoever has it can post to the channel): unsigned, and the
 # URL is shown only as a hint (url_hint) once given.
 CREDENTIAL_URL_FORMATS = frozenset({WebhookFormat.SLACK, WebhookFormat.DISCORD, WebhookFormat.TEAMS})
@@ -100,11 +105,18 @@ CREDENTIAL_URL_FORMATS = frozenset({WebhookFormat.SLACK, WebhookFormat.DISCORD, 
 class Webhook(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_webhook_id, editable=False)
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="webhooks")
-    url = models.URLField(max_length=2048)
+    # An http(s) URL, or a broker's amqp(s) URL whose password is written `****` (MASKED_PASSWORD):
+    # the password itself is `broker_password`, encrypted, put back only to connect.
+    url = models.CharField(max_length=2048)
     events = models.JSONField(default=list, help_text='Event types to send, or ["*"] for all.')
     format = models.CharField(max_length=20, choices=WebhookFormat.choices, default=WebhookFormat.AGENTBOT)
     enabled = models.BooleanField(default=True)
     description = models.CharField(max_length=500, blank=True)
+    # A broker webhook's exchange ("" is the broker's default exchange, which routes by queue
+    # name) and routing key (blank: the event's type). Empty for an HTTP webhook.
+    exchange = models.CharField(max_length=255, blank=True, default="")
+    routing_key = models.CharField(max_length=255, blank=True, default="")
+    broker_password = EncryptedTextField(blank=True, default="", editable=False)
     secret = EncryptedTextField(editable=False)
     previous_secret = EncryptedTextField(blank=True, default="", editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -136,6 +148,11 @@ class Webhook(models.Model):
     @property
     def url_is_credential(self) -> bool:
         return url_is_credential(self.url, self.format)
+
+    @property
+    def is_broker(self) -> bool:
+        """Published to a message broker (an amqp(s):// URL) rather than POSTed."""
+        return is_broker_url(self.url)
 
     @property
     def displayed_url(self) -> str:

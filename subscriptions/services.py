@@ -1,5 +1,7 @@
 """Writes for subscriptions: create, change, rotate and delete webhooks."""
 
+import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -9,8 +11,15 @@ from django.utils import timezone
 
 from core.models import Site
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
-from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat, generate_secret
-from subscriptions.url_policy import UrlNotAllowed, check_url
+from subscriptions.models import BROKER_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookFormat, generate_secret
+from subscriptions.url_policy import (
+    MASKED_PASSWORD,
+    UrlNotAllowed,
+    broker_url_masked,
+    check_broker_url,
+    check_url,
+    is_broker_url,
+)
 
 
 def webhook_validate_url(url: str) -> str:
@@ -24,6 +33,86 @@ def webhook_validate_url(url: str) -> str:
     except UrlNotAllowed as exc:
         raise ValidationError({"url": str(exc)}) from exc
     return url
+
+
+# AMQP 0-9-1's exchange-name: at most 127 of these characters ("" is the default exchange).
+EXCHANGE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{0,127}$")
+# The fields that together say where a webhook's deliveries go.
+DESTINATION_FIELDS = ("url", "format", "exchange", "routing_key")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a webhook's deliveries go, as stored: a broker URL with its password masked, the
+    password apart (to be encrypted), the exchange and routing key (empty for HTTP)."""
+
+    url: str
+    format: str
+    exchange: str = ""
+    routing_key: str = ""
+    broker_password: str = ""
+
+
+def webhook_validate_broker_url(url: str, *, stored_password: str = "") -> tuple[str, str]:
+    """(the URL to store, its password) of a broker URL; the password `****` keeps the stored one,
+    so a URL written back as it is stored changes nothing."""
+    url = (url or "").strip()
+    if len(url) > 2048:
+        raise ValidationError({"url": "the URL is longer than 2048 characters"})
+    try:
+        broker = check_broker_url(url)
+    except UrlNotAllowed as exc:
+        raise ValidationError({"url": str(exc)}) from exc
+    masked, password = broker_url_masked(url)
+    if broker.password == MASKED_PASSWORD:
+        if not stored_password:
+            raise ValidationError({"url": "give the broker's password in the URL (**** stands for a stored one, and there is none)"})
+        password = stored_password
+    return masked, password
+
+
+def webhook_validate_exchange(exchange) -> str:
+    if not isinstance(exchange, str) or not EXCHANGE_NAME.match(exchange):
+        raise ValidationError(
+            {"exchange": "an exchange name is at most 127 letters, digits, -, _, . or : (empty for the default exchange)"}
+        )
+    return exchange
+
+
+def webhook_validate_routing_key(routing_key) -> str:
+    if not isinstance(routing_key, str) or len(routing_key.encode()) > 255:
+        raise ValidationError({"routing_key": "a routing key is text of at most 255 bytes (empty: the event's type)"})
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in routing_key):
+        raise ValidationError({"routing_key": "a routing key must not contain control characters"})
+    return routing_key
+
+
+def webhook_validate_destination(
+    *, url: str, format: str, exchange: str = "", routing_key: str = "", stored_password: str = ""
+) -> Destination:
+    """An HTTP URL, or a broker URL with its exchange and routing key and a format a broker can
+    carry: each field on its own, then how they go together."""
+    format = webhook_validate_format(format)
+    exchange, routing_key = webhook_validate_exchange(exchange), webhook_validate_routing_key(routing_key)
+    if not is_broker_url(url):
+        try:
+            url = webhook_validate_url(url)
+        except ValidationError as exc:
+            if "http:// or https://" in str(exc):  # a subscriber may also mean a broker
+                raise ValidationError(
+                    {"url": "the URL must start with http:// or https://, or amqp:// or amqps:// to publish to a RabbitMQ broker"}
+                ) from exc
+            raise
+        if exchange or routing_key:
+            field = "exchange" if exchange else "routing_key"
+            raise ValidationError({field: "an exchange and a routing key are for amqp:// and amqps:// URLs only"})
+        return Destination(url=url, format=format)
+    url, password = webhook_validate_broker_url(url, stored_password=stored_password)
+    if format not in BROKER_FORMATS:
+        raise ValidationError(
+            {"format": f"the {format} format cannot go to a message broker; choose one of {', '.join(BROKER_FORMATS)}"}
+        )
+    return Destination(url=url, format=format, exchange=exchange, routing_key=routing_key, broker_password=password)
 
 
 def webhook_validate_events(events) -> list[str]:
@@ -53,12 +142,18 @@ def webhook_create(
     format: str = WebhookFormat.AGENTBOT,
     description: str = "",
     enabled: bool = True,
+    exchange: str = "",
+    routing_key: str = "",
 ) -> Webhook:
+    destination = webhook_validate_destination(url=url, format=format, exchange=exchange, routing_key=routing_key)
     webhook = Webhook(
         site=site,
-        url=webhook_validate_url(url),
+        url=destination.url,
         events=webhook_validate_events(events),
-        format=webhook_validate_format(format),
+        format=destination.format,
+        exchange=destination.exchange,
+        routing_key=destination.routing_key,
+        broker_password=destination.broker_password,
         description=description or "",
         enabled=enabled,
         secret=generate_secret(),
@@ -68,21 +163,42 @@ def webhook_create(
 
 
 def webhook_update(*, webhook: Webhook, **changes) -> Webhook:
-    validators = {
-        "url": webhook_validate_url,
-        "events": webhook_validate_events,
-        "format": webhook_validate_format,
-    }
     for field, value in changes.items():
-        if field not in {"url", "events", "format", "description", "enabled"}:
+        if field not in {*DESTINATION_FIELDS, "events", "description", "enabled"}:
             raise ValidationError({field: "this field cannot be changed"})
-        setattr(webhook, field, validators[field](value) if field in validators else value)
-    fields = set(changes)
+        if field == "events":
+            value = webhook_validate_events(value)
+        if field not in DESTINATION_FIELDS:
+            setattr(webhook, field, value)
+    fields = set(changes) - set(DESTINATION_FIELDS)
+    if set(changes) & set(DESTINATION_FIELDS):
+        fields |= webhook_destination_change(webhook, changes)
     if changes.get("enabled") is True:
         fields |= webhook_health_reset(webhook)
     # Only what changed: the engine writes the health fields of the same row concurrently.
     webhook.save(update_fields=[*fields, "updated_at"])
     return webhook
+
+
+def webhook_destination_change(webhook: Webhook, changes: dict) -> set[str]:
+    """Apply changes of the URL, format, exchange or routing key, validated together with what
+    they leave as it was; returns the fields to save. A webhook moved to an HTTP URL drops its
+    broker fields (unless the change itself gives them, which is an error)."""
+    moving_to_http = "url" in changes and not is_broker_url(changes["url"])
+    current = {
+        "url": webhook.url,
+        "format": webhook.format,
+        "exchange": "" if moving_to_http else webhook.exchange,
+        "routing_key": "" if moving_to_http else webhook.routing_key,
+    }
+    destination = webhook_validate_destination(
+        **{**current, **{k: v for k, v in changes.items() if k in DESTINATION_FIELDS}},
+        stored_password=webhook.broker_password,
+    )
+    webhook.url, webhook.format = destination.url, destination.format
+    webhook.exchange, webhook.routing_key = destination.exchange, destination.routing_key
+    webhook.broker_password = destination.broker_password
+    return {*DESTINATION_FIELDS, "broker_password"}
 
 
 HEALTH_FIELDS = (

@@ -18,6 +18,7 @@ import re
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import unquote as urllib_unquote
 
 from django.conf import settings
 from yarl import URL
@@ -211,13 +212,18 @@ def _literal(host: str) -> IPAddress | None:
     )
 
 
-@lru_cache(maxsize=4096)
-def url_parse(url: str) -> Target:
-    """The URL's target, or UrlNotAllowed saying what is wrong with it."""
+def _check_text(url) -> None:
+    """A URL is a string without spaces or control characters, whatever its scheme."""
     if not isinstance(url, str):
         raise UrlNotAllowed("the URL must be a string")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         raise UrlNotAllowed("the URL must not contain spaces or control characters (percent-encode them)")
+
+
+@lru_cache(maxsize=4096)
+def url_parse(url: str) -> Target:
+    """The URL's target, or UrlNotAllowed saying what is wrong with it."""
+    _check_text(url)
     try:
         parsed = URL(url)
         port = parsed.port
@@ -284,3 +290,92 @@ def check_url(url: str) -> None:
     target = url_parse(url)
     if not settings.AGENTBOT_ALLOW_PRIVATE_URLS:
         resolve_allowed(target)
+
+
+# --- a message broker's URL (AMQP 0-9-1) -------------------------------------------------------
+BROKER_SCHEMES = {"amqp": 5672, "amqps": 5671}
+# How the stored URL writes the password, which is kept apart, encrypted (Webhook.broker_password).
+MASKED_PASSWORD = "****"
+
+
+@dataclass(frozen=True)
+class BrokerTarget:
+    """An `amqp(s)://user:password@host:port/vhost` URL as it will be connected to. `target` is the
+    host and port for the address policy (the same decision as for an HTTP URL)."""
+
+    target: Target
+    tls: bool
+    user: str
+    password: str
+    vhost: str
+
+    @property
+    def host(self) -> str:
+        return self.target.host
+
+    @property
+    def port(self) -> int:
+        return self.target.port
+
+
+def is_broker_url(url) -> bool:
+    """Whether `url` names a message broker rather than an HTTP endpoint (by its scheme alone)."""
+    return isinstance(url, str) and url.strip().lower().startswith(tuple(f"{s}://" for s in BROKER_SCHEMES))
+
+
+def _broker_vhost(path: str) -> str:
+    """The virtual host, as the AMQP URI spec reads the path: none or `/` is the default vhost `/`,
+    otherwise the one path segment, percent-decoded (`/%2F` is `/` too)."""
+    if path in ("", "/"):
+        return "/"
+    segment = path[1:]
+    if "/" in segment:
+        raise UrlNotAllowed("the broker URL's path is the virtual host: one segment, with a / in it written %2F")
+    try:
+        vhost = urllib_unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise UrlNotAllowed("the broker URL's virtual host is not valid UTF-8") from None
+    if not vhost or len(vhost.encode()) > 255:
+        raise UrlNotAllowed("the broker URL's virtual host must be 1 to 255 bytes")
+    return vhost
+
+
+def broker_url_parse(url: str) -> BrokerTarget:
+    """The broker URL's target, or UrlNotAllowed saying what is wrong with it. User and password
+    are required (a broker's default guest account only answers on its own machine); options in a
+    query (certificate files, timeouts) are refused: the service sets those itself."""
+    _check_text(url)
+    try:
+        parsed = URL(url)
+        scheme, host, port = parsed.scheme, parsed.raw_host, parsed.explicit_port
+    except (ValueError, TypeError) as exc:
+        raise UrlNotAllowed(f"the URL is not valid: {exc}") from exc
+    if scheme not in BROKER_SCHEMES:
+        raise UrlNotAllowed("a broker URL must start with amqp:// or amqps://")
+    if not host:
+        raise UrlNotAllowed("the broker URL must name a host, as in amqps://user:password@rabbit.example.com/vhost")
+    if not parsed.user or parsed.password is None or parsed.password == "":
+        raise UrlNotAllowed("the broker URL must carry a user name and a password, as in amqps://user:password@host/vhost")
+    if parsed.raw_query_string or parsed.raw_fragment:
+        raise UrlNotAllowed("the broker URL must not have a query (?…) or fragment (#…): the service sets the connection options")
+    port = BROKER_SCHEMES[scheme] if port is None else port
+    if not 0 < port < 65536:
+        raise UrlNotAllowed("the URL is not valid: its port must be between 1 and 65535")
+    target = Target(url=parsed, scheme=scheme, host=host, port=port, address=_literal(host))
+    return BrokerTarget(target, tls=scheme == "amqps", user=parsed.user, password=parsed.password, vhost=_broker_vhost(parsed.raw_path))
+
+
+def check_broker_url(url: str) -> BrokerTarget:
+    """The create-time check of a broker URL: its form, and its host by the address policy."""
+    broker = broker_url_parse(url)
+    if not settings.AGENTBOT_ALLOW_PRIVATE_URLS:
+        resolve_allowed(broker.target)
+    return broker
+
+
+def broker_url_masked(url: str) -> tuple[str, str]:
+    """(the URL with its password written MASKED_PASSWORD, the password): what is stored in the
+    clear and what is stored encrypted."""
+    parsed = URL(url)
+    password = parsed.password or ""
+    return str(parsed.with_password(MASKED_PASSWORD)), password

@@ -2,10 +2,10 @@
 the webhook as sending needs it, and the statements that are plain ORM on every database."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Callable
 
 from django.db.models import Q
 
@@ -92,11 +92,15 @@ def _plain(ciphertext: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _webhook(id, url, format, enabled, disabled_reason, secret, previous_secret, previous_secret_expires_at) -> Webhook:
+def _webhook(
+    id, url, format, enabled, disabled_reason, secret, previous_secret, previous_secret_expires_at,
+    exchange="", routing_key="", broker_password="",
+) -> Webhook:
     """What sending needs of a webhook, built once per version of its row (read-only)."""
     return Webhook(
         id=id, url=url, format=format, enabled=enabled, disabled_reason=disabled_reason, secret=_plain(secret),
         previous_secret=_plain(previous_secret), previous_secret_expires_at=previous_secret_expires_at,
+        exchange=exchange, routing_key=routing_key, broker_password=_plain(broker_password),
     )
 
 

@@ -70,7 +70,7 @@ def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> 
         params.append(f.get_db_prep_save(value, connection))
     inserted = {row[0] for row in _execute(sql, params + [ids, list(webhook_ids)])}
     # A webhook deleted meanwhile gets none (see _insert_plan).
-    return [(i, w) for i, w in zip(ids, webhook_ids) if i in inserted]
+    return [(i, w) for i, w in zip(ids, webhook_ids, strict=True) if i in inserted]
 
 
 @lru_cache(maxsize=1)
@@ -134,7 +134,8 @@ WITH taken AS (
 SELECT t.id, t.attempt_count, t.schedule_position,
        e.id, e.type, e.site_id, e.created_at,
        CASE WHEN row_number() OVER (PARTITION BY e.id) = 1 THEN e.data::text END,
-       w.id, w.url, w.format, w.enabled, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at
+       w.id, w.url, w.format, w.enabled, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at,
+       w.exchange, w.routing_key, w.broker_password
 FROM taken t
 JOIN deliveries_event e ON e.id = t.event_id
 JOIN subscriptions_webhook w ON w.id = t.webhook_id
@@ -152,7 +153,7 @@ def take(*, ids, token, until, skip_webhooks, hold_until) -> list[Taken]:
         if data is not None:
             events[event_id] = Envelope(event_id, row[4], row[5], row[6], data)
         if row[8] not in webhooks:
-            webhooks[row[8]] = _ready(lambda: _webhook(*row[8:16]))
+            webhooks[row[8]] = _ready(lambda row=row: _webhook(*row[8:19]))
     return [Taken(row[0], row[1], row[2], events[row[3]], row[8], row[10], *webhooks[row[8]]) for row in rows]
 
 

@@ -93,6 +93,7 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
         delivery_id=taken.id, token=token, webhook_id=webhook.id, event_id=event.event_id, url=webhook.url,
         format=fmt.name, event_type=event.event_type, body=body, secrets=webhook.signing_secrets(now),
         attempt_count=taken.attempt_count, schedule_position=taken.schedule_position,
+        exchange=webhook.exchange, routing_key=webhook.routing_key, broker_password=webhook.broker_password,
     )
 
 
@@ -201,7 +202,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
     outcomes = []
     for job, result in sent:
         fmt = get_format(job.format)
-        ok = result.status_code is not None and fmt.is_success(result.status_code, result.body)
+        ok = attempt_succeeded(job, result)
         error = result.error or ("" if ok else _failure_reason(fmt.name, result))
         status, position, next_at = delivery_schedule_next(
             format_name=fmt.name,
@@ -230,7 +231,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
             )
         )
     outcomes_store(outcomes, now=now)
-    for (job, _), outcome in zip(sent, outcomes):
+    for (job, _), outcome in zip(sent, outcomes, strict=True):
         log_delivery(
             logger,
             logging.DEBUG if outcome.succeeded else logging.INFO,
@@ -248,7 +249,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
         webhooks_health_record(
             outcomes=[
                 endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at)
-                for (job, _), o in zip(sent, outcomes)
+                for (job, _), o in zip(sent, outcomes, strict=True)
             ]
         )
     except Exception:  # the attempts are stored; health catches up with the next outcomes
@@ -281,6 +282,13 @@ def outcomes_store(outcomes: list[bulk.Outcome], *, now: datetime) -> None:
             [replace(outcome, response_headers={}, response_body="", error=f"{outcome.error}; {note}" if outcome.error else note)],
             now=now,
         )
+
+
+def attempt_succeeded(job: engine.Job, result: http.OutboundResult) -> bool:
+    """A broker's confirm, or the format's rule on the HTTP answer."""
+    if job.is_broker:
+        return result.confirmed and not result.error
+    return result.status_code is not None and get_format(job.format).is_success(result.status_code, result.body)
 
 
 def _failure_reason(format_name: str, result: http.OutboundResult) -> str:

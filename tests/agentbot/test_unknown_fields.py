@@ -5,9 +5,9 @@ included; free-form values (an event's `data`, a conversation's `source`) stay f
 import pytest
 from rest_framework.test import APIClient
 
+from deliveries.models import Delivery, Event
 from domain.models import Conversation, Lead, Message, Ticket
 from inbound.models import Integration, KnowledgeEntry
-from deliveries.models import Delivery, Event
 from subscriptions.models import Webhook
 
 pytestmark = pytest.mark.django_db
@@ -141,9 +141,9 @@ def test_read_only_fields_in_a_body_are_refused_as_read_only_and_all_named(api):
     fields = response.json()["fields"]
     assert response.status_code == 400 and set(fields) == {"id", "secret", "colour"}
     assert fields["id"] == fields["secret"] == [
-        "unknown field (read-only here); the fields are url, events, format, description, enabled"
+        "unknown field (read-only here); the fields are url, events, format, exchange, routing_key, description, enabled"
     ]
-    assert fields["colour"] == ["unknown field; the fields are url, events, format, description, enabled"]
+    assert fields["colour"] == ["unknown field; the fields are url, events, format, exchange, routing_key, description, enabled"]
     assert response.json()["message"].startswith("id, secret: unknown field (read-only here)")
     assert not Webhook.objects.exists()
 

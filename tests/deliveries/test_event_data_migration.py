@@ -2,18 +2,13 @@
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.support.migrations import migrate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = ("deliveries", "0002_fewer_indexes")
 AFTER = ("deliveries", "0003_event_data_as_json_text")
-
-
-def migrate(target) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([target])
 
 
 def column_type() -> str:
