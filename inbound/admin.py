@@ -22,11 +22,14 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ObjectActionsMixin
-from inbound import chat2desk, integrations, webhook_channel
+from inbound import integrations
 from inbound.api import public_url
+from inbound.connectors.chat2desk.client import Chat2DeskError
+from inbound.connectors.chat2desk.services import NotSupported, integration_register_webhook
+from inbound.connectors.webchat.services import embed_snippet
+from inbound.connectors.webhook_channel.instance_settings import CHANNEL_FIELDS, channel_settings
 from inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
 from inbound.origins import origins_clean
-from inbound.webchat import embed_snippet
 from subscriptions.services import webhook_validate_url
 
 RECENT_EVENTS = 20
@@ -133,7 +136,7 @@ class IntegrationForm(forms.ModelForm):
 
     class Meta:
         model = Integration
-        fields = ["name", "site", "connector_type", "active", "api_url", *webhook_channel.CHANNEL_FIELDS]
+        fields = ["name", "site", "connector_type", "active", "api_url", *CHANNEL_FIELDS]
         labels = {
             "name": capfirst(_("name")),
             "site": capfirst(_("site")),
@@ -162,9 +165,9 @@ class IntegrationForm(forms.ModelForm):
     def channel_changes(self) -> dict:
         # A new integration already has its generated id: `_state.adding` is what tells it apart.
         if self.instance._state.adding:
-            found = {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.cleaned_data}
+            found = {name: self.cleaned_data[name] for name in CHANNEL_FIELDS if name in self.cleaned_data}
             return {name: value for name, value in found.items() if value != ""}
-        return {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.changed_data}
+        return {name: self.cleaned_data[name] for name in CHANNEL_FIELDS if name in self.changed_data}
 
     def clean(self):
         # The service's checks of the webhook channel's settings, here so that they are form errors.
@@ -174,7 +177,7 @@ class IntegrationForm(forms.ModelForm):
         if connector == ConnectorType.WEBHOOK and not self.errors:
             try:
                 cleaned.update(
-                    webhook_channel.channel_settings(changes=self.channel_changes(), current=None if adding else self.instance)
+                    channel_settings(changes=self.channel_changes(), current=None if adding else self.instance)
                 )
             except ValidationError as exc:
                 self.add_error(None, exc)
@@ -212,7 +215,7 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         if obj is None or obj.connector_type == ConnectorType.CHAT2DESK:
             fieldsets.append((_("Chat2Desk API"), {"fields": ["api_url", "new_api_token"]}))
         if obj is None or obj.connector_type == ConnectorType.WEBHOOK:
-            fields = ([] if obj is None else ["client_id"]) + list(webhook_channel.CHANNEL_FIELDS)
+            fields = ([] if obj is None else ["client_id"]) + list(CHANNEL_FIELDS)
             fieldsets.append((_("Webhook channel"), {"fields": fields}))
         if obj is None or obj.connector_type == ConnectorType.WEBCHAT:
             fieldsets.append((_("Webchat"), {"fields": ["allowed_origins"]}))
@@ -290,12 +293,12 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         if not self.has_change_permission(request, integration):
             raise PermissionDenied
         try:
-            integration = integrations.integration_register_webhook(
+            integration = integration_register_webhook(
                 integration=integration, url=public_url(request, integration.webhook_path)
             )
-        except integrations.NotSupported as exc:
+        except NotSupported as exc:
             self.message_user(request, gettext("The webhook was not registered: %(reason)s.") % {"reason": exc}, messages.ERROR)
-        except chat2desk.Chat2DeskError as exc:
+        except Chat2DeskError as exc:
             self.message_user(
                 request, gettext("Chat2Desk did not register the webhook: %(error)s") % {"error": exc}, messages.ERROR
             )

@@ -12,10 +12,11 @@ from rest_framework.views import APIView
 from core.api.auth import site_of
 from core.api.fields import StrictBooleanField, StrictCharField
 from core.api.serializers import PatchSerializer, StrictSerializer, no_input, valid_input
-from inbound import chat2desk, integrations
-from inbound.webchat import embed_snippet, origins_of
+from inbound import integrations
+from inbound.connectors.chat2desk.client import Chat2DeskError
+from inbound.connectors.chat2desk.services import NotSupported, integration_register_webhook
+from inbound.connectors.webchat.services import embed_snippet, origins_of
 from inbound.models import ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration, JwtAlgorithm, KnowledgeEntry
-
 
 # --- integrations ------------------------------------------------------------------------------
 # The webhook channel's settings (seed 003); on other connectors they keep their defaults.
@@ -239,12 +240,12 @@ class IntegrationRegisterWebhookView(APIView):
         integration = integration_of(request, integration_id)
         no_input(request)
         try:
-            integration = integrations.integration_register_webhook(
+            integration = integration_register_webhook(
                 integration=integration, url=public_url(request, integration.webhook_path)
             )
-        except integrations.NotSupported as exc:
+        except NotSupported as exc:
             return Response({"error": "not_supported", "message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        except chat2desk.Chat2DeskError as exc:
+        except Chat2DeskError as exc:
             return Response({"error": "chat2desk_error", "message": str(exc)}, status=status.HTTP_502_BAD_GATEWAY)
         registered_at = integration.webhook_registered_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         return Response({"ok": True, "webhookRegisteredAt": registered_at})
