@@ -28,7 +28,16 @@ from inbound.connectors.chat2desk.client import Chat2DeskError
 from inbound.connectors.chat2desk.services import NotSupported, integration_register_webhook
 from inbound.connectors.webchat.services import embed_snippet
 from inbound.connectors.webhook_channel.instance_settings import CHANNEL_FIELDS, channel_settings
-from inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
+from inbound.models import (
+    SETTING_DEFAULTS,
+    ApiVersion,
+    ChannelMode,
+    ConnectorType,
+    InboundEvent,
+    Integration,
+    JwtAlgorithm,
+    KnowledgeEntry,
+)
 from inbound.origins import origins_clean
 from subscriptions.services import webhook_validate_url
 
@@ -111,6 +120,21 @@ class IntegrationForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=_("Chat2Desk's API token, stored encrypted and never shown. Leave it blank to keep the current one."),
     )
+    # The webhook channel's settings (kept in the integration's `settings`, see inbound/models.py).
+    api_version = forms.ChoiceField(label=capfirst(_("API version")), choices=ApiVersion.choices, required=False)
+    mode = forms.ChoiceField(label=capfirst(_("mode")), choices=ChannelMode.choices, required=False)
+    polling = forms.BooleanField(
+        label=capfirst(_("polling")),
+        required=False,
+        help_text=_("Webhook channel v2, synchronous mode: answer with a pollId when the agent is not done."),
+    )
+    jwt_algorithm = forms.ChoiceField(label=capfirst(_("JWT signing algorithm")), choices=JwtAlgorithm.choices, required=False)
+    public_key = forms.CharField(
+        label=capfirst(_("public key")),
+        required=False,
+        widget=forms.Textarea,
+        help_text=_("RS256/RS512: the client's public key, PEM."),
+    )
     allowed_origins = forms.CharField(
         label=_("Allowed origins"),
         required=False,
@@ -136,7 +160,7 @@ class IntegrationForm(forms.ModelForm):
 
     class Meta:
         model = Integration
-        fields = ["name", "site", "connector_type", "active", "api_url", *CHANNEL_FIELDS]
+        fields = ["name", "site", "connector_type", "active"]
         labels = {
             "name": capfirst(_("name")),
             "site": capfirst(_("site")),
@@ -157,10 +181,11 @@ class IntegrationForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Left out (another connector's form), the webhook channel's choices keep their defaults.
-        for name in ("api_version", "mode", "jwt_algorithm"):
+        # The connector's settings are not model fields: their initial values are the integration's
+        # (a new one's are the defaults). Left out (another connector's form), they keep those.
+        for name in SETTING_DEFAULTS:
             if name in self.fields:
-                self.fields[name].required = False
+                self.initial.setdefault(name, getattr(self.instance, name))
 
     def channel_changes(self) -> dict:
         # A new integration already has its generated id: `_state.adding` is what tells it apart.

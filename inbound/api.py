@@ -39,8 +39,25 @@ class IntegrationSerializer(serializers.ModelSerializer):
     webhook_registered = serializers.SerializerMethodField()
     api_token_set = serializers.SerializerMethodField()
     reply_webhook_id = serializers.CharField(read_only=True, allow_null=True)
+    # The connector's settings are the integration's attributes, not model fields (inbound/models.py):
+    # declared here as the model's fields were, so the schema stays the same.
+    api_url = serializers.URLField(
+        max_length=500,
+        allow_blank=True,
+        required=False,
+        help_text="Chat2Desk's API for your account's instance (global or Europe), as in https://api.chat2desk.com",
+    )
+    webhook_registered_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    api_version = serializers.ChoiceField(choices=ApiVersion.choices, required=False)
+    mode = serializers.ChoiceField(choices=ChannelMode.choices, required=False)
     # A plain string: "" (no POST_URL) would match both branches of a URL field's schema.
     post_url = serializers.CharField(read_only=True, help_text="Webhook channel, async mode: where the agent's messages are posted.")
+    polling = serializers.BooleanField(
+        required=False, help_text="Webhook channel v2, synchronous mode: answer with a pollId when the agent is not done."
+    )
+    jwt_algorithm = serializers.ChoiceField(choices=JwtAlgorithm.choices, required=False, label="JWT signing algorithm")
+    client_id = serializers.CharField(read_only=True)
+    public_key = serializers.CharField(required=False, allow_blank=True, help_text="RS256/RS512: the client's public key, PEM.")
 
     class Meta:
         model = Integration

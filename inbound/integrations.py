@@ -9,7 +9,7 @@ from core.models import Site
 from inbound.connectors import connector_of
 from inbound.connectors.webhook_channel.auth import generate_client_secret
 from inbound.connectors.webhook_channel.instance_settings import CHANNEL_FIELDS, channel_settings
-from inbound.models import ConnectorType, Integration, generate_client_id, generate_inbound_secret
+from inbound.models import CONNECTOR_SETTINGS, ConnectorType, Integration, generate_client_id, generate_inbound_secret
 from inbound.origins import origins_clean
 from subscriptions.models import Webhook, generate_secret
 from subscriptions.services import webhook_delete, webhook_rotate_secret, webhook_validate_url
@@ -77,6 +77,7 @@ def integration_create(
         integration = Integration.objects.create(
             site=site,
             connector_type=connector_type,
+            settings=dict(CONNECTOR_SETTINGS[connector_type]),  # every setting of its connector, then the given ones
             name=name,
             active=active,
             api_url=_validate_api_url(api_url),

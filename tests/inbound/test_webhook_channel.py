@@ -284,7 +284,7 @@ JSON = st.recursive(
 @given(payload=st.dictionaries(st.sampled_from(FIELD_NAMES), JSON, max_size=5))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_json_object_gets_an_answer_and_never_a_500(site, knowledge, version, payload):
-    instance = Integration.objects.filter(site=site, api_version=version).first() or instance_of(site, api_version=version)
+    instance = Integration.objects.filter(site=site, settings__api_version=version).first() or instance_of(site, api_version=version)
     response = post_hook(Client(), instance, payload, url=f"/chatbot/hooks/{site.id}/hookInstance/{instance.id}")
     assert response.status_code in (200, 400), response.content
     assert "error" in response.json() if response.status_code == 400 else True

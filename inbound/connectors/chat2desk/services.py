@@ -79,5 +79,5 @@ def integration_register_webhook(*, integration: Integration, url: str) -> Integ
         )
         integration.remote_webhook_id = remote_id
         integration.webhook_registered_at = timezone.now()
-        integration.save(update_fields=["remote_webhook_id", "webhook_registered_at", "updated_at"])
+        integration.save(update_fields=["settings", "updated_at"])
     return integration

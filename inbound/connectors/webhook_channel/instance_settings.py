@@ -4,7 +4,7 @@ and how its callers' JWTs are verified; checked against each other."""
 from django.core.exceptions import ValidationError
 
 from inbound.connectors.webhook_channel.auth import RSA_ALGORITHMS, public_key_problem
-from inbound.models import ApiVersion, ChannelMode, Integration, JwtAlgorithm
+from inbound.models import SETTING_DEFAULTS, ApiVersion, ChannelMode, Integration, JwtAlgorithm
 from subscriptions.services import webhook_validate_url
 
 CHANNEL_FIELDS = ("api_version", "mode", "post_url", "polling", "jwt_algorithm", "public_key")
@@ -13,7 +13,7 @@ CHANNEL_FIELDS = ("api_version", "mode", "post_url", "polling", "jwt_algorithm",
 def channel_settings(*, changes: dict, current: Integration | None) -> dict:
     """`changes` to the webhook-channel fields, checked against each other and the instance as it
     stands; ValidationError naming the field."""
-    merged = {name: getattr(current, name) if current else Integration._meta.get_field(name).get_default() for name in CHANNEL_FIELDS}
+    merged = {name: getattr(current, name) if current else SETTING_DEFAULTS[name] for name in CHANNEL_FIELDS}
     merged.update(changes)
     cleaned = dict(changes)
     choices = {"api_version": ApiVersion, "mode": ChannelMode, "jwt_algorithm": JwtAlgorithm}
