@@ -9,7 +9,14 @@ from core.models import Site
 from inbound.connectors import connector_of
 from inbound.connectors.webhook_channel.auth import generate_client_secret
 from inbound.connectors.webhook_channel.instance_settings import CHANNEL_FIELDS, channel_settings
-from inbound.models import CONNECTOR_SETTINGS, ConnectorType, Integration, generate_client_id, generate_inbound_secret
+from inbound.models import (
+    CONNECTOR_SETTINGS,
+    SETTING_DEFAULTS,
+    ConnectorType,
+    Integration,
+    generate_client_id,
+    generate_inbound_secret,
+)
 from inbound.origins import origins_clean
 from subscriptions.models import Webhook, generate_secret
 from subscriptions.services import webhook_delete, webhook_rotate_secret, webhook_validate_url
@@ -68,25 +75,32 @@ def integration_create(
     """`channel`: the webhook channel's settings (instance_settings.CHANNEL_FIELDS)."""
     if connector_type not in ConnectorType.values:
         raise ValidationError({"connector_type": f"unknown connector {connector_type!r}; choose one of {', '.join(ConnectorType.values)}"})
+    credentials = {}
     if connector_type == ConnectorType.WEBHOOK:
-        channel = channel_settings(changes=channel, current=None)
-        channel.update(client_id=generate_client_id(), client_secret=generate_client_secret())
+        channel = {**channel_settings(changes=channel, current=None), "client_id": generate_client_id()}
+        credentials["client_secret"] = generate_client_secret()
     elif channel:
         raise ValidationError({next(iter(channel)): "only a webhook channel instance (connector_type webhook) has this setting"})
+    given = {"api_url": _validate_api_url(api_url), "allowed_origins": _validate_allowed_origins(connector_type, allowed_origins), **channel}
     with transaction.atomic():
         integration = Integration.objects.create(
             site=site,
             connector_type=connector_type,
-            settings=dict(CONNECTOR_SETTINGS[connector_type]),  # every setting of its connector, then the given ones
             name=name,
             active=active,
-            api_url=_validate_api_url(api_url),
             api_token=api_token,
-            allowed_origins=_validate_allowed_origins(connector_type, allowed_origins),
-            **channel,
+            settings=_settings_of(connector_type, given),
+            **credentials,
         )
         _reply_webhook_sync(integration)
     return integration
+
+
+def _settings_of(connector_type: str, given: dict) -> dict:
+    """A new integration's settings: every one of its connector's (the defaults, then what was
+    given), and another connector's only when given a value (an API URL on a webchat, say)."""
+    own = CONNECTOR_SETTINGS[connector_type]
+    return {**own, **{name: value for name, value in given.items() if name in own or value != SETTING_DEFAULTS[name]}}
 
 
 INTEGRATION_EDITABLE = ("name", "active", "api_url", "api_token", "allowed_origins", *CHANNEL_FIELDS)

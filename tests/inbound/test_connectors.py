@@ -17,7 +17,7 @@ from inbound.connectors import CONNECTORS, connector_of
 from inbound.connectors.chat2desk.reply import REPLY_FORMAT as CHAT2DESK_REPLY
 from inbound.connectors.webhook_channel.reply import REPLY_FORMAT as WEBHOOK_CHANNEL_REPLY
 from inbound.connectors.webhook_channel.services import UNRETURNED
-from inbound.models import ConnectorType
+from inbound.models import CONNECTOR_SETTINGS, ConnectorType, Integration
 from inbound.services import person_reply_relay
 from subscriptions.models import WebhookFormat
 
@@ -58,3 +58,15 @@ def test_a_persons_reply_is_relayed_in_the_transaction_that_stores_it(site):
 
     kept = domain.message_create(conversation=conversation, sender_type="agent", body="kept")
     assert Conversation.objects.get(pk=conversation.pk).context[UNRETURNED] == [kept.id]
+
+
+@pytest.mark.django_db
+def test_a_new_integrations_settings_are_its_connectors(site):
+    chat = integrations.integration_create(site=site, connector_type="webchat", allowed_origins="https://shop.example")
+    assert chat.settings == {"allowed_origins": "https://shop.example"}
+    instance = integrations.integration_create(site=site, connector_type="webhook", mode="async", post_url="https://receiver.example/post")
+    assert set(instance.settings) == set(CONNECTOR_SETTINGS[ConnectorType.WEBHOOK])
+    assert (instance.mode, instance.api_version, instance.client_id.startswith("cs-")) == ("async", "v2", True)
+    assert instance.client_secret, "a credential: an encrypted column, not a setting"
+    assert "client_secret" not in instance.settings
+    assert Integration.objects.filter(settings__mode="async").get() == instance
