@@ -232,7 +232,7 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return ["title", "connector", "site_key", "is_active", "webhook", webhook_url]
 
     def get_readonly_fields(self, request, obj=None):
-        # The site and the connector make the webhook's URL and the reply webhook: fixed once made.
+        # The site and the connector make the webhook's URL and the reply destination: fixed once made.
         return self.readonly_fields + (["site", "connector_type", "client_id"] if obj is not None else [])
 
     def get_fieldsets(self, request, obj=None):

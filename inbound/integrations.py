@@ -1,5 +1,5 @@
-"""Integrations: create, change, rotate and delete them, and keep their reply destination (the
-connector webhook their replies go through) in step with them."""
+"""Integrations: create, change, rotate and delete them, and keep their reply destination in step
+with them."""
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -32,10 +32,10 @@ def _validate_api_url(api_url: str) -> str:
 
 
 def _reply_webhook_sync(integration: Integration) -> None:
-    """Keep the connector webhook the replies go through in step with the integration, where its
-    connector says (Chat2Desk's is `{apiUrl}/v1/messages` with the API token as its secret, the
-    webhook channel's the POST_URL, async mode, with a signing secret of its own); disabled when
-    there is nowhere to post."""
+    """Keep the reply destination in step with the integration, where its connector says
+    (Chat2Desk's is `{apiUrl}/v1/messages` with the API token as its secret, the webhook channel's
+    the POST_URL, async mode, with a signing secret of its own); disabled when there is nowhere
+    to post."""
     webhook = integration.reply_webhook
     target = connector_of(integration.connector_type).reply_destination(integration)
     if isinstance(target, str):

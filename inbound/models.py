@@ -101,7 +101,7 @@ class Integration(models.Model):
     client_secret = EncryptedTextField(blank=True, default="", editable=False)
     # The connector's settings (CONNECTOR_SETTINGS), each also an attribute of the integration (below).
     settings = models.JSONField(blank=True, default=dict, help_text="The connector's settings (inbound.models.CONNECTOR_SETTINGS).")
-    # Where the agent's replies go: a connector webhook of the delivery engine (retried, logged).
+    # The reply destination: where the agent's replies go, a Webhook row of its own (retried, logged).
     reply_webhook = models.OneToOneField(
         "subscriptions.Webhook", null=True, blank=True, on_delete=models.SET_NULL, related_name="integration",
         editable=False,

@@ -329,7 +329,7 @@ def _reply(event: InboundEvent) -> str:
 
 
 def _send_reply(integration: Integration, conversation: Conversation, message: Message) -> str:
-    """Queue the reply to the integration's reply destination (its connector webhook), unless the
+    """Queue the reply to the integration's reply destination, unless the
     connector returns it to the caller; what happened, for the event's log."""
     if connector_of(integration.connector_type).replies_returned(integration):
         return f"answered with {message.id}, returned to the caller"

@@ -7,6 +7,10 @@ how a status event applies, whether a reply goes back to the caller or to the in
 reply destination, and what ends an agent's turn. The pipeline looks a connector up by the
 integration's `connector_type` and imports none of them.
 
+A reply destination is where an integration's replies are posted: a Webhook row of its own
+(`Integration.reply_webhook`, its `connector` set, in the connector's reply format), so the
+delivery engine retries and logs replies as it does a subscriber webhook's deliveries.
+
 Each connector package registers itself, and its reply format with deliveries/formats.py, when
 `connectors_load` imports it: inbound's AppConfig.ready() does, so every process that loads
 Django (web, Socket.IO, Celery workers, the delivery engine) knows them all.
@@ -23,7 +27,7 @@ PACKAGES = ("inbound.connectors.chat2desk", "inbound.connectors.webhook_channel"
 
 @dataclass(frozen=True)
 class ReplyDestination:
-    """Where an integration's replies are posted: the connector webhook's URL, format and secret
+    """Where an integration's replies are posted: the reply destination's URL, format and secret
     ("" keeps the webhook's own), and why its replies are held back ("" when they are not)."""
 
     url: str
@@ -60,7 +64,7 @@ class Connector:
 
     def reply_destination(self, integration) -> ReplyDestination | str:
         """Where the replies are posted, or why there is nowhere (a string): the integration's
-        connector webhook is kept in step with it (inbound/integrations.py)."""
+        reply destination is kept in step with it (inbound/integrations.py)."""
         return f"the {self.type} connector posts no replies"
 
     def turn_ended(self, *, event, conversation, handed_off: bool) -> None:

@@ -1,8 +1,8 @@
 """Chat2Desk's reply format (seed 000): the agent's reply, posted through Chat2Desk's API.
 
-The integration's reply destination is a connector webhook of the delivery engine (retried,
-logged) whose URL is `{apiUrl}/v1/messages` and whose secret is the integration's API token,
-which Chat2Desk takes as the Authorization header.
+The integration's reply destination (a Webhook row of its own, inbound/connectors/__init__.py)
+posts to `{apiUrl}/v1/messages`; its secret is the integration's API token, which Chat2Desk
+takes as the Authorization header.
 """
 
 import json

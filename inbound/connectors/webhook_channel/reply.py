@@ -2,7 +2,7 @@
 reply format of the asynchronous mode's messages, posted to the instance's POST_URL.
 
 The reply format is one message per delivery, in the instance's API version; signed like the
-agentbot format with the connector webhook's own secret (shown in the instance's create and
+agentbot format with the reply destination's own secret (shown in the instance's create and
 rotate responses).
 """
 
