@@ -12,7 +12,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
@@ -24,22 +24,19 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import ObjectActionsMixin
 from inbound import integrations
 from inbound.api import public_url
+from inbound.connectors.chat2desk.admin_form import Chat2DeskFields
 from inbound.connectors.chat2desk.client import Chat2DeskError
 from inbound.connectors.chat2desk.services import NotSupported, integration_register_webhook
+from inbound.connectors.webchat.admin_form import WebchatFields
 from inbound.connectors.webchat.services import embed_snippet
-from inbound.connectors.webhook_channel.instance_settings import CHANNEL_FIELDS, channel_settings
+from inbound.connectors.webhook_channel.admin_form import WebhookChannelFields
 from inbound.models import (
     SETTING_DEFAULTS,
-    ApiVersion,
-    ChannelMode,
     ConnectorType,
     InboundEvent,
     Integration,
-    JwtAlgorithm,
     KnowledgeEntry,
 )
-from inbound.origins import origins_clean
-from subscriptions.services import webhook_validate_url
 
 RECENT_EVENTS = 20
 # An inbound event's status → the console's badge colour.
@@ -97,66 +94,8 @@ def _show_channel_secrets_once(request, integration: Integration, what: str) -> 
     )
 
 
-class IntegrationForm(forms.ModelForm):
-    api_url = forms.URLField(
-        label=_("API URL"),
-        required=False,
-        max_length=500,
-        assume_scheme="https",
-        help_text=_("Chat2Desk's API for your account's instance (global or Europe), as in https://api.chat2desk.com"),
-    )
-    post_url = forms.URLField(
-        label="POST_URL",
-        required=False,
-        max_length=2048,
-        assume_scheme="https",
-        help_text=_("Webhook channel, asynchronous mode: where each of the agent's messages is posted."),
-    )
-    # Write-only, so not the model's field: never rendered back, not even after a form error.
-    new_api_token = forms.CharField(
-        label=_("API token"),
-        required=False,
-        max_length=500,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("Chat2Desk's API token, stored encrypted and never shown. Leave it blank to keep the current one."),
-    )
-    # The webhook channel's settings (kept in the integration's `settings`, see inbound/models.py).
-    api_version = forms.ChoiceField(label=capfirst(_("API version")), choices=ApiVersion.choices, required=False)
-    mode = forms.ChoiceField(label=capfirst(_("mode")), choices=ChannelMode.choices, required=False)
-    polling = forms.BooleanField(
-        label=capfirst(_("polling")),
-        required=False,
-        help_text=_("Webhook channel v2, synchronous mode: answer with a pollId when the agent is not done."),
-    )
-    jwt_algorithm = forms.ChoiceField(label=capfirst(_("JWT signing algorithm")), choices=JwtAlgorithm.choices, required=False)
-    public_key = forms.CharField(
-        label=capfirst(_("public key")),
-        required=False,
-        widget=forms.Textarea,
-        help_text=_("RS256/RS512: the client's public key, PEM."),
-    )
-    allowed_origins = forms.CharField(
-        label=_("Allowed origins"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://shop.example"}),
-        help_text=_(
-            "Webchat: the origins (scheme://host[:port]) whose pages may open the widget, one per line. "
-            "Empty: only this service's own pages, such as the demo page."
-        ),
-    )
-
-    def clean_allowed_origins(self):
-        # The service's check, here so that a refused origin is a form error.
-        try:
-            origins = origins_clean(self.cleaned_data.get("allowed_origins", ""))
-        except ValidationError as exc:
-            raise ValidationError(exc.message_dict["allowed_origins"]) from exc
-        # (an unsaved integration has its pk already: ids are made by the model's default)
-        adding = self.instance._state.adding
-        connector = self.cleaned_data.get("connector_type") if adding else self.instance.connector_type
-        if origins and connector != ConnectorType.WEBCHAT:
-            raise ValidationError(_("Only a webchat integration has allowed origins; leave this empty."))
-        return origins
+class IntegrationForm(Chat2DeskFields, WebhookChannelFields, WebchatFields, forms.ModelForm):
+    """The fields every integration has; each connector's own come from its admin_form.py."""
 
     class Meta:
         model = Integration
@@ -169,16 +108,6 @@ class IntegrationForm(forms.ModelForm):
         }
         help_texts = {"active": _("An inactive integration answers its webhook with 403.")}
 
-    def clean_api_url(self):
-        # The same URL policy the service applies, here so that a refused URL is a form error.
-        api_url = self.cleaned_data.get("api_url", "")
-        if not api_url:
-            return ""
-        try:
-            return webhook_validate_url(api_url).rstrip("/")
-        except ValidationError as exc:
-            raise ValidationError(exc.message_dict.get("url", exc.messages)) from exc
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # The connector's settings are not model fields: their initial values are the integration's
@@ -186,27 +115,6 @@ class IntegrationForm(forms.ModelForm):
         for name in SETTING_DEFAULTS:
             if name in self.fields:
                 self.initial.setdefault(name, getattr(self.instance, name))
-
-    def channel_changes(self) -> dict:
-        # A new integration already has its generated id: `_state.adding` is what tells it apart.
-        if self.instance._state.adding:
-            found = {name: self.cleaned_data[name] for name in CHANNEL_FIELDS if name in self.cleaned_data}
-            return {name: value for name, value in found.items() if value != ""}
-        return {name: self.cleaned_data[name] for name in CHANNEL_FIELDS if name in self.changed_data}
-
-    def clean(self):
-        # The service's checks of the webhook channel's settings, here so that they are form errors.
-        cleaned = super().clean()
-        adding = self.instance._state.adding
-        connector = cleaned.get("connector_type") if adding else self.instance.connector_type
-        if connector == ConnectorType.WEBHOOK and not self.errors:
-            try:
-                cleaned.update(
-                    channel_settings(changes=self.channel_changes(), current=None if adding else self.instance)
-                )
-            except ValidationError as exc:
-                self.add_error(None, exc)
-        return cleaned
 
 
 # The rotate action each connector offers on its page (a webchat has nothing to rotate).
@@ -237,13 +145,15 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [(None, {"fields": ["name", "site", "connector_type", "active"]})]
-        if obj is None or obj.connector_type == ConnectorType.CHAT2DESK:
-            fieldsets.append((_("Chat2Desk API"), {"fields": ["api_url", "new_api_token"]}))
-        if obj is None or obj.connector_type == ConnectorType.WEBHOOK:
-            fields = ([] if obj is None else ["client_id"]) + list(CHANNEL_FIELDS)
-            fieldsets.append((_("Webhook channel"), {"fields": fields}))
-        if obj is None or obj.connector_type == ConnectorType.WEBCHAT:
-            fieldsets.append((_("Webchat"), {"fields": ["allowed_origins"]}))
+        # A new integration's form shows every connector's fields; an integration's, its connector's.
+        connectors = {
+            ConnectorType.CHAT2DESK: Chat2DeskFields.FIELDSET,
+            ConnectorType.WEBHOOK: WebhookChannelFields.fieldset(obj),
+            ConnectorType.WEBCHAT: WebchatFields.FIELDSET,
+        }
+        for connector, (title, fields) in connectors.items():
+            if obj is None or obj.connector_type == connector:
+                fieldsets.append((title, {"fields": fields}))
         if obj is not None:
             title = _("Recent inbound events (newest %(count)s)") % {"count": RECENT_EVENTS}
             fieldsets.append((title, {"fields": ["recent_events"]}))
