@@ -32,7 +32,7 @@ from core.request_limits import BodyLimit  # noqa: E402
 # Django's handler reads a whole body before any view sees it: bodies over the limit are refused first.
 django_application = BodyLimit(django_application)
 
-from inbound.webchat_socket import sio  # noqa: E402  (needs the settings loaded above)
+from inbound.connectors.webchat.socket import sio  # noqa: E402  (needs the settings loaded above)
 
 application = socketio.ASGIApp(sio, other_asgi_app=django_application, socketio_path="socket.io")
 

@@ -368,7 +368,7 @@ if AGENTBOT_WEB_WORKERS < 1 or AGENTBOT_WEB_THREADS < 0:
         f"got {AGENTBOT_WEB_WORKERS} and {AGENTBOT_WEB_THREADS}"
     )
 
-# --- webchat (inbound/webchat.py) -------------------------------------------------------
+# --- webchat (inbound/connectors/webchat/) -------------------------------------------------------
 ASGI_APPLICATION = "agentbot.asgi.application"
 # A visitor's message is at most this many characters; a connection sends at most
 # AGENTBOT_WEBCHAT_RATE messages a second on average, AGENTBOT_WEBCHAT_BURST at once.

@@ -5,14 +5,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agentbot import health, metrics
 from core import ids
+from deliveries import api as deliveries_api
 from domain import api as domain_api
 from inbound import api as inbound_api
-from inbound import hooks as webhook_channel_views
-from inbound import views as inbound_views
-from inbound import webchat_views
-from deliveries import api as deliveries_api
+from inbound.connectors.chat2desk import views as chat2desk_views
+from inbound.connectors.webchat import views as webchat_views
+from inbound.connectors.webhook_channel import views as webhook_channel_views
 from subscriptions import api as subscriptions_api
-
 
 # Every id in a path is matched by its grammar (core/ids.py): junk there is a 404, never a query.
 for _name, _converter in ids.path_converters().items():
@@ -76,7 +75,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # Seed 000's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
-    path("api/webhook/<slug:connector_type>/<intg:integration_id>", inbound_views.connector_webhook, name="connector-webhook"),
+    path("api/webhook/<slug:connector_type>/<intg:integration_id>", chat2desk_views.connector_webhook, name="connector-webhook"),
     # Seed 003's URLs: the webhook channel, its further instances, and v2 polling.
     path("chatbot/hooks/<site:bot_id>", webhook_channel_views.hook, name="webhook-channel"),
     path(

@@ -1,5 +1,5 @@
 """The one reader of JSON that comes from outside: REST bodies (core/api/parsers.py), the
-connectors' bodies (inbound/views.py) and webchat socket frames.
+connectors' bodies (inbound/request_body.py) and webchat socket frames.
 
 What it accepts is what the service can store, read back and render everywhere (the API, the admin,
 every delivery format): UTF-8 text (RFC 8259) without a byte order mark, nested at most MAX_DEPTH

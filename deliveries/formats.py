@@ -1,24 +1,24 @@
 """Delivery formats: how one event looks on the wire for one kind of receiver.
 
 The formats differ only in data and small functions (body builder, signer, success rule, retry
-schedule), so each is a `DeliveryFormat` value and adding one touches this file alone.
+schedule), so each is a `DeliveryFormat` value. The subscriber webhooks' formats are here; a
+connector's reply format is its own (inbound/connectors/) and registered with `format_register`.
 """
 
 import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
-from typing import Callable
 
 from django.conf import settings
 
 from deliveries import chat_formats, jsjson
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
-    CHANNEL_REPLY,
     CHANNEL_SOURCE_FIELDS,
     LEAD_SUBMIT,
     MESSAGE_CREATED,
@@ -105,7 +105,7 @@ class DeliveryFormat:
 
 
 def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def hmac_hex(algorithm: str, key: str, message: bytes) -> str:
@@ -225,7 +225,7 @@ def leads_body(e: Envelope) -> dict:
         "LastName": text("last_name"),
         "Email": text("email"),
         "PhoneNumber": text("phone"),
-        "CreateTime": e.created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "CreateTime": e.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "Content": text("content") or text("message"),
         "SessionID": session_id if type(session_id) is int else 0,
         "URI": text("uri"),
@@ -270,52 +270,6 @@ def standard_sign(s: Signing) -> dict[str, str]:
     }
 
 
-# --- chat2desk (seed 000): an integration's reply, through Chat2Desk's API ----------------------
-# The connector webhook's URL is `{apiUrl}/v1/messages` and its secret is the integration's API
-# token, which Chat2Desk takes as the Authorization header.
-def chat2desk_body(e: Envelope) -> dict:
-    recipient = object_or_empty(e.data.get("recipient"))
-    body = {"client_id": recipient.get("client_id"), "text": e.data.get("text"), "type": "to_client"}
-    for name in ("transport", "channel_id"):
-        if recipient.get(name) not in (None, ""):
-            body[name] = recipient[name]
-    return body
-
-
-def chat2desk_sign(s: Signing) -> dict[str, str]:
-    return {"Authorization": s.secrets[0]}
-
-
-def chat2desk_success(status: int, body: bytes) -> bool:
-    """2xx, unless the body is Chat2Desk's `{"status": "error", ...}`."""
-    if not is_2xx(status, body):
-        return False
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return True
-    return not (isinstance(answer, dict) and answer.get("status") == "error")
-
-
-# --- webhook_channel (seed 003): an instance's reply, posted to its POST_URL (async mode) --------
-# One message per delivery, in the instance's API version; signed like the agentbot format with
-# the connector webhook's own secret (shown in the instance's create and rotate responses).
-def webhook_channel_body(e: Envelope) -> dict:
-    recipient = object_or_empty(e.data.get("recipient"))
-    text, message_id, created_on = e.data.get("text"), e.data.get("message_id"), iso_utc(e.created_at)
-    addressing = {"from": {"id": e.site_id}, "to": {"id": recipient.get("user_id")}, "sessionId": e.data.get("conversation_id")}
-    if text_or_none(e.data.get("end_reason")):
-        # Seed 003: "endOfTask, endReason, … are delivered as a separate message."
-        end = {**addressing, "endOfTask": True, "endReason": e.data["end_reason"]}
-        if text_or_none(e.data.get("handoff_reason")):
-            end["handoff"] = {"reason": e.data["handoff_reason"]}
-        return end if recipient.get("api_version") == "v1" else {**end, "_v": "v2"}
-    if recipient.get("api_version") == "v1":
-        return {"text": text, "messageId": message_id, "createdOn": created_on, **addressing}
-    message = {"type": "text", "val": text, "createdOn": created_on, "messageId": message_id}
-    return {"data": [message], **addressing, "_v": "v2"}
-
-
 # --- slack, discord, teams: a channel's incoming webhook (deliveries/chat_formats.py) ------------
 def unsigned(s: Signing) -> dict[str, str]:
     """No signature: the webhook's URL is the credential."""
@@ -336,27 +290,17 @@ FORMATS: dict[str, DeliveryFormat] = {
             carries=lambda t: t in LEADS_TYPES,
         ),
         DeliveryFormat(WebhookFormat.STANDARD, standard_body, standard_sign, is_2xx, DEFAULT_SCHEDULE),
-        DeliveryFormat(
-            WebhookFormat.CHAT2DESK,
-            chat2desk_body,
-            chat2desk_sign,
-            chat2desk_success,
-            DEFAULT_SCHEDULE,
-            carries=lambda t: t == CHANNEL_REPLY.name,
-        ),
-        DeliveryFormat(
-            WebhookFormat.WEBHOOK_CHANNEL,
-            webhook_channel_body,
-            agentbot_sign,
-            is_2xx,
-            DEFAULT_SCHEDULE,
-            carries=lambda t: t == CHANNEL_REPLY.name,
-        ),
         DeliveryFormat(WebhookFormat.SLACK, chat_formats.slack_body, unsigned, chat_formats.slack_success, DEFAULT_SCHEDULE),
         DeliveryFormat(WebhookFormat.DISCORD, chat_formats.discord_body, unsigned, chat_formats.discord_success, DEFAULT_SCHEDULE),
         DeliveryFormat(WebhookFormat.TEAMS, chat_formats.teams_body, unsigned, chat_formats.teams_success, DEFAULT_SCHEDULE),
     )
 }
+
+
+def format_register(fmt: DeliveryFormat) -> None:
+    """Add a format an app above deliveries owns: a connector's reply format (inbound/connectors/),
+    registered at inbound's ready(), so every process that loads Django has it."""
+    FORMATS[fmt.name] = fmt
 
 
 def get_format(name: str) -> DeliveryFormat:

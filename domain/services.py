@@ -6,11 +6,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from domain import event_data
-from domain.models import Appointment, ContactRecord, Conversation, Lead, Message, Ticket
 from core.models import Site
 from core.vocabulary import ConversationStatus, SenderType, SessionState, TicketPriority, TicketStatus
 from deliveries.services.publish import event_publish, text_is_storable
+from domain import event_data, hooks
+from domain.models import Appointment, ContactRecord, Conversation, Lead, Message, Ticket
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CHANNEL_SOURCE_FIELDS,
@@ -126,10 +126,8 @@ def message_create(*, conversation: Conversation, sender_type: str, body: str, m
         )
         event_publish(site=conversation.site, event_type=MESSAGE_CREATED.name, data=event_data.message_created(message))
         if sender_type == SenderType.AGENT and conversation.integration_id is not None:
-            # The inbound side builds on the domain, so it is imported here, where it is needed.
-            from inbound.services import person_reply_relay
-
-            person_reply_relay(conversation=conversation, message=message)
+            # The inbound side builds on the domain: it registered its relay in domain/hooks.py.
+            hooks.person_reply_hooks_run(conversation=conversation, message=message)
     return message
 
 

@@ -12,7 +12,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
@@ -22,12 +22,21 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ObjectActionsMixin
-from inbound import chat2desk, integrations, webhook_channel
+from inbound import integrations
 from inbound.api import public_url
-from inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
-from inbound.origins import origins_clean
-from inbound.webchat import embed_snippet
-from subscriptions.services import webhook_validate_url
+from inbound.connectors.chat2desk.admin_form import Chat2DeskFields
+from inbound.connectors.chat2desk.client import Chat2DeskError
+from inbound.connectors.chat2desk.services import NotSupported, integration_register_webhook
+from inbound.connectors.webchat.admin_form import WebchatFields
+from inbound.connectors.webchat.services import embed_snippet
+from inbound.connectors.webhook_channel.admin_form import WebhookChannelFields
+from inbound.models import (
+    SETTING_DEFAULTS,
+    ConnectorType,
+    InboundEvent,
+    Integration,
+    KnowledgeEntry,
+)
 
 RECENT_EVENTS = 20
 # An inbound event's status → the console's badge colour.
@@ -85,55 +94,12 @@ def _show_channel_secrets_once(request, integration: Integration, what: str) -> 
     )
 
 
-class IntegrationForm(forms.ModelForm):
-    api_url = forms.URLField(
-        label=_("API URL"),
-        required=False,
-        max_length=500,
-        assume_scheme="https",
-        help_text=_("Chat2Desk's API for your account's instance (global or Europe), as in https://api.chat2desk.com"),
-    )
-    post_url = forms.URLField(
-        label="POST_URL",
-        required=False,
-        max_length=2048,
-        assume_scheme="https",
-        help_text=_("Webhook channel, asynchronous mode: where each of the agent's messages is posted."),
-    )
-    # Write-only, so not the model's field: never rendered back, not even after a form error.
-    new_api_token = forms.CharField(
-        label=_("API token"),
-        required=False,
-        max_length=500,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("Chat2Desk's API token, stored encrypted and never shown. Leave it blank to keep the current one."),
-    )
-    allowed_origins = forms.CharField(
-        label=_("Allowed origins"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://shop.example"}),
-        help_text=_(
-            "Webchat: the origins (scheme://host[:port]) whose pages may open the widget, one per line. "
-            "Empty: only this service's own pages, such as the demo page."
-        ),
-    )
-
-    def clean_allowed_origins(self):
-        # The service's check, here so that a refused origin is a form error.
-        try:
-            origins = origins_clean(self.cleaned_data.get("allowed_origins", ""))
-        except ValidationError as exc:
-            raise ValidationError(exc.message_dict["allowed_origins"]) from exc
-        # (an unsaved integration has its pk already: ids are made by the model's default)
-        adding = self.instance._state.adding
-        connector = self.cleaned_data.get("connector_type") if adding else self.instance.connector_type
-        if origins and connector != ConnectorType.WEBCHAT:
-            raise ValidationError(_("Only a webchat integration has allowed origins; leave this empty."))
-        return origins
+class IntegrationForm(Chat2DeskFields, WebhookChannelFields, WebchatFields, forms.ModelForm):
+    """The fields every integration has; each connector's own come from its admin_form.py."""
 
     class Meta:
         model = Integration
-        fields = ["name", "site", "connector_type", "active", "api_url", *webhook_channel.CHANNEL_FIELDS]
+        fields = ["name", "site", "connector_type", "active"]
         labels = {
             "name": capfirst(_("name")),
             "site": capfirst(_("site")),
@@ -142,43 +108,13 @@ class IntegrationForm(forms.ModelForm):
         }
         help_texts = {"active": _("An inactive integration answers its webhook with 403.")}
 
-    def clean_api_url(self):
-        # The same URL policy the service applies, here so that a refused URL is a form error.
-        api_url = self.cleaned_data.get("api_url", "")
-        if not api_url:
-            return ""
-        try:
-            return webhook_validate_url(api_url).rstrip("/")
-        except ValidationError as exc:
-            raise ValidationError(exc.message_dict.get("url", exc.messages)) from exc
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Left out (another connector's form), the webhook channel's choices keep their defaults.
-        for name in ("api_version", "mode", "jwt_algorithm"):
+        # The connector's settings are not model fields: their initial values are the integration's
+        # (a new one's are the defaults). Left out (another connector's form), they keep those.
+        for name in SETTING_DEFAULTS:
             if name in self.fields:
-                self.fields[name].required = False
-
-    def channel_changes(self) -> dict:
-        # A new integration already has its generated id: `_state.adding` is what tells it apart.
-        if self.instance._state.adding:
-            found = {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.cleaned_data}
-            return {name: value for name, value in found.items() if value != ""}
-        return {name: self.cleaned_data[name] for name in webhook_channel.CHANNEL_FIELDS if name in self.changed_data}
-
-    def clean(self):
-        # The service's checks of the webhook channel's settings, here so that they are form errors.
-        cleaned = super().clean()
-        adding = self.instance._state.adding
-        connector = cleaned.get("connector_type") if adding else self.instance.connector_type
-        if connector == ConnectorType.WEBHOOK and not self.errors:
-            try:
-                cleaned.update(
-                    webhook_channel.channel_settings(changes=self.channel_changes(), current=None if adding else self.instance)
-                )
-            except ValidationError as exc:
-                self.add_error(None, exc)
-        return cleaned
+                self.initial.setdefault(name, getattr(self.instance, name))
 
 
 # The rotate action each connector offers on its page (a webchat has nothing to rotate).
@@ -204,18 +140,20 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return ["title", "connector", "site_key", "is_active", "webhook", webhook_url]
 
     def get_readonly_fields(self, request, obj=None):
-        # The site and the connector make the webhook's URL and the reply webhook: fixed once made.
+        # The site and the connector make the webhook's URL and the reply destination: fixed once made.
         return self.readonly_fields + (["site", "connector_type", "client_id"] if obj is not None else [])
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [(None, {"fields": ["name", "site", "connector_type", "active"]})]
-        if obj is None or obj.connector_type == ConnectorType.CHAT2DESK:
-            fieldsets.append((_("Chat2Desk API"), {"fields": ["api_url", "new_api_token"]}))
-        if obj is None or obj.connector_type == ConnectorType.WEBHOOK:
-            fields = ([] if obj is None else ["client_id"]) + list(webhook_channel.CHANNEL_FIELDS)
-            fieldsets.append((_("Webhook channel"), {"fields": fields}))
-        if obj is None or obj.connector_type == ConnectorType.WEBCHAT:
-            fieldsets.append((_("Webchat"), {"fields": ["allowed_origins"]}))
+        # A new integration's form shows every connector's fields; an integration's, its connector's.
+        connectors = {
+            ConnectorType.CHAT2DESK: Chat2DeskFields.FIELDSET,
+            ConnectorType.WEBHOOK: WebhookChannelFields.fieldset(obj),
+            ConnectorType.WEBCHAT: WebchatFields.FIELDSET,
+        }
+        for connector, (title, fields) in connectors.items():
+            if obj is None or obj.connector_type == connector:
+                fieldsets.append((title, {"fields": fields}))
         if obj is not None:
             title = _("Recent inbound events (newest %(count)s)") % {"count": RECENT_EVENTS}
             fieldsets.append((title, {"fields": ["recent_events"]}))
@@ -290,12 +228,12 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         if not self.has_change_permission(request, integration):
             raise PermissionDenied
         try:
-            integration = integrations.integration_register_webhook(
+            integration = integration_register_webhook(
                 integration=integration, url=public_url(request, integration.webhook_path)
             )
-        except integrations.NotSupported as exc:
+        except NotSupported as exc:
             self.message_user(request, gettext("The webhook was not registered: %(reason)s.") % {"reason": exc}, messages.ERROR)
-        except chat2desk.Chat2DeskError as exc:
+        except Chat2DeskError as exc:
             self.message_user(
                 request, gettext("Chat2Desk did not register the webhook: %(error)s") % {"error": exc}, messages.ERROR
             )

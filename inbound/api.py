@@ -12,34 +12,24 @@ from rest_framework.views import APIView
 from core.api.auth import site_of
 from core.api.fields import StrictBooleanField, StrictCharField
 from core.api.serializers import PatchSerializer, StrictSerializer, no_input, valid_input
-from inbound import chat2desk, integrations
-from inbound.webchat import embed_snippet, origins_of
-from inbound.models import ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration, JwtAlgorithm, KnowledgeEntry
+from inbound import integrations
+from inbound.connectors.chat2desk.api_fields import Chat2DeskInput, Chat2DeskOutput
+from inbound.connectors.chat2desk.client import Chat2DeskError
+from inbound.connectors.chat2desk.services import NotSupported, integration_register_webhook
+from inbound.connectors.webchat.api_fields import WebchatInput, WebchatOutput
+from inbound.connectors.webchat.services import embed_snippet
+from inbound.connectors.webhook_channel.api_fields import OUTPUT_FIELDS as WEBHOOK_CHANNEL_FIELDS
+from inbound.connectors.webhook_channel.api_fields import WebhookChannelInput, WebhookChannelOutput
+from inbound.models import ConnectorType, InboundEvent, Integration, KnowledgeEntry
 
 
 # --- integrations ------------------------------------------------------------------------------
-# The webhook channel's settings (seed 003); on other connectors they keep their defaults.
-WEBHOOK_CHANNEL_FIELDS = ["api_version", "mode", "post_url", "polling", "jwt_algorithm", "client_id", "public_key"]
-
-
-class OriginListField(serializers.ListField):
-    """Webchat origins as a JSON list of strings; the service gets them one per line."""
-
-    child = StrictCharField(max_length=300)
-
-    def to_internal_value(self, data):
-        return "\n".join(super().to_internal_value(data))
-
-
-class IntegrationSerializer(serializers.ModelSerializer):
+# Each connector declares its settings (its api_fields.py), mixed in here. No docstrings on the
+# mixins: the schema takes a serializer's docstring as its description.
+class IntegrationSerializer(Chat2DeskOutput, WebhookChannelOutput, WebchatOutput, serializers.ModelSerializer):
     webhook_url = serializers.SerializerMethodField(help_text="Where the platform posts: set it there, or register it.")
-    allowed_origins = serializers.SerializerMethodField(help_text="Webchat: the origins whose pages may open the widget.")
     embed_snippet = serializers.SerializerMethodField(help_text="Webchat: the <script> tag that embeds the widget.")
-    webhook_registered = serializers.SerializerMethodField()
-    api_token_set = serializers.SerializerMethodField()
     reply_webhook_id = serializers.CharField(read_only=True, allow_null=True)
-    # A plain string: "" (no POST_URL) would match both branches of a URL field's schema.
-    post_url = serializers.CharField(read_only=True, help_text="Webhook channel, async mode: where the agent's messages are posted.")
 
     class Meta:
         model = Integration
@@ -61,9 +51,6 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
-    def get_allowed_origins(self, integration: Integration) -> list[str]:
-        return origins_of(integration)
-
     def get_embed_snippet(self, integration: Integration) -> str | None:
         if integration.connector_type != ConnectorType.WEBCHAT:
             return None
@@ -72,12 +59,6 @@ class IntegrationSerializer(serializers.ModelSerializer):
     def get_webhook_url(self, integration: Integration) -> str | None:
         path = integration.webhook_path
         return path and public_url(self.context.get("request"), path)
-
-    def get_webhook_registered(self, integration: Integration) -> bool:
-        return integration.webhook_registered_at is not None
-
-    def get_api_token_set(self, integration: Integration) -> bool:
-        return bool(integration.api_token)
 
 
 class IntegrationWithSecretSerializer(IntegrationSerializer):
@@ -106,32 +87,15 @@ class IntegrationWithSecretSerializer(IntegrationSerializer):
         return webhook.secret if integration.connector_type == ConnectorType.WEBHOOK and webhook else None
 
 
-class IntegrationInputSerializer(StrictSerializer):
+class IntegrationCommonInput(StrictSerializer):
+    # What every integration takes; first, so the fields keep their order.
+
     connector_type = serializers.ChoiceField(choices=ConnectorType.choices, default=ConnectorType.CHAT2DESK)
     name = StrictCharField(max_length=200, allow_blank=True, default="")
     active = StrictBooleanField(default=True)
-    api_url = StrictCharField(
-        max_length=500, allow_blank=True, default="", help_text="Chat2Desk's API base URL, as in https://api.chat2desk.com"
-    )
-    api_token = StrictCharField(
-        max_length=500, allow_blank=True, default="", help_text="Chat2Desk's API token; write-only, stored encrypted"
-    )
-    # The webhook channel's settings: only for connector_type webhook, and left out otherwise.
-    api_version = serializers.ChoiceField(choices=ApiVersion.choices, required=False, help_text="Webhook channel: v1 or v2")
-    mode = serializers.ChoiceField(choices=ChannelMode.choices, required=False, help_text="Webhook channel: sync or async")
-    post_url = StrictCharField(
-        max_length=2048, allow_blank=True, required=False, help_text="Webhook channel, async mode: where the agent's messages are posted"
-    )
-    polling = StrictBooleanField(required=False, help_text="Webhook channel, v2 sync: answer with a pollId when the agent is not done")
-    jwt_algorithm = serializers.ChoiceField(choices=JwtAlgorithm.choices, required=False, help_text="Webhook channel: how your JWTs are signed")
-    public_key = StrictCharField(
-        max_length=10000, allow_blank=True, required=False, help_text="Webhook channel, RS256/RS512: your public key (PEM)"
-    )
-    allowed_origins = OriginListField(
-        required=False,
-        max_length=100,
-        help_text="Webchat: the origins (scheme://host[:port]) whose pages may open the widget; empty: only this service's own pages",
-    )
+
+
+class IntegrationInputSerializer(IntegrationCommonInput, Chat2DeskInput, WebhookChannelInput, WebchatInput):
     read_only_names = IntegrationWithSecretSerializer.Meta.fields
 
 
@@ -239,12 +203,12 @@ class IntegrationRegisterWebhookView(APIView):
         integration = integration_of(request, integration_id)
         no_input(request)
         try:
-            integration = integrations.integration_register_webhook(
+            integration = integration_register_webhook(
                 integration=integration, url=public_url(request, integration.webhook_path)
             )
-        except integrations.NotSupported as exc:
+        except NotSupported as exc:
             return Response({"error": "not_supported", "message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        except chat2desk.Chat2DeskError as exc:
+        except Chat2DeskError as exc:
             return Response({"error": "chat2desk_error", "message": str(exc)}, status=status.HTTP_502_BAD_GATEWAY)
         registered_at = integration.webhook_registered_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         return Response({"ok": True, "webhookRegisteredAt": registered_at})

@@ -1,16 +1,24 @@
-"""Integrations: create, change, rotate and delete them, keep the connector webhook their replies
-go through in step with them, and register a Chat2Desk webhook."""
+"""Integrations: create, change, rotate and delete them, and keep their reply destination in step
+with them."""
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from inbound import chat2desk, webhook_channel
-from inbound.models import ChannelMode, ConnectorType, Integration, generate_client_id, generate_inbound_secret
-from inbound.origins import origins_clean
-from inbound.webhook_auth import generate_client_secret
 from core.models import Site
-from subscriptions.models import Webhook, WebhookFormat, generate_secret
+from inbound.connectors import connector_of
+from inbound.connectors.webhook_channel.auth import generate_client_secret
+from inbound.connectors.webhook_channel.instance_settings import CHANNEL_FIELDS, channel_settings
+from inbound.models import (
+    CONNECTOR_SETTINGS,
+    SETTING_DEFAULTS,
+    ConnectorType,
+    Integration,
+    generate_client_id,
+    generate_inbound_secret,
+)
+from inbound.origins import origins_clean
+from subscriptions.models import Webhook, generate_secret
 from subscriptions.services import webhook_delete, webhook_rotate_secret, webhook_validate_url
 
 
@@ -23,25 +31,13 @@ def _validate_api_url(api_url: str) -> str:
         raise ValidationError({"api_url": exc.message_dict.get("url", exc.messages)}) from exc
 
 
-def _reply_target(integration: Integration) -> tuple[str, str, str, str] | str:
-    """Where the integration's replies are posted: (url, format, secret, why they are held back:
-    "" when they are not); the secret "" keeps the webhook's own. A string when there is no
-    connector webhook to keep: why."""
-    if integration.connector_type == ConnectorType.WEBHOOK:
-        # Kept in synchronous mode too (disabled), so its signing secret is there from the start.
-        held = "" if integration.mode == ChannelMode.ASYNC and integration.post_url else "the channel instance is synchronous"
-        return integration.post_url, WebhookFormat.WEBHOOK_CHANNEL, "", held
-    if integration.connector_type == ConnectorType.CHAT2DESK and integration.api_url and integration.api_token:
-        return chat2desk.messages_url(integration.api_url), WebhookFormat.CHAT2DESK, integration.api_token, ""
-    return "the integration has no API URL or API token"
-
-
 def _reply_webhook_sync(integration: Integration) -> None:
-    """Keep the connector webhook the replies go through in step with the integration: Chat2Desk's
-    is `{apiUrl}/v1/messages` with the API token as its secret, the webhook channel's the POST_URL
-    (async mode) with a signing secret of its own; without them it is disabled."""
+    """Keep the reply destination in step with the integration, where its connector says
+    (Chat2Desk's is `{apiUrl}/v1/messages` with the API token as its secret, the webhook channel's
+    the POST_URL, async mode, with a signing secret of its own); disabled when there is nowhere
+    to post."""
     webhook = integration.reply_webhook
-    target = _reply_target(integration)
+    target = connector_of(integration.connector_type).reply_destination(integration)
     if isinstance(target, str):
         if webhook is not None and webhook.enabled:
             webhook.enabled = False
@@ -49,8 +45,8 @@ def _reply_webhook_sync(integration: Integration) -> None:
             webhook.disabled_at = timezone.now()
             webhook.save(update_fields=["enabled", "disabled_reason", "disabled_at", "updated_at"])
         return
-    url, reply_format, secret, held = target
-    held = held or ("" if integration.active else "the integration is inactive")
+    url, reply_format, secret = target.url, target.format, target.secret
+    held = target.held or ("" if integration.active else "the integration is inactive")
     if webhook is None:
         webhook = Webhook(site=integration.site, events=[], format=reply_format, connector=integration.connector_type)
     webhook.url = url
@@ -76,30 +72,38 @@ def integration_create(
     allowed_origins: str = "",
     **channel,
 ) -> Integration:
-    """`channel`: the webhook channel's settings (webhook_channel.CHANNEL_FIELDS)."""
+    """`channel`: the webhook channel's settings (instance_settings.CHANNEL_FIELDS)."""
     if connector_type not in ConnectorType.values:
         raise ValidationError({"connector_type": f"unknown connector {connector_type!r}; choose one of {', '.join(ConnectorType.values)}"})
+    credentials = {}
     if connector_type == ConnectorType.WEBHOOK:
-        channel = webhook_channel.channel_settings(changes=channel, current=None)
-        channel.update(client_id=generate_client_id(), client_secret=generate_client_secret())
+        channel = {**channel_settings(changes=channel, current=None), "client_id": generate_client_id()}
+        credentials["client_secret"] = generate_client_secret()
     elif channel:
         raise ValidationError({next(iter(channel)): "only a webhook channel instance (connector_type webhook) has this setting"})
+    given = {"api_url": _validate_api_url(api_url), "allowed_origins": _validate_allowed_origins(connector_type, allowed_origins), **channel}
     with transaction.atomic():
         integration = Integration.objects.create(
             site=site,
             connector_type=connector_type,
             name=name,
             active=active,
-            api_url=_validate_api_url(api_url),
             api_token=api_token,
-            allowed_origins=_validate_allowed_origins(connector_type, allowed_origins),
-            **channel,
+            settings=_settings_of(connector_type, given),
+            **credentials,
         )
         _reply_webhook_sync(integration)
     return integration
 
 
-INTEGRATION_EDITABLE = ("name", "active", "api_url", "api_token", "allowed_origins", *webhook_channel.CHANNEL_FIELDS)
+def _settings_of(connector_type: str, given: dict) -> dict:
+    """A new integration's settings: every one of its connector's (the defaults, then what was
+    given), and another connector's only when given a value (an API URL on a webchat, say)."""
+    own = CONNECTOR_SETTINGS[connector_type]
+    return {**own, **{name: value for name, value in given.items() if name in own or value != SETTING_DEFAULTS[name]}}
+
+
+INTEGRATION_EDITABLE = ("name", "active", "api_url", "api_token", "allowed_origins", *CHANNEL_FIELDS)
 
 
 def _validate_allowed_origins(connector_type: str, text: str) -> str:
@@ -117,11 +121,11 @@ def integration_update(*, integration: Integration, **changes) -> Integration:
         changes["api_url"] = _validate_api_url(changes["api_url"])
     if "allowed_origins" in changes:
         changes["allowed_origins"] = _validate_allowed_origins(integration.connector_type, changes["allowed_origins"])
-    channel = {name: changes.pop(name) for name in webhook_channel.CHANNEL_FIELDS if name in changes}
+    channel = {name: changes.pop(name) for name in CHANNEL_FIELDS if name in changes}
     if channel and integration.connector_type != ConnectorType.WEBHOOK:
         raise ValidationError({next(iter(channel)): "only a webhook channel instance (connector_type webhook) has this setting"})
     if channel:
-        changes.update(webhook_channel.channel_settings(changes=channel, current=integration))
+        changes.update(channel_settings(changes=channel, current=integration))
     with transaction.atomic():
         integration = Integration.objects.select_for_update().get(pk=integration.pk)
         for name, value in changes.items():
@@ -150,31 +154,3 @@ def integration_delete(*, integration: Integration) -> None:
         if integration.reply_webhook is not None:
             webhook_delete(webhook=integration.reply_webhook)
         integration.delete()
-
-
-class NotSupported(Exception):
-    pass
-
-
-def integration_register_webhook(*, integration: Integration, url: str) -> Integration:
-    """Register `url` (this integration's webhook URL) with Chat2Desk, or update the registration."""
-    if integration.connector_type != ConnectorType.CHAT2DESK:
-        raise NotSupported(f"the {integration.connector_type} connector has no webhook to register")
-    if not integration.api_url:
-        raise NotSupported("set the integration's API URL (Chat2Desk's global or Europe instance) first")
-    if not integration.api_token:
-        raise NotSupported("set the integration's Chat2Desk API token first")
-    with transaction.atomic():
-        # One registration at a time per integration: two first calls must not both create one.
-        integration = Integration.objects.select_for_update().get(pk=integration.pk)
-        remote_id = chat2desk.webhook_register(
-            api_url=integration.api_url,
-            token=integration.api_token,
-            url=url,
-            name=f"Agentbot {integration.name or integration.id}",
-            remote_id=integration.remote_webhook_id,
-        )
-        integration.remote_webhook_id = remote_id
-        integration.webhook_registered_at = timezone.now()
-        integration.save(update_fields=["remote_webhook_id", "webhook_registered_at", "updated_at"])
-    return integration

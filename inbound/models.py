@@ -2,6 +2,7 @@
 
 import secrets
 import uuid
+from datetime import datetime
 
 from django.db import models
 from django.utils import timezone
@@ -44,6 +45,49 @@ class JwtAlgorithm(models.TextChoices):
     RS512 = "RS512", "RS512"
 
 
+# Each connector's settings of an integration, with their defaults: kept in `Integration.settings`
+# (JSON), read and written as the integration's attributes (integration.mode, …). The services
+# validate them (inbound/integrations.py and the connectors' own checks). The credentials are
+# not settings: they stay encrypted columns.
+CONNECTOR_SETTINGS: dict[str, dict] = {
+    ConnectorType.CHAT2DESK: {
+        "api_url": "",  # Chat2Desk's API for the account's instance (global or Europe)
+        "remote_webhook_id": "",  # Chat2Desk's id of the webhook registration, once made
+        "webhook_registered_at": None,  # when the register-webhook helper made it (ISO 8601 in JSON)
+    },
+    ConnectorType.WEBCHAT: {
+        "allowed_origins": "",  # the origins whose pages may open the widget, one per line
+    },
+    ConnectorType.WEBHOOK: {  # seed 003: how its callers authenticate and how it answers them
+        "api_version": ApiVersion.V2.value,
+        "mode": ChannelMode.SYNC.value,
+        "post_url": "",  # asynchronous mode: where each of the agent's messages is posted
+        "polling": True,  # v2, synchronous mode: answer with a pollId when the agent is not done
+        "jwt_algorithm": JwtAlgorithm.HS256.value,
+        "client_id": "",  # the appId of the callers' JWTs
+        "public_key": "",  # RS256/RS512: the caller's public key (PEM)
+    },
+}
+SETTING_DEFAULTS = {name: default for names in CONNECTOR_SETTINGS.values() for name, default in names.items()}
+
+
+def _setting(name: str, label, *, moment: bool = False) -> property:
+    """An attribute of the integration kept in its `settings` under `name`: a real property, so
+    the model's constructor (and `objects.create`) takes it as a keyword like a field."""
+
+    def get(integration):
+        value = integration.settings.get(name, SETTING_DEFAULTS[name])
+        return datetime.fromisoformat(value) if moment and value is not None else value
+
+    def put(integration, value):
+        if moment and value is not None:
+            value = value.isoformat()
+        integration.settings = {**integration.settings, name: value}
+
+    get.short_description = label  # the admin's label of the read-only field
+    return property(get, put)
+
+
 class Integration(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_integration_id, editable=False)
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="integrations")
@@ -52,48 +96,31 @@ class Integration(models.Model):
     active = models.BooleanField(default=True, help_text="An inactive integration answers its webhook with 403.")
     # The platform signs each webhook with this (HMAC-SHA256 of the raw body).
     webhook_secret = EncryptedTextField(default=generate_inbound_secret, editable=False)
-    api_url = models.URLField(
-        "API URL",
-        max_length=500,
-        blank=True,
-        help_text="Chat2Desk's API for your account's instance (global or Europe), as in https://api.chat2desk.com",
-    )
     api_token = EncryptedTextField("API token", blank=True, default="", editable=False)
-    # Chat2Desk's id of the webhook registration, once the register-webhook helper made one.
-    remote_webhook_id = models.CharField(max_length=100, blank=True, editable=False)
-    webhook_registered_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Webchat: the pages (origins, as in https://shop.example) whose widget may connect, one per line.
-    allowed_origins = models.TextField(
-        blank=True,
-        help_text=_("Webchat: the origins whose pages may open the widget, one per line (https://shop.example)."),
-    )
-    # The webhook channel (seed 003): how its callers authenticate and how it answers them.
-    api_version = models.CharField(_("API version"), max_length=2, choices=ApiVersion.choices, default=ApiVersion.V2)
-    mode = models.CharField(_("mode"), max_length=5, choices=ChannelMode.choices, default=ChannelMode.SYNC)
-    post_url = models.URLField(
-        "POST_URL",
-        max_length=2048,
-        blank=True,
-        help_text=_("Webhook channel, asynchronous mode: where each of the agent's messages is posted."),
-    )
-    polling = models.BooleanField(
-        _("polling"), default=True, help_text=_("Webhook channel v2, synchronous mode: answer with a pollId when the agent is not done.")
-    )
-    jwt_algorithm = models.CharField(
-        _("JWT signing algorithm"), max_length=5, choices=JwtAlgorithm.choices, default=JwtAlgorithm.HS256
-    )
-    client_id = models.CharField(_("client id"), max_length=100, blank=True, editable=False)
-    # HS256/HS512: the key the caller signs its JWTs with. Shown once, like the webhook secret.
+    # The webhook channel's HS256/HS512 key its callers sign their JWTs with. Shown once, like the webhook secret.
     client_secret = EncryptedTextField(blank=True, default="", editable=False)
-    # RS256/RS512: the caller's public key (PEM), which verifies its JWTs.
-    public_key = models.TextField(_("public key"), blank=True, help_text=_("RS256/RS512: the client's public key, PEM."))
-    # Where the agent's replies go: a connector webhook of the delivery engine (retried, logged).
+    # The connector's settings (CONNECTOR_SETTINGS), each also an attribute of the integration (below).
+    settings = models.JSONField(blank=True, default=dict, help_text="The connector's settings (inbound.models.CONNECTOR_SETTINGS).")
+    # The reply destination: where the agent's replies go, a Webhook row of its own (retried, logged).
     reply_webhook = models.OneToOneField(
         "subscriptions.Webhook", null=True, blank=True, on_delete=models.SET_NULL, related_name="integration",
         editable=False,
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Each connector's settings, kept in `settings` (the credentials above stay encrypted columns).
+    api_url = _setting("api_url", _("API URL"))
+    remote_webhook_id = _setting("remote_webhook_id", _("Chat2Desk's webhook id"))
+    webhook_registered_at = _setting("webhook_registered_at", _("webhook registered at"), moment=True)
+    allowed_origins = _setting("allowed_origins", _("allowed origins"))
+    api_version = _setting("api_version", _("API version"))
+    mode = _setting("mode", _("mode"))
+    post_url = _setting("post_url", "POST_URL")
+    polling = _setting("polling", _("polling"))
+    jwt_algorithm = _setting("jwt_algorithm", _("JWT signing algorithm"))
+    client_id = _setting("client_id", _("client id"))
+    public_key = _setting("public_key", _("public key"))
 
     class Meta:
         db_table = "agentbot_integration"  # the table kept its name when the model left the agentbot app

@@ -16,9 +16,9 @@ from typing import Protocol
 
 from django.conf import settings
 
-from inbound.models import KnowledgeEntry
 from core.models import Site
 from deliveries import http
+from inbound.models import KnowledgeEntry
 
 HANDOFF = "HANDOFF"
 HISTORY = 20

@@ -1,14 +1,15 @@
-"""Inbound channels: the path of what the integrations deliver.
+"""Inbound channels: the pipeline of what the integrations deliver, whatever their connector.
 
-receive → verify → parse (in the web request, which answers at once) → store an `InboundEvent`
-→ enqueue → process (a worker) → reply. The stored event is the outbox of the inbound side: if
-the broker loses the task or a worker dies, the sweep hands the event out again, so a webhook
-that got its 200 is never lost. Processing is idempotent (each step checks the event's status
+receive → verify → parse (in a connector's view, which answers at once) → store an
+`InboundEvent` → enqueue → process (a worker) → answer → reply. What differs per platform is the
+integration's connector's (inbound/connectors/), looked up by its `connector_type`.
+
+The stored event is the outbox of the inbound side: if the broker loses the task or a worker
+dies, the sweep hands the event out again, so a webhook that got its 200 is never lost. Processing is idempotent (each step checks the event's status
 under a row lock), so handing an event out twice does no harm.
 """
 
 import hashlib
-import hmac
 import logging
 import time
 from contextlib import nullcontext
@@ -17,18 +18,18 @@ from datetime import timedelta
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from domain import services as domain
-from domain.models import Conversation, Message
-from inbound import chat2desk, webhook_channel
-from inbound.models import INBOUND_PENDING as PENDING
-from inbound.models import ChannelMode, ConnectorType, InboundEvent, Integration
-from inbound.parsed import Parsed
-from inbound.responder import Answer, ResponderUnavailable, Turn, answering_by, responder
 from deliveries.retention import purge_in_batches, retention_cutoff
 from deliveries.services.publish import event_publish
+from domain import services as domain
+from domain.models import Conversation, Message
+from inbound.connectors import connector_of
+from inbound.models import INBOUND_PENDING as PENDING
+from inbound.models import InboundEvent, Integration
+from inbound.parsed import Parsed
+from inbound.responder import Answer, ResponderUnavailable, Turn, answering_by, responder
 from subscriptions.event_types import CHANNEL_REPLY
 
 logger = logging.getLogger(__name__)
@@ -37,19 +38,6 @@ INBOUND_PROCESS_TASK = "agentbot.tasks.inbound_process"
 
 
 # --- receive -----------------------------------------------------------------------------------
-def signature_valid(*, secret: str, body: bytes, signature: str) -> bool:
-    """`signature` is `sha256=<hex HMAC-SHA256(secret, body)>` (the prefix may be left out)."""
-    received = signature.strip()
-    if received.startswith("sha256="):
-        received = received[len("sha256=") :]
-    try:
-        digest = bytes.fromhex(received)
-    except ValueError:
-        return False
-    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-    return hmac.compare_digest(expected, digest)
-
-
 def _replay_keys(body: bytes, now) -> tuple[str, str]:
     """The external ids a body without the platform's message id is stored under: its SHA-256 and
     the window it arrived in, and the same for the window before."""
@@ -230,30 +218,23 @@ def _conversation_of_client(integration: Integration, client_id) -> Conversation
 
 # A stored message's payload, whatever connector parsed it:
 #   text, client_id          required: the visitor's message and their id at the integration
-#   channel                  the conversation's channel (Chat2Desk's: from `transport`)
-#   addressing               where replies go, kept in conversation.context[connector type]
-#                            (Chat2Desk's: its client, channel, transport, dialog and request ids)
+#   channel                  the conversation's channel (the connector's channel_of: Chat2Desk's
+#                            comes from `transport`)
+#   addressing               what the reply destination needs, kept in conversation.context[connector
+#                            type] (the connector's addressing: Chat2Desk's are top-level ids)
 #   new_session              true: close the visitor's open conversation and start another
 #   visitor, page_url        {name, email, phone} and the page, for a conversation it opens
 #   source                   the channel's identifiers of the visitor (the catalogue's, per channel)
 #   context                  merged into the conversation's shared context (session tags)
 #   metadata                 kept on the visitor's Message (message tags, attachments)
-CHAT2DESK_ADDRESSING = ("client_id", "channel_id", "transport", "dialog_id", "request_id")
-
-
-def _addressing(payload: dict) -> dict:
-    if "addressing" in payload:
-        return payload["addressing"]
-    return {k: payload[k] for k in CHAT2DESK_ADDRESSING if k in payload}
-
-
 def _accept_message(event: InboundEvent) -> None:
     """The client's message joins their open conversation, or opens one (a new session)."""
     integration, payload = event.integration, event.payload
     # One client's messages are applied one at a time, so two cannot open two conversations.
     Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
     key = integration.connector_type
-    addressing = _addressing(payload)
+    connector = connector_of(key)
+    addressing = connector.addressing(payload)
     conversation = _conversation_of_client(integration, payload["client_id"])
     if conversation is not None and payload.get("new_session"):
         domain.conversation_close(conversation=conversation)
@@ -262,7 +243,7 @@ def _accept_message(event: InboundEvent) -> None:
         visitor = payload.get("visitor") or {}
         conversation = domain.conversation_create(
             site=integration.site,
-            channel=payload.get("channel") or chat2desk.channel_of(payload.get("transport")),
+            channel=connector.channel_of(payload),
             visitor_name=visitor.get("name", ""),
             visitor_email=visitor.get("email", ""),
             visitor_phone=visitor.get("phone", ""),
@@ -298,40 +279,15 @@ def _accept_message(event: InboundEvent) -> None:
 
 
 def _apply_status(event: InboundEvent) -> None:
-    integration, payload = event.integration, event.payload
+    """The connector applies a status event (Chat2Desk's: an operator closed or took the dialog)."""
+    integration = event.integration
     # Ordered with the client's messages (see _accept_message): a close cannot slip in between
     # a message finding its open conversation and joining it.
     Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
-    key = integration.connector_type
-    match = Q(**{f"context__{key}__request_id": payload["request_id"]})
-    if "dialog_id" in payload:
-        match |= Q(**{f"context__{key}__dialog_id": payload["dialog_id"]})
-    if "client_id" in payload:
-        match |= Q(external_id=str(payload["client_id"]))
-    conversation = (
-        Conversation.objects.filter(integration=integration, status="open").filter(match).order_by("-created_at").first()
-    )
-    if conversation is None:
-        _finish(event, InboundEvent.Status.UNMATCHED, _unmatched_outcome(payload))
-        return
-    event.conversation = conversation
-    detail = {"source": key, **{k: payload[k] for k in ("hook_type", "request_id", "dialog_id") if k in payload}}
-    if payload["action"] == chat2desk.SESSION_CLOSE:
-        domain.conversation_close(conversation=conversation)
-        _finish(event, InboundEvent.Status.PROCESSED, f"{payload['hook_type']}: the session is closed")
-    else:
-        domain.conversation_transfer(conversation=conversation, transfer=detail)
-        _finish(event, InboundEvent.Status.PROCESSED, f"{payload['hook_type']}: the session is paused, the transfer recorded")
-
-
-def _unmatched_outcome(payload: dict) -> str:
-    """Which ids a status event looked for, so a person can tell why it changed nothing."""
-    looked_for = [f"{name} {payload[name]}" for name in ("request_id", "dialog_id", "client_id") if name in payload]
-    return (
-        f"unmatched: no open session of this integration has {' or '.join(looked_for)}; nothing changed. "
-        "A session learns its request_id and dialog_id from the client's messages that carry them; "
-        "send client_id to match by client."
-    )
+    conversation, status, outcome = connector_of(integration.connector_type).status_apply(event)
+    if conversation is not None:
+        event.conversation = conversation
+    _finish(event, status, outcome)
 
 
 def _history(conversation: Conversation) -> list[Turn]:
@@ -360,35 +316,34 @@ def _reply(event: InboundEvent) -> str:
             return event.status
         if not answer.text:
             conversation = domain.conversation_handoff(conversation=conversation, reason=answer.handoff_reason)
-            _send_end_of_task(event, conversation, webhook_channel.AGENT_TRANSFER)
+            connector_of(event.integration.connector_type).turn_ended(event=event, conversation=conversation, handed_off=True)
             _finish(event, InboundEvent.Status.PROCESSED, f"handed to a human: {answer.handoff_reason}")
             return event.status
         message = domain.message_create(conversation=conversation, sender_type="ai", body=answer.text)
         event.replies = [*event.replies, message.id]
         event.save(update_fields=["replies"])
         outcome = _send_reply(event.integration, conversation, message)
-        _send_end_of_task(event, conversation, webhook_channel.FULFILLED)
+        connector_of(event.integration.connector_type).turn_ended(event=event, conversation=conversation, handed_off=False)
         _finish(event, InboundEvent.Status.PROCESSED, outcome)
     return event.status
 
 
 def _send_reply(integration: Integration, conversation: Conversation, message: Message) -> str:
-    """Queue the reply on the integration's connector webhook; what happened, for the event's log."""
-    webhook = integration.reply_webhook
-    if integration.connector_type == ConnectorType.WEBCHAT or (
-        integration.connector_type == ConnectorType.WEBHOOK and integration.mode != ChannelMode.ASYNC
-    ):
+    """Queue the reply to the integration's reply destination, unless the
+    connector returns it to the caller; what happened, for the event's log."""
+    if connector_of(integration.connector_type).replies_returned(integration):
         return f"answered with {message.id}, returned to the caller"
+    webhook = integration.reply_webhook
     if webhook is None or not webhook.enabled:
         return f"answered with {message.id}, not sent: the integration has no API URL and token, or is inactive"
-    reply = _channel_publish(
+    reply = reply_publish(
         integration, conversation, {"message_id": message.id, "text": message.body}, idempotency_key=f"reply:{message.id}"
     )
     return f"answered with {message.id}, sent as {reply.id}"
 
 
-def _channel_publish(integration: Integration, conversation: Conversation, fields: dict, *, idempotency_key: str):
-    """A `channel.reply` to the integration's connector webhook alone: a message, or an end of turn."""
+def reply_publish(integration: Integration, conversation: Conversation, fields: dict, *, idempotency_key: str):
+    """A `channel.reply` to the integration's reply destination alone: a message, or an end of turn."""
     reply, _ = event_publish(
         site=integration.site,
         event_type=CHANNEL_REPLY.name,
@@ -404,59 +359,10 @@ def _channel_publish(integration: Integration, conversation: Conversation, field
     return reply
 
 
-def _posts_to_post_url(integration: Integration) -> bool:
-    webhook = integration.reply_webhook
-    return (
-        integration.connector_type == ConnectorType.WEBHOOK
-        and integration.mode == ChannelMode.ASYNC
-        and webhook is not None
-        and webhook.enabled
-    )
-
-
-def _send_end_of_task(event: InboundEvent, conversation: Conversation, end_reason: str) -> None:
-    """The webhook channel's asynchronous mode tells the POST_URL that the agent's turn ended, in
-    a message of its own (seed 003): `endOfTask`, `endReason`, and the handoff's reason."""
-    if not _posts_to_post_url(event.integration):
-        return
-    fields = {"end_reason": end_reason}
-    if end_reason == webhook_channel.AGENT_TRANSFER:
-        fields["handoff_reason"] = conversation.handoff_reason or "a human has the conversation"
-    _channel_publish(event.integration, conversation, fields, idempotency_key=f"end:{event.id}")
-
-
 # --- a person's replies ---------------------------------------------------------------------------
-# A sync webhook channel's conversation keeps the ids of a person's replies its caller has not got
-# yet here, in its context; the caller's next answer (a request or a poll) takes them.
-UNRETURNED = "unreturned_replies"
-
-
 def person_reply_relay(*, conversation: Conversation, message: Message) -> None:
-    """A person's reply (the API or the admin, sender `agent`) reaches the webhook channel's caller
-    as the agent's does: posted to the POST_URL (async), or returned with the caller's next request
-    or poll (sync). Runs in the transaction that stored the message, with the conversation locked."""
+    """A person wrote (sender `agent`) in a conversation of an integration: its connector relays
+    it, in the transaction that stored the message (registered in domain/hooks.py at ready())."""
     integration = conversation.integration
-    if integration is None or integration.connector_type != ConnectorType.WEBHOOK:
-        return
-    if integration.mode == ChannelMode.ASYNC:
-        if _posts_to_post_url(integration):
-            _channel_publish(
-                integration, conversation, {"message_id": message.id, "text": message.body}, idempotency_key=f"reply:{message.id}"
-            )
-        return
-    conversation.context = {**conversation.context, UNRETURNED: [*conversation.context.get(UNRETURNED, []), message.id]}
-    conversation.save(update_fields=["context"])
-
-
-def person_replies_take(*, conversation_id: str | None) -> list[Message]:
-    """The person's replies the sync caller has not got yet, oldest first; from now on it has."""
-    if conversation_id is None:
-        return []
-    with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
-        ids = conversation.context.get(UNRETURNED, []) if conversation is not None else []
-        if not ids:
-            return []
-        conversation.context = {k: v for k, v in conversation.context.items() if k != UNRETURNED}
-        conversation.save(update_fields=["context"])
-    return list(Message.objects.filter(pk__in=ids).order_by("created_at"))
+    if integration is not None:
+        connector_of(integration.connector_type).person_reply(conversation=conversation, message=message)

@@ -1,11 +1,12 @@
 """Integrations, inbound events and the knowledge base move from the agentbot app to inbound, tables unchanged."""
 
-import core.crypto
-import core.ids
 import django.db.models.deletion
 import django.utils.timezone
-import inbound.models
 from django.db import migrations, models
+
+import core.crypto
+import core.ids
+import inbound.models
 
 
 class Migration(migrations.Migration):

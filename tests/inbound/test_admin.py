@@ -55,7 +55,8 @@ def test_list_shows_webhook_pending_until_the_webhook_is_registered(admin, integ
     assert "Webhook pending" in listing and "Webhook OK" not in listing
     assert webhook_url(integration) in listing
 
-    Integration.objects.filter(pk=integration.pk).update(webhook_registered_at=timezone.now())
+    integration.webhook_registered_at = timezone.now()
+    integration.save(update_fields=["settings"])
     listing = page(admin, INTEGRATIONS)
     assert "Webhook OK" in listing and "Webhook pending" not in listing
 

@@ -6,9 +6,9 @@ import json
 import pytest
 from django.test import Client
 
+from deliveries.models import Delivery
 from domain import services as domain
 from inbound.models import InboundEvent, Integration, KnowledgeEntry
-from deliveries.models import Delivery
 from subscriptions.models import Webhook
 from tests.conftest import client_for
 from tests.factories import SiteFactory

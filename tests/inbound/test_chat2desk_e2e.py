@@ -8,10 +8,10 @@ import pytest
 from django.test import Client
 
 from agentbot.celery import app as celery_app
+from deliveries.models import Delivery
 from domain.models import Conversation
 from inbound.models import InboundEvent
 from inbound.services import PENDING
-from deliveries.models import Delivery
 from tests.inbound.conftest import post_webhook
 from tests.support.fake_chat2desk import FakeCompletions
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from domain.models import Conversation
-from tests.deliveries.test_formats_e2e import ACCEPTED, post as api_post
+from tests.deliveries.test_formats_e2e import ACCEPTED
+from tests.deliveries.test_formats_e2e import post as api_post
 from tests.inbound.test_chat2desk_e2e import HOURS, post, sent_to_chat2desk, settled
 from tests.support.node import seed_verify
 

@@ -6,9 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from domain import services as domain
-from inbound import integrations, webchat
+from inbound import integrations
+from inbound.connectors.webchat import services as webchat
+from inbound.connectors.webchat.services import Refused, TokenBucket
 from inbound.origins import origin_normalise, origins_clean
-from inbound.webchat import Refused, TokenBucket
 
 pytestmark = pytest.mark.django_db
 

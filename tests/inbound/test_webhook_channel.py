@@ -4,14 +4,14 @@ in the request, so no worker is needed; polling and async mode are in test_webho
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from django.test import Client
 
+from deliveries.models import Event
 from domain.models import Conversation, Message
 from inbound import integrations
 from inbound.models import InboundEvent, Integration
-from deliveries.models import Event
 from tests.support.webhook_channel import post_hook, rsa_key_pair, token, v1_message, v2_message
 
 pytestmark = pytest.mark.django_db
@@ -284,14 +284,14 @@ JSON = st.recursive(
 @given(payload=st.dictionaries(st.sampled_from(FIELD_NAMES), JSON, max_size=5))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_json_object_gets_an_answer_and_never_a_500(site, knowledge, version, payload):
-    instance = Integration.objects.filter(site=site, api_version=version).first() or instance_of(site, api_version=version)
+    instance = Integration.objects.filter(site=site, settings__api_version=version).first() or instance_of(site, api_version=version)
     response = post_hook(Client(), instance, payload, url=f"/chatbot/hooks/{site.id}/hookInstance/{instance.id}")
     assert response.status_code in (200, 400), response.content
     assert "error" in response.json() if response.status_code == 400 else True
 
 
 def test_an_agent_that_cannot_answer_within_the_budget_is_a_504_and_the_message_is_kept(v2, settings, monkeypatch):
-    from inbound import webhook_services
+    from inbound.connectors.webhook_channel import services as webhook_services
 
     monkeypatch.setattr(webhook_services, "SYNC_BUDGET", 0.5)
     settings.AGENTBOT_LLM_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens: the model is unavailable
@@ -308,7 +308,7 @@ def test_an_agent_that_cannot_answer_within_the_budget_is_a_504_and_the_message_
 def test_a_slow_model_is_not_waited_for_past_the_sync_budget(v2, settings, monkeypatch):
     import time
 
-    from inbound import webhook_services
+    from inbound.connectors.webhook_channel import services as webhook_services
     from tests.support.fake_chat2desk import FakeCompletions
 
     model_delay = 6.0

@@ -9,9 +9,9 @@ import time
 import pytest
 from django.test import Client
 
+from deliveries.models import Delivery
 from inbound import integrations, services
 from inbound.models import InboundEvent
-from deliveries.models import Delivery
 from tests.conftest import client_for
 from tests.inbound.test_chat2desk_e2e import FAST_SWEEP, wait_until
 from tests.support.fake_chat2desk import FakeCompletions

@@ -2,13 +2,13 @@
 
 import re
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from inbound import integrations
-from inbound.chat2desk import REGISTERED_EVENTS
-from inbound.chat2desk import parse as chat2desk_parse
+from inbound.connectors.chat2desk.parse import REGISTERED_EVENTS
+from inbound.connectors.chat2desk.parse import parse as chat2desk_parse
 from inbound.models import Integration
 from tests.conftest import client_for
 from tests.factories import SiteFactory
@@ -26,7 +26,7 @@ def register(api, integration, path=PATHS[0]):
 def registered_at(response) -> datetime:
     stamp = response.json()["webhookRegisteredAt"]
     assert ISO_Z.match(stamp), stamp
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def webhook_calls(fake):
@@ -35,13 +35,13 @@ def webhook_calls(fake):
 
 @pytest.mark.parametrize("path", PATHS)
 def test_the_first_call_registers_the_webhook_url_for_every_event_agentbot_handles(api, integration, chat2desk, path):
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
 
     response = register(api, integration, path)
 
     assert response.status_code == 200, response.json()
     assert set(response.json()) == {"ok", "webhookRegisteredAt"} and response.json()["ok"] is True
-    assert before <= registered_at(response) <= datetime.now(timezone.utc)
+    assert before <= registered_at(response) <= datetime.now(UTC)
     (registration,) = chat2desk.registrations.values()
     assert registration.url == f"http://testserver/api/webhook/chat2desk/{integration.id}"
     assert {"inbox", "close_dialog", "close_request", "dialog_transferred"} <= set(registration.events)

@@ -7,10 +7,9 @@ import hmac
 import json
 import shutil
 import subprocess
-
-import pytest
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from inbound import integrations
@@ -237,7 +236,7 @@ def test_signatures_are_the_seeds_scheme_both_ways(client, integration):
         json.dumps({"text": "Qual o horário de funcionamento? ☕", "client_id": "55"}, ensure_ascii=False).encode(),
     ]
     ours = [hex_signature(secret, body) for body in bodies]
-    cases = [{"body": body.decode(), "signature": sig, "secret": secret} for body, sig in zip(bodies, ours)]
+    cases = [{"body": body.decode(), "signature": sig, "secret": secret} for body, sig in zip(bodies, ours, strict=True)]
     cases.append({**cases[0], "signature": hex_signature("another-secret", bodies[0])})
     cases.append({**cases[0], "body": cases[0]["body"].replace("order", "ordeR")})
 
@@ -245,7 +244,7 @@ def test_signatures_are_the_seeds_scheme_both_ways(client, integration):
 
     assert [v["verified"] for v in verdicts] == [True, True, False, False], "the seed's verifier disagrees with our signer"
     assert [v["signature"] for v in verdicts[:2]] == ours
-    for body, verdict in zip(bodies, verdicts):
+    for body, verdict in zip(bodies, verdicts[:2], strict=True):
         # What Node signed, our endpoint accepts (and the reverse held above).
         response = post_raw(client, url_of(integration), body, {"x-hub-signature-256": verdict["signature"]})
         assert response.status_code == 200, response.content

@@ -1,5 +1,5 @@
-"""The webhook channel's services (seed 003): find an instance, apply the v2 session events, and
-take a message in the instance's mode.
+"""The webhook channel's services (seed 003): find an instance, apply the v2 session events,
+take a message in the instance's mode, and relay a person's replies and the end of the agent's turn.
 
 - synchronous: processed in the request (`inbound_answer`) within the 15 s budget; the answer is
   the agent's messages of this turn;
@@ -16,7 +16,9 @@ from django.utils import timezone
 
 from domain import services as domain
 from domain.models import Conversation, Message
-from inbound import services, webhook_channel
+from inbound import services
+from inbound.connectors.webhook_channel import reply
+from inbound.connectors.webhook_channel.parse import CHANNEL, EVENT_SESSION_CLOSURE
 from inbound.models import INBOUND_PENDING, ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration
 from inbound.parsed import Parsed
 
@@ -63,7 +65,7 @@ class HookAnswer:
 
 
 def _answer(integration: Integration, user_id: str, conversation, messages: list[Message], end_reason: str) -> HookAnswer:
-    body = webhook_channel.answer_body(
+    body = reply.answer_body(
         api_version=integration.api_version,
         site_id=integration.site_id,
         user_id=user_id,
@@ -80,9 +82,9 @@ def _event_answer(event: InboundEvent) -> HookAnswer | None:
     if event.status in INBOUND_PENDING:
         return None
     replies = services.inbound_replies(event)
-    waiting = services.person_replies_take(conversation_id=event.conversation_id)
+    waiting = person_replies_take(conversation_id=event.conversation_id)
     conversation = Conversation.objects.filter(pk=event.conversation_id).first()
-    reason = webhook_channel.FULFILLED if replies else webhook_channel.AGENT_TRANSFER
+    reason = reply.FULFILLED if replies else reply.AGENT_TRANSFER
     return _answer(event.integration, event.payload["client_id"], conversation, [*waiting, *replies], reason)
 
 
@@ -130,18 +132,18 @@ def session_event_apply(*, integration: Integration, parsed: Parsed) -> HookAnsw
     payload = parsed.payload
     user_id = payload["client_id"]
     with transaction.atomic():
-        # Ordered with the user's messages (see services._accept_message).
+        # Ordered with the user's messages (see inbound/services.py, _accept_message).
         Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
         conversation = (
             Conversation.objects.filter(integration=integration, external_id=user_id, status="open").order_by("-created_at").first()
         )
-        if payload["event"] == webhook_channel.EVENT_SESSION_CLOSURE:
+        if payload["event"] == EVENT_SESSION_CLOSURE:
             if conversation is None:
                 outcome = "SESSION_CLOSURE: no open session"
             else:
                 conversation = domain.conversation_close(conversation=conversation)
                 outcome = f"SESSION_CLOSURE: session {conversation.id} closed"
-            reason = webhook_channel.SESSION_CLOSED
+            reason = reply.SESSION_CLOSED
         else:
             if conversation is not None and payload["new_session"]:
                 domain.conversation_close(conversation=conversation)
@@ -150,7 +152,7 @@ def session_event_apply(*, integration: Integration, parsed: Parsed) -> HookAnsw
                 visitor = payload["visitor"]
                 conversation = domain.conversation_create(
                     site=integration.site,
-                    channel=webhook_channel.CHANNEL,
+                    channel=CHANNEL,
                     visitor_name=visitor.get("name", ""),
                     visitor_email=visitor.get("email", ""),
                     integration=integration,
@@ -160,7 +162,7 @@ def session_event_apply(*, integration: Integration, parsed: Parsed) -> HookAnsw
                 outcome = f"ON_CONNECT: session {conversation.id} opened"
             else:
                 outcome = f"ON_CONNECT: session {conversation.id} continues"
-            reason = webhook_channel.CONNECTED
+            reason = reply.CONNECTED
         InboundEvent.objects.create(
             integration=integration,
             kind=InboundEvent.Kind.STATUS,
@@ -172,3 +174,55 @@ def session_event_apply(*, integration: Integration, parsed: Parsed) -> HookAnsw
             processed_at=timezone.now(),
         )
     return _answer(integration, user_id, conversation, [], reason)
+
+
+# --- the asynchronous mode: the POST_URL ------------------------------------------------------------
+def posts_to_post_url(integration: Integration) -> bool:
+    webhook = integration.reply_webhook
+    return integration.mode == ChannelMode.ASYNC and webhook is not None and webhook.enabled
+
+
+def end_of_task_send(*, event: InboundEvent, conversation: Conversation, handed_off: bool) -> None:
+    """The asynchronous mode tells the POST_URL that the agent's turn ended, in a message of its
+    own (seed 003): `endOfTask`, `endReason`, and the handoff's reason."""
+    if not posts_to_post_url(event.integration):
+        return
+    fields = {"end_reason": reply.AGENT_TRANSFER if handed_off else reply.FULFILLED}
+    if handed_off:
+        fields["handoff_reason"] = conversation.handoff_reason or "a human has the conversation"
+    services.reply_publish(event.integration, conversation, fields, idempotency_key=f"end:{event.id}")
+
+
+# --- a person's replies ---------------------------------------------------------------------------
+# A sync instance's conversation keeps the ids of a person's replies its caller has not got yet
+# here, in its context; the caller's next answer (a request or a poll) takes them.
+UNRETURNED = "unreturned_replies"
+
+
+def person_reply_relay(*, conversation: Conversation, message: Message) -> None:
+    """A person's reply (the API or the admin, sender `agent`) reaches the caller as the agent's
+    does: posted to the POST_URL (async), or returned with the caller's next request or poll
+    (sync). Runs in the transaction that stored the message, with the conversation locked."""
+    integration = conversation.integration
+    if integration.mode == ChannelMode.ASYNC:
+        if posts_to_post_url(integration):
+            services.reply_publish(
+                integration, conversation, {"message_id": message.id, "text": message.body}, idempotency_key=f"reply:{message.id}"
+            )
+        return
+    conversation.context = {**conversation.context, UNRETURNED: [*conversation.context.get(UNRETURNED, []), message.id]}
+    conversation.save(update_fields=["context"])
+
+
+def person_replies_take(*, conversation_id: str | None) -> list[Message]:
+    """The person's replies the sync caller has not got yet, oldest first; from now on it has."""
+    if conversation_id is None:
+        return []
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+        ids = conversation.context.get(UNRETURNED, []) if conversation is not None else []
+        if not ids:
+            return []
+        conversation.context = {k: v for k, v in conversation.context.items() if k != UNRETURNED}
+        conversation.save(update_fields=["context"])
+    return list(Message.objects.filter(pk__in=ids).order_by("created_at"))

@@ -14,12 +14,12 @@ import logging
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from inbound import webhook_services
+from inbound.connectors.webhook_channel import services as webhook_services
+from inbound.connectors.webhook_channel.auth import AuthError, jwt_claims, user_identity_matches
+from inbound.connectors.webhook_channel.parse import parse
 from inbound.models import ApiVersion, Integration
 from inbound.parsed import PayloadError
-from inbound.views import BodyRefused, json_object, request_body
-from inbound.webhook_auth import AuthError, jwt_claims, user_identity_matches
-from inbound.webhook_channel import parse
+from inbound.request_body import BodyRefused, json_object, request_body
 
 logger = logging.getLogger(__name__)
 INVALID_ACCESS_TOKEN = "Invalid access token"

@@ -1,7 +1,7 @@
 """The webchat connector (seed 000): visitors talk to the agent from the embeddable widget over a
 Socket.IO connection instead of HTTP webhooks.
 
-The socket server (inbound/webchat_socket.py) only translates between Socket.IO and the
+The socket server (socket.py) only translates between Socket.IO and the
 functions here. A visitor's session is an opaque token signed for one integration; the random
 id inside it is the visitor's id at the integration (the conversation's `external_id`), so
 reconnecting with the token finds the visitor's open conversation. Each visitor message is an
@@ -20,12 +20,12 @@ from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 
+from deliveries.services.publish import text_is_storable
 from domain.models import Conversation, Message
 from inbound import services
 from inbound.models import INBOUND_PENDING, ConnectorType, InboundEvent, Integration
 from inbound.origins import DEFAULT_PORTS, origin_normalise
 from inbound.parsed import Parsed
-from deliveries.services.publish import text_is_storable
 
 CHANNEL = "web"
 HISTORY = 50

@@ -1,7 +1,7 @@
 """The webchat widget's Socket.IO endpoint, `/socket.io/` (Engine.IO long-polling and websocket),
 served next to Django by agentbot/asgi.py.
 
-Thin handlers: the rules are in inbound/webchat.py. Everything that touches the database
+Thin handlers: the rules are in inbound/connectors/webchat/services.py. Everything that touches the database
 runs on a thread pool of its own, never on the event loop, so a slow model answer for one visitor
 holds one thread, not the server. A connection's messages are handled one at a time, in order.
 
@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from core import jsonlimits
-from inbound import webchat
+from inbound.connectors.webchat import services as webchat
 from inbound.origins import origin_normalise
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from django.shortcuts import render
 
 from core import ids
 from core.models import DEMO_SITE
-from inbound import webchat
+from inbound.connectors.webchat import services as webchat
 from inbound.models import ConnectorType, Integration
 
 

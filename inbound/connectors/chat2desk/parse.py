@@ -1,20 +1,13 @@
-"""The Chat2Desk connector (seed 000): what Chat2Desk posts to us, and the calls we make to its API.
-
-Inbound, Chat2Desk posts either a client's message (`text, client_id, channel_id, transport`) or,
-when a human operator acts on a dialog, a status event named by `hook_type`. Outbound, the agent's
-replies go to `{apiUrl}/v1/messages` (a connector webhook of the delivery engine, see
-deliveries/formats.py) and the register-webhook helper talks to `{apiUrl}/v1/webhooks`.
+"""What Chat2Desk posts to us (seed 000): a client's message (`text, client_id, channel_id,
+transport`) or, when a human operator acts on a dialog, a status event named by `hook_type`.
 """
 
-import json
 import re
 
-from inbound.parsed import Parsed, PayloadError
-from deliveries import http
-from deliveries.formats import USER_AGENT, chat2desk_success
+from core.vocabulary import Channel
 from deliveries.jsjson import MAX_SAFE_INTEGER
 from deliveries.services.publish import text_is_storable
-from core.vocabulary import Channel
+from inbound.parsed import Parsed, PayloadError
 
 # hook_type → the internal action (seed 000's table).
 SESSION_CLOSE = "session_close"
@@ -164,52 +157,3 @@ def _client_identity(body: dict, channel: str) -> dict:
         source["senderId"] = transport_id
     visitor = {key: value for key, value in (("name", texts.get("name", "")[:200]), ("phone", phone or "")) if value}
     return {**({"source": source} if source else {}), **({"visitor": visitor} if visitor else {})}
-
-
-# --- Chat2Desk's API ---------------------------------------------------------------------------
-class Chat2DeskError(Exception):
-    """Chat2Desk's API refused or could not be reached; the message says which and why."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-
-
-def _call(method: str, url: str, token: str, body: dict) -> dict:
-    headers = {"Authorization": token, "Content-Type": "application/json", "User-Agent": USER_AGENT}
-    result = http.post(http.OutboundRequest(url, json.dumps(body).encode(), headers, method=method))
-    if result.error:
-        raise Chat2DeskError(f"{method} {url}: {result.error}")
-    # The same rule as the replies' deliveries: 2xx, unless Chat2Desk says `"status": "error"`.
-    if not chat2desk_success(result.status_code, result.body):
-        detail = result.body[:300].decode("utf-8", "replace")
-        raise Chat2DeskError(f"Chat2Desk answered {result.status_code} to {method} {url}: {detail}", result.status_code)
-    try:
-        answer = json.loads(result.body or b"{}")
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
-
-
-def webhook_register(*, api_url: str, token: str, url: str, name: str, remote_id: str) -> str:
-    """Create Chat2Desk's webhook registration for `url`, or update `remote_id`; the registration's id."""
-    body = {"url": url, "name": name, "events": REGISTERED_EVENTS}
-    base = api_url.rstrip("/")
-    if remote_id:
-        try:
-            _call("PUT", f"{base}/v1/webhooks/{remote_id}", token, body)
-            return remote_id
-        except Chat2DeskError as exc:
-            if exc.status != 404:
-                raise
-            # Deleted on Chat2Desk's side: register anew.
-    answer = _call("POST", f"{base}/v1/webhooks", token, body)
-    data = answer.get("data") if isinstance(answer.get("data"), dict) else answer
-    remote = data.get("id")
-    if remote in (None, ""):
-        raise Chat2DeskError(f"Chat2Desk registered the webhook but sent no id back: {json.dumps(answer)[:300]}")
-    return str(remote)
-
-
-def messages_url(api_url: str) -> str:
-    return f"{api_url.rstrip('/')}/v1/messages"

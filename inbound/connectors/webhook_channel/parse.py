@@ -1,11 +1,10 @@
-"""The webhook channel (seed 003): an instance's settings, what its callers post (v1 and v2), and
-the shapes of what it answers them.
+"""What the webhook channel's callers post (seed 003), v1 and v2.
 
-A message becomes the connector-neutral payload of `services._accept_message`: the visitor is
+A message becomes the connector-neutral payload of `_accept_message` (inbound/services.py): the visitor is
 `from.id`, user-level and session-level tags go to the conversation's context, message-level tags,
 attachments and structured values (template, formData) to the visitor's Message.metadata. The
 v2 events ON_CONNECT and SESSION_CLOSURE are `status` events applied in the request (see
-webhook_services). README, "Inbound channels: the webhook channel (seed 003)", shows every shape.
+services.py). README, "Inbound channels: the webhook channel (seed 003)", shows every shape.
 """
 
 import json
@@ -13,13 +12,9 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from domain.models import Conversation, Message
-from inbound.models import ApiVersion, ChannelMode, Integration, JwtAlgorithm
-from inbound.parsed import Parsed, PayloadError
-from inbound.webhook_auth import RSA_ALGORITHMS, public_key_problem
-from deliveries.formats import iso_utc
 from deliveries.services.publish import text_is_storable
-from subscriptions.services import webhook_validate_url
+from inbound.models import ApiVersion
+from inbound.parsed import Parsed, PayloadError
 
 # The conversation's channel: Agentbot's catalogue has no "webhook" channel, so "other".
 CHANNEL = "other"
@@ -33,44 +28,6 @@ EVENT_SESSION_CLOSURE = "SESSION_CLOSURE"
 EVENTS = (EVENT_ON_CONNECT, EVENT_SESSION_CLOSURE)
 V2_TYPES = ("text", "template", "event", "formData")
 TAG_LISTS = ("userLevelTags", "sessionLevelTags", "messageLevelTags")
-
-# The end of the agent's turn, as the responses' `endReason` says it.
-FULFILLED = "Fulfilled"  # the agent answered
-AGENT_TRANSFER = "AgentTransfer"  # a human has the conversation: the agent stays silent
-CONNECTED = "Connected"  # ON_CONNECT opened (or found) the session
-SESSION_CLOSED = "SessionClosed"  # SESSION_CLOSURE closed it
-
-
-# --- an instance's settings --------------------------------------------------------------------
-CHANNEL_FIELDS = ("api_version", "mode", "post_url", "polling", "jwt_algorithm", "public_key")
-
-
-def channel_settings(*, changes: dict, current: Integration | None) -> dict:
-    """`changes` to the webhook-channel fields, checked against each other and the instance as it
-    stands; ValidationError naming the field."""
-    merged = {name: getattr(current, name) if current else Integration._meta.get_field(name).get_default() for name in CHANNEL_FIELDS}
-    merged.update(changes)
-    cleaned = dict(changes)
-    choices = {"api_version": ApiVersion, "mode": ChannelMode, "jwt_algorithm": JwtAlgorithm}
-    for name, kind in choices.items():
-        if merged[name] not in kind.values:
-            raise ValidationError({name: f"unknown value {merged[name]!r}; choose one of {', '.join(kind.values)}"})
-    if "public_key" in changes:
-        pem = (changes["public_key"] or "").strip()
-        problem = public_key_problem(pem) if pem else None
-        if problem:
-            raise ValidationError({"public_key": f"the public key {problem}"})
-        cleaned["public_key"] = pem + "\n" if pem else ""
-    if merged["jwt_algorithm"] in RSA_ALGORITHMS and not (cleaned.get("public_key", merged["public_key"]) or "").strip():
-        raise ValidationError({"public_key": f"{merged['jwt_algorithm']} verifies the client's tokens with its public key: set public_key (PEM)"})
-    if changes.get("post_url"):
-        try:
-            cleaned["post_url"] = webhook_validate_url(changes["post_url"])
-        except ValidationError as exc:
-            raise ValidationError({"post_url": exc.message_dict.get("url", exc.messages)}) from exc
-    if merged["mode"] == ChannelMode.ASYNC and not merged["post_url"]:
-        raise ValidationError({"post_url": "asynchronous mode posts the agent's messages to the POST_URL: set post_url"})
-    return cleaned
 
 
 # --- what callers post -------------------------------------------------------------------------
@@ -247,32 +204,3 @@ def _parse_v2(message: dict) -> tuple[str, dict]:
     # The agent reads text: a template's or form's own text when it has one, else its JSON.
     text = val.get("text") if isinstance(val.get("text"), str) and val["text"].strip() else rendered
     return text, {kind: val}
-
-
-# --- what the channel answers ------------------------------------------------------------------
-def message_v2(message: Message) -> dict:
-    return {"type": "text", "val": message.body, "createdOn": iso_utc(message.created_at), "messageId": message.id}
-
-
-def answer_body(
-    *, api_version: str, site_id: str, user_id: str, messages: list[Message], conversation: Conversation | None, end_reason: str
-) -> dict:
-    """A synchronous answer: the agent's messages of this turn as an array, and how the turn ended."""
-    if api_version == ApiVersion.V1:
-        body: dict = {"text": [m.body for m in messages], "messageIds": [m.id for m in messages]}
-    else:
-        body = {"data": [message_v2(m) for m in messages]}
-    body.update(
-        {
-            "from": {"id": site_id},
-            "to": {"id": user_id},
-            "sessionId": conversation.id if conversation else None,
-            "endOfTask": True,
-            "endReason": end_reason,
-        }
-    )
-    if end_reason == AGENT_TRANSFER and conversation is not None:
-        body["handoff"] = {"reason": conversation.handoff_reason or "a human has the conversation"}
-    if api_version == ApiVersion.V2:
-        body["_v"] = "v2"
-    return body
