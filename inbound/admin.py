@@ -21,7 +21,7 @@ from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ObjectActionsMixin
+from core.admin import ObjectActionsMixin, secrets_show_once
 from inbound import integrations
 from inbound.api import public_url
 from inbound.connectors.chat2desk.admin_form import Chat2DeskFields
@@ -56,42 +56,27 @@ def status_badge(status: str) -> str:
     return format_html('<span class="console-status {}">{}</span>', STATUS_LEVELS.get(status, ""), status)
 
 
-def _show_secret_once(request, integration: Integration, what: str) -> None:
-    messages.warning(
-        request,
-        format_html(
-            gettext(
-                "{what} of {integration}: <code>{secret}</code> — copy it now; it will not be shown again. "
-                "Chat2Desk signs what it posts to <code>{url}</code> with it."
-            ),
-            what=what,
-            integration=integration,
-            secret=integration.webhook_secret,
-            url=public_url(request, integration.webhook_path),
-        ),
-    )
-
-
-def _show_channel_secrets_once(request, integration: Integration, what: str) -> None:
-    """A webhook channel instance's credentials: the client secret its callers sign their JWTs
-    with (HS256/HS512) and the key of the signature on what is posted to its POST_URL."""
-    signing = integration.reply_webhook.secret if integration.reply_webhook else ""
-    messages.warning(
-        request,
-        format_html(
-            gettext(
-                "{what} of {integration}: client id <code>{client_id}</code>, client secret <code>{secret}</code>, "
-                "POST_URL signing secret <code>{signing}</code> — copy them now; they will not be shown again. "
-                "Callers post to <code>{url}</code> with a JWT whose appId is the client id."
-            ),
-            what=what,
-            integration=integration,
-            client_id=integration.client_id,
-            secret=integration.client_secret,
-            signing=signing,
-            url=public_url(request, integration.webhook_path),
-        ),
-    )
+def _credentials_show_once(request, integration: Integration, what: str) -> None:
+    """The secrets an integration's callers need, the one time they can be read: a Chat2Desk
+    integration's webhook secret (Chat2Desk signs what it posts with it); a webhook channel's client
+    id and secret (its callers sign their JWTs with it, HS256/HS512) and the key of the signature on
+    what is posted to its POST_URL. A webchat has none."""
+    url = public_url(request, integration.webhook_path)
+    title = gettext("%(what)s of %(integration)s") % {"what": what, "integration": integration}
+    if integration.connector_type == ConnectorType.CHAT2DESK:
+        secrets = [("", integration.webhook_secret)]
+        then = format_html(gettext("Chat2Desk signs what it posts to <code>{url}</code> with it."), url=url)
+    elif integration.connector_type == ConnectorType.WEBHOOK:
+        signing = integration.reply_webhook.secret if integration.reply_webhook else ""
+        secrets = [
+            (gettext("client id"), integration.client_id),
+            (gettext("client secret"), integration.client_secret),
+            (gettext("POST_URL signing secret"), signing),
+        ]
+        then = format_html(gettext("Callers post to <code>{url}</code> with a JWT whose appId is the client id."), url=url)
+    else:
+        return
+    secrets_show_once(request, title=title, secrets=secrets, then=then)
 
 
 class IntegrationForm(Chat2DeskFields, WebhookChannelFields, WebchatFields, forms.ModelForm):
@@ -273,10 +258,8 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         )
         obj.pk, obj.created_at = created.pk, created.created_at
         obj._state.adding = False
-        if created.connector_type == ConnectorType.WEBHOOK:
-            _show_channel_secrets_once(request, created, gettext("Credentials"))
-        elif created.connector_type == ConnectorType.CHAT2DESK:  # a webchat has no webhook to sign
-            _show_secret_once(request, created, gettext("Webhook secret"))
+        what = gettext("Credentials") if created.connector_type == ConnectorType.WEBHOOK else gettext("Webhook secret")
+        _credentials_show_once(request, created, what)
 
     def delete_model(self, request, obj):
         integrations.integration_delete(integration=obj)
@@ -290,13 +273,13 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def rotate_secret(self, request, queryset):
         for integration in self._rotatable(request, queryset, ConnectorType.CHAT2DESK):
             rotated = integrations.integration_rotate_secret(integration=integration)
-            _show_secret_once(request, rotated, gettext("New webhook secret"))
+            _credentials_show_once(request, rotated, gettext("New webhook secret"))
 
     @admin.action(description=_("Rotate credentials"), permissions=["change"])
     def rotate_credentials(self, request, queryset):
         for integration in self._rotatable(request, queryset, ConnectorType.WEBHOOK):
             rotated = integrations.integration_rotate_secret(integration=integration)
-            _show_channel_secrets_once(request, rotated, gettext("New credentials"))
+            _credentials_show_once(request, rotated, gettext("New credentials"))
 
     def _rotatable(self, request, queryset, connector_type: str) -> list[Integration]:
         chosen = list(queryset)

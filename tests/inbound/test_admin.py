@@ -195,6 +195,12 @@ def test_the_admin_speaks_brazilian_portuguese_when_asked(admin, integration, ch
     home = page(admin, "/admin/", **PT_BR)
     assert all(name in home for name in ("Integrações", "Eventos recebidos", "Base de conhecimento"))
 
+    rotated = admin.post(f"{INTEGRATIONS}{integration.pk}/act/rotate_secret/", follow=True, **PT_BR)
+    (note,) = [m for m in messages_of(rotated) if "segredo" in m]
+    integration.refresh_from_db()
+    assert note.startswith(f"Novo segredo do webhook de {integration}: <code>{integration.webhook_secret}</code>")
+    assert "copie agora; ele não será mostrado novamente. O Chat2Desk assina com ele o que envia para" in note
+
 
 # --- the inbound log and the knowledge base --------------------------------------------------------
 def test_inbound_events_are_listed_and_shown_read_only(admin, integration):
