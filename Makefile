@@ -28,7 +28,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-test: install
+test: install lint
 	@bash scripts/services.sh
 	@bash scripts/browser.sh
 	@bash scripts/node_deps.sh

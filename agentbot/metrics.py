@@ -63,7 +63,11 @@ class DatabaseCollector:
             "agentbot_deliveries_recent",
             "Deliveries created in the last hour, by current status and webhook format.",
             ["status", "format"],
-            [([status, fmt], deliveries.get((status, fmt), 0)) for status in Delivery.Status.values for fmt in WebhookFormat.values],
+            [
+                ([status, fmt], deliveries.get((status, fmt), 0))
+                for status in Delivery.Status.values
+                for fmt in WebhookFormat.values
+            ],
         )
         yield _gauge(
             "agentbot_attempts_recent",

@@ -46,7 +46,11 @@ ERROR_EXAMPLES = {
 
 # --- examples of the resources, by the name of their component schema ---------------------------
 AT = "2026-01-15T09:30:00Z"
-WEBHOOK_ID, EVENT_ID, DELIVERY_ID = "wh_01khx3c8k2m4n6p8q0r2s4t6v8", "evt_01khx3d2a4c6e8g0j2l4n6q8s0", "dlv_01khx3d2b5d7f9h1k3m5p7r9t1"
+WEBHOOK_ID, EVENT_ID, DELIVERY_ID = (
+    "wh_01khx3c8k2m4n6p8q0r2s4t6v8",
+    "evt_01khx3d2a4c6e8g0j2l4n6q8s0",
+    "dlv_01khx3d2b5d7f9h1k3m5p7r9t1",
+)
 CONVERSATION_ID = "conv_01khx3a0x2z4b6d8f0h2k4m6p8"
 
 WEBHOOK_INPUT = {
@@ -71,10 +75,22 @@ WEBHOOK = {
     "updated_at": AT,
 }
 ATTEMPTS = [
-    {"number": 1, "at": "2026-01-15T09:30:01Z", "status_code": 503, "response_body": "Service Unavailable",
-     "duration_ms": 112, "error": "HTTP 503"},
-    {"number": 2, "at": "2026-01-15T09:31:01Z", "status_code": 200, "response_body": '{"ok":true}',
-     "duration_ms": 48, "error": ""},
+    {
+        "number": 1,
+        "at": "2026-01-15T09:30:01Z",
+        "status_code": 503,
+        "response_body": "Service Unavailable",
+        "duration_ms": 112,
+        "error": "HTTP 503",
+    },
+    {
+        "number": 2,
+        "at": "2026-01-15T09:31:01Z",
+        "status_code": 200,
+        "response_body": '{"ok":true}',
+        "duration_ms": 48,
+        "error": "",
+    },
 ]
 DELIVERY = {
     "id": DELIVERY_ID,
@@ -188,9 +204,7 @@ def _with_example(media: dict, example) -> None:
 def _error(code: str) -> dict:
     return {
         "description": ERRORS[code],
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}, "example": ERROR_EXAMPLES[code]}
-        },
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}, "example": ERROR_EXAMPLES[code]}},
     }
 
 

@@ -162,21 +162,36 @@ class Supervisor:
                 if child.given_up(self.backoff):
                     logger.error(
                         "%s (pid %s) %s after %.1f s; not restarting it again",
-                        child.spec.name, pid, describe_exit(returncode), now - child.started_at,
+                        child.spec.name,
+                        pid,
+                        describe_exit(returncode),
+                        now - child.started_at,
                         extra={"child": child.spec.name, "pid": pid, "returncode": returncode},
                     )
                     return child
                 child.restarts += 1
                 logger.warning(
                     "%s (pid %s) %s after %.1f s; restarting it in %g s (restart %d)",
-                    child.spec.name, pid, describe_exit(returncode), now - child.started_at, delay, child.restarts,
-                    extra={"child": child.spec.name, "pid": pid, "returncode": returncode,
-                           "restart_delay": delay, "restarts": child.restarts},
+                    child.spec.name,
+                    pid,
+                    describe_exit(returncode),
+                    now - child.started_at,
+                    delay,
+                    child.restarts,
+                    extra={
+                        "child": child.spec.name,
+                        "pid": pid,
+                        "returncode": returncode,
+                        "restart_delay": delay,
+                        "restarts": child.restarts,
+                    },
                 )
             elif child.process is None and child.restart_at is not None and now >= child.restart_at:
                 self._start(child)
                 logger.info(
-                    "%s restarted (pid %s)", child.spec.name, child.process.pid,
+                    "%s restarted (pid %s)",
+                    child.spec.name,
+                    child.process.pid,
                     extra={"child": child.spec.name, "pid": child.process.pid, "restarts": child.restarts},
                 )
         return None

@@ -57,14 +57,20 @@ api_v1 = [
         inbound_api.IntegrationRegisterWebhookView,
         "integration-register-webhook",
     ),
-    route("integrations/<intg:integration_id>/inbound-events", inbound_api.IntegrationInboundEventListView, "integration-inbound"),
+    route(
+        "integrations/<intg:integration_id>/inbound-events", inbound_api.IntegrationInboundEventListView, "integration-inbound"
+    ),
     route("knowledge", inbound_api.KnowledgeListView, "knowledge-list"),
     route("knowledge/<kb:entry_id>", inbound_api.KnowledgeDetailView, "knowledge-detail"),
 ]
 
 # The admin pages of the models that left the agentbot app (bookmarks, links in old notes) lead to
 # their new place: /admin/agentbot/conversation/… → /admin/domain/conversation/….
-MOVED_ADMIN = {"core": "site|apikey", "domain": "conversation|message|ticket|lead|appointment", "inbound": "integration|inboundevent|knowledgeentry"}
+MOVED_ADMIN = {
+    "core": "site|apikey",
+    "domain": "conversation|message|ticket|lead|appointment",
+    "inbound": "integration|inboundevent|knowledgeentry",
+}
 moved_admin = [
     re_path(rf"^admin/agentbot/(?P<rest>(?:{models})/.*)$", RedirectView.as_view(url=f"/admin/{app}/%(rest)s", query_string=True))
     for app, models in MOVED_ADMIN.items()

@@ -164,7 +164,7 @@ async def _publish(base: str, key: str, events: int, clients: int) -> dict:
                         accepted.append(json.loads(text)["id"])
                     elif len(failures) < 5:
                         failures.append(f"{response.status}: {text[:200]}")
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 statuses[0] = statuses.get(0, 0) + 1  # no response at all
                 if len(failures) < 5:
                     failures.append(repr(exc))
@@ -180,8 +180,10 @@ def _webhooks_create(service: Service, receiver: Receiver) -> None:
 
     for n in range(WEBHOOKS):
         response = requests.post(
-            service.base + "/api/v1/webhooks", json={"url": receiver.url(f"api{n}"), "events": ["*"]},
-            headers={"Authorization": f"Bearer {service.key}"}, timeout=10,
+            service.base + "/api/v1/webhooks",
+            json={"url": receiver.url(f"api{n}"), "events": ["*"]},
+            headers={"Authorization": f"Bearer {service.key}"},
+            timeout=10,
         )
         if response.status_code != 201:
             raise RuntimeError(f"creating a webhook: {response.status_code} {response.text[:300]}")
@@ -255,8 +257,16 @@ def api_run(service: Service, receiver: Receiver, *, events: int, clients: int, 
     }
 
 
-def measure(receiver: Receiver, log_dir: Path, *, events: int, clients: list[int], limit: float, port: int,
-            service_env: dict[str, str] | None = None) -> list[dict]:
+def measure(
+    receiver: Receiver,
+    log_dir: Path,
+    *,
+    events: int,
+    clients: list[int],
+    limit: float,
+    port: int,
+    service_env: dict[str, str] | None = None,
+) -> list[dict]:
     """Start the service once, then one run per client count."""
     broker_flush()
     service = Service(log_dir, port, service_env)
@@ -277,8 +287,13 @@ def main() -> None:
     parser.add_argument("--clients", default="16,64")
     parser.add_argument("--port", type=int, default=8765, help="the receiver's port")
     parser.add_argument("--web-port", type=int, default=8790, help="the service's port")
-    parser.add_argument("--service-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an environment variable for the service (e.g. AGENTBOT_WEB_WORKERS=2); repeatable")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the service (e.g. AGENTBOT_WEB_WORKERS=2); repeatable",
+    )
     args = parser.parse_args()
     service_env = dict(item.split("=", 1) for item in args.service_env)
     harness.configure_environment(http_timeout=5.0)
@@ -288,8 +303,15 @@ def main() -> None:
         limit = scenarios_limit(receiver, WEBHOOKS * args.events)
         print(json.dumps({"limit_per_second": limit}), flush=True)
         log_dir = Path(tempfile.mkdtemp(prefix="agentbot-bench-api-"))
-        for out in measure(receiver, log_dir, events=args.events, clients=[int(c) for c in args.clients.split(",")],
-                           limit=limit, port=args.web_port, service_env=service_env):
+        for out in measure(
+            receiver,
+            log_dir,
+            events=args.events,
+            clients=[int(c) for c in args.clients.split(",")],
+            limit=limit,
+            port=args.web_port,
+            service_env=service_env,
+        ):
             print(json.dumps(out), flush=True)
     finally:
         receiver.close()
@@ -299,7 +321,9 @@ def scenarios_limit(receiver: Receiver, count: int) -> float:
     """The plain-client limit (bench/limit.py) to the same receiver, requests per second."""
     out = subprocess.run(
         [PY, str(ROOT / "bench" / "limit.py"), "--url", receiver.url("limit"), "--count", str(count), "--concurrency", "64"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     receiver.reset()
     return json.loads(out.stdout.strip().splitlines()[-1])["per_second"]

@@ -41,8 +41,12 @@ def database_create() -> None:
 
     cfg = dj_database_url.parse(DATABASE_URL)
     admin = psycopg.connect(
-        host=cfg["HOST"] or "127.0.0.1", port=cfg["PORT"] or 5432, user=cfg["USER"] or "postgres",
-        password=cfg["PASSWORD"] or None, dbname="postgres", autocommit=True,
+        host=cfg["HOST"] or "127.0.0.1",
+        port=cfg["PORT"] or 5432,
+        user=cfg["USER"] or "postgres",
+        password=cfg["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
     )
     with admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [cfg["NAME"]]).fetchone():
@@ -86,7 +90,9 @@ class Receiver:
         self.base = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
             [PY, str(ROOT / "bench" / "receiver.py"), "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 10
         while True:
@@ -214,9 +220,22 @@ class Workers:
             raise SystemExit(f"--profile needs py-spy beside {PY}: {Path(PY).with_name('pip')} install py-spy")
         flags = {"idle": ["--idle"], "cpu": [], "gil": ["--gil"]}[mode]
         self._profiler = subprocess.Popen(
-            [str(spy), "record", "--pid", str(self.proc.pid), "--subprocesses", *flags, "--rate", "200",  # node 0
-             "--format", "raw", "--output", str(out)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(self.proc.pid),
+                "--subprocesses",
+                *flags,
+                "--rate",
+                "200",  # node 0
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     def stop(self) -> None:

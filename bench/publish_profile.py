@@ -59,10 +59,17 @@ def main() -> None:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     harness.broker_flush()
     scenarios.tables_reset()
-    print(json.dumps({
-        "events": args.events, "webhooks": args.webhooks, "profiled": bool(profiler),
-        "cpu_ms_per_event": round(cpu / args.events * 1000, 3), "wall_ms_per_event": round(wall / args.events * 1000, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "events": args.events,
+                "webhooks": args.webhooks,
+                "profiled": bool(profiler),
+                "cpu_ms_per_event": round(cpu / args.events * 1000, 3),
+                "wall_ms_per_event": round(wall / args.events * 1000, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

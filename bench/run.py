@@ -45,8 +45,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--run-limit", type=float, default=120.0, help="cut a run short after this many seconds")
     parser.add_argument("--port", type=int, default=8765, help="the receiver's port on 127.0.0.1")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the workers; collapsed stacks to this folder")
-    parser.add_argument("--profile-mode", choices=("idle", "cpu", "gil"), default="idle",
-                        help="py-spy samples: every thread (idle, shares of wall time), threads on a CPU, or the GIL holder")
+    parser.add_argument(
+        "--profile-mode",
+        choices=("idle", "cpu", "gil"),
+        default="idle",
+        help="py-spy samples: every thread (idle, shares of wall time), threads on a CPU, or the GIL holder",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every raw figure to this file")
     parser.add_argument("--api-events", type=int, default=1000, help="events published through the API per run (default 1000)")
     parser.add_argument("--api-clients", default="16,64", help="concurrent HTTP clients of the api runs (default 16,64)")
@@ -116,9 +120,16 @@ def main() -> None:
     print(f"logs in {log_dir}; database {harness.DATABASE_URL}; broker {harness.BROKER_URL}", flush=True)
     receiver = harness.Receiver(args.port)
     ctx = scenarios.Context(
-        receiver=receiver, log_dir=log_dir, concurrency=args.concurrency, pool=args.pool, publishers=args.publishers,
-        settle_timeout=max(30.0, 3 * args.http_timeout), run_limit=args.run_limit,
-        profile_dir=args.profile, profile_mode=args.profile_mode, nodes=args.nodes,
+        receiver=receiver,
+        log_dir=log_dir,
+        concurrency=args.concurrency,
+        pool=args.pool,
+        publishers=args.publishers,
+        settle_timeout=max(30.0, 3 * args.http_timeout),
+        run_limit=args.run_limit,
+        profile_dir=args.profile,
+        profile_mode=args.profile_mode,
+        nodes=args.nodes,
     )
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
 
@@ -153,8 +164,16 @@ def main() -> None:
             results["backlog"] = step("sweep", scenarios.backlog, ctx, sizes=sizes)
         elif measure == "api":
             limit = step(f"api limit #{n}", scenarios.limit, receiver, count=10 * args.api_events)["per_second"]
-            runs = step(f"api #{n}", api.measure, receiver, log_dir / f"api-{n}", events=args.api_events,
-                        clients=args.api_clients, limit=limit, port=args.web_port)
+            runs = step(
+                f"api #{n}",
+                api.measure,
+                receiver,
+                log_dir / f"api-{n}",
+                events=args.api_events,
+                clients=args.api_clients,
+                limit=limit,
+                port=args.web_port,
+            )
             for out in runs:
                 results.setdefault(f"api_{out['clients']}", []).append({**out, "limit": limit})
 
@@ -191,16 +210,25 @@ def report(args: argparse.Namespace, results: dict) -> None:
         runs = results["latency"]
         for p in ("p50", "p95", "p99"):
             target = {"p50": "< 20 ms", "p99": "< 100 ms"}.get(p, "")
-            table.plain(f"2 latency {p}, 200 ev/s × 5 webhooks, commit → receipt", f"{med(runs, p + '_ms'):.1f} ms",
-                        spread(runs, p + "_ms", "{:.1f}"), target)
+            table.plain(
+                f"2 latency {p}, 200 ev/s × 5 webhooks, commit → receipt",
+                f"{med(runs, p + '_ms'):.1f} ms",
+                spread(runs, p + "_ms", "{:.1f}"),
+                target,
+            )
     if "isolation" in results and "throughput_10" in results:
         healthy = [dict(r, per_second=r["per_second"] * 0.9) for r in results["throughput_10"]]  # nine of ten
         iso = results["isolation"]
         table.rate("3 isolation: healthy nine, all healthy", healthy)
-        table.rate("3 isolation: healthy nine, one hanging", iso, f"≥ 90%: {med(iso, 'per_second') / med(healthy, 'per_second'):.0%}")
-        table.plain("3 isolation: p99 all healthy → one hanging",
-                    f"{med(healthy, 'p99_ms'):.0f} → {med(iso, 'p99_ms'):.0f} ms",
-                    spread(iso, "p99_ms", "{:.0f}"), f"≤ 2×: {med(iso, 'p99_ms') / med(healthy, 'p99_ms'):.2f}×")
+        table.rate(
+            "3 isolation: healthy nine, one hanging", iso, f"≥ 90%: {med(iso, 'per_second') / med(healthy, 'per_second'):.0%}"
+        )
+        table.plain(
+            "3 isolation: p99 all healthy → one hanging",
+            f"{med(healthy, 'p99_ms'):.0f} → {med(iso, 'p99_ms'):.0f} ms",
+            spread(iso, "p99_ms", "{:.0f}"),
+            f"≤ 2×: {med(iso, 'p99_ms') / med(healthy, 'p99_ms'):.2f}×",
+        )
     if "backlog" in results:
         for size, b in results["backlog"].items():
             table.plain(f"4 sweep, {size:,} waiting, nothing due", f"{b['idle_ms']:.2f} ms")
@@ -208,43 +236,76 @@ def report(args: argparse.Namespace, results: dict) -> None:
     if "throughput_10" in results:
         peaks = [max(r["rss_mb"].values()) for r in results["throughput_10"] if r["rss_mb"]]
         if peaks:
-            table.plain("5 peak RSS of a worker process (run 1)", f"{statistics.median(peaks):.0f} MB",
-                        f"{min(peaks):.0f}–{max(peaks):.0f}" if len(peaks) > 1 else "", "< 200 MB")
+            table.plain(
+                "5 peak RSS of a worker process (run 1)",
+                f"{statistics.median(peaks):.0f} MB",
+                f"{min(peaks):.0f}–{max(peaks):.0f}" if len(peaks) > 1 else "",
+                "< 200 MB",
+            )
     api_runs = [results[f"api_{c}"] for c in args.api_clients if results.get(f"api_{c}")]
     if api_runs:
-        table.plain("6 API plain-client limit (the api runs' own)", f"{med(api_runs[0], 'limit'):,.0f}/s",
-                    spread(api_runs[0], "limit", "{:,.0f}"))
+        table.plain(
+            "6 API plain-client limit (the api runs' own)",
+            f"{med(api_runs[0], 'limit'):,.0f}/s",
+            spread(api_runs[0], "limit", "{:,.0f}"),
+        )
     for clients in args.api_clients:
         runs = results.get(f"api_{clients}", [])
         if not runs:
             continue
         ev = f"{args.api_events:,}"
-        table.plain(f"6 API publish, {clients} clients, {ev} events", f"{med(runs, 'publish_per_second'):,.0f}/s",
-                    spread(runs, "publish_per_second", "{:,.0f}"))
-        table.plain(f"6 API end to end, {clients} clients, × 10 webhooks", f"{med(runs, 'per_second'):,.0f}/s",
-                    spread(runs, "per_second", "{:,.0f}"), f"≥ 25% of limit: {med(runs, 'of_limit'):.0%}")
-        table.plain(f"6 API 5xx responses, {clients} clients (all runs)", f"{sum(r['status_5xx'] + r['no_response'] for r in runs)}",
-                    "", "0")
-        table.plain(f"6 API peak PostgreSQL connections, {clients} clients", f"{max(r['peak_connections'] for r in runs)}",
-                    spread(runs, "peak_connections", "{:.0f}"))
-        table.plain(f"6 API web CPU per publish, {clients} clients", f"{med(runs, 'web_cpu_ms_per_publish'):.1f} ms",
-                    spread(runs, "web_cpu_ms_per_publish", "{:.1f}"))
+        table.plain(
+            f"6 API publish, {clients} clients, {ev} events",
+            f"{med(runs, 'publish_per_second'):,.0f}/s",
+            spread(runs, "publish_per_second", "{:,.0f}"),
+        )
+        table.plain(
+            f"6 API end to end, {clients} clients, × 10 webhooks",
+            f"{med(runs, 'per_second'):,.0f}/s",
+            spread(runs, "per_second", "{:,.0f}"),
+            f"≥ 25% of limit: {med(runs, 'of_limit'):.0%}",
+        )
+        table.plain(
+            f"6 API 5xx responses, {clients} clients (all runs)",
+            f"{sum(r['status_5xx'] + r['no_response'] for r in runs)}",
+            "",
+            "0",
+        )
+        table.plain(
+            f"6 API peak PostgreSQL connections, {clients} clients",
+            f"{max(r['peak_connections'] for r in runs)}",
+            spread(runs, "peak_connections", "{:.0f}"),
+        )
+        table.plain(
+            f"6 API web CPU per publish, {clients} clients",
+            f"{med(runs, 'web_cpu_ms_per_publish'):.1f} ms",
+            spread(runs, "web_cpu_ms_per_publish", "{:.1f}"),
+        )
     runs = [r for name in ("throughput_10", "throughput_1", "latency", "isolation") for r in results.get(name, [])]
     runs += [r for clients in args.api_clients for r in results.get(f"api_{clients}", [])]
     if runs:
         loads = [r["load_1m"] for r in runs]
-        table.plain("machine load (1-min average) at the end of each run", f"{statistics.median(loads):.1f}",
-                    f"{min(loads):.1f}–{max(loads):.1f}", f"{os.cpu_count()} cores")
+        table.plain(
+            "machine load (1-min average) at the end of each run",
+            f"{statistics.median(loads):.1f}",
+            f"{min(loads):.1f}–{max(loads):.1f}",
+            f"{os.cpu_count()} cores",
+        )
     table.print()
     for clients in args.api_clients:
         for r in results.get(f"api_{clients}", []):
             if r["deliveries"] < r["expected"] or r["stored_without_201"] or r["events_stored"] != r["accepted"] or r["failures"]:
-                print(f"! api, {clients} clients: {r['accepted']} accepted, {r['events_stored']} stored, "
-                      f"{r['deliveries']}/{r['expected']} delivered; statuses {r['statuses']}; {r['failures'][:2]}")
+                print(
+                    f"! api, {clients} clients: {r['accepted']} accepted, {r['events_stored']} stored, "
+                    f"{r['deliveries']}/{r['expected']} delivered; statuses {r['statuses']}; {r['failures'][:2]}"
+                )
     for name in ("throughput_10", "throughput_1", "latency", "isolation"):
         runs = results.get(name, [])
         if any(r["deliveries"] < r["expected"] or r["duplicates"] for r in runs):
-            print(f"! {name}: " + "; ".join(f"{r['deliveries']}/{r['expected']} recorded, {r['duplicates']} duplicates" for r in runs))
+            print(
+                f"! {name}: "
+                + "; ".join(f"{r['deliveries']}/{r['expected']} recorded, {r['duplicates']} duplicates" for r in runs)
+            )
             for r in runs:
                 if r.get("unfinished"):
                     print(f"  unfinished when the run was cut: {r['unfinished']}")

@@ -15,14 +15,13 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from core.models import Site
 from bench.harness import PY, ROOT, Receiver, Workers, broker_flush, postgres_cpu_seconds
 from bench.limit import MESSAGE
+from core.models import Site
 from deliveries.models import Delivery, Event
 from deliveries.services.publish import event_publish
 from deliveries.services.send import deliveries_sweep
 from subscriptions.models import Webhook, generate_secret
-
 
 
 @dataclass
@@ -72,8 +71,7 @@ def percentile(values: list[float], p: float) -> float:
 def tables_reset() -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE deliveries_attempt, deliveries_delivery, deliveries_event, subscriptions_webhook, "
-            "agentbot_site CASCADE"
+            "TRUNCATE deliveries_attempt, deliveries_delivery, deliveries_event, subscriptions_webhook, agentbot_site CASCADE"
         )
 
 
@@ -258,9 +256,19 @@ def steady(ctx: Context, *, rate: float, webhooks: int, seconds: float) -> dict:
 
 def limit(receiver: Receiver, *, count: int, concurrency: int = 64) -> dict:
     out = subprocess.run(
-        [PY, str(ROOT / "bench" / "limit.py"), "--url", receiver.url("limit"), "--count", str(count),
-         "--concurrency", str(concurrency)],
-        check=True, capture_output=True, text=True,
+        [
+            PY,
+            str(ROOT / "bench" / "limit.py"),
+            "--url",
+            receiver.url("limit"),
+            "--count",
+            str(count),
+            "--concurrency",
+            str(concurrency),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     receiver.reset()
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -324,9 +332,7 @@ def backlog(ctx: Context, *, sizes: list[int], due: int = 100, repeat: int = 15)
         cursor.execute(BACKLOG_INSERT.format(due="now() - interval '1 second'"), ["dlv_due_", event.id, hook.id, 1, due])
 
     def release_due() -> None:
-        Delivery.objects.filter(id__startswith="dlv_due_").update(
-            status="pending", leased_until=None, lease_token=None
-        )
+        Delivery.objects.filter(id__startswith="dlv_due_").update(status="pending", leased_until=None, lease_token=None)
 
     results, inserted = {}, 0
     for size in sizes:

@@ -21,9 +21,7 @@ def secrets_show_once(request, *, title: str, secrets: list[tuple[str, str]], th
     (already escaped, e.g. from format_html: where the secret is used). The page is the only
     place they appear: they are stored hashed or encrypted, and never logged."""
     shown = format_html_join(", ", "{}<code>{}</code>", ((f"{label} " if label else "", value) for label, value in secrets))
-    warning = ngettext(
-        "copy it now; it will not be shown again.", "copy them now; they will not be shown again.", len(secrets)
-    )
+    warning = ngettext("copy it now; it will not be shown again.", "copy them now; they will not be shown again.", len(secrets))
     messages.warning(request, format_html("{}: {} — {}{}", title, shown, warning, format_html(" {}", then) if then else ""))
 
 
@@ -67,7 +65,10 @@ class ObjectActionsMixin:
             opts = self.model._meta
             actions = self.get_actions(request)
             context["object_actions"] = [
-                {"label": actions[name][2], "url": reverse(f"admin:{opts.app_label}_{opts.model_name}_act", args=[quote(obj.pk), name])}
+                {
+                    "label": actions[name][2],
+                    "url": reverse(f"admin:{opts.app_label}_{opts.model_name}_act", args=[quote(obj.pk), name]),
+                }
                 for name in self.object_actions(request, obj)
                 if name in actions
             ]
@@ -101,4 +102,3 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         api_key_forget(key_hash=obj.key_hash)  # a revocation takes effect in this process at once
-

@@ -35,8 +35,7 @@ def decrypt(token: str) -> str:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:
         raise ValueError(
-            "a stored secret cannot be decrypted: AGENTBOT_ENCRYPTION_KEYS or DJANGO_SECRET_KEY "
-            "changed since it was written"
+            "a stored secret cannot be decrypted: AGENTBOT_ENCRYPTION_KEYS or DJANGO_SECRET_KEY changed since it was written"
         ) from exc
 
 

@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
@@ -18,9 +18,23 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None
 # Field names that may hold a secret or a payload: never written, whatever their value.
 FORBIDDEN_FIELDS = frozenset(
     {
-        "secret", "secrets", "previous_secret", "password", "api_key", "authorization", "token", "lease_token",
-        "body", "request_body", "response_body", "payload", "data", "headers", "request_headers",
-        "response_headers", "signature",
+        "secret",
+        "secrets",
+        "previous_secret",
+        "password",
+        "api_key",
+        "authorization",
+        "token",
+        "lease_token",
+        "body",
+        "request_body",
+        "response_body",
+        "payload",
+        "data",
+        "headers",
+        "request_headers",
+        "response_headers",
+        "signature",
     }
 )
 
@@ -47,7 +61,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": redact(record.getMessage()),

@@ -54,4 +54,3 @@ class ApiKey(models.Model):
     @staticmethod
     def generate() -> str:
         return API_KEY_PREFIX + secrets.token_urlsafe(32)
-

@@ -14,9 +14,7 @@ def site_get_or_create(*, site_id: str, name: str = "") -> tuple[Site, bool]:
     if not site_id.startswith("site_"):
         site_id = f"site_{site_id}"
     if not SITE_ID_RE.match(site_id):
-        raise ValidationError(
-            "a site id is 'site_' followed by 1 to 60 lowercase letters, digits, '-' or '_', as in site_acme"
-        )
+        raise ValidationError("a site id is 'site_' followed by 1 to 60 lowercase letters, digits, '-' or '_', as in site_acme")
     return Site.objects.get_or_create(id=site_id, defaults={"name": name})
 
 

@@ -77,7 +77,16 @@ class OwnTypeFilter(EventTypeFilter):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
-    list_display = ["id", "event_type", "webhook", "status_label", "last_status_code", "attempt_count", "next_attempt_at", "created_at"]
+    list_display = [
+        "id",
+        "event_type",
+        "webhook",
+        "status_label",
+        "last_status_code",
+        "attempt_count",
+        "next_attempt_at",
+        "created_at",
+    ]
     list_filter = ["status", EventTypeFilter, "webhook__format", "webhook__site"]
     search_fields = ["=id", "=event__id", "=webhook__id", "webhook__url"]  # the box; get_search_results searches
     search_help_text = _("A delivery, event or webhook id, whole, or part of a webhook's URL.")
@@ -85,8 +94,19 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
     show_full_result_count = False  # the delivery table is large; one count per page view is enough
     actions = ["retry"]
     readonly_fields = [
-        "id", "event", "webhook", "status", "attempt_count", "next_attempt_at", "last_attempt_at",
-        "last_status_code", "last_error", "leased_until", "created_at", "request_as_sent", "attempt_timeline",
+        "id",
+        "event",
+        "webhook",
+        "status",
+        "attempt_count",
+        "next_attempt_at",
+        "last_attempt_at",
+        "last_status_code",
+        "last_error",
+        "leased_until",
+        "created_at",
+        "request_as_sent",
+        "attempt_timeline",
     ]
     fieldsets = [
         (None, {"fields": readonly_fields[:-2]}),
@@ -138,9 +158,7 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="oldest first")
     def attempt_timeline(self, obj):
-        attempts = [
-            {"attempt": a, "response_body": capped(a.response_body)} for a in obj.attempts.order_by("number")
-        ]
+        attempts = [{"attempt": a, "response_body": capped(a.response_body)} for a in obj.attempts.order_by("number")]
         return render_to_string("admin/deliveries/delivery/timeline.html", {"delivery": obj, "attempts": attempts})
 
     @admin.action(description="Retry now")
@@ -153,8 +171,15 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 busy += 1
                 continue
             done += 1
-            log_delivery(logger, logging.INFO, "delivery queued again from the admin", delivery_id=delivery.id,
-                         event_id=delivery.event_id, webhook_id=delivery.webhook_id, operator=request.user.get_username())
+            log_delivery(
+                logger,
+                logging.INFO,
+                "delivery queued again from the admin",
+                delivery_id=delivery.id,
+                event_id=delivery.event_id,
+                webhook_id=delivery.webhook_id,
+                operator=request.user.get_username(),
+            )
         note = f"; {busy} were being sent already and were left alone" if busy else ""
         self.message_user(
             request, f"Queued {done} deliveries to be sent again now{note}.", messages.WARNING if busy else messages.SUCCESS
@@ -258,7 +283,9 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
         if obj.last_delivery_status is None:
             return "—"
         code = f" · HTTP {obj.last_delivery_code}" if obj.last_delivery_code else ""
-        return format_html('<span class="console-status {}">{}</span>{}', obj.last_delivery_status, obj.last_delivery_status, code)
+        return format_html(
+            '<span class="console-status {}">{}</span>{}', obj.last_delivery_status, obj.last_delivery_status, code
+        )
 
     @admin.display(description="success 24 h")
     def success_24h(self, obj):
@@ -293,8 +320,15 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
             events = [operator.webhook_send_test(webhook=w) for w in queryset]
         deliveries = [d for event in events for d in event.deliveries.all()]
         for d in deliveries:
-            log_delivery(logger, logging.INFO, "test event sent from the admin", delivery_id=d.id, event_id=d.event_id,
-                         webhook_id=d.webhook_id, operator=request.user.get_username())
+            log_delivery(
+                logger,
+                logging.INFO,
+                "test event sent from the admin",
+                delivery_id=d.id,
+                event_id=d.event_id,
+                webhook_id=d.webhook_id,
+                operator=request.user.get_username(),
+            )
         self.message_user(
             request,
             f"Sent a webhook.test event to {len(events)} webhook(s): delivery {', '.join(d.id for d in deliveries)}. "
@@ -304,7 +338,9 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
 
     @admin.action(description="Redeliver failed deliveries since a time…", permissions=["change"])
     def redeliver_failed(self, request, queryset):
-        form = RedeliverForm(request.POST if "apply" in request.POST else None, initial={"since": timezone.now() - timedelta(days=1)})
+        form = RedeliverForm(
+            request.POST if "apply" in request.POST else None, initial={"since": timezone.now() - timedelta(days=1)}
+        )
         if not form.is_valid():
             return TemplateResponse(
                 request,
@@ -322,8 +358,10 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
         since = form.cleaned_data["since"]
         webhooks = list(queryset)
         queued = sum(operator.deliveries_redeliver(webhook=w, since=since) for w in webhooks)
-        logger.info("failed deliveries queued again from the admin", extra={
-            "webhook_ids": ",".join(w.id for w in webhooks), "count": queued, "operator": request.user.get_username()})
+        logger.info(
+            "failed deliveries queued again from the admin",
+            extra={"webhook_ids": ",".join(w.id for w in webhooks), "count": queued, "operator": request.user.get_username()},
+        )
         paused = [w.displayed_url for w in webhooks if w.paused]
         disabled = [w.displayed_url for w in webhooks if not w.enabled and not w.paused]
         note = ""

@@ -201,7 +201,9 @@ async def publish(message: BrokerMessage) -> http.OutboundResult:
             broker = broker_url_parse(message.url)
             channel, key = await pool().channel(broker, message.password, message.channel_owner, timeout)
             stage = "no confirm from the broker"
-            exchange = channel.default_exchange if not message.exchange else await channel.get_exchange(message.exchange, ensure=False)
+            exchange = (
+                channel.default_exchange if not message.exchange else await channel.get_exchange(message.exchange, ensure=False)
+            )
             await exchange.publish(amqp_message(message), routing_key=message.routing_key, mandatory=True)
         result.confirmed = True
         result.body = f"confirmed by the broker ({message.where()})".encode()

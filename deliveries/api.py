@@ -13,8 +13,8 @@ from core.api.auth import site_of
 from core.api.fields import JSONObjectField, StrictCharField
 from core.api.serializers import StrictSerializer, no_input
 from deliveries import jsjson
-from deliveries.services import operator, publish
 from deliveries.models import Attempt, Delivery, Event
+from deliveries.services import operator, publish
 from subscriptions.api import webhook_of
 from subscriptions.event_types import CATALOGUE
 
@@ -82,8 +82,13 @@ def published_body(event: Event) -> dict:
         "idempotency_key": event.idempotency_key,
         "created_at": _MOMENT.to_representation(event.created_at),
         "deliveries": [
-            {"id": delivery_id, "webhook": webhook_id, "status": Delivery.Status.PENDING.value, "attempt_count": 0,
-             "next_attempt_at": due}
+            {
+                "id": delivery_id,
+                "webhook": webhook_id,
+                "status": Delivery.Status.PENDING.value,
+                "attempt_count": 0,
+                "next_attempt_at": due,
+            }
             for delivery_id, webhook_id in published.deliveries
         ],
     }
@@ -205,9 +210,7 @@ class WebhookTestView(APIView):
         no_input(request)
         with transaction.atomic():
             event = operator.webhook_send_test(webhook=webhook)
-        return Response(
-            {"event_id": event.id, "delivery_id": event.deliveries.get().id}, status=status.HTTP_202_ACCEPTED
-        )
+        return Response({"event_id": event.id, "delivery_id": event.deliveries.get().id}, status=status.HTTP_202_ACCEPTED)
 
 
 class EventTypeListView(GenericAPIView):
@@ -216,7 +219,6 @@ class EventTypeListView(GenericAPIView):
     @extend_schema(responses=EventTypeSerializer(many=True), summary="The event catalogue")
     def get(self, request):
         catalogue = [
-            {"name": t.name, "description": t.description, "schema": t.schema, "example": t.example}
-            for t in CATALOGUE.values()
+            {"name": t.name, "description": t.description, "schema": t.schema, "example": t.example} for t in CATALOGUE.values()
         ]
         return self.get_paginated_response(self.paginate_queryset(catalogue))

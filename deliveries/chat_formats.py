@@ -109,8 +109,14 @@ DISCORD_FIELDS = 25
 DISCORD_FOOTER_CHARS = 2048
 DISCORD_EMBED_CHARS = 6000  # title, description, field names and values, footer: all together
 # The embed's stripe, by the event type's first word.
-DISCORD_COLOURS = {"conversation": 0x5865F2, "message": 0x5865F2, "ticket": 0xF0B232, "lead": 0x23A55A,
-                   "appointment": 0x23A55A, "webhook": 0xDA373C}
+DISCORD_COLOURS = {
+    "conversation": 0x5865F2,
+    "message": 0x5865F2,
+    "ticket": 0xF0B232,
+    "lead": 0x23A55A,
+    "appointment": 0x23A55A,
+    "webhook": 0xDA373C,
+}
 DISCORD_DEFAULT_COLOUR = 0x99AAB5
 
 # Markdown that Discord reads anywhere, and at the start of a line (quotes, headings, lists).
@@ -151,7 +157,9 @@ def discord_embed(m: ChatMessage) -> dict:
     if m.link:
         embed["url"] = m.link.url
     if names:
-        embed["fields"] = [{"name": n, "value": v, "inline": units(v) <= 40} for n, v in zip(names, shown[: len(names)], strict=True)]
+        embed["fields"] = [
+            {"name": n, "value": v, "inline": units(v) <= 40} for n, v in zip(names, shown[: len(names)], strict=True)
+        ]
     embed["footer"] = {"text": footer}
     embed["timestamp"] = m.timestamp
     return embed

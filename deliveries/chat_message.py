@@ -113,7 +113,11 @@ Described = tuple[str, tuple[tuple[str, str], ...], str | None]
 
 
 def describe_conversation_created(data: dict) -> Described:
-    return f"New conversation with {who(data)}{on_channel(data)}", conversation_fields(data) + fields(("Page", data.get("page_url"))), None
+    return (
+        f"New conversation with {who(data)}{on_channel(data)}",
+        conversation_fields(data) + fields(("Page", data.get("page_url"))),
+        None,
+    )
 
 
 def describe_conversation_closed(data: dict) -> Described:

@@ -83,11 +83,7 @@ def _fold(webhook: Webhook, outcomes: list[Outcome]) -> list[Notice]:
             webhook.consecutive_failures += 1
             webhook.failing_since = webhook.failing_since or outcome.at
     gone = any(o.status_code == 410 for o in outcomes if not o.ok)
-    opens = (
-        not was_open
-        and webhook.consecutive_failures >= settings.AGENTBOT_CIRCUIT_THRESHOLD
-        and not outcomes[-1].ok
-    )
+    opens = not was_open and webhook.consecutive_failures >= settings.AGENTBOT_CIRCUIT_THRESHOLD and not outcomes[-1].ok
     if opens:
         webhook.circuit_opened_at = now
         webhook.circuit_probe_at = now + _probe_interval()
@@ -108,7 +104,9 @@ def _fold(webhook: Webhook, outcomes: list[Outcome]) -> list[Notice]:
     if opens:
         return [
             _notice(
-                webhook, WEBHOOK_CIRCUIT_OPENED.name, consecutive_failures=webhook.consecutive_failures,
+                webhook,
+                WEBHOOK_CIRCUIT_OPENED.name,
+                consecutive_failures=webhook.consecutive_failures,
                 next_probe_at=webhook.circuit_probe_at,
             )
         ]

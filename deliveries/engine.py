@@ -77,9 +77,16 @@ class Job:
         """The signed attempt as a message for the broker (sign() first): the same headers, the
         routing key the webhook's or else the event's type."""
         return amqp.BrokerMessage(
-            url=self.url, password=self.broker_password, exchange=self.exchange,
-            routing_key=self.routing_key or self.event_type, body=self.body, headers=self.request.headers,
-            message_id=self.delivery_id, type=self.event_type, channel_owner=self.webhook_id, timestamp=self.started,
+            url=self.url,
+            password=self.broker_password,
+            exchange=self.exchange,
+            routing_key=self.routing_key or self.event_type,
+            body=self.body,
+            headers=self.request.headers,
+            message_id=self.delivery_id,
+            type=self.event_type,
+            channel_owner=self.webhook_id,
+            timestamp=self.started,
         )
 
     async def send(self) -> http.OutboundResult:
@@ -213,8 +220,13 @@ class Engine:
                     self._pace(job.webhook_id, result.duration_ms / 1000)
         except Exception as exc:  # a bug must not leak the job's place in the engine
             log_delivery(
-                logger, logging.ERROR, "sending failed", delivery_id=job.delivery_id, event_id=job.event_id,
-                webhook_id=job.webhook_id, exc_info=True,
+                logger,
+                logging.ERROR,
+                "sending failed",
+                delivery_id=job.delivery_id,
+                event_id=job.event_id,
+                webhook_id=job.webhook_id,
+                exc_info=True,
             )
             result = http.OutboundResult(error=f"internal error: {type(exc).__name__}")
         self.results.put((job, result))

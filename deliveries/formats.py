@@ -260,8 +260,7 @@ def standard_sign(s: Signing) -> dict[str, str]:
     """`webhook-signature: v1,<base64> v1,<base64>`: space-separated, newest secret first."""
     signed = f"{s.delivery_id}.{s.timestamp}.".encode() + s.body
     signatures = [
-        "v1," + base64.b64encode(hmac.new(standard_key(k), signed, hashlib.sha256).digest()).decode()
-        for k in s.secrets
+        "v1," + base64.b64encode(hmac.new(standard_key(k), signed, hashlib.sha256).digest()).decode() for k in s.secrets
     ]
     return {
         "webhook-id": s.delivery_id,
@@ -291,7 +290,9 @@ FORMATS: dict[str, DeliveryFormat] = {
         ),
         DeliveryFormat(WebhookFormat.STANDARD, standard_body, standard_sign, is_2xx, DEFAULT_SCHEDULE),
         DeliveryFormat(WebhookFormat.SLACK, chat_formats.slack_body, unsigned, chat_formats.slack_success, DEFAULT_SCHEDULE),
-        DeliveryFormat(WebhookFormat.DISCORD, chat_formats.discord_body, unsigned, chat_formats.discord_success, DEFAULT_SCHEDULE),
+        DeliveryFormat(
+            WebhookFormat.DISCORD, chat_formats.discord_body, unsigned, chat_formats.discord_success, DEFAULT_SCHEDULE
+        ),
         DeliveryFormat(WebhookFormat.TEAMS, chat_formats.teams_body, unsigned, chat_formats.teams_success, DEFAULT_SCHEDULE),
     )
 }

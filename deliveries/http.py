@@ -65,9 +65,7 @@ async def allowed_addresses(target: Target) -> list:
 class PolicyResolver(AbstractResolver):
     """aiohttp connects only to addresses the URL policy allowed, resolved when it connects."""
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         # `host` is the raw host of the very URL object send() checked (aiohttp resolves names only).
         addresses = await allowed_addresses(url_parse(f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"))
         return [
@@ -201,4 +199,3 @@ def _short(exc: Exception) -> str:
 def post(request: OutboundRequest) -> OutboundResult:
     """Send one request from synchronous code."""
     return client().run(send(request))
-

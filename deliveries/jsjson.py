@@ -72,7 +72,7 @@ def _float(x: float) -> float | int | Fragment:
     if not math.isfinite(x):
         raise UnsafeJSONError("non-finite float")
     if x.is_integer():
-        if -2**53 < x < 2**53:
+        if -(2**53) < x < 2**53:
             return int(x)  # exact; JS prints these as plain digits too ("1", and "0" for -0.0)
         return int(js_number(x)) if -1e21 < x < 1e21 else Fragment(js_number(x))
     # For |x| >= 1e-4 (and < 2**52, as x is not integral) repr is fixed-point, exactly like JS.
@@ -80,8 +80,7 @@ def _float(x: float) -> float | int | Fragment:
 
 
 def _is_index(key: str) -> bool:
-    return (key.isascii() and key.isdigit() and len(key) <= 10 and (key[0] != "0" or key == "0")
-            and int(key) <= _MAX_INDEX)
+    return key.isascii() and key.isdigit() and len(key) <= 10 and (key[0] != "0" or key == "0") and int(key) <= _MAX_INDEX
 
 
 def _canon(v: Any) -> Any:
@@ -183,15 +182,19 @@ def check_safe(value: Any, path: str = "data", depth: int = 0) -> None:
     if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
         raise UnsafeJSONError(
             f"{path} is {value}, outside JavaScript's safe integer range (±{MAX_SAFE_INTEGER}): "
-            "a JavaScript receiver would read a different number. Send it as a string instead.", path)
+            "a JavaScript receiver would read a different number. Send it as a string instead.",
+            path,
+        )
     if isinstance(value, float) and not math.isfinite(value):
         raise UnsafeJSONError(
             f"{path} is {value!r}, which JSON cannot represent (JavaScript would turn it into null). "
-            "Send null or a string instead.", path)
+            "Send null or a string instead.",
+            path,
+        )
     if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
         raise UnsafeJSONError(
-            f"{path} is nested more than {MAX_DEPTH} levels deep; flatten the data or send the deep part as a string.",
-            path)
+            f"{path} is nested more than {MAX_DEPTH} levels deep; flatten the data or send the deep part as a string.", path
+        )
     if isinstance(value, dict):
         for key, item in value.items():
             key = str(key)

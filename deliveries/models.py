@@ -96,9 +96,7 @@ class Delivery(models.Model):
         indexes = [
             # The sweep reads only pending rows in due order: its cost follows what is due, not
             # how many deliveries wait for a later retry.
-            models.Index(
-                fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due_idx"
-            ),
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due_idx"),
             models.Index(fields=["webhook", "-created_at"], name="delivery_webhook_recent_idx"),
             models.Index(fields=["status", "-created_at"], name="delivery_status_recent_idx"),
         ]

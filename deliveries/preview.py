@@ -28,7 +28,9 @@ class Preview:
 
 
 def webhook_test_preview(*, webhook: Webhook) -> Preview:
-    envelope = Envelope.of(PREVIEW_EVENT_ID, WEBHOOK_TEST.name, webhook.site_id, timezone.now(), webhook_test_data(webhook=webhook))
+    envelope = Envelope.of(
+        PREVIEW_EVENT_ID, WEBHOOK_TEST.name, webhook.site_id, timezone.now(), webhook_test_data(webhook=webhook)
+    )
     body = json.loads(get_format(webhook.format).render(envelope))
     return Preview(
         format=webhook.format,

@@ -20,9 +20,7 @@ def events_purge_old(*, cutoff: datetime, batch_size: int = 500, max_seconds: fl
     deleted, started = 0, time.monotonic()
     pending = Delivery.objects.filter(status=Delivery.Status.PENDING).values("event_id")
     while time.monotonic() - started < max_seconds:
-        ids = list(
-            Event.objects.filter(created_at__lt=cutoff).exclude(id__in=pending).values_list("id", flat=True)[:batch_size]
-        )
+        ids = list(Event.objects.filter(created_at__lt=cutoff).exclude(id__in=pending).values_list("id", flat=True)[:batch_size])
         if not ids:
             break
         with transaction.atomic():

@@ -85,8 +85,10 @@ class Backlog:
 def due_backlog(*, now: datetime) -> Backlog:
     """Pending deliveries whose next attempt time has come (in flight or waiting for a worker); a
     paused webhook's deliveries wait by design and are not counted."""
-    row = Delivery.objects.filter(status=PENDING, next_attempt_at__lte=now).exclude(Webhook.paused_q("webhook__")).aggregate(
-        due=Count("id"), oldest=Min("next_attempt_at")
+    row = (
+        Delivery.objects.filter(status=PENDING, next_attempt_at__lte=now)
+        .exclude(Webhook.paused_q("webhook__"))
+        .aggregate(due=Count("id"), oldest=Min("next_attempt_at"))
     )
     return Backlog(due=row["due"], oldest_due_at=row["oldest"])
 

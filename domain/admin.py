@@ -38,8 +38,17 @@ class MessageInline(admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     list_display = [
-        "id", "site", "number", "channel", "status", "session", "integration", "visitor_name", "visitor_email",
-        "needs_human_at", "created_at",
+        "id",
+        "site",
+        "number",
+        "channel",
+        "status",
+        "session",
+        "integration",
+        "visitor_name",
+        "visitor_email",
+        "needs_human_at",
+        "created_at",
     ]
     list_filter = ["status", "session", "channel", "site"]
     list_select_related = ["site", "integration"]

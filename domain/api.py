@@ -10,9 +10,9 @@ from rest_framework.views import APIView
 from core.api.auth import site_of
 from core.api.fields import JSONObjectField, StrictCharField
 from core.api.serializers import PatchSerializer, StrictSerializer, no_input, valid_input
+from core.vocabulary import Channel, SenderType, TicketPriority, TicketStatus
 from domain import event_data, services
 from domain.models import Appointment, Conversation, Lead, Message, Ticket
-from core.vocabulary import Channel, SenderType, TicketPriority, TicketStatus
 
 
 # --- input ------------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ class ConversationInputSerializer(StrictSerializer):
     visitor = VisitorInputSerializer(required=False)
     page_url = OptionalText(max_length=2048)
     source = JSONObjectField(
-        required=False, help_text="the channel's identifiers of the visitor, as in {\"chatId\": 123456789} for telegram"
+        required=False, help_text='the channel\'s identifiers of the visitor, as in {"chatId": 123456789} for telegram'
     )
 
 
@@ -237,7 +237,9 @@ class ConversationResumeView(APIView):
 
 
 class TicketListView(APIView):
-    @extend_schema(request=TicketInputSerializer, responses={201: TicketSerializer}, summary="File a ticket (publishes ticket.created)")
+    @extend_schema(
+        request=TicketInputSerializer, responses={201: TicketSerializer}, summary="File a ticket (publishes ticket.created)"
+    )
     def post(self, request):
         ticket = services.ticket_create(site=site_of(request), **valid_input(TicketInputSerializer, request))
         return Response(TicketSerializer(ticket).data, status=status.HTTP_201_CREATED)

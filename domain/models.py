@@ -84,9 +84,7 @@ class Message(models.Model):
 class Ticket(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_ticket_id, editable=False)
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="tickets")
-    conversation = models.ForeignKey(
-        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
-    )
+    conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
     subject = models.CharField(max_length=300)
     status = models.CharField(max_length=10, choices=TicketStatus.choices, default=TicketStatus.OPEN)
     priority = models.CharField(max_length=10, choices=TicketPriority.choices, default=TicketPriority.NORMAL)
@@ -107,9 +105,7 @@ class ContactRecord(models.Model):
     """What a visitor leaves behind: a lead (contact details) or an appointment."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="%(class)ss")
-    conversation = models.ForeignKey(
-        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="%(class)ss"
-    )
+    conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="%(class)ss")
     first_name = models.CharField(max_length=200, blank=True)
     last_name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(max_length=254, blank=True)

@@ -62,9 +62,7 @@ def conversation_source_complete(*, channel: str, source: dict, visitor_phone: s
 
 def _conversation_require_open(conversation: Conversation) -> None:
     if not conversation.is_open:
-        raise ValidationError(
-            f"conversation {conversation.id} is closed; start a new one with POST /api/v1/conversations"
-        )
+        raise ValidationError(f"conversation {conversation.id} is closed; start a new one with POST /api/v1/conversations")
 
 
 def _conversation_of_site(*, site: Site, conversation_id: str | None) -> Conversation | None:
@@ -121,9 +119,7 @@ def message_create(*, conversation: Conversation, sender_type: str, body: str, m
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         _conversation_require_open(conversation)
-        message = Message.objects.create(
-            conversation=conversation, sender_type=sender_type, body=body, metadata=metadata or {}
-        )
+        message = Message.objects.create(conversation=conversation, sender_type=sender_type, body=body, metadata=metadata or {})
         event_publish(site=conversation.site, event_type=MESSAGE_CREATED.name, data=event_data.message_created(message))
         if sender_type == SenderType.AGENT and conversation.integration_id is not None:
             # The inbound side builds on the domain: it registered its relay in domain/hooks.py.

@@ -44,7 +44,7 @@ STATUS_LEVELS = {"processed": "ok", "failed": "error", "received": "warning", "a
 
 
 def webhook_badge(integration: Integration) -> str:
-    """"Webhook OK" once the webhook is registered with Chat2Desk, else "Webhook pending"."""
+    """ "Webhook OK" once the webhook is registered with Chat2Desk, else "Webhook pending"."""
     if integration.connector_type != ConnectorType.CHAT2DESK:
         return "—"
     if integration.webhook_registered_at:
@@ -213,9 +213,7 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         if not self.has_change_permission(request, integration):
             raise PermissionDenied
         try:
-            integration = integration_register_webhook(
-                integration=integration, url=public_url(request, integration.webhook_path)
-            )
+            integration = integration_register_webhook(integration=integration, url=public_url(request, integration.webhook_path))
         except NotSupported as exc:
             self.message_user(request, gettext("The webhook was not registered: %(reason)s.") % {"reason": exc}, messages.ERROR)
         except Chat2DeskError as exc:
@@ -294,7 +292,6 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return rotatable
 
 
-
 @admin.register(KnowledgeEntry)
 class KnowledgeEntryAdmin(admin.ModelAdmin):
     list_display = ["question", "site", "enabled", "updated_at"]
@@ -315,8 +312,17 @@ class InboundEventAdmin(admin.ModelAdmin):
     list_select_related = ["integration"]
     search_fields = ["=id", "=external_id", "outcome"]
     fields = [
-        "id", "integration", "kind", "status", "external_id", "conversation", "attempts",
-        "received_at", "processed_at", "outcome", "payload_pretty",
+        "id",
+        "integration",
+        "kind",
+        "status",
+        "external_id",
+        "conversation",
+        "attempts",
+        "received_at",
+        "processed_at",
+        "outcome",
+        "payload_pretty",
     ]
     readonly_fields = ["payload_pretty"]
 

@@ -117,8 +117,9 @@ def public_url(request, path: str) -> str:
 
 
 def integration_of(request, integration_id: str) -> Integration:
-    return get_object_or_404(Integration.objects.select_related("site", "reply_webhook"), pk=integration_id, site=site_of(request))
-
+    return get_object_or_404(
+        Integration.objects.select_related("site", "reply_webhook"), pk=integration_id, site=site_of(request)
+    )
 
 
 class IntegrationListView(GenericAPIView):
@@ -177,7 +178,9 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 
 def error_response(description: str, error: str, message: str) -> OpenApiResponse:
     """An error only this view answers, in the API's error shape, with its own example."""
-    return OpenApiResponse(ERROR, description=description, examples=[OpenApiExample(error, value={"error": error, "message": message})])
+    return OpenApiResponse(
+        ERROR, description=description, examples=[OpenApiExample(error, value={"error": error, "message": message})]
+    )
 
 
 class IntegrationRegisterWebhookView(APIView):
@@ -203,9 +206,7 @@ class IntegrationRegisterWebhookView(APIView):
         integration = integration_of(request, integration_id)
         no_input(request)
         try:
-            integration = integration_register_webhook(
-                integration=integration, url=public_url(request, integration.webhook_path)
-            )
+            integration = integration_register_webhook(integration=integration, url=public_url(request, integration.webhook_path))
         except NotSupported as exc:
             return Response({"error": "not_supported", "message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except Chat2DeskError as exc:
@@ -245,7 +246,9 @@ class KnowledgeListView(GenericAPIView):
         page = self.paginate_queryset(KnowledgeEntry.objects.filter(site=site_of(request)).order_by("question", "id"))
         return self.get_paginated_response(KnowledgeEntrySerializer(page, many=True).data)
 
-    @extend_schema(request=KnowledgeEntryInputSerializer, responses={201: KnowledgeEntrySerializer}, summary="Add a question and its answer")
+    @extend_schema(
+        request=KnowledgeEntryInputSerializer, responses={201: KnowledgeEntrySerializer}, summary="Add a question and its answer"
+    )
     def post(self, request):
         entry = KnowledgeEntry.objects.create(site=site_of(request), **valid_input(KnowledgeEntryInputSerializer, request))
         return Response(KnowledgeEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
@@ -256,7 +259,9 @@ class KnowledgeDetailView(APIView):
     def get(self, request, entry_id):
         return Response(KnowledgeEntrySerializer(entry_of(request, entry_id)).data)
 
-    @extend_schema(request=KnowledgeEntryPatchSerializer, responses=KnowledgeEntrySerializer, summary="Change a knowledge base entry")
+    @extend_schema(
+        request=KnowledgeEntryPatchSerializer, responses=KnowledgeEntrySerializer, summary="Change a knowledge base entry"
+    )
     def patch(self, request, entry_id):
         entry = entry_of(request, entry_id)
         for name, value in valid_input(KnowledgeEntryPatchSerializer, request).items():
@@ -360,7 +365,12 @@ SCHEMA_EXAMPLES = {
         "integration_id": INTEGRATION_ID,
         "kind": "message",
         "status": "processed",
-        "payload": {"text": "Qual o horário de funcionamento?", "client_id": "12345678", "channel_id": "987654", "transport": "whatsapp"},
+        "payload": {
+            "text": "Qual o horário de funcionamento?",
+            "client_id": "12345678",
+            "channel_id": "987654",
+            "transport": "whatsapp",
+        },
         "external_id": "",
         "conversation_id": "conv_01jw3k2m4n6p8q0r2s4t6v8x4d",
         "outcome": "answered with msg_01jw3k2m4n6p8q0r2s4t6v8x5e, sent as evt_01jw3k2m4n6p8q0r2s4t6v8x6f",

@@ -74,14 +74,20 @@ def integration_create(
 ) -> Integration:
     """`channel`: the webhook channel's settings (instance_settings.CHANNEL_FIELDS)."""
     if connector_type not in ConnectorType.values:
-        raise ValidationError({"connector_type": f"unknown connector {connector_type!r}; choose one of {', '.join(ConnectorType.values)}"})
+        raise ValidationError(
+            {"connector_type": f"unknown connector {connector_type!r}; choose one of {', '.join(ConnectorType.values)}"}
+        )
     credentials = {}
     if connector_type == ConnectorType.WEBHOOK:
         channel = {**channel_settings(changes=channel, current=None), "client_id": generate_client_id()}
         credentials["client_secret"] = generate_client_secret()
     elif channel:
         raise ValidationError({next(iter(channel)): "only a webhook channel instance (connector_type webhook) has this setting"})
-    given = {"api_url": _validate_api_url(api_url), "allowed_origins": _validate_allowed_origins(connector_type, allowed_origins), **channel}
+    given = {
+        "api_url": _validate_api_url(api_url),
+        "allowed_origins": _validate_allowed_origins(connector_type, allowed_origins),
+        **channel,
+    }
     with transaction.atomic():
         integration = Integration.objects.create(
             site=site,
@@ -116,7 +122,9 @@ def _validate_allowed_origins(connector_type: str, text: str) -> str:
 def integration_update(*, integration: Integration, **changes) -> Integration:
     unknown = [name for name in changes if name not in INTEGRATION_EDITABLE]
     if unknown:
-        raise ValidationError({unknown[0]: f"this field cannot be changed; an integration changes {', '.join(INTEGRATION_EDITABLE)}"})
+        raise ValidationError(
+            {unknown[0]: f"this field cannot be changed; an integration changes {', '.join(INTEGRATION_EDITABLE)}"}
+        )
     if "api_url" in changes:
         changes["api_url"] = _validate_api_url(changes["api_url"])
     if "allowed_origins" in changes:

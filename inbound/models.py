@@ -100,10 +100,16 @@ class Integration(models.Model):
     # The webhook channel's HS256/HS512 key its callers sign their JWTs with. Shown once, like the webhook secret.
     client_secret = EncryptedTextField(blank=True, default="", editable=False)
     # The connector's settings (CONNECTOR_SETTINGS), each also an attribute of the integration (below).
-    settings = models.JSONField(blank=True, default=dict, help_text="The connector's settings (inbound.models.CONNECTOR_SETTINGS).")
+    settings = models.JSONField(
+        blank=True, default=dict, help_text="The connector's settings (inbound.models.CONNECTOR_SETTINGS)."
+    )
     # The reply destination: where the agent's replies go, a Webhook row of its own (retried, logged).
     reply_webhook = models.OneToOneField(
-        "subscriptions.Webhook", null=True, blank=True, on_delete=models.SET_NULL, related_name="integration",
+        "subscriptions.Webhook",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="integration",
         editable=False,
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)

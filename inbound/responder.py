@@ -153,9 +153,7 @@ class LLMResponder:
         body = json.dumps({"model": self.model, "messages": messages, "temperature": 0.2}).encode()
         # The one hardened client: the URL policy at connect time, no redirects, no proxies from
         # the environment, a capped response.
-        response = http.post(
-            http.OutboundRequest(self.url, body, headers, timeout=self._timeout(), body_cap=MODEL_RESPONSE_CAP)
-        )
+        response = http.post(http.OutboundRequest(self.url, body, headers, timeout=self._timeout(), body_cap=MODEL_RESPONSE_CAP))
         if response.error:
             raise ResponderUnavailable(f"the language model at {self.url} could not be reached: {response.error}")
         if response.status_code != 200:

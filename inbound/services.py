@@ -275,7 +275,11 @@ def _accept_message(event: InboundEvent) -> None:
         event.status = InboundEvent.Status.ACCEPTED
         event.save(update_fields=["status", "conversation"])
     else:
-        _finish(event, InboundEvent.Status.PROCESSED, "stored; the session is paused (a human has the dialog), so the agent stays silent")
+        _finish(
+            event,
+            InboundEvent.Status.PROCESSED,
+            "stored; the session is paused (a human has the dialog), so the agent stays silent",
+        )
 
 
 def _apply_status(event: InboundEvent) -> None:

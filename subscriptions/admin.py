@@ -31,14 +31,18 @@ EDITABLE = ["url", "exchange", "routing_key", "events", "format", "enabled", "de
 class WebhookForm(forms.ModelForm):
     # Text, not a URL input: a browser's URL check knows http(s) but not a broker's amqp(s).
     url = forms.CharField(
-        max_length=2048, widget=forms.TextInput(attrs={"size": 80}),
+        max_length=2048,
+        widget=forms.TextInput(attrs={"size": 80}),
         help_text=_("https://… to POST to, or amqps://user:password@host:port/vhost to publish to a RabbitMQ broker."),
     )
     exchange = forms.CharField(
         max_length=255, required=False, help_text=_("Broker URLs only. Empty: the default exchange (routes by queue name).")
     )
     routing_key = forms.CharField(
-        max_length=255, required=False, strip=False, help_text=_("Broker URLs only. Empty: the event's type, as in message.created.")
+        max_length=255,
+        required=False,
+        strip=False,
+        help_text=_("Broker URLs only. Empty: the event's type, as in message.created."),
     )
     events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple)
     # The connector formats belong to integrations' reply webhooks, made with the integration.
@@ -91,8 +95,11 @@ class WebhookForm(forms.ModelForm):
             return cleaned  # the field's own error is shown
         try:
             services.webhook_validate_destination(
-                url=given["url"], format=given["format"], exchange=given["exchange"] or "",
-                routing_key=given["routing_key"] or "", stored_password=self.instance.broker_password,
+                url=given["url"],
+                format=given["format"],
+                exchange=given["exchange"] or "",
+                routing_key=given["routing_key"] or "",
+                stored_password=self.instance.broker_password,
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
@@ -128,7 +135,11 @@ def health_state(webhook: Webhook) -> tuple[str, str, str]:
         probe = ""
         if webhook.circuit_probe_at:
             now = timezone.now()
-            probe = f"; next probe in {timesince(now, webhook.circuit_probe_at)}" if webhook.circuit_probe_at > now else "; probe due now"
+            probe = (
+                f"; next probe in {timesince(now, webhook.circuit_probe_at)}"
+                if webhook.circuit_probe_at > now
+                else "; probe due now"
+            )
         return "error", "circuit open", f"since {_ago(webhook.circuit_opened_at)}{probe}"
     if webhook.consecutive_failures:
         return "warning", "failing", f"{webhook.consecutive_failures} in a row, since {_ago(webhook.failing_since)}"
@@ -146,13 +157,23 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     form = WebhookForm
     list_display = [
-        "shown_url", "site_key", "format_name", "event_list", "enabled", "failures_in_a_row", "health",
+        "shown_url",
+        "site_key",
+        "format_name",
+        "event_list",
+        "enabled",
+        "failures_in_a_row",
+        "health",
     ]
     list_filter = ["enabled", HealthFilter, "format", "site"]
     list_select_related = ["site"]
     search_fields = ["=id", "description", "=site__id", "site__name"]  # and part of a URL: get_search_results
     readonly_fields = [
-        "id", "managed_by", "secret_hint", "previous_secret_expires_at", "health_summary",
+        "id",
+        "managed_by",
+        "secret_hint",
+        "previous_secret_expires_at",
+        "health_summary",
     ]
     actions = ["rotate_secret", "enable", "disable"]
 
@@ -251,7 +272,9 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     # --- writes go through the services ----------------------------------------------------
     def save_model(self, request, obj, form, change):
         if change:
-            services.webhook_update(webhook=obj, **{name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE})
+            services.webhook_update(
+                webhook=obj, **{name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE}
+            )
             return
         created = services.webhook_create(site=obj.site, **{name: form.cleaned_data[name] for name in EDITABLE})
         obj.pk, obj.secret, obj.created_at = created.pk, created.secret, created.created_at

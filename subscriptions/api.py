@@ -20,7 +20,9 @@ from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
 
 class WebhookSerializer(serializers.ModelSerializer):
     url = serializers.CharField(
-        source="displayed_url", read_only=True, help_text="for slack, discord and teams, and for a broker (amqp) URL, only a hint: the URL is or carries the credential",
+        source="displayed_url",
+        read_only=True,
+        help_text="for slack, discord and teams, and for a broker (amqp) URL, only a hint: the URL is or carries the credential",
     )
     format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, read_only=True)
     secret_hint = serializers.CharField(source="masked_secret", read_only=True)
@@ -54,7 +56,6 @@ class WebhookSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-
     @extend_schema_field({"type": "string", "enum": ["active", "paused", "disabled"]})
     def get_state(self, webhook: Webhook) -> str:
         return selectors.webhook_state(webhook)
@@ -77,9 +78,7 @@ class WebhookUrlField(StrictCharField):
     pass
 
 
-@extend_schema_field(
-    {"type": "array", "minItems": 1, "items": {"type": "string", "enum": [ALL_EVENTS, *SUBSCRIPTION_NAMES]}}
-)
+@extend_schema_field({"type": "array", "minItems": 1, "items": {"type": "string", "enum": [ALL_EVENTS, *SUBSCRIPTION_NAMES]}})
 class EventListField(serializers.ListField):
     child = StrictCharField(max_length=64)
 
@@ -99,11 +98,16 @@ class WebhookInputSerializer(StrictSerializer):
     events = EventListField(default=lambda: [ALL_EVENTS], help_text='event types, or ["*"] for all')
     format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, default=WebhookFormat.AGENTBOT)
     exchange = StrictCharField(
-        max_length=255, allow_blank=True, default="",
+        max_length=255,
+        allow_blank=True,
+        default="",
         help_text="amqp URLs only: the exchange to publish to (empty: the default exchange, which routes by queue name)",
     )
     routing_key = StrictCharField(
-        max_length=255, allow_blank=True, default="", trim_whitespace=False,
+        max_length=255,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
         help_text="amqp URLs only: the routing key (empty: the event's type, as in message.created)",
     )
     description = StrictCharField(max_length=500, allow_blank=True, default="")
@@ -170,7 +174,5 @@ class WebhookRotateSecretView(APIView):
         data = RotateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         grace = data.validated_data.get("grace_seconds")
-        webhook = services.webhook_rotate_secret(
-            webhook=webhook, grace=None if grace is None else timedelta(seconds=grace)
-        )
+        webhook = services.webhook_rotate_secret(webhook=webhook, grace=None if grace is None else timedelta(seconds=grace))
         return Response(WebhookWithSecretSerializer(webhook).data)

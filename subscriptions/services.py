@@ -66,7 +66,9 @@ def webhook_validate_broker_url(url: str, *, stored_password: str = "") -> tuple
     masked, password = broker_url_masked(url)
     if broker.password == MASKED_PASSWORD:
         if not stored_password:
-            raise ValidationError({"url": "give the broker's password in the URL (**** stands for a stored one, and there is none)"})
+            raise ValidationError(
+                {"url": "give the broker's password in the URL (**** stands for a stored one, and there is none)"}
+            )
         password = stored_password
     return masked, password
 
@@ -202,7 +204,12 @@ def webhook_destination_change(webhook: Webhook, changes: dict) -> set[str]:
 
 
 HEALTH_FIELDS = (
-    "disabled_reason", "disabled_at", "consecutive_failures", "failing_since", "circuit_opened_at", "circuit_probe_at",
+    "disabled_reason",
+    "disabled_at",
+    "consecutive_failures",
+    "failing_since",
+    "circuit_opened_at",
+    "circuit_probe_at",
 )
 
 

@@ -182,7 +182,9 @@ class Target:
 
 
 _NUMERIC_LABEL = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)$")
-_DOTTED_DECIMAL = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$")
+_DOTTED_DECIMAL = re.compile(
+    r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"
+)
 
 
 def _literal(host: str) -> IPAddress | None:
@@ -362,7 +364,9 @@ def broker_url_parse(url: str) -> BrokerTarget:
     if not 0 < port < 65536:
         raise UrlNotAllowed("the URL is not valid: its port must be between 1 and 65535")
     target = Target(url=parsed, scheme=scheme, host=host, port=port, address=_literal(host))
-    return BrokerTarget(target, tls=scheme == "amqps", user=parsed.user, password=parsed.password, vhost=_broker_vhost(parsed.raw_path))
+    return BrokerTarget(
+        target, tls=scheme == "amqps", user=parsed.user, password=parsed.password, vhost=_broker_vhost(parsed.raw_path)
+    )
 
 
 def check_broker_url(url: str) -> BrokerTarget:

@@ -72,8 +72,10 @@ def deliver_through(port: int, key: str) -> None:
         created = requests.post(f"{api}/webhooks", json={"url": receiver.url, "events": ["*"]}, headers=auth, timeout=10)
         assert created.status_code == 201, created.text
         published = requests.post(
-            f"{api}/events", json={"event": "ticket.created", "data": {"ticket_id": "tkt_1", "subject": "Hi", "status": "open"}},
-            headers=auth, timeout=10,
+            f"{api}/events",
+            json={"event": "ticket.created", "data": {"ticket_id": "tkt_1", "subject": "Hi", "status": "open"}},
+            headers=auth,
+            timeout=10,
         )
         assert published.status_code == 201, published.text
         (request,) = receiver.wait_for(1, timeout=30)
@@ -159,7 +161,8 @@ def celery_worker_of(service: subprocess.Popen) -> int | None:
         return False
 
     workers = [
-        pid for pid, (parent, cmdline) in table.items()
+        pid
+        for pid, (parent, cmdline) in table.items()
         if "celery" in cmdline and parent in table and "manage.py serve" in table[parent][1] and under_service(pid)
     ]
     assert len(workers) <= 1, workers

@@ -4,30 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('agentbot', '0003_inbound'),
+        ("agentbot", "0003_inbound"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='inboundevent',
-            name='replies',
+            model_name="inboundevent",
+            name="replies",
             field=models.JSONField(blank=True, default=list, editable=False),
         ),
         migrations.AddField(
-            model_name='integration',
-            name='allowed_origins',
-            field=models.TextField(blank=True, help_text='Webchat: the origins whose pages may open the widget, one per line (https://shop.example).'),
+            model_name="integration",
+            name="allowed_origins",
+            field=models.TextField(
+                blank=True, help_text="Webchat: the origins whose pages may open the widget, one per line (https://shop.example)."
+            ),
         ),
         migrations.AddField(
-            model_name='message',
-            name='metadata',
+            model_name="message",
+            name="metadata",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='integration',
-            name='connector_type',
-            field=models.CharField(choices=[('chat2desk', 'Chat2Desk'), ('webchat', 'Webchat'), ('webhook', 'Webhook channel')], default='chat2desk', max_length=20),
+            model_name="integration",
+            name="connector_type",
+            field=models.CharField(
+                choices=[("chat2desk", "Chat2Desk"), ("webchat", "Webchat"), ("webhook", "Webhook channel")],
+                default="chat2desk",
+                max_length=20,
+            ),
         ),
     ]

@@ -4,15 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('agentbot', '0005_webhook_channel'),
+        ("agentbot", "0005_webhook_channel"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='inboundevent',
-            name='status',
-            field=models.CharField(choices=[('received', 'Received'), ('accepted', 'Accepted'), ('processed', 'Processed'), ('ignored', 'Ignored'), ('unmatched', 'Unmatched'), ('failed', 'Failed')], default='received', max_length=10),
+            model_name="inboundevent",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("received", "Received"),
+                    ("accepted", "Accepted"),
+                    ("processed", "Processed"),
+                    ("ignored", "Ignored"),
+                    ("unmatched", "Unmatched"),
+                    ("failed", "Failed"),
+                ],
+                default="received",
+                max_length=10,
+            ),
         ),
     ]

@@ -4,13 +4,12 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('domain', '0002_initial'),
-        ('inbound', '0001_initial'),
-        ('subscriptions', '0005_site_in_core'),
-        ('deliveries', '0004_site_in_core'),
-        ('agentbot', '0006_inbound_event_unmatched'),
+        ("domain", "0002_initial"),
+        ("inbound", "0001_initial"),
+        ("subscriptions", "0005_site_in_core"),
+        ("deliveries", "0004_site_in_core"),
+        ("agentbot", "0006_inbound_event_unmatched"),
     ]
 
     operations = [
@@ -19,90 +18,90 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.RemoveField(
-                    model_name='appointment',
-                    name='conversation',
+                    model_name="appointment",
+                    name="conversation",
                 ),
                 migrations.RemoveField(
-                    model_name='appointment',
-                    name='site',
+                    model_name="appointment",
+                    name="site",
                 ),
                 migrations.RemoveField(
-                    model_name='conversation',
-                    name='integration',
+                    model_name="conversation",
+                    name="integration",
                 ),
                 migrations.RemoveField(
-                    model_name='conversation',
-                    name='site',
+                    model_name="conversation",
+                    name="site",
                 ),
                 migrations.RemoveField(
-                    model_name='message',
-                    name='conversation',
+                    model_name="message",
+                    name="conversation",
                 ),
                 migrations.RemoveField(
-                    model_name='lead',
-                    name='conversation',
+                    model_name="lead",
+                    name="conversation",
                 ),
                 migrations.RemoveField(
-                    model_name='inboundevent',
-                    name='conversation',
+                    model_name="inboundevent",
+                    name="conversation",
                 ),
                 migrations.RemoveField(
-                    model_name='ticket',
-                    name='conversation',
+                    model_name="ticket",
+                    name="conversation",
                 ),
                 migrations.RemoveField(
-                    model_name='inboundevent',
-                    name='integration',
+                    model_name="inboundevent",
+                    name="integration",
                 ),
                 migrations.RemoveField(
-                    model_name='integration',
-                    name='reply_webhook',
+                    model_name="integration",
+                    name="reply_webhook",
                 ),
                 migrations.RemoveField(
-                    model_name='integration',
-                    name='site',
+                    model_name="integration",
+                    name="site",
                 ),
                 migrations.RemoveField(
-                    model_name='knowledgeentry',
-                    name='site',
+                    model_name="knowledgeentry",
+                    name="site",
                 ),
                 migrations.RemoveField(
-                    model_name='lead',
-                    name='site',
+                    model_name="lead",
+                    name="site",
                 ),
                 migrations.RemoveField(
-                    model_name='ticket',
-                    name='site',
+                    model_name="ticket",
+                    name="site",
                 ),
                 migrations.DeleteModel(
-                    name='ApiKey',
+                    name="ApiKey",
                 ),
                 migrations.DeleteModel(
-                    name='Appointment',
+                    name="Appointment",
                 ),
                 migrations.DeleteModel(
-                    name='Message',
+                    name="Message",
                 ),
                 migrations.DeleteModel(
-                    name='Conversation',
+                    name="Conversation",
                 ),
                 migrations.DeleteModel(
-                    name='InboundEvent',
+                    name="InboundEvent",
                 ),
                 migrations.DeleteModel(
-                    name='Integration',
+                    name="Integration",
                 ),
                 migrations.DeleteModel(
-                    name='KnowledgeEntry',
+                    name="KnowledgeEntry",
                 ),
                 migrations.DeleteModel(
-                    name='Lead',
+                    name="Lead",
                 ),
                 migrations.DeleteModel(
-                    name='Site',
+                    name="Site",
                 ),
                 migrations.DeleteModel(
-                    name='Ticket',
+                    name="Ticket",
                 ),
             ],
             database_operations=[],

@@ -14,7 +14,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from core.api.auth import HasSiteKey
 from core.errors import Refused
 
-
 logger = logging.getLogger(__name__)
 
 # Seconds a client is asked to wait when the database cannot be reached (Retry-After).
@@ -81,9 +80,7 @@ def _validation_response(fields: dict[str, list[str]]) -> Response:
     # Fields refused for the same reason (several unknown ones, say) are all named in the message.
     same = [name for name, said in fields.items() if name and said[0] == messages[0]]
     message = f"{', '.join(same)}: {messages[0]}" if first_field else messages[0]
-    return Response(
-        {"error": "invalid_request", "message": message, "fields": fields}, status=status.HTTP_400_BAD_REQUEST
-    )
+    return Response({"error": "invalid_request", "message": message, "fields": fields}, status=status.HTTP_400_BAD_REQUEST)
 
 
 def exception_handler(exc, context):

@@ -17,9 +17,7 @@ class JSONParser(BaseParser):
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        params = dict(
-            part.strip().lower().split("=", 1) for part in (media_type or "").split(";")[1:] if "=" in part
-        )
+        params = dict(part.strip().lower().split("=", 1) for part in (media_type or "").split(";")[1:] if "=" in part)
         if params.get("charset", "utf-8").strip('"') not in ("utf-8", "utf8"):
             raise exceptions.ParseError("JSON must be UTF-8: send Content-Type: application/json (charset utf-8 or none)")
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE

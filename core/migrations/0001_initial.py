@@ -1,11 +1,10 @@
 """Site and ApiKey move from the agentbot app to core; their tables keep the names agentbot_site, agentbot_apikey."""
 
-import core.ids
 import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-
+import core.ids
 
 # Each moved model's content type changes app, so permissions given to users and groups and the
 # admin's history of changes stay attached to it.
@@ -29,12 +28,11 @@ def content_types_return(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('contenttypes', '0002_remove_content_type_name'),
-        ('agentbot', '0006_inbound_event_unmatched'),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("agentbot", "0006_inbound_event_unmatched"),
     ]
 
     operations = [
@@ -43,32 +41,42 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.CreateModel(
-                    name='Site',
+                    name="Site",
                     fields=[
-                        ('id', models.CharField(default=core.ids.new_site_id, max_length=70, primary_key=True, serialize=False)),
-                        ('name', models.CharField(blank=True, max_length=200)),
-                        ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                        ("id", models.CharField(default=core.ids.new_site_id, max_length=70, primary_key=True, serialize=False)),
+                        ("name", models.CharField(blank=True, max_length=200)),
+                        ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
                     ],
                     options={
-                        'db_table': 'agentbot_site',
-                        'ordering': ['created_at'],
+                        "db_table": "agentbot_site",
+                        "ordering": ["created_at"],
                     },
                 ),
                 migrations.CreateModel(
-                    name='ApiKey',
+                    name="ApiKey",
                     fields=[
-                        ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                        ('name', models.CharField(blank=True, max_length=200)),
-                        ('prefix', models.CharField(editable=False, help_text="The key's first characters, to tell keys apart.", max_length=16)),
-                        ('key_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                        ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                        ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                        ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                        ('site', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to='core.site')),
+                        ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                        ("name", models.CharField(blank=True, max_length=200)),
+                        (
+                            "prefix",
+                            models.CharField(
+                                editable=False, help_text="The key's first characters, to tell keys apart.", max_length=16
+                            ),
+                        ),
+                        ("key_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                        ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                        ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                        ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                        (
+                            "site",
+                            models.ForeignKey(
+                                on_delete=django.db.models.deletion.CASCADE, related_name="api_keys", to="core.site"
+                            ),
+                        ),
                     ],
                     options={
-                        'verbose_name': 'API key',
-                        'db_table': 'agentbot_apikey',
+                        "verbose_name": "API key",
+                        "db_table": "agentbot_apikey",
                     },
                 ),
             ],

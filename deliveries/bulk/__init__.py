@@ -18,8 +18,19 @@ from deliveries.bulk.common import Candidate, Outcome, Taken, due, due_unleased,
 from deliveries.models import Event
 
 __all__ = [
-    "Candidate", "Outcome", "Taken", "claim_due", "deliveries_create", "due", "due_unleased", "event_create", "record",
-    "release", "take", "webhook_candidates", "webhooks_succeeded",
+    "Candidate",
+    "Outcome",
+    "Taken",
+    "claim_due",
+    "deliveries_create",
+    "due",
+    "due_unleased",
+    "event_create",
+    "record",
+    "release",
+    "take",
+    "webhook_candidates",
+    "webhooks_succeeded",
 ]
 
 CLAIM_SQL = postgresql.CLAIM_SQL

@@ -93,14 +93,31 @@ def _plain(ciphertext: str) -> str:
 
 @lru_cache(maxsize=1024)
 def _webhook(
-    id, url, format, enabled, disabled_reason, secret, previous_secret, previous_secret_expires_at,
-    exchange="", routing_key="", broker_password="",
+    id,
+    url,
+    format,
+    enabled,
+    disabled_reason,
+    secret,
+    previous_secret,
+    previous_secret_expires_at,
+    exchange="",
+    routing_key="",
+    broker_password="",
 ) -> Webhook:
     """What sending needs of a webhook, built once per version of its row (read-only)."""
     return Webhook(
-        id=id, url=url, format=format, enabled=enabled, disabled_reason=disabled_reason, secret=_plain(secret),
-        previous_secret=_plain(previous_secret), previous_secret_expires_at=previous_secret_expires_at,
-        exchange=exchange, routing_key=routing_key, broker_password=_plain(broker_password),
+        id=id,
+        url=url,
+        format=format,
+        enabled=enabled,
+        disabled_reason=disabled_reason,
+        secret=_plain(secret),
+        previous_secret=_plain(previous_secret),
+        previous_secret_expires_at=previous_secret_expires_at,
+        exchange=exchange,
+        routing_key=routing_key,
+        broker_password=_plain(broker_password),
     )
 
 

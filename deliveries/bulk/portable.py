@@ -6,6 +6,7 @@ PostgreSQL, which runs this code too); slower, and on SQLite a claim's lock is t
 """
 
 from datetime import datetime
+from functools import partial
 
 from django.db import transaction
 
@@ -32,7 +33,9 @@ def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> 
 
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
     with transaction.atomic():
-        ids = list(due(now=now).order_by("next_attempt_at").select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
+        ids = list(
+            due(now=now).order_by("next_attempt_at").select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]
+        )
         if ids:
             Delivery.objects.filter(id__in=ids).update(leased_until=until, lease_token=token)
     return ids
@@ -49,7 +52,7 @@ def take(*, ids, token, until, skip_webhooks, hold_until) -> list[Taken]:
     for d in owned.select_related("event"):
         e = d.event
         envelope = Envelope(e.id, e.type, e.site_id, e.created_at, jsjson.dumps(e.data).decode("utf-8"))
-        webhook, problem = _ready(lambda: Webhook.objects.get(pk=d.webhook_id))
+        webhook, problem = _ready(partial(Webhook.objects.get, pk=d.webhook_id))
         # Only a webhook that cannot be read whole costs a second query, for its format.
         webhook_format = webhook.format if webhook else Webhook.objects.values_list("format", flat=True).get(pk=d.webhook_id)
         taken.append(Taken(d.id, d.attempt_count, d.schedule_position, envelope, d.webhook_id, webhook_format, webhook, problem))
@@ -61,15 +64,29 @@ def record(outcomes: list[Outcome], *, now: datetime) -> None:
         existing = set(Delivery.objects.filter(id__in=[o.delivery_id for o in outcomes]).values_list("id", flat=True))
         for o in outcomes:
             Delivery.objects.filter(pk=o.delivery_id, lease_token=o.token).update(
-                status=o.status, attempt_count=o.number, schedule_position=o.schedule_position,
-                next_attempt_at=o.next_attempt_at, last_attempt_at=now, last_status_code=o.status_code,
-                last_error=o.error, leased_until=None, lease_token=None, updated_at=now,
+                status=o.status,
+                attempt_count=o.number,
+                schedule_position=o.schedule_position,
+                next_attempt_at=o.next_attempt_at,
+                last_attempt_at=now,
+                last_status_code=o.status_code,
+                last_error=o.error,
+                leased_until=None,
+                lease_token=None,
+                updated_at=now,
             )
         Attempt.objects.bulk_create(
             Attempt(
-                delivery_id=o.delivery_id, number=o.number, at=o.at, status_code=o.status_code,
-                request_headers=o.request_headers, response_headers=o.response_headers,
-                response_body=o.response_body, duration_ms=o.duration_ms, error=o.error, succeeded=o.succeeded,
+                delivery_id=o.delivery_id,
+                number=o.number,
+                at=o.at,
+                status_code=o.status_code,
+                request_headers=o.request_headers,
+                response_headers=o.response_headers,
+                response_body=o.response_body,
+                duration_ms=o.duration_ms,
+                error=o.error,
+                succeeded=o.succeeded,
             )
             for o in outcomes
             if o.delivery_id in existing
@@ -79,6 +96,10 @@ def record(outcomes: list[Outcome], *, now: datetime) -> None:
 def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
     for webhook_id in sorted(last_success):
         Webhook.objects.filter(pk=webhook_id).update(
-            consecutive_failures=0, failing_since=None, circuit_opened_at=None, circuit_probe_at=None,
-            last_success_at=last_success[webhook_id], updated_at=now,
+            consecutive_failures=0,
+            failing_since=None,
+            circuit_opened_at=None,
+            circuit_probe_at=None,
+            last_success_at=last_success[webhook_id],
+            updated_at=now,
         )

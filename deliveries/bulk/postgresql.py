@@ -195,11 +195,19 @@ def _moment(value: datetime | None) -> str | None:
 def record(outcomes: list[Outcome], *, now: datetime) -> None:
     batch = [
         {
-            "id": o.delivery_id, "token": o.token, "number": o.number, "at": _moment(o.at),
-            "status_code": o.status_code, "request_headers": o.request_headers,
+            "id": o.delivery_id,
+            "token": o.token,
+            "number": o.number,
+            "at": _moment(o.at),
+            "status_code": o.status_code,
+            "request_headers": o.request_headers,
             "response_headers": {_text(k): _text(v) for k, v in o.response_headers.items()},
-            "response_body": _text(o.response_body), "duration_ms": o.duration_ms, "error": _text(o.error),
-            "succeeded": o.succeeded, "status": o.status, "schedule_position": o.schedule_position,
+            "response_body": _text(o.response_body),
+            "duration_ms": o.duration_ms,
+            "error": _text(o.error),
+            "succeeded": o.succeeded,
+            "status": o.status,
+            "schedule_position": o.schedule_position,
             "next_attempt_at": _moment(o.next_attempt_at),
         }
         for o in outcomes

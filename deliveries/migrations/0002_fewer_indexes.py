@@ -54,7 +54,9 @@ class Migration(migrations.Migration):
                     model_name="attempt",
                     name="delivery",
                     field=models.ForeignKey(
-                        db_index=False, on_delete=models.deletion.CASCADE, related_name="attempts",
+                        db_index=False,
+                        on_delete=models.deletion.CASCADE,
+                        related_name="attempts",
                         to="deliveries.delivery",
                     ),
                 ),
@@ -62,7 +64,9 @@ class Migration(migrations.Migration):
                     model_name="delivery",
                     name="webhook",
                     field=models.ForeignKey(
-                        db_index=False, on_delete=models.deletion.CASCADE, related_name="deliveries",
+                        db_index=False,
+                        on_delete=models.deletion.CASCADE,
+                        related_name="deliveries",
                         to="subscriptions.webhook",
                     ),
                 ),

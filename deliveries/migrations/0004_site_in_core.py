@@ -5,10 +5,9 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0001_initial'),
-        ('deliveries', '0003_event_data_as_json_text'),
+        ("core", "0001_initial"),
+        ("deliveries", "0003_event_data_as_json_text"),
     ]
 
     operations = [
@@ -17,9 +16,9 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
-                    model_name='event',
-                    name='site',
-                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='core.site'),
+                    model_name="event",
+                    name="site",
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="events", to="core.site"),
                 ),
             ],
             database_operations=[],

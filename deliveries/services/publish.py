@@ -123,9 +123,7 @@ def event_publish(
             if idempotency_key:
                 candidates = bulk.webhook_candidates(site_id=site.pk)
             else:  # the usual publish: the event stored and the webhooks read in one statement
-                event, candidates = bulk.event_create(
-                    site_id=site.pk, event_type=event_type, data=data, data_json=data_json
-                )
+                event, candidates = bulk.event_create(site_id=site.pk, event_type=event_type, data=data, data_json=data_json)
             webhooks = [
                 w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
             ]
@@ -135,9 +133,7 @@ def event_publish(
         # A paused webhook's deliveries are stored and wait for it to be enabled again; an open
         # circuit's are stored and held, its probes let them through later.
         held = [w.id for w in webhooks if w.held]
-        sent = bulk.deliveries_create(
-            event_id=event.id, webhook_ids=flowing, now=now, until=dispatch_until(now), token=token
-        )
+        sent = bulk.deliveries_create(event_id=event.id, webhook_ids=flowing, now=now, until=dispatch_until(now), token=token)
         waiting = bulk.deliveries_create(event_id=event.id, webhook_ids=held, now=now, until=None, token=None)
         ids = [delivery_id for delivery_id, _ in sent]
         if ids:
@@ -155,5 +151,3 @@ class Published:
     data_json: str
     deliveries: list[tuple[str, str]]  # (delivery id, webhook id)
     at: datetime
-
-

@@ -44,7 +44,6 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
     return handed
 
 
-
 # --- take, render, send ------------------------------------------------------------------------
 def deliveries_take(*, ids: list[str], token: str, skip_webhooks: list[str] = ()) -> list[bulk.Taken]:
     """Swap the dispatch lease for a send lease; only deliveries still held by `token` are taken,
@@ -52,7 +51,10 @@ def deliveries_take(*, ids: list[str], token: str, skip_webhooks: list[str] = ()
     again once it runs out)."""
     now = timezone.now()
     return bulk.take(
-        ids=ids, token=token, until=now + engine.send_lease(), skip_webhooks=skip_webhooks,
+        ids=ids,
+        token=token,
+        until=now + engine.send_lease(),
+        skip_webhooks=skip_webhooks,
         hold_until=now + engine.overflow_hold(),
     )
 
@@ -79,8 +81,13 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
             body = bodies[(event.event_id, fmt.name)] = fmt.render(event)
     except Exception as exc:
         log_delivery(
-            logger, logging.ERROR, "body cannot be rendered", delivery_id=taken.id, event_id=event.event_id,
-            webhook_id=taken.webhook_id, exc_info=True,
+            logger,
+            logging.ERROR,
+            "body cannot be rendered",
+            delivery_id=taken.id,
+            event_id=event.event_id,
+            webhook_id=taken.webhook_id,
+            exc_info=True,
         )
         raise Unsendable(
             f"the {taken.format} body cannot be rendered from this event ({type(exc).__name__}: {exc}); "
@@ -90,10 +97,20 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
     if webhook is None:
         raise Unsendable(taken.problem, final=False)
     return engine.Job(
-        delivery_id=taken.id, token=token, webhook_id=webhook.id, event_id=event.event_id, url=webhook.url,
-        format=fmt.name, event_type=event.event_type, body=body, secrets=webhook.signing_secrets(now),
-        attempt_count=taken.attempt_count, schedule_position=taken.schedule_position,
-        exchange=webhook.exchange, routing_key=webhook.routing_key, broker_password=webhook.broker_password,
+        delivery_id=taken.id,
+        token=token,
+        webhook_id=webhook.id,
+        event_id=event.event_id,
+        url=webhook.url,
+        format=fmt.name,
+        event_type=event.event_type,
+        body=body,
+        secrets=webhook.signing_secrets(now),
+        attempt_count=taken.attempt_count,
+        schedule_position=taken.schedule_position,
+        exchange=webhook.exchange,
+        routing_key=webhook.routing_key,
+        broker_password=webhook.broker_password,
     )
 
 
@@ -148,7 +165,10 @@ def deliveries_hold_or_drop(taken: list[bulk.Taken], *, token: str) -> None:
             dropped.setdefault(t.webhook.disabled_reason, []).append(t.id)
     for reason, ids in dropped.items():
         bulk.release(
-            ids=ids, token=token, status=Delivery.Status.FAILED, next_attempt_at=None,
+            ids=ids,
+            token=token,
+            status=Delivery.Status.FAILED,
+            next_attempt_at=None,
             last_error=f"webhook is disabled: {reason}",
         )
 
@@ -168,14 +188,32 @@ def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, to
             )
         outcomes.append(
             bulk.Outcome(
-                delivery_id=taken.id, token=token, number=taken.attempt_count + 1, at=now, status_code=None,
-                request_headers={}, response_headers={}, response_body="", duration_ms=0, error=problem.reason,
-                succeeded=False, status=status, schedule_position=position, next_attempt_at=next_at,
+                delivery_id=taken.id,
+                token=token,
+                number=taken.attempt_count + 1,
+                at=now,
+                status_code=None,
+                request_headers={},
+                response_headers={},
+                response_body="",
+                duration_ms=0,
+                error=problem.reason,
+                succeeded=False,
+                status=status,
+                schedule_position=position,
+                next_attempt_at=next_at,
             )
         )
         log_delivery(
-            logger, logging.WARNING, "attempt not sent", delivery_id=taken.id, event_id=taken.event.event_id,
-            webhook_id=taken.webhook_id, attempt=taken.attempt_count + 1, error=problem.reason, delivery_status=status,
+            logger,
+            logging.WARNING,
+            "attempt not sent",
+            delivery_id=taken.id,
+            event_id=taken.event.event_id,
+            webhook_id=taken.webhook_id,
+            attempt=taken.attempt_count + 1,
+            error=problem.reason,
+            delivery_status=status,
         )
     outcomes_store(outcomes, now=now)
 
@@ -279,7 +317,11 @@ def outcomes_store(outcomes: list[bulk.Outcome], *, now: datetime) -> None:
         logger.exception("the database refused an attempt's response; storing the attempt without it")
         note = "the receiver's response headers and body could not be stored"
         bulk.record(
-            [replace(outcome, response_headers={}, response_body="", error=f"{outcome.error}; {note}" if outcome.error else note)],
+            [
+                replace(
+                    outcome, response_headers={}, response_body="", error=f"{outcome.error}; {note}" if outcome.error else note
+                )
+            ],
             now=now,
         )
 

@@ -61,7 +61,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="integration",
             name="settings",
-            field=models.JSONField(blank=True, default=dict, help_text="The connector's settings (inbound.models.CONNECTOR_SETTINGS)."),
+            field=models.JSONField(
+                blank=True, default=dict, help_text="The connector's settings (inbound.models.CONNECTOR_SETTINGS)."
+            ),
         ),
         migrations.RunPython(columns_to_settings, settings_to_columns),
         *[migrations.RemoveField(model_name="integration", name=name) for name in MOVED],

@@ -4,35 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscriptions', '0001_initial'),
+        ("subscriptions", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhook',
-            name='circuit_opened_at',
+            model_name="webhook",
+            name="circuit_opened_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='webhook',
-            name='circuit_probe_at',
+            model_name="webhook",
+            name="circuit_probe_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='webhook',
-            name='consecutive_failures',
+            model_name="webhook",
+            name="consecutive_failures",
             field=models.PositiveIntegerField(default=0, editable=False),
         ),
         migrations.AddField(
-            model_name='webhook',
-            name='failing_since',
+            model_name="webhook",
+            name="failing_since",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='webhook',
-            name='last_success_at',
+            model_name="webhook",
+            name="last_success_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
     ]

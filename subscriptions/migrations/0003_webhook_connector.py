@@ -4,20 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscriptions', '0002_endpoint_health'),
+        ("subscriptions", "0002_endpoint_health"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhook',
-            name='connector',
-            field=models.CharField(blank=True, default='', editable=False, max_length=20),
+            model_name="webhook",
+            name="connector",
+            field=models.CharField(blank=True, default="", editable=False, max_length=20),
         ),
         migrations.AlterField(
-            model_name='webhook',
-            name='format',
-            field=models.CharField(choices=[('agentbot', 'Agentbot (X-Agentbot-Signature)'), ('chatzuri', 'Chatzuri (x-chatzuri-signature)'), ('leads', 'Leads CRM (X-Webhook-Signature)'), ('standard', 'Standard Webhooks'), ('chat2desk', "Chat2Desk API (an integration's replies)")], default='agentbot', max_length=20),
+            model_name="webhook",
+            name="format",
+            field=models.CharField(
+                choices=[
+                    ("agentbot", "Agentbot (X-Agentbot-Signature)"),
+                    ("chatzuri", "Chatzuri (x-chatzuri-signature)"),
+                    ("leads", "Leads CRM (X-Webhook-Signature)"),
+                    ("standard", "Standard Webhooks"),
+                    ("chat2desk", "Chat2Desk API (an integration's replies)"),
+                ],
+                default="agentbot",
+                max_length=20,
+            ),
         ),
     ]

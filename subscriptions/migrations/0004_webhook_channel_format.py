@@ -4,15 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscriptions', '0003_webhook_connector'),
+        ("subscriptions", "0003_webhook_connector"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='webhook',
-            name='format',
-            field=models.CharField(choices=[('agentbot', 'Agentbot (X-Agentbot-Signature)'), ('chatzuri', 'Chatzuri (x-chatzuri-signature)'), ('leads', 'Leads CRM (X-Webhook-Signature)'), ('standard', 'Standard Webhooks'), ('chat2desk', "Chat2Desk API (an integration's replies)"), ('webhook_channel', "Webhook channel POST_URL (an integration's replies)")], default='agentbot', max_length=20),
+            model_name="webhook",
+            name="format",
+            field=models.CharField(
+                choices=[
+                    ("agentbot", "Agentbot (X-Agentbot-Signature)"),
+                    ("chatzuri", "Chatzuri (x-chatzuri-signature)"),
+                    ("leads", "Leads CRM (X-Webhook-Signature)"),
+                    ("standard", "Standard Webhooks"),
+                    ("chat2desk", "Chat2Desk API (an integration's replies)"),
+                    ("webhook_channel", "Webhook channel POST_URL (an integration's replies)"),
+                ],
+                default="agentbot",
+                max_length=20,
+            ),
         ),
     ]

@@ -5,10 +5,9 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0001_initial'),
-        ('subscriptions', '0004_webhook_channel_format'),
+        ("core", "0001_initial"),
+        ("subscriptions", "0004_webhook_channel_format"),
     ]
 
     operations = [
@@ -17,9 +16,9 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
-                    model_name='webhook',
-                    name='site',
-                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhooks', to='core.site'),
+                    model_name="webhook",
+                    name="site",
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="webhooks", to="core.site"),
                 ),
             ],
             database_operations=[],

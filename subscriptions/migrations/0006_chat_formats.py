@@ -4,15 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscriptions', '0005_site_in_core'),
+        ("subscriptions", "0005_site_in_core"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='webhook',
-            name='format',
-            field=models.CharField(choices=[('agentbot', 'Agentbot (X-Agentbot-Signature)'), ('chatzuri', 'Chatzuri (x-chatzuri-signature)'), ('leads', 'Leads CRM (X-Webhook-Signature)'), ('standard', 'Standard Webhooks'), ('chat2desk', "Chat2Desk API (an integration's replies)"), ('webhook_channel', "Webhook channel POST_URL (an integration's replies)"), ('slack', 'Slack incoming webhook (Block Kit message)'), ('discord', 'Discord webhook (message with an embed)'), ('teams', 'Microsoft Teams Workflows webhook (Adaptive Card)')], default='agentbot', max_length=20),
+            model_name="webhook",
+            name="format",
+            field=models.CharField(
+                choices=[
+                    ("agentbot", "Agentbot (X-Agentbot-Signature)"),
+                    ("chatzuri", "Chatzuri (x-chatzuri-signature)"),
+                    ("leads", "Leads CRM (X-Webhook-Signature)"),
+                    ("standard", "Standard Webhooks"),
+                    ("chat2desk", "Chat2Desk API (an integration's replies)"),
+                    ("webhook_channel", "Webhook channel POST_URL (an integration's replies)"),
+                    ("slack", "Slack incoming webhook (Block Kit message)"),
+                    ("discord", "Discord webhook (message with an embed)"),
+                    ("teams", "Microsoft Teams Workflows webhook (Adaptive Card)"),
+                ],
+                default="agentbot",
+                max_length=20,
+            ),
         ),
     ]

@@ -6,30 +6,29 @@ import core.crypto
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscriptions', '0006_chat_formats'),
+        ("subscriptions", "0006_chat_formats"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhook',
-            name='broker_password',
-            field=core.crypto.EncryptedTextField(blank=True, default='', editable=False),
+            model_name="webhook",
+            name="broker_password",
+            field=core.crypto.EncryptedTextField(blank=True, default="", editable=False),
         ),
         migrations.AddField(
-            model_name='webhook',
-            name='exchange',
-            field=models.CharField(blank=True, default='', max_length=255),
+            model_name="webhook",
+            name="exchange",
+            field=models.CharField(blank=True, default="", max_length=255),
         ),
         migrations.AddField(
-            model_name='webhook',
-            name='routing_key',
-            field=models.CharField(blank=True, default='', max_length=255),
+            model_name="webhook",
+            name="routing_key",
+            field=models.CharField(blank=True, default="", max_length=255),
         ),
         migrations.AlterField(
-            model_name='webhook',
-            name='url',
+            model_name="webhook",
+            name="url",
             field=models.CharField(max_length=2048),
         ),
     ]

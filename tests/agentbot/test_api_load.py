@@ -41,7 +41,8 @@ class ConnectionPeak:
         with psycopg.connect(database_url(), autocommit=True) as conn:
             while not self._stop.is_set():
                 pids = {
-                    pid for (pid,) in conn.execute(
+                    pid
+                    for (pid,) in conn.execute(
                         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                         "AND pid <> pg_backend_pid() AND pid <> %s",
                         [self._excluded],
@@ -63,8 +64,11 @@ def test_64_concurrent_publishers_get_no_5xx_and_connections_stay_within_the_poo
         cursor.execute("SELECT pg_backend_pid()")
         (own_pid,) = cursor.fetchone()
     service = Service(
-        tmp_path, database_url=database_url(), broker_url=settings.CELERY_BROKER_URL,
-        AGENTBOT_DB_POOL_MAX=str(POOL_MAX), AGENTBOT_DB_POOL_MIN="1",
+        tmp_path,
+        database_url=database_url(),
+        broker_url=settings.CELERY_BROKER_URL,
+        AGENTBOT_DB_POOL_MAX=str(POOL_MAX),
+        AGENTBOT_DB_POOL_MIN="1",
     )
     # Each web process, the worker and its beat has one pool; `manage.py serve` itself closes its own.
     bound = (settings.AGENTBOT_WEB_WORKERS + 2) * POOL_MAX

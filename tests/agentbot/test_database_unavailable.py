@@ -8,8 +8,8 @@ import json
 from django.db import InterfaceError, OperationalError
 from django.test import RequestFactory
 
-from core.api.errors import DatabaseUnavailableMiddleware, exception_handler, json_server_error
 from agentbot.serving import BufferedBody
+from core.api.errors import DatabaseUnavailableMiddleware, exception_handler, json_server_error
 
 
 def assert_unavailable(response) -> None:
@@ -69,11 +69,13 @@ def run_buffered(messages: list[dict], cap: int = 10) -> tuple[list[dict], list[
 
 
 def test_the_body_reaches_django_in_one_message_once_it_has_all_arrived():
-    got, sent = run_buffered([
-        {"type": "http.request", "body": b"ab", "more_body": True},
-        {"type": "http.request", "body": b"cd", "more_body": True},
-        {"type": "http.request", "body": b"e", "more_body": False},
-    ])
+    got, sent = run_buffered(
+        [
+            {"type": "http.request", "body": b"ab", "more_body": True},
+            {"type": "http.request", "body": b"cd", "more_body": True},
+            {"type": "http.request", "body": b"e", "more_body": False},
+        ]
+    )
     assert got == [{"type": "http.request", "body": b"abcde", "more_body": False}] and sent == []
 
 

@@ -9,9 +9,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentbot import metrics
-from inbound.models import InboundEvent, Integration
 from deliveries.models import Attempt, Delivery
 from deliveries.services.operator import webhook_send_test
+from inbound.models import InboundEvent, Integration
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,12 @@ def test_metrics_report_open_circuits_and_disabled_webhooks(client, site, webhoo
     samples = scrape(client)
     states = {dict(labels)["state"]: value for (name, labels), value in samples.items() if name == "agentbot_webhooks"}
     assert states == {
-        "enabled": 2, "healthy": 1, "failing": 1, "circuit_open": 1, "disabled_by_operator": 1, "disabled_by_service": 1,
+        "enabled": 2,
+        "healthy": 1,
+        "failing": 1,
+        "circuit_open": 1,
+        "disabled_by_operator": 1,
+        "disabled_by_service": 1,
     }
 
 

@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,10 +17,26 @@ from subscriptions.models import generate_secret
 
 GUIDE = Path(__file__).resolve().parents[2] / "README.md"
 FORMATS = ["agentbot", "chatzuri", "leads", "standard"]
-LEAD = {"conversation_id": "conv_1", "first_name": "Zoë", "last_name": "Ünal", "email": "zoe@example.com",
-        "phone": "+1 555 0100", "content": "Call me 👋", "uri": "https://shop.example.com/p?x=1.0"}
-MESSAGE = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "Preis? 1.0 €",
-           "visitor_email": None, "visitor_name": None, "channel": "web", "source": {}, "page_url": None}
+LEAD = {
+    "conversation_id": "conv_1",
+    "first_name": "Zoë",
+    "last_name": "Ünal",
+    "email": "zoe@example.com",
+    "phone": "+1 555 0100",
+    "content": "Call me 👋",
+    "uri": "https://shop.example.com/p?x=1.0",
+}
+MESSAGE = {
+    "conversation_id": "conv_1",
+    "message_id": "msg_1",
+    "sender_type": "visitor",
+    "body": "Preis? 1.0 €",
+    "visitor_email": None,
+    "visitor_name": None,
+    "channel": "web",
+    "source": {},
+    "page_url": None,
+}
 
 
 def code_blocks(language: str) -> list[str]:
@@ -32,7 +48,7 @@ def signed_request(format_name: str, secrets: list[str]) -> tuple[dict, bytes]:
     event_type = "lead.submit" if format_name == "leads" else "message.created"
     data = LEAD if format_name == "leads" else MESSAGE
     fmt = get_format(format_name)
-    body = jsjson.dumps(fmt.build_body(Envelope.of("evt_1", event_type, "site_1", datetime.now(timezone.utc), data)))
+    body = jsjson.dumps(fmt.build_body(Envelope.of("evt_1", event_type, "site_1", datetime.now(UTC), data)))
     headers = fmt.headers(Signing("dlv_1", event_type, body, secrets, int(time.time())))
     return {name.lower(): value for name, value in headers.items()}, body
 
@@ -68,11 +84,15 @@ def test_node_examples_verify_what_we_send():
         for name in FORMATS
         for secret, headers, body, expected in cases(name)
     ]
-    script = "const crypto = require('crypto');\n" + "\n".join(functions) + """
+    script = (
+        "const crypto = require('crypto');\n"
+        + "\n".join(functions)
+        + """
 const inputs = JSON.parse(require('fs').readFileSync(0, 'utf8'));
 const verifiers = { verifyAgentbot, verifyChatzuri, verifyLeads, verifyStandard };
 console.log(JSON.stringify(inputs.map((i) => verifiers[i.fn](i.secret, i.headers, Buffer.from(i.body, 'utf8')))));
 """
+    )
     done = subprocess.run(["node", "-e", script], input=json.dumps(inputs), capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [i["expected"] for i in inputs]

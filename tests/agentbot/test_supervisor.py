@@ -186,7 +186,9 @@ def test_sigint_and_sigterm_stop_every_child(tmp_path, sig):
 def test_what_a_killed_child_had_forked_is_killed_before_the_child_is_started_again(tmp_path):
     """As the Celery worker's embedded beat, which would otherwise run beside the new worker's."""
     parent, forked = tmp_path / "parent.pids", tmp_path / "forked.pids"
-    fork = f"import subprocess; subprocess.Popen([sys.executable, '-c', {child_code(forked, 'time.sleep(600)')!r}]); time.sleep(600)"
+    fork = (
+        f"import subprocess; subprocess.Popen([sys.executable, '-c', {child_code(forked, 'time.sleep(600)')!r}]); time.sleep(600)"
+    )
     proc, log = supervise(tmp_path, {"parent": child_code(parent, fork)}, {"first": 0.05})
     try:
         (first_forked,) = wait_until(lambda: pids(forked), "the grandchild")

@@ -47,11 +47,7 @@ def request_body(schema, operation) -> tuple[dict, dict]:
 
 def closed_objects(schema, body_schema: dict) -> list[str]:
     """The body's properties that are objects with named fields of their own (a visitor)."""
-    return [
-        name
-        for name, prop in body_schema.get("properties", {}).items()
-        if "properties" in resolve(schema, prop)
-    ]
+    return [name for name, prop in body_schema.get("properties", {}).items() if "properties" in resolve(schema, prop)]
 
 
 @pytest.fixture
@@ -108,10 +104,12 @@ def test_every_write_operation_of_the_schema_refuses_an_unknown_field_naming_it(
                 assert all(name in message for name in known), f"{method.upper()} {path}: {message}"
             checked.append(f"{method.upper()} {path} {field}")
     # The walk reached the operations this test was written against, and whatever came since.
-    assert {"POST /api/v1/webhooks/{webhook_id}/rotate-secret unexpected_field",
-            "PATCH /api/v1/webhooks/{webhook_id} unexpected_field",
-            "POST /api/v1/conversations visitor.unexpected_field",
-            "POST /api/v1/deliveries/{delivery_id}/retry unexpected_field"} <= set(checked)
+    assert {
+        "POST /api/v1/webhooks/{webhook_id}/rotate-secret unexpected_field",
+        "PATCH /api/v1/webhooks/{webhook_id} unexpected_field",
+        "POST /api/v1/conversations visitor.unexpected_field",
+        "POST /api/v1/deliveries/{delivery_id}/retry unexpected_field",
+    } <= set(checked)
 
 
 def test_every_request_body_in_the_schema_is_a_closed_object_and_free_form_values_stay_open(schema):
@@ -140,9 +138,11 @@ def test_read_only_fields_in_a_body_are_refused_as_read_only_and_all_named(api):
     response = api.post("/api/v1/webhooks", body, format="json")
     fields = response.json()["fields"]
     assert response.status_code == 400 and set(fields) == {"id", "secret", "colour"}
-    assert fields["id"] == fields["secret"] == [
-        "unknown field (read-only here); the fields are url, events, format, exchange, routing_key, description, enabled"
-    ]
+    assert (
+        fields["id"]
+        == fields["secret"]
+        == ["unknown field (read-only here); the fields are url, events, format, exchange, routing_key, description, enabled"]
+    )
     assert fields["colour"] == ["unknown field; the fields are url, events, format, exchange, routing_key, description, enabled"]
     assert response.json()["message"].startswith("id, secret: unknown field (read-only here)")
     assert not Webhook.objects.exists()

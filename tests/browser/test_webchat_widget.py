@@ -27,7 +27,9 @@ def server(tmp_path):
 
 
 def test_a_visitor_asks_in_the_demo_page_and_sees_the_answer_again_after_a_reload(browser_page, site, server):
-    integration = integrations.integration_create(site=site, connector_type="webchat", name="Demo chat", allowed_origins=server.url)
+    integration = integrations.integration_create(
+        site=site, connector_type="webchat", name="Demo chat", allowed_origins=server.url
+    )
     KnowledgeEntry.objects.create(site=site, question=QUESTION, answer=ANSWER, keywords="hours, open")
     page = browser_page
     page.goto(f"{server.url}/webchat/demo?integration={integration.id}")

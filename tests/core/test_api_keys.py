@@ -33,9 +33,15 @@ def test_a_key_revoked_in_the_admin_is_refused_at_once(api_client, admin_client,
     assert api_client.get("/api/v1/webhooks").status_code == 200
     page = f"/admin/core/apikey/{key.pk}/change/"
     now = timezone.now()
-    response = admin_client.post(page, {
-        "site": site.pk, "name": key.name, "revoked_at_0": now.strftime("%Y-%m-%d"), "revoked_at_1": now.strftime("%H:%M:%S"),
-    })
+    response = admin_client.post(
+        page,
+        {
+            "site": site.pk,
+            "name": key.name,
+            "revoked_at_0": now.strftime("%Y-%m-%d"),
+            "revoked_at_1": now.strftime("%H:%M:%S"),
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
     refused = api_client.get("/api/v1/webhooks")

@@ -94,7 +94,9 @@ def fill_the_old_layout(receiver_url: str) -> dict:
     )
     # A content type and permission made as `migrate` made them for the old app.
     content_type, _ = ContentType.objects.get_or_create(app_label="agentbot", model="conversation")
-    permission, _ = Permission.objects.get_or_create(codename="view_conversation", content_type=content_type, defaults={"name": "x"})
+    permission, _ = Permission.objects.get_or_create(
+        codename="view_conversation", content_type=content_type, defaults={"name": "x"}
+    )
     user = User.objects.create_user("auditor")
     user.user_permissions.add(permission)
     return {"content_type": content_type.pk}

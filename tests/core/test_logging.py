@@ -44,9 +44,21 @@ def test_a_delivery_line_carries_the_three_ids_and_small_facts_but_no_secret_or_
     logger = logging.getLogger("tests.delivery")
     with json_lines("tests.delivery") as lines:
         log_delivery(
-            logger, logging.WARNING, "attempt failed", delivery_id="dlv_1", event_id="evt_1", webhook_id="wh_1",
-            attempt=2, status_code=503, duration_ms=41, secret="whsec_c2VjcmV0c2VjcmV0c2VjcmV0", body=b"{}",
-            response_body="<html>", headers={"X-Agentbot-Signature": "t=1,v1=ab"}, message="clash", name="clash",
+            logger,
+            logging.WARNING,
+            "attempt failed",
+            delivery_id="dlv_1",
+            event_id="evt_1",
+            webhook_id="wh_1",
+            attempt=2,
+            status_code=503,
+            duration_ms=41,
+            secret="whsec_c2VjcmV0c2VjcmV0c2VjcmV0",
+            body=b"{}",
+            response_body="<html>",
+            headers={"X-Agentbot-Signature": "t=1,v1=ab"},
+            message="clash",
+            name="clash",
         )
     (line,) = lines
     assert line["message"] == "attempt failed" and line["level"] == "WARNING" and line["logger"] == "tests.delivery"
@@ -74,9 +86,18 @@ def test_a_secret_in_a_message_or_an_exception_is_masked():
 def test_retrying_from_the_admin_logs_the_delivery_with_its_ids_and_not_its_secret(admin_client, site, webhook_factory):
     webhook = webhook_factory(site=site)
     with transaction.atomic():
-        event, _ = event_publish(site=site, event_type="message.created", data={
-            "conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": BODY_MARKER,
-            "visitor_email": None, "visitor_name": None})
+        event, _ = event_publish(
+            site=site,
+            event_type="message.created",
+            data={
+                "conversation_id": "conv_1",
+                "message_id": "msg_1",
+                "sender_type": "visitor",
+                "body": BODY_MARKER,
+                "visitor_email": None,
+                "visitor_name": None,
+            },
+        )
     delivery = event.deliveries.get()
     Delivery.objects.filter(pk=delivery.pk).update(status="failed", leased_until=None, lease_token=None)
 
@@ -94,9 +115,18 @@ def test_a_worker_logs_json_lines_without_the_secret_or_the_body(site, webhook_f
     webhook = webhook_factory(site=site, url=receiver.url, events=["message.created"])
     worker = workers.start(LOG_LEVEL="DEBUG")
     with transaction.atomic():
-        event, _ = event_publish(site=site, event_type="message.created", data={
-            "conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": BODY_MARKER,
-            "visitor_email": None, "visitor_name": None})
+        event, _ = event_publish(
+            site=site,
+            event_type="message.created",
+            data={
+                "conversation_id": "conv_1",
+                "message_id": "msg_1",
+                "sender_type": "visitor",
+                "body": BODY_MARKER,
+                "visitor_email": None,
+                "visitor_name": None,
+            },
+        )
     receiver.wait_for(1)
     delivery = event.deliveries.get()
     workers.stop_all()
@@ -108,4 +138,8 @@ def test_a_worker_logs_json_lines_without_the_secret_or_the_body(site, webhook_f
     for line in lines:
         ours = line["logger"].split(".")[0] in {"agentbot", "deliveries", "subscriptions"}
         if ours and delivery.id in json.dumps(line):  # a line about this delivery names its event and webhook too
-            assert (line.get("delivery_id"), line.get("event_id"), line.get("webhook_id")) == (delivery.id, event.id, webhook.id), line
+            assert (line.get("delivery_id"), line.get("event_id"), line.get("webhook_id")) == (
+                delivery.id,
+                event.id,
+                webhook.id,
+            ), line

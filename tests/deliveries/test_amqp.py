@@ -30,9 +30,16 @@ def broker_queue():
 
 def message(queue: BrokerQueue, **changes) -> amqp.BrokerMessage:
     fields = dict(
-        url=STORED_URL, password=PASSWORD, exchange=queue.exchange, routing_key="message.created",
-        body=b'{"event":"message.created"}', headers={"Content-Type": "application/json", "X-Agentbot-Event": "message.created"},
-        message_id="dlv_test1", type="message.created", channel_owner="wh_test1", timeout=5,
+        url=STORED_URL,
+        password=PASSWORD,
+        exchange=queue.exchange,
+        routing_key="message.created",
+        body=b'{"event":"message.created"}',
+        headers={"Content-Type": "application/json", "X-Agentbot-Event": "message.created"},
+        message_id="dlv_test1",
+        type="message.created",
+        channel_owner="wh_test1",
+        timeout=5,
     )
     return amqp.BrokerMessage(**{**fields, **changes})
 
@@ -48,7 +55,12 @@ def test_a_confirmed_publish_succeeds_and_arrives_persistent_with_its_headers(br
     (got,) = broker_queue.get(1)
     assert got.body == b'{"event":"message.created"}'
     assert got.headers == {"X-Agentbot-Event": "message.created"}  # Content-Type is the property
-    assert (got.content_type, got.delivery_mode, got.message_id, got.type) == ("application/json", 2, "dlv_test1", "message.created")
+    assert (got.content_type, got.delivery_mode, got.message_id, got.type) == (
+        "application/json",
+        2,
+        "dlv_test1",
+        "message.created",
+    )
     assert got.properties["app_id"] == "agentbot-webhooks"
 
 
@@ -124,9 +136,19 @@ def test_a_library_error_that_names_the_password_is_scrubbed():
 
 def test_a_job_publishes_with_the_event_type_as_routing_key_unless_the_webhook_names_one():
     job = Job(
-        delivery_id="dlv_1", token="t", webhook_id="wh_1", event_id="evt_1", url=STORED_URL, format="agentbot",
-        event_type="message.created", body=json.dumps({"a": 1}).encode(), secrets=["whsec_x"], attempt_count=0,
-        schedule_position=0, exchange="ex", broker_password="s3cret-pw",
+        delivery_id="dlv_1",
+        token="t",
+        webhook_id="wh_1",
+        event_id="evt_1",
+        url=STORED_URL,
+        format="agentbot",
+        event_type="message.created",
+        body=json.dumps({"a": 1}).encode(),
+        secrets=["whsec_x"],
+        attempt_count=0,
+        schedule_position=0,
+        exchange="ex",
+        broker_password="s3cret-pw",
     )
     job.sign()
     msg = job.broker_message()

@@ -16,8 +16,14 @@ from tests.support.rabbitmq import WEBHOOK_URL, BrokerQueue, SilentBroker, broke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-MESSAGE = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "Hallo, Ünïcødé 👋",
-           "visitor_email": None, "visitor_name": None}
+MESSAGE = {
+    "conversation_id": "conv_1",
+    "message_id": "msg_1",
+    "sender_type": "visitor",
+    "body": "Hallo, Ünïcødé 👋",
+    "visitor_email": None,
+    "visitor_name": None,
+}
 
 
 @pytest.fixture
@@ -140,8 +146,9 @@ def test_a_broker_that_hangs_holds_only_its_own_webhooks_slots(site, broker_queu
 def test_a_broker_restart_mid_run_loses_nothing(site, broker_queue, workers):
     assert broker_answers(), "RabbitMQ must run before this test"
     webhook_create(site=site, url=WEBHOOK_URL, events=["message.created"], exchange=broker_queue.exchange)
-    workers.start(AGENTBOT_RETRY_SCHEDULE="0,1,1,1,2,2,2,3,3,3,5,5,5,5,5", AGENTBOT_CIRCUIT_THRESHOLD="1000",
-                  AGENTBOT_HTTP_TIMEOUT="3")
+    workers.start(
+        AGENTBOT_RETRY_SCHEDULE="0,1,1,1,2,2,2,3,3,3,5,5,5,5,5", AGENTBOT_CIRCUIT_THRESHOLD="1000", AGENTBOT_HTTP_TIMEOUT="3"
+    )
     before = publish_events(site, 10)
     broker_queue.get(1)  # the run has started
     try:

@@ -75,7 +75,8 @@ def test_bad_events_get_a_4xx_with_an_actionable_message(api, body, status, phra
 
 def test_request_body_over_one_megabyte_is_413(api):
     response = api.post(
-        "/api/v1/events", data='{"event":"message.created","data":{"b":"' + "x" * (1100 * 1024) + '"}}',
+        "/api/v1/events",
+        data='{"event":"message.created","data":{"b":"' + "x" * (1100 * 1024) + '"}}',
         content_type="application/json",
     )
     assert response.status_code == 413
@@ -85,14 +86,23 @@ def test_delivery_log_shows_attempts_and_is_site_scoped(api, site, webhook_facto
     webhook = webhook_factory(site=site)
     event_id = publish(api).json()["id"]
     delivery = Delivery.objects.get(event_id=event_id)
-    Attempt.objects.create(delivery=delivery, number=1, at=delivery.created_at, status_code=500, response_body="oops", duration_ms=12)
+    Attempt.objects.create(
+        delivery=delivery, number=1, at=delivery.created_at, status_code=500, response_body="oops", duration_ms=12
+    )
 
     listed = api.get("/api/v1/deliveries").json()
     assert listed["count"] == 1
     item = listed["results"][0]
     assert item["id"] == delivery.id and item["webhook"] == webhook.id and item["event"] == event_id
     assert item["attempts"] == [
-        {"number": 1, "at": item["attempts"][0]["at"], "status_code": 500, "response_body": "oops", "duration_ms": 12, "error": ""}
+        {
+            "number": 1,
+            "at": item["attempts"][0]["at"],
+            "status_code": 500,
+            "response_body": "oops",
+            "duration_ms": 12,
+            "error": "",
+        }
     ]
     assert api.get(f"/api/v1/webhooks/{webhook.id}/deliveries").json()["count"] == 1
     assert api.get("/api/v1/deliveries?status=failed").json()["count"] == 0
@@ -111,7 +121,9 @@ def test_retry_of_a_failed_delivery_makes_it_due_now_for_one_more_attempt(api, s
     webhook_factory(site=site)
     event_id = publish(api).json()["id"]
     delivery = Delivery.objects.get(event_id=event_id)
-    Delivery.objects.filter(pk=delivery.pk).update(status="failed", attempt_count=5, schedule_position=5, leased_until=None, next_attempt_at=None)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status="failed", attempt_count=5, schedule_position=5, leased_until=None, next_attempt_at=None
+    )
 
     response = api.post(f"/api/v1/deliveries/{delivery.id}/retry")
     assert response.status_code == 202

@@ -23,14 +23,27 @@ def statements(request, monkeypatch):
 
 def publish(site, webhooks, *, now, until=None, token=None):
     event, _ = bulk.event_create(site_id=site.pk, event_type="ticket.created", data={"n": 1}, data_json='{"n":1}')
-    return event, bulk.deliveries_create(event_id=event.id, webhook_ids=[w.id for w in webhooks], now=now, until=until, token=token)
+    return event, bulk.deliveries_create(
+        event_id=event.id, webhook_ids=[w.id for w in webhooks], now=now, until=until, token=token
+    )
 
 
 def outcome(delivery_id, token, **fields):
     values = dict(
-        delivery_id=delivery_id, token=token, number=1, at=timezone.now(), status_code=200, request_headers={},
-        response_headers={"X": "y"}, response_body="ok", duration_ms=3, error="", succeeded=True,
-        status=Delivery.Status.SUCCEEDED, schedule_position=1, next_attempt_at=None,
+        delivery_id=delivery_id,
+        token=token,
+        number=1,
+        at=timezone.now(),
+        status_code=200,
+        request_headers={},
+        response_headers={"X": "y"},
+        response_body="ok",
+        duration_ms=3,
+        error="",
+        succeeded=True,
+        status=Delivery.Status.SUCCEEDED,
+        schedule_position=1,
+        next_attempt_at=None,
     )
     return bulk.Outcome(**{**values, **fields})
 
@@ -78,7 +91,9 @@ def test_take_takes_only_what_the_token_holds_and_cuts_the_lease_of_skipped_webh
     event, created = publish(site, [busy, free], now=now, until=now + timedelta(seconds=60), token="t")
     ids = [d for d, _ in created]
     assert bulk.take(ids=ids, token="other", until=now + timedelta(seconds=90)) == []
-    taken = bulk.take(ids=ids, token="t", until=now + timedelta(seconds=90), skip_webhooks=[busy.id], hold_until=now + timedelta(seconds=5))
+    taken = bulk.take(
+        ids=ids, token="t", until=now + timedelta(seconds=90), skip_webhooks=[busy.id], hold_until=now + timedelta(seconds=5)
+    )
     (one,) = taken
     assert (one.webhook_id, one.event.event_id, one.webhook.url, one.format) == (free.id, event.id, free.url, free.format)
     assert one.webhook.signing_secrets(now) == free.signing_secrets(now)
@@ -90,11 +105,18 @@ def test_take_takes_only_what_the_token_holds_and_cuts_the_lease_of_skipped_webh
 def test_record_moves_the_delivery_held_by_the_token_and_stores_the_attempt(statements, site, webhook_factory):
     webhook = webhook_factory(site=site)
     now = timezone.now()
-    _, [(held, _), (lost, _)] = publish(site, [webhook, webhook_factory(site=site)], now=now, until=now + timedelta(seconds=60), token="t")
+    _, [(held, _), (lost, _)] = publish(
+        site, [webhook, webhook_factory(site=site)], now=now, until=now + timedelta(seconds=60), token="t"
+    )
     Delivery.objects.filter(pk=lost).update(lease_token="someone-else")
     bulk.record([outcome(held, "t"), outcome(lost, "t")], now=now)
     moved, kept = Delivery.objects.get(pk=held), Delivery.objects.get(pk=lost)
-    assert (moved.status, moved.attempt_count, moved.lease_token, moved.last_status_code) == (Delivery.Status.SUCCEEDED, 1, None, 200)
+    assert (moved.status, moved.attempt_count, moved.lease_token, moved.last_status_code) == (
+        Delivery.Status.SUCCEEDED,
+        1,
+        None,
+        200,
+    )
     assert (kept.status, kept.lease_token) == (Delivery.Status.PENDING, "someone-else"), "a lease lost is not overwritten"
     attempt = Attempt.objects.get(delivery_id=held)
     assert (attempt.number, attempt.response_headers, attempt.response_body, attempt.succeeded) == (1, {"X": "y"}, "ok", True)
@@ -103,7 +125,14 @@ def test_record_moves_the_delivery_held_by_the_token_and_stores_the_attempt(stat
 def test_webhooks_succeeded_resets_the_streak_and_closes_the_circuit(statements, site, webhook_factory):
     now = timezone.now()
     webhook = webhook_factory(site=site)
-    Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=7, failing_since=now, circuit_opened_at=now, circuit_probe_at=now)
+    Webhook.objects.filter(pk=webhook.pk).update(
+        consecutive_failures=7, failing_since=now, circuit_opened_at=now, circuit_probe_at=now
+    )
     bulk.webhooks_succeeded(last_success={webhook.id: now}, now=now)
     webhook.refresh_from_db()
-    assert (webhook.consecutive_failures, webhook.failing_since, webhook.circuit_opened_at, webhook.last_success_at) == (0, None, None, now)
+    assert (webhook.consecutive_failures, webhook.failing_since, webhook.circuit_opened_at, webhook.last_success_at) == (
+        0,
+        None,
+        None,
+        now,
+    )

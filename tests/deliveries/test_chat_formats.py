@@ -243,7 +243,9 @@ def test_long_text_and_names_are_cut_to_the_platforms_limits(format_name):
 
 def test_slack_cut_text_ends_with_an_ellipsis_and_never_splits_an_entity():
     section = next(
-        block for block in body("slack", "message.created", message(LONG))["blocks"] if block["type"] == "section" and "text" in block
+        block
+        for block in body("slack", "message.created", message(LONG))["blocks"]
+        if block["type"] == "section" and "text" in block
     )
     text = section["text"]["text"]
     assert text.endswith("…") and units(text) <= SLACK_SECTION_CHARS
@@ -257,7 +259,12 @@ def test_discord_embed_stays_under_its_total_with_many_long_fields():
 
 
 def test_teams_card_stays_under_its_size_with_long_fields_and_text():
-    data = {**CATALOGUE["lead.submit"].example, "content": "漢字" * 20000, "first_name": "名" * 5000, "uri": "https://e.example/" + "p" * 5000}
+    data = {
+        **CATALOGUE["lead.submit"].example,
+        "content": "漢字" * 20000,
+        "first_name": "名" * 5000,
+        "uri": "https://e.example/" + "p" * 5000,
+    }
     b = body("teams", "lead.submit", data)
     assert_teams_shape(b)
 

@@ -41,7 +41,8 @@ def test_slack_gets_block_kit_and_only_200_ok_succeeds(api, site, webhook_factor
     assert_slack_shape(message)
     assert message["text"] == "Ada wrote on web"
     assert message["blocks"][2] == {
-        "type": "section", "text": {"type": "mrkdwn", "text": "Tom &amp; Jerry &lt;!channel&gt;", "verbatim": True}
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": "Tom &amp; Jerry &lt;!channel&gt;", "verbatim": True},
     }
     assert f"<{PUBLIC}/admin/domain/conversation/{conversation['id']}/change/|Open the conversation>" in first.body.decode()
     assert attempts(delivery) == [(200, False), (200, True)]

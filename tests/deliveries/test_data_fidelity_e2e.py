@@ -134,7 +134,9 @@ def test_key_order_and_number_text_arrive_as_javascript_reads_the_publishers_req
     got = wait_delivered(receiver, [delivery["id"]])[delivery["id"]]
     assert json.loads(got.body)["data"] == {"2": 0, "10": 0, "b": 1, "a": 2, "big": 1e300, "n": 0, "f": 1.5, "e": 1000}
     assert b'"data":{"2":0,"10":0,"b":1,"a":2,"big":1e+300,"n":0,"f":1.5,"e":1000}}' in got.body
-    (verdict,) = node_check([{"secret": subscriber.secret, "headers": got.headers, "body": got.body.decode(), "sent": sent.decode()}])
+    (verdict,) = node_check(
+        [{"secret": subscriber.secret, "headers": got.headers, "body": got.body.decode(), "sent": sent.decode()}]
+    )
     assert verdict["ok"] and verdict["same_data"], verdict
     # The event's own page shows the data in the same order.
     shown = api.get(f"/api/v1/events/{response.json()['id']}").content

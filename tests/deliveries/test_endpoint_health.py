@@ -1,11 +1,11 @@
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
 
 from deliveries.endpoint_health import Outcome, webhook_probe_take
-from deliveries.services.send import webhooks_health_record
 from deliveries.models import Event
+from deliveries.services.send import webhooks_health_record
 
 pytestmark = pytest.mark.django_db
 
@@ -13,7 +13,10 @@ pytestmark = pytest.mark.django_db
 def fold(webhook, *codes, at=None):
     at = at or timezone.now()
     webhooks_health_record(
-        outcomes=[Outcome(webhook.id, code is not None and 200 <= code < 300, code, at + timedelta(milliseconds=i)) for i, code in enumerate(codes)]
+        outcomes=[
+            Outcome(webhook.id, code is not None and 200 <= code < 300, code, at + timedelta(milliseconds=i))
+            for i, code in enumerate(codes)
+        ]
     )
     webhook.refresh_from_db()
     return webhook
@@ -101,11 +104,11 @@ def test_reenabling_clears_the_reason(site, webhook_factory, api):
     ],
 )
 def test_retry_after_stretches_the_step_within_bounds(status, header, expected):
-    from datetime import datetime, timezone as tz
+    from datetime import datetime
 
     from deliveries.endpoint_health import retry_delay
 
-    now = datetime(2026, 11, 25, 0, 0, 0, tzinfo=tz.utc)
+    now = datetime(2026, 11, 25, 0, 0, 0, tzinfo=UTC)
     assert retry_delay(60.0, status_code=status, headers={"Retry-After": header}, now=now) == expected
 
 

@@ -51,12 +51,12 @@ def test_410_gone_disables_the_webhook_and_tells_the_owner(site, webhook_factory
     assert list(notice.deliveries.values_list("webhook_id", flat=True)) == [owner.id]
 
 
-def test_open_circuit_holds_deliveries_lets_one_probe_through_and_closes_on_success(
-    site, webhook_factory, receiver, workers
-):
+def test_open_circuit_holds_deliveries_lets_one_probe_through_and_closes_on_success(site, webhook_factory, receiver, workers):
     receiver.responder = lambda n: (500, b"down") if n <= 3 else (200, b"ok")
     webhook = webhook_factory(site=site, url=receiver.url)
-    workers.start(AGENTBOT_RETRY_SCHEDULE="0,0.5,0.5,0.5,0.5,0.5", AGENTBOT_CIRCUIT_THRESHOLD=3, AGENTBOT_CIRCUIT_PROBE_INTERVAL=3)
+    workers.start(
+        AGENTBOT_RETRY_SCHEDULE="0,0.5,0.5,0.5,0.5,0.5", AGENTBOT_CIRCUIT_THRESHOLD=3, AGENTBOT_CIRCUIT_PROBE_INTERVAL=3
+    )
     first = send_test(webhook)
 
     receiver.wait_for(3, timeout=30)

@@ -21,6 +21,7 @@ def _engine_stopped_afterwards():
     yield
     engine.engine_stop(timeout=5)
 
+
 DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "hi"}
 
 

@@ -5,7 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +18,7 @@ from subscriptions.event_types import CATALOGUE
 from subscriptions.models import generate_secret
 
 AGENT = "agent_abc123"
-CREATED = datetime(2023, 11, 23, 18, 36, 21, 512302, tzinfo=timezone.utc)
+CREATED = datetime(2023, 11, 23, 18, 36, 21, 512302, tzinfo=UTC)
 
 
 def render(format_name: str, event_type: str, data: dict) -> bytes:
@@ -198,7 +198,7 @@ def test_timestamped_signatures_list_the_new_secret_before_the_old():
 def test_standard_body_and_headers_verify_with_the_standardwebhooks_package():
     secret = generate_secret()
     body = render("standard", "ticket.created", CATALOGUE["ticket.created"].example)
-    now = int(datetime.now(timezone.utc).timestamp())
+    now = int(datetime.now(UTC).timestamp())
     headers = get_format("standard").headers(Signing("dlv_1", "ticket.created", body, [secret], now))
 
     assert StandardWebhook(secret).verify(body, headers) == {
@@ -214,14 +214,32 @@ def test_standard_body_and_headers_verify_with_the_standardwebhooks_package():
 
 # --- robustness -------------------------------------------------------------------------------
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
     max_leaves=10,
 )
 event_data = st.dictionaries(
     st.sampled_from(
-        ["conversation_id", "sender_type", "body", "channel", "source", "page_url", "first_name", "last_name",
-         "email", "phone", "content", "uri", "session_id", "message"]
+        [
+            "conversation_id",
+            "sender_type",
+            "body",
+            "channel",
+            "source",
+            "page_url",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "content",
+            "uri",
+            "session_id",
+            "message",
+        ]
     ),
     json_values | st.sampled_from(["visitor", "telegram", "web", "sms"]),
 )

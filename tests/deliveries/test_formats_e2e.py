@@ -54,9 +54,7 @@ def test_agentbot_format_delivers_the_domains_events_signed_as_the_document_says
         wait_for_status(delivery.id, "succeeded")
 
 
-def test_chatzuri_format_sends_message_received_and_lead_submit_signed_with_sha1(
-    api, site, webhook_factory, receiver, workers
-):
+def test_chatzuri_format_sends_message_received_and_lead_submit_signed_with_sha1(api, site, webhook_factory, receiver, workers):
     receiver.responder = lambda n: ACCEPTED
     webhook = webhook_factory(site=site, url=receiver.url, events=["message.created", "lead.submit"], format="chatzuri")
     workers.start(concurrency=1)

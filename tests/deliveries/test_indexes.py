@@ -18,8 +18,13 @@ def indexes(table: str) -> dict[str, str]:
     [
         (
             "deliveries_delivery",
-            {"(id)", "(event_id)", "(webhook_id, created_at DESC)", "(status, created_at DESC)",
-             "(next_attempt_at) WHERE ((status)::text = 'pending'::text)"},
+            {
+                "(id)",
+                "(event_id)",
+                "(webhook_id, created_at DESC)",
+                "(status, created_at DESC)",
+                "(next_attempt_at) WHERE ((status)::text = 'pending'::text)",
+            },
         ),
         ("deliveries_attempt", {"(id)", "(delivery_id, number)", "(at)"}),
     ],

@@ -79,13 +79,15 @@ def node() -> Iterator[Node]:
         (-MAX_SAFE_INTEGER, b"-9007199254740991"),
         (True, b"true"),
         (None, b"null"),
-        ("\"\\\b\f\n\r\t", b'"\\"\\\\\\b\\f\\n\\r\\t"'),
+        ('"\\\b\f\n\r\t', b'"\\"\\\\\\b\\f\\n\\r\\t"'),
         ("\x00\x1f\x7f", b'"\\u0000\\u001f\x7f"'),
-        ("\u2028\u2029é😀", "\"\u2028\u2029é😀\"".encode()),
+        ("\u2028\u2029é😀", '"\u2028\u2029é😀"'.encode()),
         ("\ud800x\udfff", b'"\\ud800x\\udfff"'),
-        ("\ud83d\ude00", "\"😀\"".encode()),  # a pair is one character to JS
-        ({"b": 1, "10": 2, "2": 3, "01": 4, "a": 5, "4294967295": 6, "4294967294": 7, "0": 8},
-         b'{"0":8,"2":3,"10":2,"4294967294":7,"b":1,"01":4,"a":5,"4294967295":6}'),
+        ("\ud83d\ude00", '"😀"'.encode()),  # a pair is one character to JS
+        (
+            {"b": 1, "10": 2, "2": 3, "01": 4, "a": 5, "4294967295": 6, "4294967294": 7, "0": 8},
+            b'{"0":8,"2":3,"10":2,"4294967294":7,"b":1,"01":4,"a":5,"4294967295":6}',
+        ),
         ({"x": [{"1": 1.0, "y": 1e-7}], "0": {}}, b'{"0":{},"x":[{"1":1,"y":1e-7}]}'),
         ({"\ud83d\ude00": 1, "a": 2, "😀": 3}, '{"😀":3,"a":2}'.encode()),  # JSON.parse merges these
         ([], b"[]"),
@@ -126,7 +128,9 @@ def test_dumps_refuses_values_javascript_would_change() -> None:
 def test_parse_reads_numbers_as_javascript_does() -> None:
     # Beyond ±(2**53 - 1) an integer literal is the double JSON.parse rounds it to.
     assert parse(b'{"big": 123456789012345680000, "id": 9007199254740991}') == {
-        "big": 1.2345678901234568e20, "id": MAX_SAFE_INTEGER}
+        "big": 1.2345678901234568e20,
+        "id": MAX_SAFE_INTEGER,
+    }
     assert type(parse("[9007199254740992]")[0]) is float
     assert parse("[1e300, -0.0, 5e-324]") == [1e300, 0.0, 5e-324]
     for constant in ["NaN", "Infinity", "-Infinity"]:

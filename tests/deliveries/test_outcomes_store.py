@@ -11,9 +11,20 @@ from deliveries.services import send
 def outcome(delivery_id: str, **fields) -> bulk.Outcome:
     now = timezone.now()
     values = dict(
-        delivery_id=delivery_id, token="t", number=1, at=now, status_code=200, request_headers={},
-        response_headers={"X": "y"}, response_body="ok", duration_ms=5, error="", succeeded=True,
-        status="succeeded", schedule_position=1, next_attempt_at=None,
+        delivery_id=delivery_id,
+        token="t",
+        number=1,
+        at=now,
+        status_code=200,
+        request_headers={},
+        response_headers={"X": "y"},
+        response_body="ok",
+        duration_ms=5,
+        error="",
+        succeeded=True,
+        status="succeeded",
+        schedule_position=1,
+        next_attempt_at=None,
     )
     return bulk.Outcome(**{**values, **fields})
 

@@ -21,7 +21,9 @@ def make_events(site, webhook, count, *, age_days, status):
     at = timezone.now() - timedelta(days=age_days)
     Event.objects.filter(id__in=ids).update(created_at=at)
     Delivery.objects.filter(event_id__in=ids).update(status=status)
-    Attempt.objects.bulk_create(Attempt(delivery=d, number=1, at=at, status_code=200) for d in Delivery.objects.filter(event_id__in=ids))
+    Attempt.objects.bulk_create(
+        Attempt(delivery=d, number=1, at=at, status_code=200) for d in Delivery.objects.filter(event_id__in=ids)
+    )
     return ids
 
 

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from subscriptions.models import Webhook
-from tests.deliveries.test_formats_e2e import by_delivery, post
 from tests.deliveries.test_end_to_end import wait_for_status
+from tests.deliveries.test_formats_e2e import by_delivery, post
 from tests.support.node import node_verify, seed_verify
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

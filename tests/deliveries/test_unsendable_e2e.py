@@ -7,9 +7,9 @@ batch (AGENTBOT_SEND_BATCH), the bad ones first: the batch a bad delivery used t
 import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from django.db import connection
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from deliveries import bulk
 from deliveries.models import Attempt, Delivery, Event
@@ -46,7 +46,9 @@ def test_unrenderable_and_unsignable_deliveries_fail_visibly_and_the_rest_of_the
     bad_render = stored_delivery(site, chatzuri, {"sender_type": "visitor"}, start)
     bad_secret = stored_delivery(site, unsignable, {"sender_type": "visitor"}, start)
     good = [
-        stored_delivery(site, chatzuri, {"sender_type": "visitor", "body": f"hello {n}"}, start + timezone.timedelta(seconds=n + 1))
+        stored_delivery(
+            site, chatzuri, {"sender_type": "visitor", "body": f"hello {n}"}, start + timezone.timedelta(seconds=n + 1)
+        )
         for n in range(GOOD)
     ]
     with connection.cursor() as cursor:
@@ -97,9 +99,7 @@ def test_unrenderable_and_unsignable_deliveries_fail_visibly_and_the_rest_of_the
     assert samples[("agentbot_deliveries_recent", (("format", "chatzuri"), ("status", "failed")))] == 1
 
 
-def test_a_response_header_that_is_not_utf8_is_stored_and_holds_up_no_other_delivery(
-    site, webhook_factory, receiver, workers
-):
+def test_a_response_header_that_is_not_utf8_is_stored_and_holds_up_no_other_delivery(site, webhook_factory, receiver, workers):
     # aiohttp decodes such a header with surrogateescape; PostgreSQL refuses the lone surrogate,
     # and the recorder's statement for the whole batch with it.
     receiver.responder = lambda n: (200, b"ok", {"X-Legacy": "caf\xe9 \xff"})

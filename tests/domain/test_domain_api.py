@@ -5,9 +5,9 @@ import jsonschema
 import pytest
 from django.db import transaction
 
+from deliveries.models import Delivery, Event
 from domain import services
 from domain.models import Conversation
-from deliveries.models import Delivery, Event
 from subscriptions.event_types import CATALOGUE, SUBSCRIBABLE
 from tests.conftest import client_for
 from tests.factories import SiteFactory
@@ -249,13 +249,23 @@ def test_an_appointment_publishes_appointment_created(api, site):
     ("path", "body", "field", "words"),
     [
         ("conversations", {"channel": "fax"}, "channel", '"fax" is not a valid choice'),
-        ("conversations", {"channel": "telegram", "source": {"sessionId": "s"}}, "source", "a telegram source has chatId, username"),
+        (
+            "conversations",
+            {"channel": "telegram", "source": {"sessionId": "s"}},
+            "source",
+            "a telegram source has chatId, username",
+        ),
         ("conversations", {"channel": "telegram", "source": {"chatId": 1.5}}, "source.chatId", "integer or string"),
         ("conversations", {"channel": "web", "source": {"sessionId": "a\u0000b"}}, "source.sessionId", "NUL"),
         ("conversations", {"channel": "web", "visitor": {"mail": "a@b.c"}}, "visitor.mail", "unknown field"),
         ("conversations", {"channel": "web", "visitor": {"email": "not-an-email"}}, "visitor.email", "valid email"),
         ("leads", {"first_name": "Ada"}, "email", "give an email or a phone number"),
-        ("appointments", {"email": "ada@example.com", "conversation_id": "conv_nope"}, "conversation_id", "no conversation conv_nope"),
+        (
+            "appointments",
+            {"email": "ada@example.com", "conversation_id": "conv_nope"},
+            "conversation_id",
+            "no conversation conv_nope",
+        ),
         ("tickets", {"status": "open"}, "subject", "required"),
     ],
 )

@@ -112,8 +112,12 @@ class Stack:
 
     def _python(self, args: list[str]) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env={**self.env, **ENGINE},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, *args],
+            cwd=ROOT,
+            env={**self.env, **ENGINE},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     @staticmethod
@@ -209,7 +213,9 @@ class Stack:
                 return found
             if time.monotonic() > deadline:
                 counts = Counter(found.values())
-                raise AssertionError(f"not all {len(ids)} deliveries {status} after {timeout:g} s: {dict(counts)}\n{self.worker_logs()}")
+                raise AssertionError(
+                    f"not all {len(ids)} deliveries {status} after {timeout:g} s: {dict(counts)}\n{self.worker_logs()}"
+                )
             time.sleep(0.2)
 
     def wait_arrived(self, ids: set[str], receivers: list[Receiver], *, timeout: float) -> None:

@@ -73,9 +73,24 @@ class Postgres:
 
     def init(self) -> None:
         subprocess.run(
-            [*self._as_owner, str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-             "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+            [
+                *self._as_owner,
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=120,
         )
         # In the config file rather than on the command line, so every restart gets them too.
         with open(self.data / "postgresql.conf", "a") as conf:
@@ -130,9 +145,24 @@ class Redis:
     def start(self) -> None:
         log = open(self.base / "redis.log", "ab")
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.base)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.base),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         wait_until(self.answers, timeout=10, what=f"redis-server did not answer on port {self.port}")
@@ -171,7 +201,11 @@ def migrate(database_url: str, broker_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": broker_url}
     done = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     if done.returncode != 0:
         raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")

@@ -20,8 +20,12 @@ def publish(service: Service, key: str) -> requests.Response:
 
 def test_postgres_down_gives_503_with_retry_after_then_201s_again_and_every_201_is_delivered(stack, services, receiver, tmp_path):
     service = Service(
-        tmp_path, database_url=stack.env["DATABASE_URL"], broker_url=stack.env["CELERY_BROKER_URL"],
-        AGENTBOT_DB_POOL_TIMEOUT="2", AGENTBOT_SWEEP_INTERVAL="1", AGENTBOT_HTTP_TIMEOUT="5",
+        tmp_path,
+        database_url=stack.env["DATABASE_URL"],
+        broker_url=stack.env["CELERY_BROKER_URL"],
+        AGENTBOT_DB_POOL_TIMEOUT="2",
+        AGENTBOT_SWEEP_INTERVAL="1",
+        AGENTBOT_HTTP_TIMEOUT="5",
     )
     try:
         service.webhook_create(receiver.url)

@@ -12,7 +12,7 @@ it (`Stack.at_risk`, taken right after the fault).
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -130,7 +130,7 @@ def test_postgres_restart_mid_run_loses_nothing(stack, services, receiver):
 
 
 def test_receiver_down_for_the_whole_schedule_gets_the_rest_by_bulk_redeliver(stack, receiver):
-    since = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     port = receiver.server.server_port
     receiver.close()  # down: connections are refused
     schedule = "0,0.5,0.5"

@@ -51,7 +51,9 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server, pat
 def test_a_chunked_body_stops_being_read_at_the_limit(server):
     """2 MB of a chunked body that never ends: a server reading it to its end would never answer."""
     with _connect(server) as sock:
-        sock.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         try:
             for _ in range(32):
                 sock.sendall(b"%x\r\n%s\r\n" % (len(CHUNK), CHUNK))

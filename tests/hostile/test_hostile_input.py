@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import jsonlimits
+from core.services import api_key_create
 from inbound import integrations
 from inbound.models import InboundEvent
-from core.services import api_key_create
 from tests.factories import SiteFactory, WebhookFactory
 from tests.support.webhook_channel import token
 
@@ -119,9 +119,16 @@ def every_body_target(world: World):
 # --- path ids ----------------------------------------------------------------------------------
 CONTROL = st.characters(min_codepoint=0, max_codepoint=31) | st.sampled_from(["\x7f", "\x00"])
 JUNK_IDS = st.one_of(
-    st.builds(lambda p, c, t: f"{p}{c}{t}", st.sampled_from(["wh_", "dlv_", "evt_", "intg_", "site_", "kb_", ""]), CONTROL, st.text(max_size=30)),
+    st.builds(
+        lambda p, c, t: f"{p}{c}{t}",
+        st.sampled_from(["wh_", "dlv_", "evt_", "intg_", "site_", "kb_", ""]),
+        CONTROL,
+        st.text(max_size=30),
+    ),
     st.text(min_size=1, max_size=40).filter(lambda s: s not in (".", "..")),
-    st.sampled_from(["%00", "'; DROP TABLE x; --", "wh_" + "0" * 26 + "\x00", "..%2f..", "\ud7ff", "☃", "wh_" + "Z" * 26, "a" * 300]),
+    st.sampled_from(
+        ["%00", "'; DROP TABLE x; --", "wh_" + "0" * 26 + "\x00", "..%2f..", "\ud7ff", "☃", "wh_" + "Z" * 26, "a" * 300]
+    ),
 )
 
 
@@ -139,7 +146,15 @@ def test_junk_in_any_path_id_is_never_a_5xx(world, junk):
     assert_no_5xx(world.call("get", f"/webchat/demo?integration={quote(junk, safe='')}"), "webchat demo")
 
 
-@pytest.mark.parametrize("path", ["/api/v1/webhooks/wh_%00", "/api/v1/deliveries?webhook=%00", "/chatbot/hooks/site_%00x", "/webchat/demo?integration=intg_%00"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/webhooks/wh_%00",
+        "/api/v1/deliveries?webhook=%00",
+        "/chatbot/hooks/site_%00x",
+        "/webchat/demo?integration=intg_%00",
+    ],
+)
 def test_a_nul_byte_in_a_url_is_a_4xx_that_says_so(world, path):
     response = world.call("get", path)
     assert response.status_code in (400, 404) and response.json()["message"]
@@ -171,10 +186,20 @@ def test_data_nested_to_the_limit_is_stored_read_back_and_rendered_everywhere(wo
         pytest.skip(response.json()["message"])
     event_id = response.json()["id"]
     delivery_id = world.webhook.deliveries.get().id
-    for url in ["/api/v1/deliveries", f"/api/v1/webhooks/{world.webhook.id}/deliveries", f"/api/v1/events/{event_id}", f"/api/v1/deliveries/{delivery_id}"]:
+    for url in [
+        "/api/v1/deliveries",
+        f"/api/v1/webhooks/{world.webhook.id}/deliveries",
+        f"/api/v1/events/{event_id}",
+        f"/api/v1/deliveries/{delivery_id}",
+    ]:
         assert world.call("get", url).status_code == 200, url
-    for url in [f"/admin/deliveries/event/{event_id}/change/", f"/admin/subscriptions/webhook/{world.webhook.id}/change/",
-                f"/admin/deliveries/delivery/{delivery_id}/change/", "/admin/deliveries/delivery/", "/admin/deliveries/event/"]:
+    for url in [
+        f"/admin/deliveries/event/{event_id}/change/",
+        f"/admin/subscriptions/webhook/{world.webhook.id}/change/",
+        f"/admin/deliveries/delivery/{delivery_id}/change/",
+        "/admin/deliveries/delivery/",
+        "/admin/deliveries/event/",
+    ]:
         assert admin_client.get(url).status_code == 200, url
 
 
@@ -185,8 +210,20 @@ def test_data_one_level_past_the_limit_is_a_400_naming_the_limit(world):
 
 
 # --- numbers -----------------------------------------------------------------------------------
-HUGE = st.sampled_from(["1e400", "-1e400", "1E309", "2e308", "9" * 5000, "-" + "9" * 4301, "1.5e99999",
-                        str(2**64), str(-(2**63) - 1), "1" + "0" * 100])
+HUGE = st.sampled_from(
+    [
+        "1e400",
+        "-1e400",
+        "1E309",
+        "2e308",
+        "9" * 5000,
+        "-" + "9" * 4301,
+        "1.5e99999",
+        str(2**64),
+        str(-(2**63) - 1),
+        "1" + "0" * 100,
+    ]
+)
 
 
 @BOUNDED

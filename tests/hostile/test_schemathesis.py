@@ -3,13 +3,13 @@ key, a wrong key and no key."""
 
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from core.services import api_key_create
 from agentbot.wsgi import application
+from core.services import api_key_create
 from tests.factories import SiteFactory, WebhookFactory
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema", application)

@@ -59,17 +59,37 @@ def ipv4_hosts(ip: ipaddress.IPv4Address) -> dict[str, str]:
     }
 
 
-V4_CASES = [(block, form, host) for block in refused_blocks(url_policy.IPV4_SPECIAL) for form, host in ipv4_hosts(sample(block)).items()]
+V4_CASES = [
+    (block, form, host) for block in refused_blocks(url_policy.IPV4_SPECIAL) for form, host in ipv4_hosts(sample(block)).items()
+]
 V6_CASES = [(block, "literal", f"[{sample(block)}]") for block in refused_blocks(url_policy.IPV6_SPECIAL)]
 CASES = V4_CASES + V6_CASES
-PUBLIC = ["8.8.8.8", "192.0.0.9", "[2606:4700:4700::1111]", "[::ffff:8.8.8.8]", "[64:ff9b::808:808]",
-          "[2002:808:808::1]", "[2001:1::1]", "[2001:0:4136:e378:8000:63bf:f7f7:f7f7]"]
+PUBLIC = [
+    "8.8.8.8",
+    "192.0.0.9",
+    "[2606:4700:4700::1111]",
+    "[::ffff:8.8.8.8]",
+    "[64:ff9b::808:808]",
+    "[2002:808:808::1]",
+    "[2001:1::1]",
+    "[2001:0:4136:e378:8000:63bf:f7f7:f7f7]",
+]
 
 
 def test_the_table_covers_every_registry_block_and_every_form():
     assert len(V6_CASES) == len(refused_blocks(url_policy.IPV6_SPECIAL)) >= 15
-    assert {form for _, form, _ in V4_CASES} >= {"dotted", "integer", "octal", "hex", "short", "ipv4-mapped",
-                                                "ipv4-translated", "nat64", "6to4", "teredo"}
+    assert {form for _, form, _ in V4_CASES} >= {
+        "dotted",
+        "integer",
+        "octal",
+        "hex",
+        "short",
+        "ipv4-mapped",
+        "ipv4-translated",
+        "nat64",
+        "6to4",
+        "teredo",
+    }
     assert ipv4_hosts(ipaddress.IPv4Address("127.0.0.1"))["teredo"] == "[2001:0:4136:e378::80ff:fffe]"
 
 
@@ -81,9 +101,16 @@ def test_every_refused_block_of_the_registries_is_not_public(address):
 @pytest.mark.parametrize(
     "address, reason",
     [
-        ("::ffff:0:7f00:1", "IPv4-translated"), ("64:ff9b:1::a00:1", "RFC 8215"), ("fec0::1", "site-local"),
-        ("3fff::1", "RFC 9637"), ("5f00::1", "SRv6"), ("2001:db8::1", "documentation"), ("::ffff:10.0.0.1", "RFC 1918"),
-        ("64:ff9b::7f00:1", "loopback"), ("2002:a9fe:a9fe::", "link-local"), ("4000::1", "global unicast"),
+        ("::ffff:0:7f00:1", "IPv4-translated"),
+        ("64:ff9b:1::a00:1", "RFC 8215"),
+        ("fec0::1", "site-local"),
+        ("3fff::1", "RFC 9637"),
+        ("5f00::1", "SRv6"),
+        ("2001:db8::1", "documentation"),
+        ("::ffff:10.0.0.1", "RFC 1918"),
+        ("64:ff9b::7f00:1", "loopback"),
+        ("2002:a9fe:a9fe::", "link-local"),
+        ("4000::1", "global unicast"),
     ],
 )
 def test_the_refusal_names_the_block_and_its_rfc(address, reason):
@@ -162,7 +189,9 @@ def test_the_sandbox_lets_a_public_address_through_to_the_loopback_receiver(sett
 
 
 @pytest.mark.parametrize("block, form, host", CASES, ids=[f"{b}-{f}" for b, f, _ in CASES])
-def test_a_request_to_any_form_of_a_non_public_address_is_refused_at_send_time(block, form, host, settings, sandbox, dns, receiver):
+def test_a_request_to_any_form_of_a_non_public_address_is_refused_at_send_time(
+    block, form, host, settings, sandbox, dns, receiver
+):
     settings.AGENTBOT_ALLOW_PRIVATE_URLS = False
     result = post(f"http://{host}/hook")
     assert result.status_code is None and result.error.startswith("refused:"), (host, result.error)
@@ -195,11 +224,15 @@ def test_a_delivery_whose_host_now_resolves_to_a_non_public_address_fails_with_t
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("host", ["[64:ff9b:1::a00:1]", "[::ffff:0:7f00:1]", "0x7f.0.0.1", "2130706433", "[fec0::1]", "[5f00::1]"])
+@pytest.mark.parametrize(
+    "host", ["[64:ff9b:1::a00:1]", "[::ffff:0:7f00:1]", "0x7f.0.0.1", "2130706433", "[fec0::1]", "[5f00::1]"]
+)
 def test_a_chat2desk_api_url_and_a_post_url_are_held_to_the_same_policy(host, settings):
     settings.AGENTBOT_ALLOW_PRIVATE_URLS = False
     api = client_for(SiteFactory())
-    chat2desk = api.post("/api/v1/integrations", {"connector_type": "chat2desk", "name": "C", "api_url": f"http://{host}"}, format="json")
+    chat2desk = api.post(
+        "/api/v1/integrations", {"connector_type": "chat2desk", "name": "C", "api_url": f"http://{host}"}, format="json"
+    )
     assert chat2desk.status_code == 400 and "api_url" in chat2desk.json()["message"], chat2desk.content
     channel = api.post(
         "/api/v1/integrations",

@@ -22,7 +22,9 @@ def owner_objects(api, site):
     webhook = api.post("/api/v1/webhooks", {"url": "https://crm.example.com/h", "events": ["*"]}, format="json").json()
     conversation = api.post("/api/v1/conversations", CONVERSATION, format="json").json()
     ticket = api.post("/api/v1/tickets", {"conversation_id": conversation["id"], "subject": "Help"}, format="json").json()
-    event = api.post("/api/v1/events", {"event": "webhook.test", "data": {"webhook_id": webhook["id"], "message": "hi"}}, format="json").json()
+    event = api.post(
+        "/api/v1/events", {"event": "webhook.test", "data": {"webhook_id": webhook["id"], "message": "hi"}}, format="json"
+    ).json()
     delivery = Delivery.objects.filter(event_id=event["id"]).first()
     integration = api.post(
         "/api/v1/integrations", {"name": "Support", "api_url": "https://api.chat2desk.com", "api_token": "t"}, format="json"

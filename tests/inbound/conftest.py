@@ -4,8 +4,10 @@ import json
 
 import pytest
 
+from agentbot.celery import app as celery_app
 from inbound import integrations
 from inbound.models import KnowledgeEntry
+from tests.support.asgi_server import AsgiServer
 from tests.support.fake_chat2desk import FakeChat2Desk
 
 
@@ -19,6 +21,30 @@ def chat2desk():
 @pytest.fixture
 def integration(site, chat2desk):
     return integrations.integration_create(site=site, name="Support", api_url=chat2desk.url, api_token=chat2desk.token)
+
+
+SHOP = "https://shop.example"  # the origin the webchat fixture allows
+
+
+@pytest.fixture
+def webchat(site):
+    return integrations.integration_create(site=site, connector_type="webchat", name="Shop chat", allowed_origins=SHOP)
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Start uvicorn serving agentbot/asgi.py on the test database (as many as a test asks for)."""
+    servers = []
+
+    def start(**env) -> AsgiServer:
+        servers.append(AsgiServer(tmp_path, **{"AGENTBOT_WEBCHAT_POLL_INTERVAL": "0.3", **env}))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+    # Deliveries published with no worker to take them must not reach a later test's worker.
+    celery_app.control.purge()
 
 
 @pytest.fixture

@@ -65,8 +65,14 @@ def test_list_shows_webhook_pending_until_the_webhook_is_registered(admin, integ
 def test_adding_an_integration_shows_its_secret_once_with_the_webhook_url(admin, site, chat2desk):
     response = admin.post(
         f"{INTEGRATIONS}add/",
-        {"name": "Support", "site": site.pk, "connector_type": "chat2desk", "active": "on",
-         "api_url": chat2desk.url, "new_api_token": chat2desk.token},
+        {
+            "name": "Support",
+            "site": site.pk,
+            "connector_type": "chat2desk",
+            "active": "on",
+            "api_url": chat2desk.url,
+            "new_api_token": chat2desk.token,
+        },
         follow=True,
     )
     integration = Integration.objects.get()
@@ -205,8 +211,12 @@ def test_the_admin_speaks_brazilian_portuguese_when_asked(admin, integration, ch
 # --- the inbound log and the knowledge base --------------------------------------------------------
 def test_inbound_events_are_listed_and_shown_read_only(admin, integration):
     event = InboundEvent.objects.create(
-        integration=integration, kind="message", status="failed", payload={"text": "Olá, preciso de ajuda", "client_id": 7},
-        outcome="the responder was down", attempts=3,
+        integration=integration,
+        kind="message",
+        status="failed",
+        payload={"text": "Olá, preciso de ajuda", "client_id": 7},
+        outcome="the responder was down",
+        attempts=3,
     )
     listing = page(admin, "/admin/inbound/inboundevent/")
     assert "the responder was down" in listing and 'class="console-status error">failed' in listing
@@ -255,7 +265,10 @@ def test_webhook_add_form_offers_only_subscriber_formats(admin, site):
 # --- giving a conversation back to the AI ----------------------------------------------------------
 def test_give_back_to_the_ai_resumes_paused_open_conversations_only(admin, site, integration):
     paused = domain.conversation_create(
-        site=site, channel="whatsapp", integration=integration, external_id="client-12345",
+        site=site,
+        channel="whatsapp",
+        integration=integration,
+        external_id="client-12345",
         context={"chat2desk": {"client_id": 12345}},
     )
     domain.conversation_handoff(conversation=paused, reason="asked for a person")

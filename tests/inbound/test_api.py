@@ -104,7 +104,11 @@ def test_the_reply_webhook_follows_the_integration(api):
     webhook = reply_webhook()
     assert body["reply_webhook_id"] == webhook.id
     assert (webhook.url, webhook.secret, webhook.format, webhook.connector, webhook.enabled) == (
-        f"{API_URL}/v1/messages", TOKEN, "chat2desk", "chat2desk", True
+        f"{API_URL}/v1/messages",
+        TOKEN,
+        "chat2desk",
+        "chat2desk",
+        True,
     )
 
     def patch(**changes):
@@ -160,7 +164,10 @@ def test_bad_patches_are_400_and_change_nothing(api, body, phrase):
     assert phrase in response.json()["message"]
     after = Integration.objects.get(pk=integration_id)
     assert (after.connector_type, after.api_url, after.active, after.webhook_secret) == (
-        before.connector_type, before.api_url, before.active, before.webhook_secret
+        before.connector_type,
+        before.api_url,
+        before.active,
+        before.webhook_secret,
     )
 
 
@@ -261,7 +268,10 @@ def test_knowledge_entries_can_be_added_listed_changed_and_deleted(api, site):
     assert created.status_code == 201, created.json()
     entry = created.json()
     assert (entry["question"], entry["answer"], entry["keywords"], entry["enabled"]) == (
-        "Qual o horário de funcionamento?", "Das 9h às 18h.", "horário, aberto", True
+        "Qual o horário de funcionamento?",
+        "Das 9h às 18h.",
+        "horário, aberto",
+        True,
     )
     assert KnowledgeEntry.objects.get(pk=entry["id"]).site == site
     api.post("/api/v1/knowledge", {"question": "Do you deliver?", "answer": "Yes."}, format="json")

@@ -147,9 +147,7 @@ def test_a_question_the_knowledge_base_cannot_answer_goes_to_a_human_and_the_age
     assert not [c for c in chat2desk.calls if c.path == "/v1/messages"]
 
 
-def test_the_same_chat2desk_message_posted_twice_is_stored_and_answered_once(
-    site, integration, knowledge, chat2desk, workers
-):
+def test_the_same_chat2desk_message_posted_twice_is_stored_and_answered_once(site, integration, knowledge, chat2desk, workers):
     workers.start()
     payload = message("777", HOURS, message_id=424242)
 
@@ -253,9 +251,7 @@ def test_a_reply_chat2desk_refuses_is_retried_logged_and_arrives_once(site, inte
     ]
 
 
-def test_an_inbound_event_whose_queue_message_is_lost_is_processed_by_the_sweep(
-    site, integration, knowledge, chat2desk, workers
-):
+def test_an_inbound_event_whose_queue_message_is_lost_is_processed_by_the_sweep(site, integration, knowledge, chat2desk, workers):
     # No worker runs yet: the task queued when the webhook was stored waits in Redis, and is lost.
     event = post(integration, message("999", HOURS))
     assert celery_app.control.purge() >= 1, "storing the webhook should have queued its processing"

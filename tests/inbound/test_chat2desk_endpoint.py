@@ -19,6 +19,7 @@ from tests.inbound.conftest import post_webhook, signed
 
 pytestmark = pytest.mark.django_db
 
+
 @pytest.fixture
 def integration(site):
     """A Chat2Desk integration without an API URL: receiving needs none (and no fake server)."""
@@ -66,7 +67,13 @@ def test_the_signature_without_its_sha256_prefix_is_accepted_too(client, integra
 
 def test_chat2desk_numbers_and_inbox_hook_are_kept_as_sent(client, integration):
     payload = {
-        "hook_type": "inbox", "type": "from_client", "text": "Oi", "client_id": 42, "dialog_id": 7, "request_id": 9, "message_id": 555
+        "hook_type": "inbox",
+        "type": "from_client",
+        "text": "Oi",
+        "client_id": 42,
+        "dialog_id": 7,
+        "request_id": 9,
+        "message_id": 555,
     }
 
     assert post_webhook(client, integration, payload).status_code == 200
@@ -77,7 +84,8 @@ def test_chat2desk_numbers_and_inbox_hook_are_kept_as_sent(client, integration):
 
 
 @pytest.mark.parametrize(
-    "hook_type, action", [("close_dialog", "session_close"), ("close_request", "session_close"), ("dialog_transferred", "session_transfer_external")]
+    "hook_type, action",
+    [("close_dialog", "session_close"), ("close_request", "session_close"), ("dialog_transferred", "session_transfer_external")],
 )
 def test_status_events_are_stored_with_their_internal_action(client, integration, hook_type, action):
     response = post_webhook(client, integration, {"hook_type": hook_type, "request_id": 12345, "dialog_id": 67890})
@@ -90,7 +98,11 @@ def test_status_events_are_stored_with_their_internal_action(client, integration
 
 def test_a_status_event_without_dialog_id_is_accepted(client, integration):
     assert post_webhook(client, integration, {"hook_type": "close_dialog", "request_id": 1}).status_code == 200
-    assert InboundEvent.objects.get(integration=integration).payload == {"hook_type": "close_dialog", "action": "session_close", "request_id": 1}
+    assert InboundEvent.objects.get(integration=integration).payload == {
+        "hook_type": "close_dialog",
+        "action": "session_close",
+        "request_id": 1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -314,7 +326,9 @@ def test_get_verifies_the_url(client, integration):
 def test_other_methods_are_405_with_a_json_error(client, integration, method):
     body, signature = signed(integration.webhook_secret, MESSAGE)
 
-    response = client.generic(method, url_of(integration), body, content_type="application/json", headers={"x-webhook-signature": signature})
+    response = client.generic(
+        method, url_of(integration), body, content_type="application/json", headers={"x-webhook-signature": signature}
+    )
 
     assert response.status_code == 405
     assert set(response["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
@@ -344,8 +358,21 @@ def post_signed_raw(client, integration, body: bytes):
         ('{"text": "hi", "client_id": "1"}'.encode("utf-16"), "invalid_json", "not UTF-8"),
         ('{"text": "hi", "client_id": "1"}'.encode("utf-16-le"), "invalid_json", "not valid JSON"),
     ],
-    ids=["broken", "empty", "not-utf8", "array", "string", "null", "nested-too-deep", "depth-65", "nan", "1e400",
-         "utf8-bom", "utf16-bom", "utf16-no-bom"],
+    ids=[
+        "broken",
+        "empty",
+        "not-utf8",
+        "array",
+        "string",
+        "null",
+        "nested-too-deep",
+        "depth-65",
+        "nan",
+        "1e400",
+        "utf8-bom",
+        "utf16-bom",
+        "utf16-no-bom",
+    ],
 )
 def test_a_signed_body_that_is_not_a_json_object_is_400(client, integration, body, error, phrase):
     assert_refused(post_signed_raw(client, integration, body), 400, error, phrase)

@@ -12,7 +12,12 @@ from inbound.connectors.chat2desk import parse as chat2desk
 from subscriptions.event_types import CHANNEL_REPLY, MESSAGE_CREATED, WEBHOOK_TEST
 
 # --- chat2desk.parse ----------------------------------------------------------------------------
-SEED_MESSAGE = {"text": "Hello, I need help with my order", "client_id": "12345678", "channel_id": "987654", "transport": "whatsapp"}
+SEED_MESSAGE = {
+    "text": "Hello, I need help with my order",
+    "client_id": "12345678",
+    "channel_id": "987654",
+    "transport": "whatsapp",
+}
 
 
 def test_the_seeds_message_payload_is_a_message():
@@ -40,10 +45,22 @@ def test_an_inbox_hook_keeps_its_ids_and_message_id_and_drops_the_rest():
 @pytest.mark.parametrize(
     "transport, client, identity",
     [
-        ("whatsapp", {"id": 1, "phone": "79161234567", "name": "Ada"}, {"source": {"from": "+79161234567"}, "visitor": {"name": "Ada", "phone": "+79161234567"}}),
-        ("wa_business", {"phone": "", "client_phone": "+1 (234) 567-890"}, {"source": {"from": "+1234567890"}, "visitor": {"phone": "+1234567890"}}),
+        (
+            "whatsapp",
+            {"id": 1, "phone": "79161234567", "name": "Ada"},
+            {"source": {"from": "+79161234567"}, "visitor": {"name": "Ada", "phone": "+79161234567"}},
+        ),
+        (
+            "wa_business",
+            {"phone": "", "client_phone": "+1 (234) 567-890"},
+            {"source": {"from": "+1234567890"}, "visitor": {"phone": "+1234567890"}},
+        ),
         ("whatsapp", {"phone": "[wa] 1234567890"}, {"source": {"from": "+1234567890"}, "visitor": {"phone": "+1234567890"}}),
-        ("telegram", {"phone": "[tg] 807892", "name": "Peter", "username": "@peter"}, {"source": {"chatId": 807892, "username": "peter"}, "visitor": {"name": "Peter"}}),
+        (
+            "telegram",
+            {"phone": "[tg] 807892", "name": "Peter", "username": "@peter"},
+            {"source": {"chatId": 807892, "username": "peter"}, "visitor": {"name": "Peter"}},
+        ),
         ("fb", {"phone": "[fb] fb_user_123"}, {"source": {"senderId": "fb_user_123"}}),
         ("viber", {"phone": "79161234567"}, {"visitor": {"phone": "+79161234567"}}),  # viber has no source fields
         ("telegram", {"phone": None, "name": ""}, {}),
@@ -202,6 +219,8 @@ def test_success_is_2xx_unless_chat2desk_says_error(status, body, success):
     assert CHAT2DESK.is_success(status, body) is success
 
 
-@pytest.mark.parametrize("event_type, carried", [(CHANNEL_REPLY.name, True), (MESSAGE_CREATED.name, False), (WEBHOOK_TEST.name, False)])
+@pytest.mark.parametrize(
+    "event_type, carried", [(CHANNEL_REPLY.name, True), (MESSAGE_CREATED.name, False), (WEBHOOK_TEST.name, False)]
+)
 def test_the_format_carries_replies_only(event_type, carried):
     assert CHAT2DESK.carries(event_type) is carried

@@ -64,7 +64,9 @@ def test_a_persons_reply_is_relayed_in_the_transaction_that_stores_it(site):
 def test_a_new_integrations_settings_are_its_connectors(site):
     chat = integrations.integration_create(site=site, connector_type="webchat", allowed_origins="https://shop.example")
     assert chat.settings == {"allowed_origins": "https://shop.example"}
-    instance = integrations.integration_create(site=site, connector_type="webhook", mode="async", post_url="https://receiver.example/post")
+    instance = integrations.integration_create(
+        site=site, connector_type="webhook", mode="async", post_url="https://receiver.example/post"
+    )
     assert set(instance.settings) == set(CONNECTOR_SETTINGS[ConnectorType.WEBHOOK])
     assert (instance.mode, instance.api_version, instance.client_id.startswith("cs-")) == ("async", "v2", True)
     assert instance.client_secret, "a credential: an encrypted column, not a setting"

@@ -50,7 +50,9 @@ def test_match_finds_the_entry_that_answers_the_question(question, expected):
     assert match(question, ENTRIES) is expected
 
 
-@pytest.mark.parametrize("question", ["Qual o horario de funcionamento", "qual é o HORÁRIO de funcionamento?", "Horário de funcionamento"])
+@pytest.mark.parametrize(
+    "question", ["Qual o horario de funcionamento", "qual é o HORÁRIO de funcionamento?", "Horário de funcionamento"]
+)
 def test_pt_br_questions_match_with_or_without_accents(question):
     assert match(question, [DELIVERY, HORARIO]) is HORARIO
 
@@ -63,7 +65,9 @@ def test_a_keyword_hit_beats_a_partial_question_overlap():
 @pytest.mark.django_db
 def test_the_knowledge_base_responder_answers_from_enabled_entries_of_the_site_only():
     site, other_site = SiteFactory(), SiteFactory()
-    KnowledgeEntry.objects.create(site=site, question="What are your opening hours?", answer="9 to 6.", keywords="hours", enabled=False)
+    KnowledgeEntry.objects.create(
+        site=site, question="What are your opening hours?", answer="9 to 6.", keywords="hours", enabled=False
+    )
     KnowledgeEntry.objects.create(site=other_site, question="What are your opening hours?", answer="Theirs.", keywords="hours")
     KnowledgeEntry.objects.create(site=site, question="Do you deliver?", answer="Yes.", keywords="deliver")
 
@@ -181,7 +185,6 @@ def test_the_model_is_used_only_when_its_base_url_is_set(settings):
     chosen = responder()
     assert isinstance(chosen, LLMResponder)
     assert (chosen.url, chosen.model) == ("http://llm.internal/v1/chat/completions", "llama3")
-
 
 
 def test_a_deadline_caps_the_models_timeout_and_only_inside_its_block():

@@ -17,7 +17,9 @@ def test_old_finished_inbound_events_are_deleted_and_pending_or_recent_ones_kept
     old = timezone.now() - timedelta(days=31)
 
     def event(status: str, received_at):
-        return InboundEvent.objects.create(integration=integration, kind="message", payload={}, status=status, received_at=received_at)
+        return InboundEvent.objects.create(
+            integration=integration, kind="message", payload={}, status=status, received_at=received_at
+        )
 
     gone = [event("processed", old), event("ignored", old), event("failed", old)]
     kept = [event("received", old), event("accepted", old), event("processed", timezone.now() - timedelta(days=29))]

@@ -15,7 +15,12 @@ from tests.support.node import seed_verify
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 # Seed 000's inbound payload, with the `client` object Chat2Desk sends beside it.
-SEED_MESSAGE = {"text": "Hello, I need help with my order", "client_id": "12345678", "channel_id": "987654", "transport": "whatsapp"}
+SEED_MESSAGE = {
+    "text": "Hello, I need help with my order",
+    "client_id": "12345678",
+    "channel_id": "987654",
+    "transport": "whatsapp",
+}
 # Seed 000's status payload, as the document shows it.
 SEED_CLOSE = {"hook_type": "close_dialog", "request_id": 12345, "dialog_id": 67890}
 
@@ -62,7 +67,9 @@ def test_an_api_conversation_with_the_visitors_phone_or_email_names_them_in_from
 
     whatsapp = api_post(api, "conversations", {"channel": "whatsapp", "visitor": {"phone": "+1234567890"}})
     email = api_post(api, "conversations", {"channel": "email", "visitor": {"email": "customer@example.com"}})
-    api_post(api, f"conversations/{whatsapp['id']}/messages", {"sender_type": "visitor", "body": "Hello, I need help with my order"})
+    api_post(
+        api, f"conversations/{whatsapp['id']}/messages", {"sender_type": "visitor", "body": "Hello, I need help with my order"}
+    )
     api_post(api, f"conversations/{whatsapp['id']}/messages", {"sender_type": "agent", "body": "Sure!"})
     api_post(api, f"conversations/{email['id']}/messages", {"sender_type": "visitor", "body": "Order inquiry"})
 

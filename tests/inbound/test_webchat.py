@@ -47,7 +47,15 @@ def test_an_origin_is_normalised_as_browsers_send_it(given, origin):
 
 
 @pytest.mark.parametrize(
-    "given", ["shop.example", "ftp://shop.example", "https://shop.example/page", "https://*.shop.example", "https://", "https://shop.example:99999"]
+    "given",
+    [
+        "shop.example",
+        "ftp://shop.example",
+        "https://shop.example/page",
+        "https://*.shop.example",
+        "https://",
+        "https://shop.example:99999",
+    ],
 )
 def test_what_is_not_an_origin_is_refused_with_the_field_named(given):
     with pytest.raises(ValidationError) as error:
@@ -58,7 +66,9 @@ def test_what_is_not_an_origin_is_refused_with_the_field_named(given):
 
 def test_allowed_origins_are_kept_one_per_line_without_duplicates(site):
     chat = integrations.integration_create(
-        site=site, connector_type="webchat", allowed_origins=" https://Shop.example\n\nhttps://shop.example/ , http://localhost:8000"
+        site=site,
+        connector_type="webchat",
+        allowed_origins=" https://Shop.example\n\nhttps://shop.example/ , http://localhost:8000",
     )
     assert chat.allowed_origins == "https://shop.example\nhttp://localhost:8000"
 
@@ -190,7 +200,13 @@ INTEGRATIONS = "/admin/inbound/integration/"
 def test_the_admin_adds_a_webchat_and_shows_its_embed_snippet(admin_client, site):
     response = admin_client.post(
         f"{INTEGRATIONS}add/",
-        {"name": "Shop chat", "site": site.pk, "connector_type": "webchat", "active": "on", "allowed_origins": "https://Shop.example/"},
+        {
+            "name": "Shop chat",
+            "site": site.pk,
+            "connector_type": "webchat",
+            "active": "on",
+            "allowed_origins": "https://Shop.example/",
+        },
         follow=True,
     )
     assert response.status_code == 200

@@ -13,8 +13,8 @@ import requests
 import socketio
 
 from domain.models import Conversation
+from tests.inbound.conftest import SHOP
 from tests.inbound.test_chat2desk_e2e import wait_until
-from tests.inbound.test_webchat_socket import SHOP, start_server, webchat  # noqa: F401 (fixtures)
 from tests.support.node import PACKAGES, node_modules
 from tests.support.webchat_client import SUPPRESS_OWN_ORIGIN
 
@@ -34,7 +34,7 @@ def node_visitor(server, integration_id: str, *, origin: str, **options) -> dict
     return json.loads(done.stdout)
 
 
-def test_the_official_client_with_its_defaults_polls_upgrades_and_chats(site, webchat, knowledge, start_server):  # noqa: F811
+def test_the_official_client_with_its_defaults_polls_upgrades_and_chats(site, webchat, knowledge, start_server):
     server = start_server()
 
     seen = node_visitor(server, webchat.id, origin=SHOP, page_url=f"{SHOP}/pricing", text=HOURS)
@@ -46,7 +46,7 @@ def test_the_official_client_with_its_defaults_polls_upgrades_and_chats(site, we
     assert (conversation.channel, conversation.page_url) == ("web", f"{SHOP}/pricing")
 
 
-def test_the_official_client_on_polling_alone_chats_and_is_held_to_the_origins(site, webchat, knowledge, start_server):  # noqa: F811
+def test_the_official_client_on_polling_alone_chats_and_is_held_to_the_origins(site, webchat, knowledge, start_server):
     server = start_server()
 
     seen = node_visitor(server, webchat.id, origin=SHOP, transports=["polling"], text=HOURS)
@@ -57,7 +57,7 @@ def test_the_official_client_on_polling_alone_chats_and_is_held_to_the_origins(s
     assert "https://evil.example may not open this chat" in refused["refused"]["message"]
 
 
-def test_polling_answers_a_pages_browser_with_cors_headers_and_refuses_an_oversized_post(webchat, start_server):  # noqa: F811
+def test_polling_answers_a_pages_browser_with_cors_headers_and_refuses_an_oversized_post(webchat, start_server):
     server = start_server()
     handshake = requests.get(f"{server.url}/socket.io/?EIO=4&transport=polling", headers={"Origin": SHOP}, timeout=5)
     assert handshake.status_code == 200 and handshake.headers["Access-Control-Allow-Origin"] == SHOP
@@ -93,7 +93,12 @@ def python_visitor(**client_options) -> tuple[socketio.Client, list]:
     ],
 )
 def test_python_socketio_naming_a_real_sites_origin_connects_and_chats(
-    site, webchat, knowledge, start_server, client_options, transport  # noqa: F811
+    site,
+    webchat,
+    knowledge,
+    start_server,
+    client_options,
+    transport,
 ):
     server = start_server()
     client, answers = python_visitor(**client_options)

@@ -7,39 +7,17 @@ import time
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from agentbot.celery import app as celery_app
 from domain import services as domain
 from domain.models import Conversation
 from inbound import integrations
 from inbound.models import InboundEvent
+from tests.inbound.conftest import SHOP
 from tests.inbound.test_chat2desk_e2e import HOURS, received_events, transcript, wait_until
-from tests.support.asgi_server import AsgiServer
 from tests.support.webchat_client import Visitor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-SHOP = "https://shop.example"
 UNKNOWN_QUESTION = "Can I pay with seashells?"
-
-
-@pytest.fixture
-def webchat(site):
-    return integrations.integration_create(site=site, connector_type="webchat", name="Shop chat", allowed_origins=SHOP)
-
-
-@pytest.fixture
-def start_server(tmp_path):
-    servers = []
-
-    def start(**env) -> AsgiServer:
-        servers.append(AsgiServer(tmp_path, **{"AGENTBOT_WEBCHAT_POLL_INTERVAL": "0.3", **env}))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
-    # Deliveries published with no worker to take them must not reach a later test's worker.
-    celery_app.control.purge()
 
 
 @pytest.fixture

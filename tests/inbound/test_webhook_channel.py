@@ -62,7 +62,11 @@ def test_a_v2_message_is_answered_in_the_response_as_an_array(v2, knowledge, sit
 
 
 def test_a_v1_message_is_answered_with_a_text_array(v1, knowledge, site):
-    payload = v1_message("caller-1", HOURS, **{"from": {"id": "caller-1", "userInfo": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"}}})
+    payload = v1_message(
+        "caller-1",
+        HOURS,
+        **{"from": {"id": "caller-1", "userInfo": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"}}},
+    )
     response = post_hook(Client(), v1, payload)
 
     assert response.status_code == 200, response.content
@@ -180,7 +184,10 @@ def test_a_token_of_one_instance_does_not_open_another(site):
 
 @pytest.mark.parametrize(
     "path, phrase",
-    [("/chatbot/hooks/site_nope", "has no webhook channel instance"), ("/chatbot/hooks/{site}/hookInstance/intg_nope", "intg_nope")],
+    [
+        ("/chatbot/hooks/site_nope", "has no webhook channel instance"),
+        ("/chatbot/hooks/{site}/hookInstance/intg_nope", "intg_nope"),
+    ],
 )
 def test_an_unknown_bot_or_instance_is_404(v2, site, path, phrase):
     response = post_hook(Client(), v2, v2_message("u", "hi"), url=path.format(site=site.id))
@@ -207,7 +214,10 @@ def test_other_methods_are_405(v2):
         ({"message": {"type": "text"}, "from": {"id": "u"}}, "message.val is required"),
         ({"message": {"type": "text", "val": 5}, "from": {"id": "u"}}, "message.val must be a string"),
         ({"message": {"type": "voice", "val": "hi"}, "from": {"id": "u"}}, "message.type must be one of"),
-        ({"message": {"type": "event", "val": "ON_HOLD"}, "from": {"id": "u"}}, "message.val must be ON_CONNECT or SESSION_CLOSURE"),
+        (
+            {"message": {"type": "event", "val": "ON_HOLD"}, "from": {"id": "u"}},
+            "message.val must be ON_CONNECT or SESSION_CLOSURE",
+        ),
         ({"message": {"type": "template", "val": "x"}, "from": {"id": "u"}}, "message.val must be a non-empty object"),
         ({"message": {"type": "text", "val": "hi"}, "from": {"id": "u"}, "session": {"new": "yes"}}, "session.new"),
         ({"message": {"type": "text", "val": "a\x00b"}, "from": {"id": "u"}}, "message.val must not contain NUL"),
@@ -254,7 +264,9 @@ def test_an_rs_instance_needs_a_valid_public_key(site):
         instance_of(site, jwt_algorithm="RS256")
     with pytest.raises(ValidationError, match="not a PEM public key"):
         instance_of(site, jwt_algorithm="RS256", public_key="-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----")
-    assert instance_of(site, jwt_algorithm="RS512", public_key=rsa_key_pair()[1]).public_key.startswith("-----BEGIN PUBLIC KEY-----")
+    assert instance_of(site, jwt_algorithm="RS512", public_key=rsa_key_pair()[1]).public_key.startswith(
+        "-----BEGIN PUBLIC KEY-----"
+    )
 
 
 def test_a_body_over_one_megabyte_is_413(v2):
@@ -267,15 +279,44 @@ def test_a_body_over_one_megabyte_is_413(v2):
 
 
 # --- whatever a caller sends, never a 500 --------------------------------------------------------
-FIELD_NAMES = ["message", "from", "id", "type", "val", "text", "session", "new", "metaTags", "userLevelTags",
-               "sessionLevelTags", "messageLevelTags", "name", "value", "attachments", "url", "fileId", "userInfo",
-               "email", "firstName", "lastName", "mergeIdentity", "InteractiveLanguage"]
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20) | st.sampled_from(
-    ["text", "event", "template", "formData", "ON_CONNECT", "SESSION_CLOSURE", "true", "a@b.co", "\x00"]
+FIELD_NAMES = [
+    "message",
+    "from",
+    "id",
+    "type",
+    "val",
+    "text",
+    "session",
+    "new",
+    "metaTags",
+    "userLevelTags",
+    "sessionLevelTags",
+    "messageLevelTags",
+    "name",
+    "value",
+    "attachments",
+    "url",
+    "fileId",
+    "userInfo",
+    "email",
+    "firstName",
+    "lastName",
+    "mergeIdentity",
+    "InteractiveLanguage",
+]
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(["text", "event", "template", "formData", "ON_CONNECT", "SESSION_CLOSURE", "true", "a@b.co", "\x00"])
 )
 JSON = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=5), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=5), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -284,7 +325,9 @@ JSON = st.recursive(
 @given(payload=st.dictionaries(st.sampled_from(FIELD_NAMES), JSON, max_size=5))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_json_object_gets_an_answer_and_never_a_500(site, knowledge, version, payload):
-    instance = Integration.objects.filter(site=site, settings__api_version=version).first() or instance_of(site, api_version=version)
+    instance = Integration.objects.filter(site=site, settings__api_version=version).first() or instance_of(
+        site, api_version=version
+    )
     response = post_hook(Client(), instance, payload, url=f"/chatbot/hooks/{site.id}/hookInstance/{instance.id}")
     assert response.status_code in (200, 400), response.content
     assert "error" in response.json() if response.status_code == 400 else True

@@ -97,14 +97,23 @@ def test_async_mode_acknowledges_at_once_and_posts_the_answer_to_post_url_with_r
     assert ack.status_code == 202, ack.content
     event = InboundEvent.objects.get(pk=ack.json()["requestId"])
     assert ack.json() == {"status": "Accepted", "requestId": event.id}
-    arrivals = wait_until(lambda: answers(receiver.received)[:3] if len(answers(receiver.received)) >= 3 else None, what="3 attempts")
+    arrivals = wait_until(
+        lambda: answers(receiver.received)[:3] if len(answers(receiver.received)) >= 3 else None, what="3 attempts"
+    )
     assert len({a.headers["x-agentbot-delivery-id"] for a in arrivals}) == 1  # one delivery, three attempts
     last = arrivals[-1]
     assert signature_valid(secret, last.headers["x-agentbot-signature"], last.body)
     body = json.loads(last.body)
     conversation_id = InboundEvent.objects.get(pk=event.id).conversation_id
     assert body == {
-        "data": [{"type": "text", "val": knowledge.answer, "createdOn": body["data"][0]["createdOn"], "messageId": body["data"][0]["messageId"]}],
+        "data": [
+            {
+                "type": "text",
+                "val": knowledge.answer,
+                "createdOn": body["data"][0]["createdOn"],
+                "messageId": body["data"][0]["messageId"],
+            }
+        ],
         "from": {"id": site.id},
         "to": {"id": "caller-1"},
         "sessionId": conversation_id,

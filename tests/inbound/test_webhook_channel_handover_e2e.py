@@ -91,7 +91,9 @@ def test_sync_polling_returns_a_persons_reply_on_the_next_poll(site, knowledge, 
     assert first["status"] == "InProgress"
     poll_url = f"/chatbot/hooks/{site.id}/poll/{first['pollId']}"
     workers.start(**FAST_SWEEP)
-    done = wait_until(lambda: (a := Client().post(poll_url, headers=auth).json())["status"] == "Completed" and a, what="poll completed")
+    done = wait_until(
+        lambda: (a := Client().post(poll_url, headers=auth).json())["status"] == "Completed" and a, what="poll completed"
+    )
     assert (done["endReason"], done["data"]) == ("AgentTransfer", [])
     conversation = Conversation.objects.get(integration=instance, external_id="caller-3")
     person_replies(site, conversation.id, PERSON)

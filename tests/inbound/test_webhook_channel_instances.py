@@ -101,8 +101,16 @@ def test_webhook_channel_settings_on_another_connector_are_400(api):
 
 # --- admin ---------------------------------------------------------------------------------------
 def test_admin_adds_an_instance_and_shows_its_credentials_once(admin_client, site):
-    form = {"name": "IVR", "site": site.pk, "connector_type": "webhook", "active": "on", "api_version": "v2", "mode": "sync",
-            "jwt_algorithm": "HS512", "polling": "on"}
+    form = {
+        "name": "IVR",
+        "site": site.pk,
+        "connector_type": "webhook",
+        "active": "on",
+        "api_version": "v2",
+        "mode": "sync",
+        "jwt_algorithm": "HS512",
+        "polling": "on",
+    }
     response = admin_client.post(f"{INTEGRATIONS}add/", form, follow=True)
 
     instance = Integration.objects.get()
@@ -129,8 +137,16 @@ def test_admin_refuses_async_without_a_post_url_as_a_form_error(admin_client, si
 
 
 def test_admin_refuses_a_new_instance_with_bad_settings_as_a_form_error(admin_client, site):
-    form = {"name": "IVR", "site": site.pk, "connector_type": "webhook", "active": "on", "api_version": "v2",
-            "mode": "async", "jwt_algorithm": "HS256", "post_url": ""}
+    form = {
+        "name": "IVR",
+        "site": site.pk,
+        "connector_type": "webhook",
+        "active": "on",
+        "api_version": "v2",
+        "mode": "async",
+        "jwt_algorithm": "HS256",
+        "post_url": "",
+    }
     response = admin_client.post(f"{INTEGRATIONS}add/", form)
 
     assert response.status_code == 200 and "set post_url" in unescape(response.content.decode())

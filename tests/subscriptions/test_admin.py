@@ -44,16 +44,28 @@ def page(admin, url: str) -> str:
 def delivery_with_attempts(webhook, *, status="failed", codes=(503,), created_at=None) -> Delivery:
     """A delivery of a webhook.test event, finished as `status`, with one attempt per status code."""
     delivery = webhook_send_test(webhook=webhook).deliveries.get()
-    changes = dict(status=status, attempt_count=len(codes), last_status_code=codes[-1], leased_until=None,
-                   lease_token=None, next_attempt_at=None if status != "pending" else timezone.now())
+    changes = dict(
+        status=status,
+        attempt_count=len(codes),
+        last_status_code=codes[-1],
+        leased_until=None,
+        lease_token=None,
+        next_attempt_at=None if status != "pending" else timezone.now(),
+    )
     if created_at:
         changes["created_at"] = created_at
     Delivery.objects.filter(pk=delivery.pk).update(**changes)
     for number, code in enumerate(codes, 1):
         Attempt.objects.create(
-            delivery=delivery, number=number, at=timezone.now(), status_code=code, succeeded=200 <= code < 300,
+            delivery=delivery,
+            number=number,
+            at=timezone.now(),
+            status_code=code,
+            succeeded=200 <= code < 300,
             request_headers={"X-Agentbot-Signature": f"t=1,v1=sig{number}", "X-Agentbot-Delivery-Id": delivery.id},
-            response_headers={"Retry-After": "30"}, response_body=f"answer {number}", duration_ms=40 + number,
+            response_headers={"Retry-After": "30"},
+            response_body=f"answer {number}",
+            duration_ms=40 + number,
             error="" if 200 <= code < 300 else f"HTTP {code}",
         )
     delivery.refresh_from_db()
@@ -64,8 +76,14 @@ def delivery_with_attempts(webhook, *, status="failed", codes=(503,), created_at
 def test_admin_creates_a_webhook_and_sees_the_secret_once(admin, site):
     response = admin.post(
         f"{WEBHOOKS}add/",
-        {"site": site.pk, "url": "https://crm.example.com/hook", "events": ["message.created", "ticket.created"],
-         "format": "agentbot", "enabled": "on", "description": "CRM"},
+        {
+            "site": site.pk,
+            "url": "https://crm.example.com/hook",
+            "events": ["message.created", "ticket.created"],
+            "format": "agentbot",
+            "enabled": "on",
+            "description": "CRM",
+        },
         follow=True,
     )
     webhook = Webhook.objects.get()
@@ -89,8 +107,9 @@ def test_admin_refuses_a_bad_url_with_a_message(admin, site, settings):
 
 
 def test_enabling_in_the_form_clears_the_reason_the_service_disabled_it(admin, site, webhook_factory):
-    webhook = webhook_factory(site=site, enabled=False, disabled_reason="the receiver answered 410 Gone",
-                              disabled_at=timezone.now())
+    webhook = webhook_factory(
+        site=site, enabled=False, disabled_reason="the receiver answered 410 Gone", disabled_at=timezone.now()
+    )
     admin.post(
         f"{WEBHOOKS}{webhook.pk}/change/",
         {"url": webhook.url, "events": ["*"], "format": "agentbot", "enabled": "on", "description": ""},
@@ -107,10 +126,21 @@ def test_webhook_list_shows_last_delivery_success_rate_failures_and_state(admin,
     delivery_with_attempts(healthy, status="failed", codes=(500, 500))
     delivery_with_attempts(healthy, status="succeeded", codes=(200,))
     delivery_with_attempts(healthy, status="failed", codes=(503,), created_at=now - timedelta(hours=30))  # too old
-    webhook_factory(site=site, url="https://open.example.com/h", consecutive_failures=12, failing_since=now,
-                    circuit_opened_at=now, circuit_probe_at=now + timedelta(minutes=1))
-    webhook_factory(site=site, url="https://gone.example.com/h", enabled=False,
-                    disabled_reason="the receiver answered 410 Gone", disabled_at=now)
+    webhook_factory(
+        site=site,
+        url="https://open.example.com/h",
+        consecutive_failures=12,
+        failing_since=now,
+        circuit_opened_at=now,
+        circuit_probe_at=now + timedelta(minutes=1),
+    )
+    webhook_factory(
+        site=site,
+        url="https://gone.example.com/h",
+        enabled=False,
+        disabled_reason="the receiver answered 410 Gone",
+        disabled_at=now,
+    )
 
     listing = page(admin, WEBHOOKS)
     assert "66% of 3" in listing  # 2 of the 3 finished deliveries of the last 24 h succeeded
@@ -133,8 +163,11 @@ def test_webhook_list_costs_the_same_queries_for_one_webhook_or_many(admin, site
 
 @pytest.mark.parametrize(
     ("state", "shown", "hidden"),
-    [("circuit_open", "open.example.com", "ok.example.com"), ("disabled_by_service", "gone.example.com", "open.example.com"),
-     ("healthy", "ok.example.com", "gone.example.com")],
+    [
+        ("circuit_open", "open.example.com", "ok.example.com"),
+        ("disabled_by_service", "gone.example.com", "open.example.com"),
+        ("healthy", "ok.example.com", "gone.example.com"),
+    ],
 )
 def test_webhook_list_filters_by_health(admin, site, webhook_factory, state, shown, hidden):
     now = timezone.now()
@@ -158,8 +191,11 @@ def test_delivery_list_finds_a_delivery_by_any_of_its_ids_or_its_webhook_url(adm
     wanted = delivery_with_attempts(webhook_factory(site=site, url="https://wanted.example.com/h"))
     other = delivery_with_attempts(webhook_factory(site=site, url="https://other.example.com/h"))
     query = {
-        "delivery id": wanted.id, "event id": wanted.event_id, "webhook id": wanted.webhook_id,
-        "url": "WANTED.example", "two words": f"wanted {wanted.id}",
+        "delivery id": wanted.id,
+        "event id": wanted.event_id,
+        "webhook id": wanted.webhook_id,
+        "url": "WANTED.example",
+        "two words": f"wanted {wanted.id}",
     }[term]
     listing = page(admin, f"{DELIVERIES}?{urlencode({'q': query})}")
     assert wanted.id in listing and other.id not in listing
@@ -193,7 +229,7 @@ def test_webhook_page_lists_recent_deliveries_newest_first_and_charts_the_last_d
     assert change.index(newer.id) < change.index(older.id)
     assert "webhook.test" in change and "503" in change
     start = change.index('<svg class="console-chart-svg"')
-    chart = change[start:change.index("</svg>", start)]
+    chart = change[start : change.index("</svg>", start)]
     assert chart.count('fill="#2e7d32"') == 1 and chart.count('fill="#c62828"') == 1  # one bar each
     assert "1 succeeded" in change and "1 failed" in change
 
@@ -314,13 +350,15 @@ def test_delivery_page_shows_the_request_as_sent_and_every_attempt_as_a_timeline
     webhook = webhook_factory(site=site, format="leads", events=["lead.submit"])
     delivery = delivery_with_attempts(webhook, status="succeeded", codes=(503, 200))
     event = delivery.event
-    body = jsjson.dumps(get_format("leads").build_body(Envelope.of(event.id, event.type, event.site_id, event.created_at, event.data)))
+    body = jsjson.dumps(
+        get_format("leads").build_body(Envelope.of(event.id, event.type, event.site_id, event.created_at, event.data))
+    )
 
     detail = page(admin, f"{DELIVERIES}{delivery.pk}/change/")
-    request = detail[detail.index('id="request-as-sent"'):detail.index('id="attempt-timeline"')]
+    request = detail[detail.index('id="request-as-sent"') : detail.index('id="attempt-timeline"')]
     assert "t=1,v1=sig2" in request  # the latest attempt's headers, with its signature
     assert body.decode().replace('"', "&quot;") in request
-    timeline = detail[detail.index('id="attempt-timeline"'):]
+    timeline = detail[detail.index('id="attempt-timeline"') :]
     assert timeline.index("Attempt #1") < timeline.index("Attempt #2")
     for text in ["HTTP 503", "HTTP 200", "41 ms", "42 ms", "answer 1", "answer 2", "Retry-After", "t=1,v1=sig1"]:
         assert text in timeline
@@ -357,11 +395,11 @@ def test_dashboard_counts_the_last_day_the_due_backlog_and_the_failing_webhooks(
     index = page(admin, "/admin/")
     assert DASHBOARD in index
     dashboard = page(admin, DASHBOARD)
-    counts = dashboard[dashboard.index('id="dashboard-deliveries"'):dashboard.index('id="dashboard-backlog"')]
+    counts = dashboard[dashboard.index('id="dashboard-deliveries"') : dashboard.index('id="dashboard-backlog"')]
     assert re.search(r"pending</span></a></th><td>1<", counts)
     assert re.search(r"succeeded</span></a></th><td>1<", counts)
     assert re.search(r"failed</span></a></th><td>1<", counts)
     assert "10\xa0minutes" in dashboard  # the oldest due delivery's age
-    failing_table = dashboard[dashboard.index('id="failing-webhooks"'):]
+    failing_table = dashboard[dashboard.index('id="failing-webhooks"') :]
     assert "down.example.com" in failing_table and "ok.example.com" not in failing_table
     assert '<svg class="console-chart-svg"' in dashboard

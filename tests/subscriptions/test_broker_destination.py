@@ -100,8 +100,16 @@ def test_a_private_broker_is_refused_when_private_urls_are_off(api, settings):
 def test_the_admin_takes_a_broker_webhook_and_never_shows_its_password(admin_client, site):
     created = admin_client.post(
         f"{WEBHOOKS}add/",
-        {"site": site.pk, "url": URL, "exchange": "agentbot.events", "routing_key": "", "events": ["*"],
-         "format": "agentbot", "enabled": "on", "description": ""},
+        {
+            "site": site.pk,
+            "url": URL,
+            "exchange": "agentbot.events",
+            "routing_key": "",
+            "events": ["*"],
+            "format": "agentbot",
+            "enabled": "on",
+            "description": "",
+        },
         follow=True,
     )
     webhook = Webhook.objects.get()
@@ -115,8 +123,15 @@ def test_the_admin_takes_a_broker_webhook_and_never_shows_its_password(admin_cli
     # Saved again with the URL left empty: the URL and its password stay.
     kept = admin_client.post(
         f"{WEBHOOKS}{webhook.pk}/change/",
-        {"url": "", "exchange": "agentbot.events", "routing_key": "crm", "events": ["*"], "format": "agentbot",
-         "enabled": "on", "description": ""},
+        {
+            "url": "",
+            "exchange": "agentbot.events",
+            "routing_key": "crm",
+            "events": ["*"],
+            "format": "agentbot",
+            "enabled": "on",
+            "description": "",
+        },
     )
     assert kept.status_code == 302, kept.content.decode()[:2000]
     webhook.refresh_from_db()
@@ -132,8 +147,17 @@ def test_the_admin_takes_a_broker_webhook_and_never_shows_its_password(admin_cli
     ],
 )
 def test_the_admin_shows_a_bad_broker_webhook_as_a_form_error(admin_client, site, fields, field, phrase):
-    data = {"site": site.pk, "url": URL, "exchange": "agentbot.events", "routing_key": "", "events": ["*"],
-            "format": "agentbot", "enabled": "on", "description": "", **fields}
+    data = {
+        "site": site.pk,
+        "url": URL,
+        "exchange": "agentbot.events",
+        "routing_key": "",
+        "events": ["*"],
+        "format": "agentbot",
+        "enabled": "on",
+        "description": "",
+        **fields,
+    }
     response = admin_client.post(f"{WEBHOOKS}add/", data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors

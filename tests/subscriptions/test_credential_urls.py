@@ -25,8 +25,10 @@ WEBHOOKS = "/admin/subscriptions/webhook/"
     [
         (SLACK_URL, "https://hooks.slack.com/…sEcR"),
         ("https://discord.com/api/webhooks/1234567890/abcdefTOKEN9z?wait=true", "https://discord.com/…true"),
-        ("https://prod-01.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig=Zx9q",
-         "https://prod-01.westus.logic.azure.com:443/…Zx9q"),
+        (
+            "https://prod-01.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig=Zx9q",
+            "https://prod-01.westus.logic.azure.com:443/…Zx9q",
+        ),
         ("amqp://agent:s3cret-pass@rabbit.internal:5672/agentbot-vhost", "amqp://rabbit.internal:5672/…host"),
         ("https://x.example/ab", "https://x.example/…"),  # too short to show any of it
         ("not a url", "…"),

@@ -7,8 +7,8 @@ import pytest
 from django.db import connection, transaction
 
 from deliveries import handoff
-from deliveries.services.publish import event_publish
 from deliveries.models import Delivery
+from deliveries.services.publish import event_publish
 from subscriptions.models import Webhook
 from tests.conftest import client_for
 from tests.factories import SiteFactory, WebhookFactory

@@ -127,7 +127,6 @@ class BrokerQueue:
             self._thread.join(timeout=5)
 
 
-
 # --- the broker's process (fault tests) ------------------------------------------------------
 def broker_answers() -> bool:
     """The broker speaks AMQP: to the protocol header it answers with a method frame

@@ -32,7 +32,11 @@ class Service:
         self.log_path = log_dir / f"serve-{self.port}.log"
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, "manage.py", "serve"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.key = self._wait_ready()

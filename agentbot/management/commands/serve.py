@@ -12,18 +12,26 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from agentbot.supervisor import ChildSpec, Supervisor
+from core.models import DEMO_SITE
+from core.services import api_key_create, site_get_or_create
 from inbound import integrations
 from inbound.models import ConnectorType, Integration, KnowledgeEntry
 from inbound.origins import origin_normalise
-from core.models import DEMO_SITE
-from core.services import api_key_create, site_get_or_create
-from agentbot.supervisor import ChildSpec, Supervisor
 
 # What the demo webchat can answer; anything else goes to a person.
 DEMO_KNOWLEDGE = [
     ("What are your opening hours?", "We are open from 9:00 to 18:00, Monday to Friday.", "hours, open, opening"),
-    ("How long does shipping take?", "Orders leave within one business day and arrive in 2 to 5 days.", "shipping, delivery, ship"),
-    ("How do I return an item?", "Return any item within 30 days: write to returns@shop.example with your order number.", "return, refund"),
+    (
+        "How long does shipping take?",
+        "Orders leave within one business day and arrive in 2 to 5 days.",
+        "shipping, delivery, ship",
+    ),
+    (
+        "How do I return an item?",
+        "Return any item within 30 days: write to returns@shop.example with your order number.",
+        "return, refund",
+    ),
 ]
 
 
@@ -32,8 +40,18 @@ def service_commands(*, host: str, port: int) -> list[ChildSpec]:
     one Celery worker with embedded beat."""
     python = sys.executable
     web = [
-        python, "-m", "uvicorn", "agentbot.asgi:application", "--host", host, "--port", str(port),
-        "--ws-max-size", "1048576", "--lifespan", "off",
+        python,
+        "-m",
+        "uvicorn",
+        "agentbot.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--ws-max-size",
+        "1048576",
+        "--lifespan",
+        "off",
     ]
     if settings.AGENTBOT_WEB_WORKERS > 1:
         web += ["--workers", str(settings.AGENTBOT_WEB_WORKERS)]

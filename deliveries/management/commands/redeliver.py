@@ -1,4 +1,4 @@
-from datetime import timezone
+from datetime import UTC
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         if moment is None:
             raise CommandError(f"--since must be an ISO 8601 time such as 2026-11-24T00:00:00Z, got {since!r}")
         if is_naive(moment):
-            moment = make_aware(moment, timezone.utc)
+            moment = make_aware(moment, UTC)
         hook = Webhook.objects.filter(pk=webhook).first()
         if hook is None:
             raise CommandError(f"no webhook {webhook!r}")

@@ -27,6 +27,7 @@ class Chat2DeskFields(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=_("Chat2Desk's API token, stored encrypted and never shown. Leave it blank to keep the current one."),
     )
+
     def clean_api_url(self):
         # The same URL policy the service applies, here so that a refused URL is a form error.
         api_url = self.cleaned_data.get("api_url", "")

@@ -52,9 +52,7 @@ def connector_webhook(request, connector_type: str, integration_id: str):
     if parse is None:
         known = ", ".join(WEBHOOK_CONNECTORS)
         return refuse(404, "unknown_connector", f"there is no webhook connector {connector_type!r}; known: {known}")
-    integration = (
-        Integration.objects.select_related("site").filter(pk=integration_id, connector_type=connector_type).first()
-    )
+    integration = Integration.objects.select_related("site").filter(pk=integration_id, connector_type=connector_type).first()
     if integration is None:
         return refuse(404, "integration_not_found", f"there is no {connector_type} integration {integration_id}")
     if request.method == "GET":

@@ -124,9 +124,7 @@ def session_open(*, auth, origin: str | None, own_origins: list[str]) -> Session
         raise Refused("invalid_auth", 'connect with auth {"integration": "intg_…", "session": "<saved session, optional>"}')
     integration_id = auth["integration"][:100]
     integration = (
-        Integration.objects.select_related("site")
-        .filter(pk=integration_id, connector_type=ConnectorType.WEBCHAT)
-        .first()
+        Integration.objects.select_related("site").filter(pk=integration_id, connector_type=ConnectorType.WEBCHAT).first()
     )
     if integration is None:
         raise Refused("integration_not_found", f"there is no webchat integration {integration_id}; check data-integration")
@@ -216,7 +214,9 @@ def message_receive(*, session: Session, text: str) -> InboundEvent:
         "source": {"sessionId": session.visitor_id},
         "page_url": session.page_url,
     }
-    return services.inbound_receive(integration=session.integration, parsed=Parsed(kind="message", payload=payload), dispatch=False)
+    return services.inbound_receive(
+        integration=session.integration, parsed=Parsed(kind="message", payload=payload), dispatch=False
+    )
 
 
 @dataclass

@@ -63,6 +63,7 @@ for library_logger in (socketio_logger, engineio_logger):
     library_logger.setLevel(logging.WARNING)
 engineio_logger.addFilter(_MalformedPackets())
 
+
 def _origin_checked_at_connect(origin, environ) -> bool:
     """The engine lets every origin through (and answers polling requests with CORS headers for
     it, so a page's browser may read them): the connect handler checks the integration's allowed
@@ -163,9 +164,7 @@ async def connect(sid, environ, auth):
         )
     connections_by_address[address] += 1  # counted before the wait, so parallel connects count too
     try:
-        session = await db(
-            webchat.session_open, auth=auth, origin=environ.get("HTTP_ORIGIN"), own_origins=own_origins(environ)
-        )
+        session = await db(webchat.session_open, auth=auth, origin=environ.get("HTTP_ORIGIN"), own_origins=own_origins(environ))
     except webchat.Refused as exc:
         address_release(address)
         raise socketio.exceptions.ConnectionRefusedError(str(exc), {"error": exc.code}) from None

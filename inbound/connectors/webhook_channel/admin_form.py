@@ -57,9 +57,7 @@ class WebhookChannelFields(forms.Form):
         connector = cleaned.get("connector_type") if adding else self.instance.connector_type
         if connector == ConnectorType.WEBHOOK and not self.errors:
             try:
-                cleaned.update(
-                    channel_settings(changes=self.channel_changes(), current=None if adding else self.instance)
-                )
+                cleaned.update(channel_settings(changes=self.channel_changes(), current=None if adding else self.instance))
             except ValidationError as exc:
                 self.add_error(None, exc)
         return cleaned

@@ -15,7 +15,9 @@ class WebhookChannelOutput(serializers.Serializer):
     api_version = serializers.ChoiceField(choices=ApiVersion.choices, required=False)
     mode = serializers.ChoiceField(choices=ChannelMode.choices, required=False)
     # A plain string: "" (no POST_URL) would match both branches of a URL field's schema.
-    post_url = serializers.CharField(read_only=True, help_text="Webhook channel, async mode: where the agent's messages are posted.")
+    post_url = serializers.CharField(
+        read_only=True, help_text="Webhook channel, async mode: where the agent's messages are posted."
+    )
     polling = serializers.BooleanField(
         required=False, help_text="Webhook channel v2, synchronous mode: answer with a pollId when the agent is not done."
     )
@@ -30,10 +32,17 @@ class WebhookChannelInput(serializers.Serializer):
     api_version = serializers.ChoiceField(choices=ApiVersion.choices, required=False, help_text="Webhook channel: v1 or v2")
     mode = serializers.ChoiceField(choices=ChannelMode.choices, required=False, help_text="Webhook channel: sync or async")
     post_url = StrictCharField(
-        max_length=2048, allow_blank=True, required=False, help_text="Webhook channel, async mode: where the agent's messages are posted"
+        max_length=2048,
+        allow_blank=True,
+        required=False,
+        help_text="Webhook channel, async mode: where the agent's messages are posted",
     )
-    polling = StrictBooleanField(required=False, help_text="Webhook channel, v2 sync: answer with a pollId when the agent is not done")
-    jwt_algorithm = serializers.ChoiceField(choices=JwtAlgorithm.choices, required=False, help_text="Webhook channel: how your JWTs are signed")
+    polling = StrictBooleanField(
+        required=False, help_text="Webhook channel, v2 sync: answer with a pollId when the agent is not done"
+    )
+    jwt_algorithm = serializers.ChoiceField(
+        choices=JwtAlgorithm.choices, required=False, help_text="Webhook channel: how your JWTs are signed"
+    )
     public_key = StrictCharField(
         max_length=10000, allow_blank=True, required=False, help_text="Webhook channel, RS256/RS512: your public key (PEM)"
     )

@@ -27,7 +27,9 @@ def channel_settings(*, changes: dict, current: Integration | None) -> dict:
             raise ValidationError({"public_key": f"the public key {problem}"})
         cleaned["public_key"] = pem + "\n" if pem else ""
     if merged["jwt_algorithm"] in RSA_ALGORITHMS and not (cleaned.get("public_key", merged["public_key"]) or "").strip():
-        raise ValidationError({"public_key": f"{merged['jwt_algorithm']} verifies the client's tokens with its public key: set public_key (PEM)"})
+        raise ValidationError(
+            {"public_key": f"{merged['jwt_algorithm']} verifies the client's tokens with its public key: set public_key (PEM)"}
+        )
     if changes.get("post_url"):
         try:
             cleaned["post_url"] = webhook_validate_url(changes["post_url"])

@@ -167,7 +167,7 @@ def parse(body: dict, *, api_version: str) -> Parsed:
         if val not in EVENTS:
             raise PayloadError(f"message.val must be {' or '.join(EVENTS)} when message.type is event")
         return Parsed("status", {**common, "event": val})
-    text, extra = (_parse_v2(message) if api_version == ApiVersion.V2 else _parse_v1(message))
+    text, extra = _parse_v2(message) if api_version == ApiVersion.V2 else _parse_v1(message)
     tags = _tags(body)
     metadata = {**extra}
     if tags.get("messageLevelTags"):

@@ -135,7 +135,9 @@ def session_event_apply(*, integration: Integration, parsed: Parsed) -> HookAnsw
         # Ordered with the user's messages (see inbound/services.py, _accept_message).
         Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
         conversation = (
-            Conversation.objects.filter(integration=integration, external_id=user_id, status="open").order_by("-created_at").first()
+            Conversation.objects.filter(integration=integration, external_id=user_id, status="open")
+            .order_by("-created_at")
+            .first()
         )
         if payload["event"] == EVENT_SESSION_CLOSURE:
             if conversation is None:

@@ -40,7 +40,9 @@ def _allowed(request, methods: tuple[str, ...]) -> None:
 
 def _claims(request, integration: Integration) -> dict:
     if not integration.active:
-        raise Refused(403, "channel_inactive", f"webhook channel instance {integration.id} is not enabled; enable it to receive messages")
+        raise Refused(
+            403, "channel_inactive", f"webhook channel instance {integration.id} is not enabled; enable it to receive messages"
+        )
     try:
         return jwt_claims(integration=integration, authorization=request.headers.get("Authorization", ""))
     except AuthError as exc:
