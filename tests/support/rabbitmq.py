@@ -3,6 +3,7 @@ read as a subscriber's consumer would, and removed afterwards; and stopping and 
 broker for the fault tests."""
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import threading
@@ -57,6 +58,10 @@ class BrokerQueue:
 
     async def _declare(self) -> None:
         if not usable(self._connection):  # also when only aiormq noticed that the broker went away
+            if self._connection is not None and not self._connection.is_closed:
+                # Closed here, on its loop: dropped open, its finaliser would try from another thread.
+                with contextlib.suppress(Exception):
+                    await self._connection.close()
             self._connection = await aio_pika.connect(BROKER, timeout=10)
             self._channel = None
         if self._channel is None or self._channel.is_closed:
