@@ -36,6 +36,8 @@ class AsgiServer:
         self.log_path = log_dir / f"uvicorn-{self.port}.log"
         args = [sys.executable, "-m", "uvicorn", "agentbot.asgi:application", "--host", "127.0.0.1"]
         args += ["--port", str(self.port), "--no-access-log", "--ws-max-size", "1048576"]
+        # A polling client's long poll stays open until the next ping (25 s): stop within 2 s of SIGTERM.
+        args += ["--timeout-graceful-shutdown", "2"]
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready()
