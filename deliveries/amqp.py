@@ -35,7 +35,7 @@ from pamqp.commands import Basic
 
 from core.process import PerProcess
 from deliveries import http
-from subscriptions.url_policy import BrokerTarget, UrlNotAllowed, broker_url_parse
+from subscriptions.url_policy import MASKED_PASSWORD, BrokerTarget, UrlNotAllowed, broker_url_parse
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ def scrub(text: str, password: str) -> str:
     """Whatever a library's error says, it never carries the password (nor its URL-encoded form)."""
     if password:
         for form in {password, quote(password, safe="")}:
-            text = text.replace(form, "****")
+            text = text.replace(form, MASKED_PASSWORD)
     return text
 
 

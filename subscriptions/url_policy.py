@@ -342,6 +342,7 @@ def _broker_vhost(path: str) -> str:
     return vhost
 
 
+@lru_cache(maxsize=4096)  # each publish reads its webhook's URL, as url_parse is cached for each POST
 def broker_url_parse(url: str) -> BrokerTarget:
     """The broker URL's target, or UrlNotAllowed saying what is wrong with it. User and password
     are required (a broker's default guest account only answers on its own machine); options in a

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.logging import log_delivery
 from deliveries import bulk, endpoint_health, engine, handoff, http
-from deliveries.formats import get_format
+from deliveries.formats import DeliveryFormat, get_format
 from deliveries.models import Delivery
 from deliveries.services.leases import dispatch_until, lease_token
 from deliveries.services.publish import event_publish
@@ -240,7 +240,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
     outcomes = []
     for job, result in sent:
         fmt = get_format(job.format)
-        ok = attempt_succeeded(job, result)
+        ok = attempt_succeeded(job, result, fmt)
         error = result.error or ("" if ok else _failure_reason(fmt.name, result))
         status, position, next_at = delivery_schedule_next(
             format_name=fmt.name,
@@ -326,11 +326,11 @@ def outcomes_store(outcomes: list[bulk.Outcome], *, now: datetime) -> None:
         )
 
 
-def attempt_succeeded(job: engine.Job, result: http.OutboundResult) -> bool:
-    """A broker's confirm, or the format's rule on the HTTP answer."""
+def attempt_succeeded(job: engine.Job, result: http.OutboundResult, fmt: DeliveryFormat) -> bool:
+    """A broker's confirm, or the format's rule (`fmt`, the job's) on the HTTP answer."""
     if job.is_broker:
         return result.confirmed and not result.error
-    return result.status_code is not None and get_format(job.format).is_success(result.status_code, result.body)
+    return result.status_code is not None and fmt.is_success(result.status_code, result.body)
 
 
 def _failure_reason(format_name: str, result: http.OutboundResult) -> str:
