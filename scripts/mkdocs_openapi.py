@@ -156,7 +156,10 @@ def component_render(name: str, schema: dict) -> list[str]:
             lines += ["No other field is accepted.", ""]
     else:
         described = constraints_describe(schema)
-        lines += [f"{type_describe({k: v for k, v in schema.items() if k != 'description'})}" + (f": {described}" if described else ""), ""]
+        lines += [
+            f"{type_describe({k: v for k, v in schema.items() if k != 'description'})}" + (f": {described}" if described else ""),
+            "",
+        ]
     return lines
 
 
