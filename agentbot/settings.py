@@ -291,7 +291,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # Events, deliveries and attempts older than this are deleted by an hourly beat task.
 AGENTBOT_RETENTION_DAYS = env_float("AGENTBOT_RETENTION_DAYS", 30.0)
 # How long a web process trusts an API key it found valid before looking it up again: a key revoked
-# in the admin of another process keeps working at most this long (README "Configuration").
+# in the admin of another process keeps working at most this long (docs/configuration.md).
 AGENTBOT_API_KEY_CACHE_SECONDS = env_float("AGENTBOT_API_KEY_CACHE_SECONDS", 5.0)
 
 # Endpoint health (deliveries/endpoint_health.py).
@@ -299,7 +299,7 @@ AGENTBOT_CIRCUIT_THRESHOLD = int(env_float("AGENTBOT_CIRCUIT_THRESHOLD", 10))
 AGENTBOT_CIRCUIT_PROBE_INTERVAL = env_float("AGENTBOT_CIRCUIT_PROBE_INTERVAL", 60.0)
 AGENTBOT_DISABLE_AFTER_DAYS = env_float("AGENTBOT_DISABLE_AFTER_DAYS", 5.0)
 
-# --- inbound channels (seed 000) ---------------------------------------------------------------
+# --- inbound channels (the inbound webhooks document) ------------------------------------------
 # The service's public base URL, for the webhook URL the register-webhook helper gives Chat2Desk;
 # unset, the URL of the request that asked for the registration.
 AGENTBOT_PUBLIC_URL = os.environ.get("AGENTBOT_PUBLIC_URL", "").rstrip("/")
@@ -320,7 +320,7 @@ AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 300
 # How often the sweep hands out stored inbound events no worker finished (whole seconds: see
 # CELERY_BEAT_SCHEDULE).
 AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_SWEEP_INTERVAL", 30.0)))
-# The webhook channel (seed 003), v2 synchronous with polling: how long a request waits for the
+# The webhook channel, v2 synchronous with polling: how long a request waits for the
 # agent before it answers with a pollId instead.
 AGENTBOT_WEBHOOK_POLL_WAIT = env_float("AGENTBOT_WEBHOOK_POLL_WAIT", 3.0)
 
@@ -335,7 +335,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": _SWEEP_EVERY,
         "options": {"expires": _SWEEP_EVERY},
     },
-    # Seed 004: once a day, each lead or appointment of the past day whose delivery failed is offered once more.
+    # The Leads webhook document: once a day, each lead or appointment of the past day whose delivery failed is offered once more.
     "leads-reoffer-failed": {
         "task": "deliveries.tasks.leads_reoffer_failed",
         "schedule": crontab(minute=0, hour=4),
@@ -355,9 +355,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- web server (agentbot/management/commands/serve.py) ------------------------------------------
 # uvicorn processes `make run` starts on the one port, and the threads Django runs on in each
-# (agentbot/serving.py; 0: Django's ASGI handler). Chosen by bench/api.py (README "Serving"). Each
+# (agentbot/serving.py; 0: Django's ASGI handler). Chosen by bench/api.py (docs/configuration.md, "Serving"). Each
 # process has its own database pool and its own webchat connection limits.
-# One by default: a webchat long-polling session lives in the process that opened it (README "Serving").
+# One by default: a webchat long-polling session lives in the process that opened it (docs/configuration.md, "Serving").
 AGENTBOT_WEB_WORKERS = int(env_float("AGENTBOT_WEB_WORKERS", 1))
 AGENTBOT_WEB_THREADS = int(env_float("AGENTBOT_WEB_THREADS", 8))
 if AGENTBOT_WEB_WORKERS < 1 or AGENTBOT_WEB_THREADS < 0:

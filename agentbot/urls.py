@@ -80,9 +80,9 @@ urlpatterns = [
     *moved_admin,
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    # Seed 000's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
+    # The inbound webhooks document's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
     path("api/webhook/<slug:connector_type>/<intg:integration_id>", chat2desk_views.connector_webhook, name="connector-webhook"),
-    # Seed 003's URLs: the webhook channel, its further instances, and v2 polling.
+    # The webhook channel's URLs, as its document names them: the first instance, the further ones, and v2 polling.
     path("chatbot/hooks/<site:bot_id>", webhook_channel_views.hook, name="webhook-channel"),
     path(
         "chatbot/hooks/<site:bot_id>/hookInstance/<intg:instance_id>",
