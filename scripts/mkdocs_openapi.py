@@ -19,6 +19,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("get", "post", "put", "patch", "delete")
 REFERENCE_URI = "api/reference.md"
+# The groups of operations, in the order a newcomer needs them; a group not named here follows, by name.
+GROUPS = {
+    "webhooks": "Webhooks",
+    "events": "Events",
+    "deliveries": "Deliveries",
+    "event-types": "Event types",
+    "conversations": "Conversations",
+    "tickets": "Tickets",
+    "leads": "Leads",
+    "appointments": "Appointments",
+    "integrations": "Integrations",
+    "knowledge": "Knowledge base",
+}
 SCHEMA_URI = "api/openapi.json"
 
 
@@ -105,6 +118,15 @@ def body_schema(content: dict) -> tuple[str, dict] | None:
     return None
 
 
+def example_render(title: str, content: dict) -> list[str]:
+    """The schema's example of a body, as a JSON block (nothing when it has none)."""
+    for spec in content.values():
+        if "example" in spec:
+            text = json.dumps(spec["example"], indent=2, ensure_ascii=False)
+            return [f"{title}:", "", "```json", text, "```", ""]
+    return []
+
+
 def operation_render(method: str, path: str, operation: dict) -> list[str]:
     lines = [f"### `{method.upper()} {path}` {{ #{operation_anchor(method, path)} }}", ""]
     if operation.get("summary"):
@@ -131,12 +153,16 @@ def operation_render(method: str, path: str, operation: dict) -> list[str]:
             media_type, schema = found
             required = "required" if request.get("required") else "optional"
             lines += [f"**Body** ({required}, `{media_type}`): {type_describe(schema)}", ""]
+            lines += example_render("Example", request.get("content", {}))
     lines += ["| answer | body | meaning |", "|---|---|---|"]
     for status, response in sorted(operation.get("responses", {}).items()):
         found = body_schema(response.get("content", {}))
         body = type_describe(found[1]) if found else "—"
         lines.append(f"| {status} | {cell(body)} | {cell(response.get('description', ''))} |")
     lines.append("")
+    success = [response for status, response in sorted(operation.get("responses", {}).items()) if status.startswith("2")]
+    if success:
+        lines += example_render("An answer", success[0].get("content", {}))
     return lines
 
 
@@ -192,8 +218,10 @@ def reference_markdown(schema: dict) -> str:
         for method in METHODS:
             if method in item:
                 groups.setdefault(group_of(path), []).append((method, path, item[method]))
-    for group, operations in groups.items():
-        lines += [f"## {group}", ""]
+    order = [name for name in GROUPS if name in groups] + sorted(name for name in groups if name not in GROUPS)
+    for group in order:
+        lines += [f"## {GROUPS.get(group, group.capitalize())}", ""]
+        operations = groups[group]
         for method, path, operation in operations:
             lines += operation_render(method, path, operation)
     lines += ["## Schemas", ""]
