@@ -83,6 +83,21 @@ def test_the_readme_is_a_short_doorway_to_pages_that_exist():
     assert missing == []
 
 
+def test_the_configuration_page_names_every_environment_variable_the_code_reads():
+    """A variable the service reads (os.environ, or settings.py's env_* helpers) is in docs/configuration.md."""
+    read = re.compile(r"""(?:os\.environ\.get|os\.getenv|os\.environ\[|env_[a-z]+)\(?\s*["']([A-Z][A-Z0-9_]+)["']""")
+    sources = [
+        path
+        for app in ("agentbot", "core", "deliveries", "domain", "inbound", "subscriptions")
+        for path in (ROOT / app).rglob("*.py")
+    ]
+    names = {name for path in sources for name in read.findall(path.read_text())} - {"DJANGO_SETTINGS_MODULE"}
+    assert len(names) > 40
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    missing = sorted(name for name in names if f"`{name}`" not in page)
+    assert missing == [], f"add these to docs/configuration.md: {missing}"
+
+
 def test_no_page_calls_a_product_document_a_seed():
     pages = [README, ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
     named = [str(page.relative_to(ROOT)) for page in pages if re.search(r"\bseeds?\b", page.read_text(), flags=re.I)]
