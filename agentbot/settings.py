@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "deliveries",
     "domain",
     "inbound",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -323,6 +324,19 @@ AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_S
 # The webhook channel (seed 003), v2 synchronous with polling: how long a request waits for the
 # agent before it answers with a pollId instead.
 AGENTBOT_WEBHOOK_POLL_WAIT = env_float("AGENTBOT_WEBHOOK_POLL_WAIT", 3.0)
+
+# --- the site portal (portal/) ------------------------------------------------------------------
+# How long a portal session lasts from the moment it was opened (a link or a member's login).
+AGENTBOT_PORTAL_SESSION_SECONDS = env_float("AGENTBOT_PORTAL_SESSION_SECONDS", 4 * 3600)
+# A host app on another site (not a subdomain of the same registrable domain) frames the portal
+# only if the session and CSRF cookies go with the iframe's requests: DJANGO_COOKIE_SAMESITE=None,
+# which browsers accept only with Secure cookies (HTTPS). Lax (the default) serves same-site hosts.
+COOKIE_SAMESITE = os.environ.get("DJANGO_COOKIE_SAMESITE", "Lax").strip() or "Lax"
+if COOKIE_SAMESITE not in ("Lax", "Strict", "None"):
+    raise ImproperlyConfigured(f"DJANGO_COOKIE_SAMESITE is Lax, Strict or None, got {COOKIE_SAMESITE!r}")
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = COOKIE_SAMESITE
+if COOKIE_SAMESITE == "None":
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 # --- periodic tasks (django-celery-beat) -------------------------------------------------------
 # django-celery-beat stores an interval as whole seconds: a fractional one would be saved rounded

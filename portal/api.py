@@ -1,0 +1,57 @@
+"""POST /api/v1/portal-links: a host app asks, with its site's API key, for a link that opens the
+site's portal (in a page or an iframe)."""
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api.auth import site_of
+from core.api.fields import StrictBooleanField
+from core.api.serializers import StrictSerializer
+from portal import services
+
+
+class PortalLinkInputSerializer(StrictSerializer):
+    expires_in = serializers.IntegerField(
+        required=False,
+        default=services.LINK_DEFAULT_SECONDS,
+        min_value=services.LINK_MIN_SECONDS,
+        max_value=services.LINK_MAX_SECONDS,
+        help_text="seconds the link may be opened in (once); default 3600",
+    )
+    read_only = StrictBooleanField(required=False, default=False, help_text="the portal opened shows, and changes nothing")
+    read_only_names = ["url", "expires_at"]
+
+
+def portal_base_url(request) -> str:
+    return settings.AGENTBOT_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
+
+
+class PortalLinkCreateView(APIView):
+    @extend_schema(
+        request=PortalLinkInputSerializer,
+        responses={
+            201: inline_serializer(
+                "PortalLink",
+                {
+                    "url": serializers.CharField(help_text="opens the site's portal once; the token is in its #fragment"),
+                    "expires_at": serializers.DateTimeField(),
+                },
+            )
+        },
+        summary="A single-use link to the site's portal",
+    )
+    def post(self, request):
+        data = PortalLinkInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        link, token = services.portal_link_create(site=site_of(request), **data.validated_data)
+        # The token rides in the #fragment: browsers never send it to a server, so it reaches no
+        # access log and no Referer; the landing page's script posts it once.
+        url = f"{portal_base_url(request)}{reverse('portal:enter')}#{token}"
+        return Response(
+            {"url": url, "expires_at": serializers.DateTimeField().to_representation(link.expires_at)},
+            status=status.HTTP_201_CREATED,
+        )
