@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from deliveries.models import Delivery
+from portal.templatetags.portal import STATUS_LABELS
 from subscriptions import services as subscription_services
 from subscriptions.event_types import ALL_EVENTS, CATALOGUE, MESSAGE_RECEIVED, SUBSCRIPTION_NAMES
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
@@ -110,7 +111,7 @@ class DeliveryFilterForm(forms.Form):
     status = forms.ChoiceField(
         label=_("Status"),
         required=False,
-        choices=[("", _("Any status")), *((s.value, s.label) for s in Delivery.Status)],
+        choices=[("", _("Any status")), *((s.value, STATUS_LABELS[s.value]) for s in Delivery.Status)],
     )
     event_type = forms.ChoiceField(
         label=_("Event type"), required=False, choices=lambda: [("", _("Any event")), *((n, n) for n in CATALOGUE)]

@@ -49,9 +49,7 @@ def webhook_portal_state(webhook: Webhook) -> tuple[str, str]:
     if not webhook.enabled:
         return "disabled", webhook.disabled_reason
     if webhook.circuit_open:
-        return "circuit_open", _("held after %(n)d failures in a row; probed once a minute") % {
-            "n": webhook.consecutive_failures
-        }
+        return "circuit_open", _("held after %(n)d failures in a row; probed once a minute") % {"n": webhook.consecutive_failures}
     if webhook.consecutive_failures:
         return "failing", _("%(n)d failures in a row") % {"n": webhook.consecutive_failures}
     return "active", ""

@@ -27,15 +27,11 @@ def portal_link_validate_expires_in(expires_in) -> int:
     if isinstance(expires_in, bool) or not isinstance(expires_in, int):
         raise ValidationError({"expires_in": "expires_in is a whole number of seconds, as in 3600"})
     if not LINK_MIN_SECONDS <= expires_in <= LINK_MAX_SECONDS:
-        raise ValidationError(
-            {"expires_in": f"expires_in is between {LINK_MIN_SECONDS} and {LINK_MAX_SECONDS} seconds (7 days)"}
-        )
+        raise ValidationError({"expires_in": f"expires_in is between {LINK_MIN_SECONDS} and {LINK_MAX_SECONDS} seconds (7 days)"})
     return expires_in
 
 
-def portal_link_create(
-    *, site: Site, expires_in: int = LINK_DEFAULT_SECONDS, read_only: bool = False
-) -> tuple[PortalLink, str]:
+def portal_link_create(*, site: Site, expires_in: int = LINK_DEFAULT_SECONDS, read_only: bool = False) -> tuple[PortalLink, str]:
     """A new single-use link and its token (returned once; only its hash is stored). The token is
     signed, so a tampered one is refused before any lookup."""
     expires_in = portal_link_validate_expires_in(expires_in)

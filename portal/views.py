@@ -30,6 +30,7 @@ from portal.access import (
 from portal.forms import DeliveryFilterForm, RedeliverForm, WebhookForm
 from portal.services import LinkRefused, portal_link_redeem
 from portal.snippets import verification_snippet
+from portal.templatetags.portal import STATUS_LABELS
 from subscriptions import services as subscription_services
 from subscriptions.event_types import CATALOGUE
 
@@ -177,7 +178,9 @@ def webhook_detail(request, access, webhook_id):
             "form": form,
             "filters": filters,
             "deliveries": deliveries,
-            "hours": [{"hour": h, "total": sum(h.counts.values()), "percent": round(100 * sum(h.counts.values()) / peak)} for h in hours],
+            "hours": [
+                {"hour": h, "total": sum(h.counts.values()), "percent": round(100 * sum(h.counts.values()) / peak)} for h in hours
+            ],
             "redeliver": RedeliverForm(),
         },
     )
@@ -277,7 +280,7 @@ def delivery_outcome(request, access, delivery_id):
     return JsonResponse(
         {
             "status": delivery.status,
-            "status_label": str(delivery.get_status_display()),
+            "status_label": str(STATUS_LABELS.get(delivery.status, delivery.status)),
             "status_code": delivery.last_status_code,
             "attempt_count": delivery.attempt_count,
             "error": delivery.last_error,
@@ -305,5 +308,3 @@ def event_catalogue(request, access):
         for t in CATALOGUE.values()
     ]
     return render(request, "portal/events.html", {"access": access, "entries": entries})
-
-

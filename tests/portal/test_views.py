@@ -227,7 +227,10 @@ def test_every_change_needs_the_csrf_token(site):
     assert client.post(f"/portal/webhooks/{webhook.id}/enabled", {"enabled": "off"}).status_code == 403
     page = client.get("/portal/")
     csrf = page.context["csrf_token"]
-    assert client.post(f"/portal/webhooks/{webhook.id}/enabled", {"enabled": "off", "csrfmiddlewaretoken": str(csrf)}).status_code == 302
+    assert (
+        client.post(f"/portal/webhooks/{webhook.id}/enabled", {"enabled": "off", "csrfmiddlewaretoken": str(csrf)}).status_code
+        == 302
+    )
     webhook.refresh_from_db()
     assert webhook.paused
 
@@ -248,7 +251,9 @@ def test_allowed_origins_become_frame_ancestors_and_lift_x_frame_options(portal,
     assert "X-Frame-Options" not in response
 
 
-@pytest.mark.parametrize("origin", ["app.example.com", "https://app.example.com/path", "ftp://x.example", "https://a.example; script-src *"])
+@pytest.mark.parametrize(
+    "origin", ["app.example.com", "https://app.example.com/path", "ftp://x.example", "https://a.example; script-src *"]
+)
 def test_an_allowed_origin_that_is_not_an_origin_is_refused(site, origin):
     from django.core.exceptions import ValidationError
 
@@ -260,7 +265,12 @@ def test_an_allowed_origin_that_is_not_an_origin_is_refused(site, origin):
 def test_a_new_webhook_shows_its_secret_once(portal, site):
     response = portal.post(
         "/portal/webhooks/new",
-        {"url": "https://hooks.example.com/crm", "events": ["message.created", "lead.submit"], "format": "leads", "description": "CRM"},
+        {
+            "url": "https://hooks.example.com/crm",
+            "events": ["message.created", "lead.submit"],
+            "format": "leads",
+            "description": "CRM",
+        },
     )
     webhook = Webhook.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/portal/webhooks/{webhook.id}/secret"
@@ -286,7 +296,9 @@ def test_a_credential_url_is_shown_as_a_hint_and_kept_when_left_empty(portal, si
     webhook = WebhookFactory(site=site, url=url, format="slack")
     page = portal.get(f"/portal/webhooks/{webhook.id}").content.decode()
     assert url not in page and webhook.url_hint() in page
-    response = portal.post(f"/portal/webhooks/{webhook.id}", {"url": "", "events": ["lead.submit"], "format": "slack", "description": "x"})
+    response = portal.post(
+        f"/portal/webhooks/{webhook.id}", {"url": "", "events": ["lead.submit"], "format": "slack", "description": "x"}
+    )
     assert response.status_code == 302
     webhook.refresh_from_db()
     assert webhook.url == url and webhook.events == ["lead.submit"]
