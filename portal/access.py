@@ -97,10 +97,11 @@ def portal_access(request) -> PortalAccess | None:
 
 
 def frame_headers(response, *, site: Site | None, frame_anywhere: bool = False):
-    """No Referer leaves a portal page; who may frame it: the site's allowed origins, else only the
-    service itself. `frame_anywhere` is for the link's landing page, which shows nothing to click
+    """No Referer leaves for another origin (`same-origin`: `no-referrer` would make browsers send
+    `Origin: null` with the portal's own form posts, which CSRF protection rightly refuses); who may
+    frame it: the site's allowed origins, else only the service itself. `frame_anywhere` is for the link's landing page, which shows nothing to click
     and must load inside the host app's iframe before the site is known."""
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["Cache-Control"] = "no-store"
     origins = portal_frame_origins(site=site)
     if frame_anywhere:

@@ -73,7 +73,7 @@ def test_opening_a_link_starts_a_session_for_its_site_and_the_link_works_once(si
     assert landing.status_code == 200 and token not in landing.content.decode()
     response = open_link(client, token)
     assert response.status_code == 302 and response["Location"] == "/portal/"
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert client.get("/portal/").status_code == 200
 
     again = open_link(Client(), token)
@@ -241,7 +241,7 @@ def test_with_no_allowed_origin_the_portal_is_framed_only_by_itself(portal):
     assert "frame-ancestors 'self'" in response["Content-Security-Policy"]
     assert response["Content-Security-Policy"].endswith("frame-ancestors 'self'")
     assert response["X-Frame-Options"] == "SAMEORIGIN"
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
 
 
 def test_allowed_origins_become_frame_ancestors_and_lift_x_frame_options(portal, site):

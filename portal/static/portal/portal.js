@@ -80,6 +80,14 @@
     });
   }
 
+  // A new link opened where the last one was (an iframe's src changed, only the #fragment
+  // differing) is no new page load: load the landing page afresh (a GET) for it.
+  window.addEventListener("hashchange", function () {
+    if (window.location.hash.length > 1 && /\/portal\/enter$/.test(window.location.pathname)) {
+      window.location.replace(window.location.href);
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     enter();
     copyButtons();
