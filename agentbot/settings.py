@@ -365,6 +365,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
     "inbound-retention": {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0},
+    # Portal links that can open nothing any more (expired a day ago) are deleted.
+    "portal-links-purge": {"task": "portal.tasks.portal_links_purge", "schedule": 3600.0},
 }
 
 # --- web server (agentbot/management/commands/serve.py) ------------------------------------------

@@ -378,3 +378,28 @@ def test_the_portal_speaks_brazilian_portuguese_when_asked(portal, site):
     assert "New webhook" in english and 'lang="en' in english
     portuguese = portal.get("/portal/", **PT_BR).content.decode()
     assert "Novo webhook" in portuguese and "New webhook" not in portuguese and 'lang="pt-br"' in portuguese
+
+
+def test_the_link_token_reaches_no_log_and_no_page(api, caplog):
+    caplog.set_level("DEBUG")
+    token = api.post("/api/v1/portal-links", {}, format="json").json()["url"].split("#", 1)[1]
+    client = Client()
+    landing = client.get("/portal/enter")
+    open_link(client, token)
+    refused = open_link(Client(), token)
+    portal_page = client.get("/portal/")
+    assert refused.status_code == 403
+    for response in (landing, refused, portal_page):
+        assert token not in response.content.decode()
+    assert token not in caplog.text
+    assert token.split(":")[0] not in caplog.text
+
+
+def test_links_that_can_open_nothing_any_more_are_purged(site):
+    from portal.services import portal_links_purge
+
+    old, _ = portal_link_create(site=site)
+    fresh, _ = portal_link_create(site=site)
+    PortalLink.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=2))
+    assert portal_links_purge() == 1
+    assert list(PortalLink.objects.values_list("pk", flat=True)) == [fresh.pk]
