@@ -3,7 +3,7 @@ site's portal (in a page or an iframe)."""
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,6 +43,20 @@ class PortalLinkCreateView(APIView):
             )
         },
         summary="A single-use link to the site's portal",
+        description="The URL opens the site's portal once (in a page or an iframe), within `expires_in` seconds; "
+        "`read_only` opens one that changes nothing. See docs/portal.md.",
+        examples=[
+            OpenApiExample("A five-minute link", value={"expires_in": 300, "read_only": False}, request_only=True),
+            OpenApiExample(
+                "The link",
+                value={
+                    "url": "https://agent.example.com/portal/enter#Wm9x…:Ab3k…",
+                    "expires_at": "2026-12-07T10:05:00Z",
+                },
+                response_only=True,
+                status_codes=["201"],
+            ),
+        ],
     )
     def post(self, request):
         data = PortalLinkInputSerializer(data=request.data)
