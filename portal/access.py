@@ -21,6 +21,8 @@ from portal.models import PortalLink, SiteMembership
 from portal.services import portal_frame_origins
 
 SESSION_KEY = "portal"
+ENDED_KEY = "portal_ended_site"
+MEMBER_ENDED_KEY = "portal_member_ended"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ def _until(now: datetime) -> str:
 def portal_session_start_link(request, *, link: PortalLink) -> None:
     # A new session key: a session id planted before the link was opened is worth nothing after.
     request.session.cycle_key()
+    request.session.pop(ENDED_KEY, None)
     request.session[SESSION_KEY] = {
         "site": link.site_id,
         "via": "link",
@@ -51,6 +54,7 @@ def portal_session_start_link(request, *, link: PortalLink) -> None:
 
 
 def portal_session_start_member(request, *, site_id: str) -> None:
+    request.session.pop(MEMBER_ENDED_KEY, None)
     request.session[SESSION_KEY] = {"site": site_id, "via": "member", "until": _until(timezone.now())}
 
 
@@ -70,7 +74,7 @@ def portal_access(request) -> PortalAccess | None:
     if not isinstance(data, dict):
         # A member who logged in elsewhere (the admin) starts on their first site.
         memberships = memberships_of(request.user)
-        if not memberships:
+        if not memberships or request.session.get(MEMBER_ENDED_KEY):
             return None
         portal_session_start_member(request, site_id=memberships[0].site_id)
         data = request.session[SESSION_KEY]
@@ -80,6 +84,11 @@ def portal_access(request) -> PortalAccess | None:
         return None
     if until <= timezone.now():
         portal_session_end(request)
+        if data.get("via") == "link":
+            # Remembered so that the page saying so may be shown inside the host app's iframe.
+            request.session[ENDED_KEY] = data.get("site")
+        else:
+            request.session[MEMBER_ENDED_KEY] = True  # no silent restart: the member logs in again
         return None
     if data.get("via") == "link":
         site = Site.objects.filter(pk=data.get("site")).first()
@@ -129,6 +138,9 @@ def portal_page(*, change: bool = False):
         def wrapper(request, *args, **kwargs):
             access = portal_access(request)
             if access is None:
+                ended = Site.objects.filter(pk=request.session.get(ENDED_KEY) or "").first()
+                if ended is not None:
+                    return frame_headers(render(request, "portal/ended.html", status=403), site=ended)
                 response = redirect_to_login(request.get_full_path(), reverse("portal:login"))
                 return frame_headers(response, site=None)
             if change and not access.can_change:

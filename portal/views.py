@@ -2,6 +2,7 @@
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponseNotAllowed, JsonResponse
@@ -75,6 +76,7 @@ class LoginView(auth_views.LoginView):
     def form_valid(self, form):
         response = super().form_valid(form)
         memberships = memberships_of(self.request.user)
+        self.request.session.set_expiry(int(settings.AGENTBOT_PORTAL_SESSION_SECONDS))
         if memberships:
             portal_session_start_member(self.request, site_id=memberships[0].site_id)
         return response

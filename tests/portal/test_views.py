@@ -97,13 +97,31 @@ def test_a_tampered_link_gets_a_clear_page_and_no_session(site):
     assert open_link(client, token).status_code == 302, "the real link is still unused"
 
 
-def test_a_portal_session_ends(site, settings):
+def test_a_portal_session_ends_with_a_page_the_host_app_may_frame(site, settings):
+    portal_settings_update(site=site, allowed_origins=["https://app.example.com"])
     settings.AGENTBOT_PORTAL_SESSION_SECONDS = -1
     _, token = portal_link_create(site=site)
     client = Client()
     open_link(client, token)
     response = client.get("/portal/")
+    assert response.status_code == 403 and "has ended" in response.content.decode()
+    assert response["Content-Security-Policy"].endswith("frame-ancestors 'self' https://app.example.com")
+    assert client.get(f"/portal/webhooks/{WebhookFactory(site=site).id}").status_code == 403
+
+
+def test_a_members_session_ends(site, settings):
+    user = get_user_model().objects.create_user("ines", password="pw-portal-123")
+    SiteMembership.objects.create(user=user, site=site, role="editor")
+    client = Client()
+    client.post("/portal/login", {"username": "ines", "password": "pw-portal-123"})
+    settings.AGENTBOT_PORTAL_SESSION_SECONDS = -1
+    client.post("/portal/sites/switch", {"site": site.id})  # a session started now ends at once
+    response = client.get("/portal/")
     assert response.status_code == 302 and response["Location"].startswith("/portal/login")
+    settings.AGENTBOT_PORTAL_SESSION_SECONDS = 3600
+    assert client.get("/portal/").status_code == 302, "an ended session does not start again by itself"
+    client.post("/portal/login", {"username": "ines", "password": "pw-portal-123"})
+    assert client.get("/portal/").status_code == 200
 
 
 # --- scoping ----------------------------------------------------------------------------------
