@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "core.request_limits.refuse_control_characters",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.cookies.partitioned_cookies",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -330,7 +331,9 @@ AGENTBOT_WEBHOOK_POLL_WAIT = env_float("AGENTBOT_WEBHOOK_POLL_WAIT", 3.0)
 AGENTBOT_PORTAL_SESSION_SECONDS = env_float("AGENTBOT_PORTAL_SESSION_SECONDS", 4 * 3600)
 # A host app on another site (not a subdomain of the same registrable domain) frames the portal
 # only if the session and CSRF cookies go with the iframe's requests: DJANGO_COOKIE_SAMESITE=None,
-# which browsers accept only with Secure cookies (HTTPS). Lax (the default) serves same-site hosts.
+# which browsers accept only with Secure cookies (HTTPS); they are then also Partitioned
+# (core/cookies.py), kept by browsers that block third-party cookies. Lax (the default) serves
+# same-site hosts.
 COOKIE_SAMESITE = os.environ.get("DJANGO_COOKIE_SAMESITE", "Lax").strip() or "Lax"
 if COOKIE_SAMESITE not in ("Lax", "Strict", "None"):
     raise ImproperlyConfigured(f"DJANGO_COOKIE_SAMESITE is Lax, Strict or None, got {COOKIE_SAMESITE!r}")

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from deliveries.models import Delivery
 from portal.models import PortalLink, SiteMembership
+from portal.services import portal_settings_update
 from subscriptions.models import Webhook
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 from tests.conftest import client_for
@@ -315,3 +316,25 @@ def framed_portal(page) -> bool:
         return frames[0].locator("form button[type=submit]").count() > 0
     except Exception:  # a blocked frame is an error page that may not be readable
         return False
+
+
+def test_a_host_app_on_an_allowed_origin_embeds_the_portal(base_url, chromium, site, settings):
+    """The whole embedding: a host page of another site frames the link; the portal opens inside,
+    and a change made there holds (cookies travel with DJANGO_COOKIE_SAMESITE=None)."""
+    settings.SESSION_COOKIE_SAMESITE = settings.CSRF_COOKIE_SAMESITE = "None"
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True  # browsers take Secure from localhost
+    webhook = WebhookFactory(site=site, url="https://hooks.example.com/embedded")
+    portal_url = link(site).replace("http://testserver", base_url)
+    html = (
+        f'<!doctype html><title>host app</title><iframe title="Webhooks" src="{portal_url}" width="1200" height="800"></iframe>'
+    )
+    with host_page(html) as host:
+        portal_settings_update(site=site, allowed_origins=[host.rstrip("/")])
+        page = browser_page_for_framing(chromium)
+        page.goto(host)
+        frame = page.frame_locator("iframe[title=Webhooks]")
+        frame.get_by_role("heading", name="Webhooks").wait_for()
+        frame.locator(f"tr[data-webhook='{webhook.id}']").get_by_role("switch", name="Enabled").click()
+        frame.locator(f"tr[data-webhook='{webhook.id}'] [role=switch][aria-checked=false]").wait_for()
+    webhook.refresh_from_db()
+    assert webhook.paused
