@@ -178,7 +178,8 @@ def test_a_site_owner_manages_webhooks_in_the_portal(base_url, chromium, site, r
     publish(site, "Grace")
     time.sleep(2)  # the worker and its 0.5 s sweep had time to send it, had the webhook not been paused
     assert len(receiver.received) == before
-    row(page, webhook).get_by_role("switch", name="Enabled").click()
+    row(page, webhook).get_by_role("switch", name="Enabled").focus()  # by keyboard this time
+    page.keyboard.press("Space")
     page.wait_for_selector(f"tr[data-webhook='{webhook.id}'] [role=switch][aria-checked=true]")
     (arrived,) = receiver.wait_for(before + 1, timeout=30)[before:]
     assert b"Grace" in arrived.body

@@ -421,3 +421,18 @@ def test_links_that_can_open_nothing_any_more_are_purged(site):
     PortalLink.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=2))
     assert portal_links_purge() == 1
     assert list(PortalLink.objects.values_list("pk", flat=True)) == [fresh.pk]
+
+
+def test_the_operator_adds_members_and_allowed_origins_in_the_admin(admin_client, site):
+    user = get_user_model().objects.create_user("mia", password="pw-portal-123")
+    response = admin_client.post("/admin/portal/sitemembership/add/", {"user": user.pk, "site": site.pk, "role": "editor"})
+    assert response.status_code == 302 and SiteMembership.objects.get().role == "editor"
+    refused = admin_client.post(
+        "/admin/portal/portalsettings/add/", {"site": site.pk, "allowed_origins": '["https://app.example.com/path"]'}
+    )
+    assert refused.status_code == 200 and "not an origin" in refused.content.decode()
+    saved = admin_client.post(
+        "/admin/portal/portalsettings/add/", {"site": site.pk, "allowed_origins": '["https://App.example.com/"]'}
+    )
+    assert saved.status_code == 302
+    assert site.portal_settings.allowed_origins == ["https://app.example.com"]
