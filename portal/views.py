@@ -227,7 +227,14 @@ def webhook_test(request, access, webhook_id):
     webhook = selectors.site_webhook(site=access.site, webhook_id=webhook_id)
     event = operator.webhook_send_test(webhook=webhook)
     delivery = event.deliveries.filter(webhook=webhook).first()
-    if request.headers.get("Accept", "").startswith("application/json"):
+    wants_json = request.headers.get("Accept", "").startswith("application/json")
+    if delivery is None:  # the webhook took no delivery (it is being deleted, say)
+        note = _("The test event was not sent: this webhook takes no deliveries right now.")
+        if wants_json:
+            return JsonResponse({"error": note}, status=409)
+        messages.error(request, note)
+        return redirect("portal:webhook", webhook_id=webhook.id)
+    if wants_json:
         return JsonResponse(
             {"delivery": delivery.id, "outcome_url": reverse("portal:delivery-outcome", args=[delivery.id])}, status=202
         )

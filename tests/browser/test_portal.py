@@ -75,6 +75,7 @@ def accessible(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"portal-{name}.png"), full_page=True)
     if os.environ.get("AGENTBOT_DOCS_SCREENSHOTS") and name in DOCS_PAGES:
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(DOCS_IMG / f"portal-{name}.png"), full_page=False)
 
 

@@ -47,6 +47,10 @@
       fetch(form.action, {method: "POST", body: new FormData(form), headers: {Accept: "application/json"}, credentials: "same-origin"})
         .then(function (response) { return response.json(); })
         .then(function (sent) {
+          if (sent.error) {
+            outcome.textContent = sent.error;
+            return;
+          }
           outcome.textContent = form.getAttribute("data-waiting");
           follow(sent.outcome_url, outcome, form.getAttribute("data-link"), 0);
         })
