@@ -436,3 +436,11 @@ def test_the_operator_adds_members_and_allowed_origins_in_the_admin(admin_client
     )
     assert saved.status_code == 302
     assert site.portal_settings.allowed_origins == ["https://app.example.com"]
+
+
+def test_send_test_to_a_webhook_disabled_by_the_service_answers_without_an_error(portal, site):
+    webhook = WebhookFactory(site=site, enabled=False, disabled_reason="the receiver answered 410 Gone")
+    response = portal.post(f"/portal/webhooks/{webhook.id}/test", HTTP_ACCEPT="application/json")
+    assert response.status_code in (202, 409), response.content
+    page = portal.post(f"/portal/webhooks/{webhook.id}/test", follow=True)
+    assert page.status_code == 200
