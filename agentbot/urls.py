@@ -62,6 +62,7 @@ api_v1 = [
         "integrations/<intg:integration_id>/inbound-events", inbound_api.IntegrationInboundEventListView, "integration-inbound"
     ),
     route("portal-links", portal_api.PortalLinkCreateView, "portal-link-create"),
+    route("portal-settings", portal_api.PortalSettingsView, "portal-settings"),
     route("knowledge", inbound_api.KnowledgeListView, "knowledge-list"),
     route("knowledge/<kb:entry_id>", inbound_api.KnowledgeDetailView, "knowledge-detail"),
 ]

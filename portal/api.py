@@ -69,3 +69,39 @@ class PortalLinkCreateView(APIView):
             {"url": url, "expires_at": serializers.DateTimeField().to_representation(link.expires_at)},
             status=status.HTTP_201_CREATED,
         )
+
+
+class PortalSettingsSerializer(StrictSerializer):
+    allowed_origins = serializers.ListField(
+        child=serializers.CharField(max_length=300),
+        max_length=20,
+        help_text='origins that may show the portal in an iframe, as ["https://app.example.com"]; empty: none',
+    )
+    read_only_names = []
+
+
+class PortalSettingsView(APIView):
+    @extend_schema(
+        responses=PortalSettingsSerializer,
+        summary="The site's portal settings",
+        examples=[
+            OpenApiExample("One host app", value={"allowed_origins": ["https://app.example.com"]}, response_only=True),
+        ],
+    )
+    def get(self, request):
+        origins = services.portal_frame_origins(site=site_of(request))
+        return Response({"allowed_origins": list(origins)})
+
+    @extend_schema(
+        request=PortalSettingsSerializer,
+        responses=PortalSettingsSerializer,
+        summary="Set the origins that may frame the site's portal",
+        examples=[
+            OpenApiExample("One host app", value={"allowed_origins": ["https://app.example.com"]}),
+        ],
+    )
+    def put(self, request):
+        data = PortalSettingsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        saved = services.portal_settings_update(site=site_of(request), **data.validated_data)
+        return Response({"allowed_origins": saved.allowed_origins})

@@ -444,3 +444,14 @@ def test_send_test_to_a_webhook_disabled_by_the_service_answers_without_an_error
     assert response.status_code in (202, 409), response.content
     page = portal.post(f"/portal/webhooks/{webhook.id}/test", follow=True)
     assert page.status_code == 200
+
+
+def test_a_host_app_sets_its_allowed_origins_with_the_api_key(api, site, portal):
+    assert api.get("/api/v1/portal-settings").json() == {"allowed_origins": []}
+    response = api.put("/api/v1/portal-settings", {"allowed_origins": ["https://App.example.com/"]}, format="json")
+    assert response.status_code == 200 and response.json() == {"allowed_origins": ["https://app.example.com"]}
+    assert portal.get("/portal/")["Content-Security-Policy"].endswith("frame-ancestors 'self' https://app.example.com")
+    refused = api.put("/api/v1/portal-settings", {"allowed_origins": ["https://app.example.com/x"]}, format="json")
+    assert refused.status_code == 400 and "not an origin" in refused.content.decode()
+    assert api.put("/api/v1/portal-settings", {"allowed_origins": []}, format="json").json() == {"allowed_origins": []}
+    assert portal.get("/portal/")["X-Frame-Options"] == "SAMEORIGIN"
