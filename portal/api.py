@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.auth import site_of
-from core.api.fields import StrictBooleanField
+from core.api.fields import StrictBooleanField, StrictCharField
 from core.api.serializers import StrictSerializer
 from portal import services
 
@@ -73,7 +73,7 @@ class PortalLinkCreateView(APIView):
 
 class PortalSettingsSerializer(StrictSerializer):
     allowed_origins = serializers.ListField(
-        child=serializers.CharField(max_length=300),
+        child=StrictCharField(max_length=300),
         max_length=20,
         help_text='origins that may show the portal in an iframe, as ["https://app.example.com"]; empty: none',
     )
