@@ -68,12 +68,14 @@ INSTALLED_APPS = [
     "deliveries",
     "domain",
     "inbound",
+    "portal",
 ]
 
 MIDDLEWARE = [
     "core.request_limits.refuse_control_characters",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.cookies.partitioned_cookies",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -324,6 +326,21 @@ AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_S
 # agent before it answers with a pollId instead.
 AGENTBOT_WEBHOOK_POLL_WAIT = env_float("AGENTBOT_WEBHOOK_POLL_WAIT", 3.0)
 
+# --- the site portal (portal/) ------------------------------------------------------------------
+# How long a portal session lasts from the moment it was opened (a link or a member's login).
+AGENTBOT_PORTAL_SESSION_SECONDS = env_float("AGENTBOT_PORTAL_SESSION_SECONDS", 4 * 3600)
+# A host app on another site (not a subdomain of the same registrable domain) frames the portal
+# only if the session and CSRF cookies go with the iframe's requests: DJANGO_COOKIE_SAMESITE=None,
+# which browsers accept only with Secure cookies (HTTPS); they are then also Partitioned
+# (core/cookies.py), kept by browsers that block third-party cookies. Lax (the default) serves
+# same-site hosts.
+COOKIE_SAMESITE = os.environ.get("DJANGO_COOKIE_SAMESITE", "Lax").strip() or "Lax"
+if COOKIE_SAMESITE not in ("Lax", "Strict", "None"):
+    raise ImproperlyConfigured(f"DJANGO_COOKIE_SAMESITE is Lax, Strict or None, got {COOKIE_SAMESITE!r}")
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = COOKIE_SAMESITE
+if COOKIE_SAMESITE == "None":
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+
 # --- periodic tasks (django-celery-beat) -------------------------------------------------------
 # django-celery-beat stores an interval as whole seconds: a fractional one would be saved rounded
 # (0.5 s as 0), and every beat started after the first would then sweep in a busy loop.
@@ -351,6 +368,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
     "inbound-retention": {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0},
+    # Portal links that can open nothing any more (expired a day ago) are deleted.
+    "portal-links-purge": {"task": "portal.tasks.portal_links_purge", "schedule": 3600.0},
 }
 
 # --- web server (agentbot/management/commands/serve.py) ------------------------------------------

@@ -88,7 +88,7 @@ def test_the_configuration_page_names_every_environment_variable_the_code_reads(
     read = re.compile(r"""(?:os\.environ\.get|os\.getenv|os\.environ\[|env_[a-z]+)\(?\s*["']([A-Z][A-Z0-9_]+)["']""")
     sources = [
         path
-        for app in ("agentbot", "core", "deliveries", "domain", "inbound", "subscriptions")
+        for app in ("agentbot", "core", "deliveries", "domain", "inbound", "portal", "subscriptions")
         for path in (ROOT / app).rglob("*.py")
     ]
     names = {name for path in sources for name in read.findall(path.read_text())} - {"DJANGO_SETTINGS_MODULE"}
