@@ -265,6 +265,11 @@ AGENTBOT_HTTP_LOOP = os.environ.get("AGENTBOT_HTTP_LOOP", "uvloop")  # or "async
 AGENTBOT_RESPONSE_BODY_CAP = 16 * 1024
 AGENTBOT_MAX_EVENT_DATA_BYTES = 256 * 1024
 AGENTBOT_SECRET_GRACE = timedelta(hours=24)
+# Rendering one event's body for one format (docs/limits.md): longer than AGENTBOT_RENDER_BUDGET
+# seconds, the attempt is recorded as failed and the delivery moves on its schedule; a body over
+# AGENTBOT_RENDER_MAX_BYTES fails the delivery at once (every attempt would render the same body).
+AGENTBOT_RENDER_BUDGET = env_float("AGENTBOT_RENDER_BUDGET", 2.0)
+AGENTBOT_RENDER_MAX_BYTES = int(env_float("AGENTBOT_RENDER_MAX_BYTES", 1024 * 1024))
 
 # One JSON object per line (core/logging.py); LOG_FORMAT=plain for reading by eye.
 LOGGING = {
