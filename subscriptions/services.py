@@ -1,12 +1,13 @@
 """Writes for subscriptions: create, change, rotate and delete webhooks."""
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from core.models import Site
@@ -20,6 +21,8 @@ from subscriptions.url_policy import (
     check_url,
     is_broker_url,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def webhook_validate_url(url: str) -> str:
@@ -240,7 +243,27 @@ def webhook_delete(*, webhook: Webhook) -> None:
     """Delete the webhook and its delivery log. Its row is locked first, so a publish in flight
     either commits its deliveries before (and they are deleted with it) or skips the webhook
     (deliveries/bulk.py inserts only for webhooks that still exist, under KEY SHARE)."""
-    with transaction.atomic():
-        locked = Webhook.objects.select_for_update().filter(pk=webhook.pk).first()
-        if locked is not None:
-            locked.delete()
+    for attempt in range(DELETE_TRIES):
+        try:
+            with transaction.atomic():
+                locked = Webhook.objects.select_for_update().filter(pk=webhook.pk).first()
+                if locked is not None:
+                    # Its deliveries in id order, the order the worker's recorder locks them in
+                    # (deliveries/bulk/postgresql.py), then the collector's deletes; attempts
+                    # recorded meanwhile go with their delivery (ON DELETE CASCADE).
+                    list(locked.deliveries.order_by("pk").select_for_update().values_list("pk", flat=True))
+                    locked.delete()
+            return
+        except OperationalError as exc:
+            # A deadlock with a statement that does not lock in that order: PostgreSQL rolled
+            # this transaction back whole, so it is tried again (docs/limits.md).
+            if not _is_deadlock(exc) or attempt == DELETE_TRIES - 1:
+                raise
+            logger.info("deleting webhook %s met a deadlock; trying again", webhook.pk)
+
+
+DELETE_TRIES = 3
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "40P01"
