@@ -367,7 +367,9 @@ def attempt_succeeded(job: engine.Job, result: http.OutboundResult, fmt: Deliver
     """A broker's confirm, or the format's rule (`fmt`, the job's) on the HTTP answer."""
     if job.is_broker:
         return result.confirmed and not result.error
-    return result.status_code is not None and fmt.is_success(result.status_code, result.body)
+    # An answer cut short (its body timed out, the connection dropped) is no success, whatever its
+    # status line said: an attempt is succeeded or failed with an error, never both.
+    return result.status_code is not None and not result.error and fmt.is_success(result.status_code, result.body)
 
 
 def _failure_reason(format_name: str, result: http.OutboundResult) -> str:
