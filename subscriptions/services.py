@@ -151,6 +151,25 @@ def webhook_create(
     routing_key: str = "",
 ) -> Webhook:
     destination = webhook_validate_destination(url=url, format=format, exchange=exchange, routing_key=routing_key)
+    with transaction.atomic():
+        # The site's row is held while its webhooks are counted: two creates cannot both take the last place.
+        Site.objects.select_for_update(no_key=True).filter(pk=site.pk).first()
+        webhooks_check_room(site=site)
+        return _webhook_insert(site, destination, events, description, enabled)
+
+
+def webhooks_check_room(*, site: Site) -> None:
+    """A site has at most AGENTBOT_MAX_WEBHOOKS_PER_SITE subscriber webhooks (0: no cap): each
+    publish fans out to every one of them (docs/limits.md)."""
+    cap = settings.AGENTBOT_MAX_WEBHOOKS_PER_SITE
+    if cap and Webhook.objects.filter(site=site, connector="").count() >= cap:
+        raise ValidationError(
+            f"this site has {cap} webhooks already, the most a site may have (AGENTBOT_MAX_WEBHOOKS_PER_SITE); "
+            "delete one it no longer needs, or subscribe one to more events"
+        )
+
+
+def _webhook_insert(site: Site, destination, events, description, enabled) -> Webhook:
     webhook = Webhook(
         site=site,
         url=destination.url,
