@@ -13,7 +13,8 @@ from django.conf import settings
 
 from agentbot.management.commands.serve import service_commands
 from tests.support.asgi_server import free_port
-from tests.support.worker import ROOT, test_database_url
+from tests.support.worker import ROOT
+from tests.support.worker import test_database_url as database_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -24,7 +25,7 @@ def web(tmp_path):
     (spec,) = [c for c in service_commands(host="127.0.0.1", port=port) if c.name == "web"]
     env = {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "AGENTBOT_WEB_HEADER_TIMEOUT": "1",
         "AGENTBOT_WEB_BODY_TIMEOUT": "1",
