@@ -244,3 +244,13 @@ def test_an_integration_id_out_of_its_grammar_is_refused_before_any_query(junk, 
         webchat.session_open(auth={"integration": junk}, origin=SHOP, own_origins=[])
     assert refused.value.code == "integration_not_found"
     assert "\x00" not in str(refused.value), "the message names it printably"
+
+
+def test_webchat_work_for_a_visitor_who_has_left_is_not_done():
+    from inbound.connectors.webchat import socket as webchat_socket
+
+    done = []
+    with pytest.raises(webchat_socket.Gone):
+        webchat_socket._in_thread(lambda: done.append(1), {}, lambda: False)
+    assert done == [], "a flood's queued messages are not stored once their clients are gone"
+    assert webchat_socket._in_thread(lambda: "stored", {}, lambda: True) == "stored"
