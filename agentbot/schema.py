@@ -26,6 +26,8 @@ ERRORS = {
     "409": "The delivery is being sent right now.",
     "413": "The event data or the request body is too large.",
     "415": "The body is not JSON.",
+    "429": "Too many requests with this API key (AGENTBOT_API_RATE), or with keys that are not valid from this "
+    "address; the Retry-After header says how many seconds to wait.",
 }
 
 ERROR_EXAMPLES = {
@@ -42,6 +44,7 @@ ERROR_EXAMPLES = {
         "message": "data is 300012 bytes once serialised; the limit is 262144 bytes (256 KB)",
     },
     "415": {"error": "unsupported_media_type", "message": 'Unsupported media type "text/plain" in request.'},
+    "429": {"error": "throttled", "message": "Request was throttled. Expected available in 1 second."},
 }
 
 # --- examples of the resources, by the name of their component schema ---------------------------
@@ -114,6 +117,8 @@ EVENT = {
     "idempotency_key": "msg_123",
     "created_at": AT,
     "deliveries": [{"id": DELIVERY_ID, "webhook": WEBHOOK_ID, "status": "pending", "attempt_count": 0, "next_attempt_at": AT}],
+    "deliveries_count": 1,
+    "deliveries_next": None,
 }
 VISITOR = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0958"}
 CONVERSATION_INPUT = {"channel": "web", "visitor": VISITOR, "page_url": "https://shop.example.com/pricing"}
@@ -209,7 +214,7 @@ def _error(code: str) -> dict:
 
 
 def _error_codes(path: str, method: str, operation: dict) -> list[str]:
-    codes = ["401"] if operation.get("security") != [{}] else []
+    codes = ["401", "429"] if operation.get("security") != [{}] else []
     pages = any(p.get("name") == "page" for p in operation.get("parameters", []))
     if "{" in path or pages:
         codes.append("404")

@@ -175,6 +175,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.auth.HasSiteKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.auth.ApiKeyRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
@@ -267,6 +268,23 @@ AGENTBOT_HTTP_LOOP = os.environ.get("AGENTBOT_HTTP_LOOP", "uvloop")  # or "async
 AGENTBOT_RESPONSE_BODY_CAP = 16 * 1024
 AGENTBOT_MAX_EVENT_DATA_BYTES = 256 * 1024
 AGENTBOT_SECRET_GRACE = timedelta(hours=24)
+# Rendering one event's body for one format (docs/limits.md): longer than AGENTBOT_RENDER_BUDGET
+# seconds, the attempt is recorded as failed and the delivery moves on its schedule; a body over
+# AGENTBOT_RENDER_MAX_BYTES fails the delivery at once (every attempt would render the same body).
+AGENTBOT_RENDER_BUDGET = env_float("AGENTBOT_RENDER_BUDGET", 2.0)
+# REST API rate limits (core/ratelimit.py, docs/limits.md): requests a second per API key on
+# average and at once (0: no limit), and failed API-key checks per client address. The buckets are
+# in Redis (the broker's by default) so every web process shares them.
+AGENTBOT_API_RATE = env_float("AGENTBOT_API_RATE", 200.0)
+AGENTBOT_API_BURST = int(env_float("AGENTBOT_API_BURST", 1000))
+AGENTBOT_API_AUTH_FAILURE_RATE = env_float("AGENTBOT_API_AUTH_FAILURE_RATE", 5.0)
+AGENTBOT_API_AUTH_FAILURE_BURST = int(env_float("AGENTBOT_API_AUTH_FAILURE_BURST", 50))
+AGENTBOT_RATE_LIMIT_URL = os.environ.get("AGENTBOT_RATE_LIMIT_URL", "").strip() or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+# Subscriber webhooks a site may have (0: no cap): every publish fans out to each (docs/limits.md).
+AGENTBOT_MAX_WEBHOOKS_PER_SITE = int(env_float("AGENTBOT_MAX_WEBHOOKS_PER_SITE", 100))
+AGENTBOT_RENDER_MAX_BYTES = int(env_float("AGENTBOT_RENDER_MAX_BYTES", 1024 * 1024))
 
 # One JSON object per line (core/logging.py); LOG_FORMAT=plain for reading by eye.
 LOGGING = {
@@ -378,6 +396,10 @@ CELERY_BEAT_SCHEDULE = {
 # process has its own database pool and its own webchat connection limits.
 # One by default: a webchat long-polling session lives in the process that opened it (docs/configuration.md, "Serving").
 AGENTBOT_WEB_WORKERS = int(env_float("AGENTBOT_WEB_WORKERS", 1))
+# Seconds a client has to send a request's headers (agentbot/serving.py) and then its body
+# (core/request_limits.py) on the web port; 408 and the connection closed past them (0: no limit).
+AGENTBOT_WEB_HEADER_TIMEOUT = env_float("AGENTBOT_WEB_HEADER_TIMEOUT", 10.0)
+AGENTBOT_WEB_BODY_TIMEOUT = env_float("AGENTBOT_WEB_BODY_TIMEOUT", 30.0)
 AGENTBOT_WEB_THREADS = int(env_float("AGENTBOT_WEB_THREADS", 8))
 if AGENTBOT_WEB_WORKERS < 1 or AGENTBOT_WEB_THREADS < 0:
     raise ImproperlyConfigured(

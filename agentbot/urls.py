@@ -34,6 +34,7 @@ api_v1 = [
     route("deliveries/<dlv:delivery_id>/retry", deliveries_api.DeliveryRetryView, "delivery-retry"),
     route("events", deliveries_api.EventPublishView, "event-publish"),
     route("events/<evt:event_id>", deliveries_api.EventDetailView, "event-detail"),
+    route("events/<evt:event_id>/deliveries", deliveries_api.EventDeliveryListView, "event-deliveries"),
     route("event-types", deliveries_api.EventTypeListView, "event-types"),
     path("schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

@@ -57,13 +57,41 @@ class EventDeliverySerializer(serializers.ModelSerializer):
         fields = ["id", "webhook", "status", "attempt_count", "next_attempt_at"]
 
 
+# GET /events/{id} shows at most this many of the event's deliveries (by id); the rest are paged at
+# GET /events/{id}/deliveries, whose URL `deliveries_next` gives (docs/limits.md).
+EVENT_DELIVERIES_SHOWN = 100
+
+
 class EventSerializer(serializers.ModelSerializer):
+    """An event with its first EVENT_DELIVERIES_SHOWN deliveries (`event_deliveries_shown` sets them)."""
+
     event = serializers.CharField(source="type")
-    deliveries = EventDeliverySerializer(many=True)
+    deliveries = EventDeliverySerializer(many=True, source="deliveries_shown")
+    deliveries_count = serializers.IntegerField(help_text="how many deliveries the event has in all")
+    deliveries_next = serializers.CharField(
+        allow_null=True, help_text="GET /api/v1/events/{id}/deliveries when `deliveries` does not hold them all, else null"
+    )
 
     class Meta:
         model = Event
-        fields = ["id", "event", "data", "idempotency_key", "created_at", "deliveries"]
+        fields = ["id", "event", "data", "idempotency_key", "created_at", "deliveries", "deliveries_count", "deliveries_next"]
+
+
+def event_deliveries_next(event_id: str, count: int) -> str | None:
+    return f"/api/v1/events/{event_id}/deliveries" if count > EVENT_DELIVERIES_SHOWN else None
+
+
+def event_deliveries_shown(event: Event) -> Event:
+    """The event with what EventSerializer shows of its deliveries: two small queries, however
+    many it has."""
+    event.deliveries_shown = list(Delivery.objects.filter(event=event).order_by("id")[:EVENT_DELIVERIES_SHOWN])
+    event.deliveries_count = (
+        len(event.deliveries_shown)
+        if len(event.deliveries_shown) < EVENT_DELIVERIES_SHOWN
+        else Delivery.objects.filter(event=event).count()
+    )
+    event.deliveries_next = event_deliveries_next(event.id, event.deliveries_count)
+    return event
 
 
 _MOMENT = serializers.DateTimeField()
@@ -75,6 +103,7 @@ def published_body(event: Event) -> dict:
     more than the publish itself. tests/deliveries/test_api.py checks it equals GET /events/{id}."""
     published: publish.Published = event.published
     due = _MOMENT.to_representation(published.at)
+    shown = sorted(published.deliveries)[:EVENT_DELIVERIES_SHOWN]
     return {
         "id": event.id,
         "event": event.type,
@@ -89,8 +118,10 @@ def published_body(event: Event) -> dict:
                 "attempt_count": 0,
                 "next_attempt_at": due,
             }
-            for delivery_id, webhook_id in published.deliveries
+            for delivery_id, webhook_id in shown
         ],
+        "deliveries_count": len(published.deliveries),
+        "deliveries_next": event_deliveries_next(event.id, len(published.deliveries)),
     }
 
 
@@ -164,7 +195,7 @@ class DeliveryRetryView(APIView):
 
 
 def _events(request):
-    return Event.objects.filter(site=site_of(request)).prefetch_related("deliveries")
+    return Event.objects.filter(site=site_of(request))
 
 
 class EventPublishView(APIView):
@@ -187,14 +218,25 @@ class EventPublishView(APIView):
                 idempotency_key=data.validated_data.get("idempotency_key"),
             )
             # A new event is shown as the publish stored it; a replayed key's event is read back.
-            body = published_body(event) if created else EventSerializer(_events(request).get(pk=event.pk)).data
+            body = published_body(event) if created else EventSerializer(event_deliveries_shown(event)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class EventDetailView(APIView):
-    @extend_schema(responses=EventSerializer, summary="An event and its fan-out")
+    @extend_schema(
+        responses=EventSerializer,
+        summary="An event and its fan-out",
+        description=f"At most {EVENT_DELIVERIES_SHOWN} deliveries, by id; deliveries_next pages the rest.",
+    )
     def get(self, request, event_id):
-        return Response(EventSerializer(get_object_or_404(_events(request), pk=event_id)).data)
+        return Response(EventSerializer(event_deliveries_shown(get_object_or_404(_events(request), pk=event_id))).data)
+
+
+class EventDeliveryListView(DeliveryListView):
+    @extend_schema(parameters=[STATUS_FILTER], responses=DeliverySerializer(many=True), summary="An event's deliveries")
+    def get(self, request, event_id):
+        event = get_object_or_404(_events(request), pk=event_id)
+        return self.list(request, _deliveries(request).filter(event=event))
 
 
 class WebhookTestView(APIView):

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from django.conf import settings
 
+from core.db import db_connection_release
 from core.models import Site
 from deliveries import http
 from inbound.models import KnowledgeEntry
@@ -151,6 +152,8 @@ class LLMResponder:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         body = json.dumps({"model": self.model, "messages": messages, "temperature": 0.2}).encode()
+        # The model may take seconds: no pooled database connection waits with it (docs/limits.md).
+        db_connection_release()
         # The one hardened client: the URL policy at connect time, no redirects, no proxies from
         # the environment, a capped response.
         response = http.post(http.OutboundRequest(self.url, body, headers, timeout=self._timeout(), body_cap=MODEL_RESPONSE_CAP))

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.db import db_connection_release
 from deliveries.retention import purge_in_batches, retention_cutoff
 from deliveries.services.publish import event_publish
 from domain import services as domain
@@ -103,6 +104,7 @@ def inbound_wait(*, event_id: str, wait: float) -> InboundEvent:
     deadline = time.monotonic() + wait
     event = InboundEvent.objects.get(pk=event_id)
     while event.status in PENDING and time.monotonic() < deadline:
+        db_connection_release()  # another process is answering: wait without a pooled connection
         time.sleep(0.05)
         event = InboundEvent.objects.get(pk=event_id)
     return event

@@ -104,6 +104,12 @@ class WebhookForm(forms.ModelForm):
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
+        site = cleaned.get("site") or getattr(self.instance, "site", None) if self.instance._state.adding else None
+        if site is not None:
+            try:
+                services.webhooks_check_room(site=site)
+            except ValidationError as exc:
+                self.add_error(None, exc.messages)
         return cleaned
 
 

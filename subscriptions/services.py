@@ -1,12 +1,13 @@
 """Writes for subscriptions: create, change, rotate and delete webhooks."""
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from core.models import Site
@@ -20,6 +21,8 @@ from subscriptions.url_policy import (
     check_url,
     is_broker_url,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def webhook_validate_url(url: str) -> str:
@@ -148,6 +151,25 @@ def webhook_create(
     routing_key: str = "",
 ) -> Webhook:
     destination = webhook_validate_destination(url=url, format=format, exchange=exchange, routing_key=routing_key)
+    with transaction.atomic():
+        # The site's row is held while its webhooks are counted: two creates cannot both take the last place.
+        Site.objects.select_for_update(no_key=True).filter(pk=site.pk).first()
+        webhooks_check_room(site=site)
+        return _webhook_insert(site, destination, events, description, enabled)
+
+
+def webhooks_check_room(*, site: Site) -> None:
+    """A site has at most AGENTBOT_MAX_WEBHOOKS_PER_SITE subscriber webhooks (0: no cap): each
+    publish fans out to every one of them (docs/limits.md)."""
+    cap = settings.AGENTBOT_MAX_WEBHOOKS_PER_SITE
+    if cap and Webhook.objects.filter(site=site, connector="").count() >= cap:
+        raise ValidationError(
+            f"this site has {cap} webhooks already, the most a site may have (AGENTBOT_MAX_WEBHOOKS_PER_SITE); "
+            "delete one it no longer needs, or subscribe one to more events"
+        )
+
+
+def _webhook_insert(site: Site, destination, events, description, enabled) -> Webhook:
     webhook = Webhook(
         site=site,
         url=destination.url,
@@ -240,7 +262,27 @@ def webhook_delete(*, webhook: Webhook) -> None:
     """Delete the webhook and its delivery log. Its row is locked first, so a publish in flight
     either commits its deliveries before (and they are deleted with it) or skips the webhook
     (deliveries/bulk.py inserts only for webhooks that still exist, under KEY SHARE)."""
-    with transaction.atomic():
-        locked = Webhook.objects.select_for_update().filter(pk=webhook.pk).first()
-        if locked is not None:
-            locked.delete()
+    for attempt in range(DELETE_TRIES):
+        try:
+            with transaction.atomic():
+                locked = Webhook.objects.select_for_update().filter(pk=webhook.pk).first()
+                if locked is not None:
+                    # Its deliveries in id order, the order the worker's recorder locks them in
+                    # (deliveries/bulk/postgresql.py), then the collector's deletes; attempts
+                    # recorded meanwhile go with their delivery (ON DELETE CASCADE).
+                    list(locked.deliveries.order_by("pk").select_for_update().values_list("pk", flat=True))
+                    locked.delete()
+            return
+        except OperationalError as exc:
+            # A deadlock with a statement that does not lock in that order: PostgreSQL rolled
+            # this transaction back whole, so it is tried again (docs/limits.md).
+            if not _is_deadlock(exc) or attempt == DELETE_TRIES - 1:
+                raise
+            logger.info("deleting webhook %s met a deadlock; trying again", webhook.pk)
+
+
+DELETE_TRIES = 3
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "40P01"

@@ -14,6 +14,14 @@ def _local_urls_allowed(settings):
     settings.AGENTBOT_ALLOW_PRIVATE_URLS = True
 
 
+@pytest.fixture(autouse=True)
+def _api_rate_limits_off(settings):
+    # The buckets live in the tests' Redis across tests: a test that means them sets them low
+    # (tests/core/test_limits.py); the others must not meet one another's.
+    settings.AGENTBOT_API_RATE = 0
+    settings.AGENTBOT_API_AUTH_FAILURE_RATE = 0
+
+
 @pytest.fixture
 def site(db):
     return SiteFactory()

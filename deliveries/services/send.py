@@ -78,7 +78,9 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
         fmt = get_format(taken.format)
         body = bodies.get((event.event_id, fmt.name))
         if body is None:
-            body = bodies[(event.event_id, fmt.name)] = fmt.render(event)
+            body = bodies[(event.event_id, fmt.name)] = body_render(fmt, event)
+    except Unsendable:
+        raise
     except Exception as exc:
         log_delivery(
             logger,
@@ -94,6 +96,8 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
             "not retried, as every attempt would render it the same way",
             final=True,
         ) from exc
+    if isinstance(body, Unsendable):
+        raise body
     if webhook is None:
         raise Unsendable(taken.problem, final=False)
     return engine.Job(
@@ -114,6 +118,30 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
     )
 
 
+def body_render(fmt: DeliveryFormat, event) -> bytes | Unsendable:
+    """The event's body in `fmt`, within the render budgets (docs/limits.md): a body over
+    AGENTBOT_RENDER_MAX_BYTES is unsendable for good; one that took longer than
+    AGENTBOT_RENDER_BUDGET seconds is not sent this time (the attempt fails and the delivery moves
+    on its schedule), so no event can hold a worker's task thread attempt after attempt unnoticed.
+    The answer is kept per event and format, so each delivery of the event fares the same."""
+    started = time.monotonic()
+    body = fmt.render(event)
+    took = time.monotonic() - started
+    if len(body) > settings.AGENTBOT_RENDER_MAX_BYTES:
+        return Unsendable(
+            f"the {fmt.name} body is {len(body)} bytes, over the limit of {settings.AGENTBOT_RENDER_MAX_BYTES} bytes "
+            "(AGENTBOT_RENDER_MAX_BYTES); not retried, as every attempt would render it the same way",
+            final=True,
+        )
+    if took > settings.AGENTBOT_RENDER_BUDGET:
+        return Unsendable(
+            f"rendering the {fmt.name} body took {took:.1f} s, over the budget of {settings.AGENTBOT_RENDER_BUDGET:g} s "
+            "(AGENTBOT_RENDER_BUDGET); not sent this time",
+            final=False,
+        )
+    return body
+
+
 def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
     """One attempt for each delivery still held by `token`; returns how many went to the engine.
 
@@ -125,21 +153,30 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
     sender = engine.engine(attempts_record, deliveries_release)
     if not sender.wait_for_room(len(ids), timeout=settings.AGENTBOT_DISPATCH_LEASE / 2):
         return 0  # the engine is full: the dispatch lease runs out and the sweep hands these out again
-    deadline = time.monotonic() + engine.queue_budget() + engine.START_GRACE
     taken = deliveries_take(ids=ids, token=token, skip_webhooks=sender.saturated())
     now = timezone.now()
     bodies: dict = {}
-    jobs, off, unsendable = [], [], []
+    jobs, off, unsendable, later = [], [], [], []
+    # Rendering is paid from the send lease's margin for recording: a batch stops rendering after
+    # half of it, and what is left goes back, due as it was (each batch renders at least one).
+    render_until = time.monotonic() + settings.AGENTBOT_DISPATCH_LEASE / 2
     for t in taken:
         if t.webhook is not None and not t.webhook.enabled:
             off.append(t)
+            continue
+        if (jobs or unsendable) and time.monotonic() > render_until:
+            later.append(t.id)
             continue
         try:
             jobs.append(delivery_render(t, token=token, now=now, bodies=bodies))
         except Unsendable as exc:
             unsendable.append((t, exc))
+    # The wait for a slot is counted from here: rendering never eats the send's deadline.
+    deadline = time.monotonic() + engine.queue_budget() + engine.START_GRACE
     if off:
         deliveries_hold_or_drop(off, token=token)
+    if later:
+        bulk.release(ids=later, token=token)
     if unsendable:
         attempts_record_unsendable(unsendable, token=token)
     latch = engine.Latch(len(jobs)) if wait else None
@@ -330,7 +367,9 @@ def attempt_succeeded(job: engine.Job, result: http.OutboundResult, fmt: Deliver
     """A broker's confirm, or the format's rule (`fmt`, the job's) on the HTTP answer."""
     if job.is_broker:
         return result.confirmed and not result.error
-    return result.status_code is not None and fmt.is_success(result.status_code, result.body)
+    # An answer cut short (its body timed out, the connection dropped) is no success, whatever its
+    # status line said: an attempt is succeeded or failed with an error, never both.
+    return result.status_code is not None and not result.error and fmt.is_success(result.status_code, result.body)
 
 
 def _failure_reason(format_name: str, result: http.OutboundResult) -> str:

@@ -134,6 +134,16 @@ def test_a_library_error_that_names_the_password_is_scrubbed():
     assert amqp.scrub("login p@ss:word failed (p%40ss%3Aword)", "p@ss:word") == "login **** failed (****)"
 
 
+@pytest.mark.parametrize("password", ["a", "e", "x:y", "/"])
+def test_a_short_password_is_masked_only_as_a_urls_password_never_as_ordinary_characters(password):
+    from urllib.parse import quote
+
+    text = f"cannot connect to amqp://agent:{quote(password, safe='')}@broker.example:5672/ (a reason, and more text)"
+    scrubbed = amqp.scrub(text, password)
+    assert scrubbed == "cannot connect to amqp://agent:****@broker.example:5672/ (a reason, and more text)"
+    assert amqp.scrub(f"amqp://agent:{password}@h/", password) == "amqp://agent:****@h/"
+
+
 def test_a_job_publishes_with_the_event_type_as_routing_key_unless_the_webhook_names_one():
     job = Job(
         delivery_id="dlv_1",
