@@ -24,6 +24,7 @@ ERRORS = {
     "401": "No API key, or one that is unknown or revoked.",
     "404": "No such object on this API key's site, or a page past the last one.",
     "409": "The delivery is being sent right now.",
+    "409-conversation": "The conversation is closed; start a new one.",
     "413": "The event data or the request body is too large.",
     "415": "The body is not JSON.",
 }
@@ -37,6 +38,10 @@ ERROR_EXAMPLES = {
     "401": {"error": "not_authenticated", "message": HasSiteKey.message},
     "404": {"error": "not_found", "message": "no such object on this site"},
     "409": {"error": "conflict", "message": "this delivery is being sent right now; look again in a few seconds"},
+    "409-conversation": {
+        "error": "conflict",
+        "message": "conversation conv_01khx3a0x2z4b6d8f0h2k4m6p8 is closed; start a new one with POST /api/v1/conversations",
+    },
     "413": {
         "error": "payload_too_large",
         "message": "data is 300012 bytes once serialised; the limit is 262144 bytes (256 KB)",
@@ -177,6 +182,7 @@ EXAMPLES = {
     "Appointment": {"id": "apt_01khx3c0a2c4e6g8j0l2n4q6s9", **CONTACT_INPUT, "created_at": AT},
     **INBOUND_EXAMPLES,
 }
+CONVERSATION_ACTIONS = "/api/v1/conversations/{"
 PAGINATED_PREFIX, PAGINATED_SUFFIX = "Paginated", "List"
 
 
@@ -219,6 +225,8 @@ def _error_codes(path: str, method: str, operation: dict) -> list[str]:
         codes.append("415")
     if path.endswith("/retry"):
         codes.append("409")
+    if path.startswith(CONVERSATION_ACTIONS) and path.endswith(("/messages", "/handoff", "/resume")):
+        codes.append("409-conversation")
     if method in ("post", "patch", "put"):
         codes.append("413")
     return codes
@@ -231,7 +239,7 @@ def add_error_responses(result, generator, request, public):
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for code in _error_codes(path, method, operation):
-                responses.setdefault(code, _error(code))
+                responses.setdefault(code.split("-")[0], _error(code))
             for media in operation.get("requestBody", {}).get("content", {}).values():
                 _with_example(media, example_of(media.get("schema", {}).get("$ref")))
             for response in responses.values():
@@ -292,4 +300,22 @@ def defaults_beside_alternatives(result, generator, request, public):
                 walk(value)
 
     walk(result.get("components", {}))
+    return result
+
+
+def patch_bodies_name_a_field(result, generator, request, public):
+    """A PATCH changes the fields it sends and needs at least one (core.api.serializers.
+    PatchSerializer): its body is required and names a field. (Its properties carry no default:
+    PatchSerializer drops them, and tests/agentbot/test_schema_docs.py checks every PATCH.)"""
+    components = result.get("components", {}).get("schemas", {})
+    for operations in result.get("paths", {}).values():
+        operation = operations.get("patch")
+        if not operation or "requestBody" not in operation:
+            continue
+        operation["requestBody"]["required"] = True
+        for media in operation["requestBody"].get("content", {}).values():
+            ref = media.get("schema", {}).get("$ref", "")
+            body = components.get(ref.rsplit("/", 1)[-1]) if ref else media.get("schema")
+            if body and body.get("properties"):
+                body["minProperties"] = 1
     return result

@@ -201,6 +201,7 @@ SPECTACULAR_SETTINGS = {
         "agentbot.schema.add_error_responses",
         "agentbot.schema.refuse_unknown_request_fields",
         "agentbot.schema.defaults_beside_alternatives",
+        "agentbot.schema.patch_bodies_name_a_field",
     ],
 }
 
