@@ -38,7 +38,10 @@ BUSINESS_RULES = {
     "POST /api/v1/integrations/{integration_id}/register-webhook": "needs the integration's API URL set first",
 }
 # Chat2Desk itself cannot be reached from the tests: the documented 502 says so.
-UPSTREAM = {"POST /api/integrations/{integration_id}/register-webhook", "POST /api/v1/integrations/{integration_id}/register-webhook"}
+UPSTREAM = {
+    "POST /api/integrations/{integration_id}/register-webhook",
+    "POST /api/v1/integrations/{integration_id}/register-webhook",
+}
 
 pytestmark = pytest.mark.django_db
 
