@@ -261,7 +261,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
             pgettext("webhook row", "Enabled"),
             gettext("Pause this webhook") if obj.enabled else gettext("Enable this webhook"),
             url,
-            _icon(obj.enabled),
+            format_html('<span class="row-switch-knob"></span>'),
         )
 
     @admin.display(description="")
