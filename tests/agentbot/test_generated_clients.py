@@ -6,18 +6,22 @@ PATCH operation the schema lists, create the object, find it in the list, change
 Nothing here names a resource or a field: they come from the schema, so an operation or a field
 added later is covered by the same test."""
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 import requests
 
 from core.services import api_key_create
+from subscriptions.models import Webhook
 from tests.factories import SiteFactory
 from tests.support.asgi_server import AsgiServer
 from tests.support.generated_clients import PythonClient, TypeScriptClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
 CANDIDATE_TEXT = ["changed by the client", "https://changed.example.com/hooks/client", "changed@example.com"]
 
 
@@ -142,10 +146,42 @@ def test_a_generated_client_creates_lists_patches_one_field_and_deletes(live, cl
     schema_text = requests.get(f"{live.url}/api/v1/schema", headers={"Accept": "application/json"}, timeout=10).text
     client = client_class(schema_text, live.url, key)
     try:
-        schema = client.schema if hasattr(client, "schema") else __import__("json").loads(schema_text)
+        schema = json.loads(schema_text)
         patches = [path for path, operations in schema["paths"].items() if "patch" in operations]
         assert patches
         for path in patches:
             patch_each_field(client.call, schema, path)
     finally:
         client.close()
+
+
+def docs_example(language: str, url: str, key: str) -> str:
+    """docs/clients.md's example in `language`, pointed at the test's service and key."""
+    (code,) = re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(), re.S)
+    return code.replace("http://127.0.0.1:8000", url).replace("abk_…", key)
+
+
+@pytest.mark.e2e
+def test_the_examples_in_docs_clients_run_as_written(live):
+    site = SiteFactory()
+    _, key = api_key_create(site=site)
+    schema_text = requests.get(f"{live.url}/api/v1/schema", headers={"Accept": "application/json"}, timeout=10).text
+
+    PythonClient(schema_text, live.url, key)  # generates the package the example imports
+    namespace: dict = {}
+    exec(compile(docs_example("python", live.url, key), str(DOCS), "exec"), namespace)  # noqa: S102 - our own docs
+    webhook = Webhook.objects.get(pk=namespace["created"].id)
+    assert webhook.description == "CRM bridge", "the PATCH set the description"
+    assert webhook.enabled is False and webhook.events == ["message.created"], "and changed nothing else"
+    assert namespace["page"].count == 1
+
+    typescript = TypeScriptClient(schema_text, live.url, key)
+    try:
+        code = docs_example("typescript", live.url, key).replace('"./agentbot.js"', '"./schema.js"')
+        code += "console.log(JSON.stringify({ id: webhook!.id, count: page!.count }));\n"
+        printed = json.loads(typescript.run_program("docs_example", code))
+    finally:
+        typescript.close()
+    made = Webhook.objects.get(pk=printed["id"])
+    assert made.description == "CRM bridge" and made.events == ["message.created"] and made.enabled is True
+    assert printed["count"] == 2

@@ -8,6 +8,7 @@ either."""
 
 import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -25,6 +26,8 @@ PY_CACHE = ROOT / ".data" / "clients"
 TS_CACHE = PACKAGES / ".generated"  # inside tests/support/js, so its node_modules resolve
 TS_SCRIPT = PACKAGES / "openapi_client.mts"
 PACKAGE = "agentbot_api_client"
+# As docs/clients.md says: a create's defaults are the server's to fill in, not fields to send.
+TS_TYPES_OPTIONS = ("--default-non-nullable", "false")
 
 
 def schema_digest(schema_text: str) -> str:
@@ -49,7 +52,9 @@ def _fresh(folder: Path, build) -> Path:
 # --- Python ---------------------------------------------------------------------------------------
 class PythonClient:
     def __init__(self, schema_text: str, base_url: str, key: str) -> None:
-        folder = _fresh(PY_CACHE / f"python-{schema_digest(schema_text)}", lambda tmp: self._generate(tmp, schema_text))
+        generator = importlib.metadata.version("openapi-python-client")
+        folder = PY_CACHE / f"python-{generator}-{schema_digest(schema_text)}"
+        _fresh(folder, lambda tmp: self._generate(tmp, schema_text))
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
         for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
@@ -107,19 +112,38 @@ class TypeScriptClient:
         modules = node_modules() / ".bin"
         if not (modules / "openapi-typescript").exists() or not (modules / "tsc").exists():
             pytest.fail(f"openapi-typescript and typescript are missing from {PACKAGES}: run scripts/node_deps.sh")
-        script_digest = hashlib.sha256(TS_SCRIPT.read_bytes()).hexdigest()[:8]
+        # The folder is named by all that makes it: the schema, the script and how the types are made.
+        script_digest = hashlib.sha256(TS_SCRIPT.read_bytes() + " ".join(TS_TYPES_OPTIONS).encode()).hexdigest()[:8]
         folder = TS_CACHE / f"ts-{schema_digest(schema_text)}-{script_digest}"
         _fresh(folder, lambda tmp: self._generate(tmp, schema_text, modules))
         env = {**os.environ, "AGENTBOT_URL": base_url, "AGENTBOT_KEY": key}
+        self.folder, self.modules = folder, modules
         self.proc = subprocess.Popen(
             ["node", folder / "openapi_client.mjs"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
+
+    def run_program(self, name: str, code: str) -> str:
+        """Compile `code` (a module importing the types from "./schema.js") beside the generated
+        types with tsc --strict, run it with Node and return what it printed."""
+        (self.folder / f"{name}.mts").write_text(code)
+        compiled = subprocess.run(
+            [self.modules / "tsc", "--strict", "--skipLibCheck", "--target", "es2022", "--module", "nodenext"]
+            + ["--moduleResolution", "nodenext", f"{name}.mts"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=self.folder,
+        )
+        assert compiled.returncode == 0, f"tsc refused {name}:\n{compiled.stdout}"
+        ran = subprocess.run(["node", f"{name}.mjs"], capture_output=True, text=True, timeout=60, cwd=self.folder)
+        assert ran.returncode == 0, ran.stderr
+        return ran.stdout
 
     @staticmethod
     def _generate(tmp: Path, schema_text: str, modules: Path) -> None:
         (tmp / "schema.json").write_text(schema_text)
         run = {"check": True, "capture_output": True, "timeout": 180, "cwd": tmp}
-        subprocess.run([modules / "openapi-typescript", "schema.json", "--output", "schema.d.ts"], **run)
+        subprocess.run([modules / "openapi-typescript", "schema.json", "--output", "schema.d.ts", *TS_TYPES_OPTIONS], **run)
         shutil.copy(TS_SCRIPT, tmp / "openapi_client.mts")
         compiled = subprocess.run(
             [modules / "tsc", "--strict", "--skipLibCheck", "--target", "es2022", "--module", "nodenext"]
