@@ -13,6 +13,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 from django.utils.translation import gettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -118,6 +119,9 @@ class HealthFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         state = self.value()
         return queryset.filter(WEBHOOK_STATES[state]) if state in WEBHOOK_STATES else queryset
+
+
+KNOB = mark_safe('<span class="row-switch-knob"></span>')  # noqa: S308 - a constant
 
 
 def _icon(enabled: bool) -> str:
@@ -261,7 +265,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
             pgettext("webhook row", "Enabled"),
             gettext("Pause this webhook") if obj.enabled else gettext("Enable this webhook"),
             url,
-            format_html('<span class="row-switch-knob"></span>'),
+            KNOB,
         )
 
     @admin.display(description="")

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.db import transaction
+from django.utils.html import escape
 
 from deliveries.models import Delivery, Event
 from deliveries.services.operator import webhook_send_test
@@ -77,7 +78,9 @@ def receivers():
         receiver.close()
 
 
-def test_a_platforms_answer_that_the_webhook_is_gone_disables_it_like_a_410(site, webhook_factory, receivers, workers):
+def test_a_platforms_answer_that_the_webhook_is_gone_disables_it_like_a_410(
+    site, webhook_factory, receivers, workers, admin_client
+):
     owner = webhook_factory(site=site, url="https://owner.example.com/h", events=["webhook.disabled"])
     gone = [
         (webhook_factory(site=site, url=receivers(lambda n, a=answer: a).url, events=["ticket.created"], format=fmt), reason)
@@ -98,6 +101,9 @@ def test_a_platforms_answer_that_the_webhook_is_gone_disables_it_like_a_410(site
         (notice,) = [e for e in Event.objects.filter(site=site, type="webhook.disabled") if e.data["webhook_id"] == webhook.id]
         assert notice.data["reason"] == disabled.disabled_reason
         assert list(notice.deliveries.values_list("webhook_id", flat=True)) == [owner.id]
+    listed = admin_client.get("/admin/subscriptions/webhook/?health=disabled_by_service").content.decode()
+    for webhook, _ in gone:
+        assert escape(Webhook.objects.get(pk=webhook.pk).disabled_reason) in listed
 
 
 def test_a_platforms_temporary_answer_keeps_the_schedule(site, webhook_factory, receivers, workers):
