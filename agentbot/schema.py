@@ -319,3 +319,54 @@ def patch_bodies_name_a_field(result, generator, request, public):
             if body and body.get("properties"):
                 body["minProperties"] = 1
     return result
+
+
+def _ref_name(node: dict | None) -> str:
+    return ((node or {}).get("$ref") or "").rsplit("/", 1)[-1]
+
+
+def _json_schema(container: dict) -> dict | None:
+    return container.get("content", {}).get("application/json", {}).get("schema")
+
+
+def read_only_and_write_once_fields(result, generator, request, public):
+    """Which fields of a resource a client may set, said on the resource's response components:
+    a field no request body of its collection takes is `readOnly`; one the create takes but the
+    PATCH does not is set once, when created (its description says so); the rest are writable.
+    (A response serializer lists its fields as read-only for its own reasons: that is not what a
+    client needs to know.)"""
+    components = result.get("components", {}).get("schemas", {})
+    collections: dict[str, dict] = {}
+    for path, operations in result.get("paths", {}).items():
+        for method in ("post", "patch"):
+            operation = operations.get(method)
+            if not operation or "requestBody" not in operation:
+                continue
+            collection = path if method == "post" else path.rsplit("/", 1)[0]
+            if method == "post" and path.rsplit("/", 1)[-1].startswith("{"):
+                continue
+            entry = collections.setdefault(collection, {"post": set(), "patch": None, "responses": set()})
+            body = components.get(_ref_name(_json_schema(operation["requestBody"])), {})
+            names = set(body.get("properties", {}))
+            if method == "post":
+                entry["post"] |= names
+            else:
+                entry["patch"] = (entry["patch"] or set()) | names
+            for code, response in operation.get("responses", {}).items():
+                if code.startswith("2") and _ref_name(_json_schema(response)):
+                    entry["responses"].add(_ref_name(_json_schema(response)))
+    for entry in collections.values():
+        # A collection without a PATCH (conversations, leads) is not changed after its create.
+        if entry["patch"] is None:
+            continue
+        writable = entry["post"] | entry["patch"]
+        for name in entry["responses"]:
+            for field, prop in components.get(name, {}).get("properties", {}).items():
+                if field not in writable:
+                    prop["readOnly"] = True
+                    continue
+                prop.pop("readOnly", None)
+                if field not in entry["patch"]:
+                    note = "Set when created; a PATCH cannot change it."
+                    prop["description"] = f"{prop['description']} {note}" if prop.get("description") else note
+    return result

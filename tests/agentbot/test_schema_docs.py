@@ -136,3 +136,28 @@ def test_no_patch_request_carries_a_default_so_a_generated_client_sends_only_the
         if component.startswith("Patched"):
             found += list(_defaults(body, components, component, set()))
     assert not found, "\n".join(found)
+
+
+def test_a_resources_response_marks_read_only_exactly_the_fields_no_request_sets(schema):
+    components = schema["components"]["schemas"]
+
+    def component(container):
+        ref = container.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        return ref.rsplit("/", 1)[-1]
+
+    checked = 0
+    for path, operations in schema["paths"].items():
+        patch = operations.get("patch")
+        if not patch:
+            continue
+        collection = path.rsplit("/", 1)[0]
+        create = schema["paths"][collection].get("post", {})
+        patchable = set(components[component(patch["requestBody"])]["properties"])
+        creatable = set(components[component(create["requestBody"])]["properties"]) if create else set()
+        returned = components[component(patch["responses"]["200"])]["properties"]
+        for name, prop in returned.items():
+            checked += 1
+            assert bool(prop.get("readOnly")) == (name not in patchable | creatable), f"{path} {name}"
+            once = name in creatable - patchable
+            assert once == ("Set when created" in prop.get("description", "")), f"{path} {name}: set once"
+    assert checked
