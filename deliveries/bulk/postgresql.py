@@ -163,28 +163,20 @@ WITH r AS (
         AS r(id text, token text, number int, at timestamptz, status_code int, request_headers jsonb,
              response_headers jsonb, response_body text, duration_ms int, error text, succeeded bool, status text,
              schedule_position int, next_attempt_at timestamptz)
-), present AS (
-    -- The deliveries that still exist, held (KEY SHARE) until commit so none can be deleted under
-    -- the attempts written for it. SKIP LOCKED: one a delete holds is being deleted (or re-leased
-    -- by the sweep or an operator); waiting for it could deadlock with the delete and roll the
-    -- whole batch back, so its attempt is not logged. docs/limits.md.
-    SELECT d.id FROM deliveries_delivery d
-    WHERE d.id IN (SELECT r.id FROM r)
-    ORDER BY d.id
-    FOR KEY SHARE SKIP LOCKED
 ), moved AS (
     UPDATE deliveries_delivery d
     SET status = r.status, attempt_count = r.number, schedule_position = r.schedule_position,
         next_attempt_at = r.next_attempt_at, last_attempt_at = %s, last_status_code = r.status_code,
         last_error = r.error, leased_until = NULL, lease_token = NULL, updated_at = %s
-    FROM r JOIN present p ON p.id = r.id
+    FROM r
     WHERE d.id = r.id AND d.lease_token = r.token
 )
 INSERT INTO deliveries_attempt (delivery_id, number, at, status_code, request_headers, response_headers,
                                 response_body, duration_ms, error, succeeded)
 SELECT r.id, r.number, r.at, r.status_code, r.request_headers, r.response_headers,
        r.response_body, r.duration_ms, r.error, r.succeeded
-FROM r JOIN present p ON p.id = r.id
+FROM r
+WHERE EXISTS (SELECT 1 FROM deliveries_delivery d WHERE d.id = r.id)
 """
 
 
