@@ -204,6 +204,8 @@ SPECTACULAR_SETTINGS = {
         "agentbot.schema.add_error_responses",
         "agentbot.schema.refuse_unknown_request_fields",
         "agentbot.schema.defaults_beside_alternatives",
+        "agentbot.schema.patch_bodies_name_a_field",
+        "agentbot.schema.read_only_and_write_once_fields",
     ],
 }
 

@@ -255,7 +255,10 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
     that send (a test event, the failed deliveries again)."""
 
     list_display = [*subscriptions_admin.WebhookAdmin.list_display]
-    list_display[list_display.index("enabled") + 1 : list_display.index("enabled") + 1] = ["last_delivery", "success_24h"]
+    list_display[list_display.index("enabled_switch") + 1 : list_display.index("enabled_switch") + 1] = [
+        "last_delivery",
+        "success_24h",
+    ]
     readonly_fields = [*subscriptions_admin.WebhookAdmin.readonly_fields, "test_preview", "deliveries_chart", "recent_deliveries"]
     actions = ["send_test", "redeliver_failed", *subscriptions_admin.WebhookAdmin.actions]
 

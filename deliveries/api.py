@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
@@ -125,8 +125,13 @@ def published_body(event: Event) -> dict:
     }
 
 
+@extend_schema_field({"type": "string", "enum": sorted(CATALOGUE)})
+class EventTypeField(StrictCharField):
+    """One of the catalogue's types (what event_validate accepts), listed in the schema."""
+
+
 class EventInputSerializer(StrictSerializer):
-    event = StrictCharField(max_length=64, help_text="an event type from GET /api/v1/event-types")
+    event = EventTypeField(max_length=64, help_text="an event type from GET /api/v1/event-types")
     data = JSONObjectField(help_text="the event's data: a JSON object")
     idempotency_key = StrictCharField(
         max_length=255, required=False, allow_blank=False, help_text="publishing again with the same key returns the first event"

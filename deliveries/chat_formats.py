@@ -110,6 +110,20 @@ def slack_success(status: int, body: bytes) -> bool:
     return status == 200 and body == b"ok"
 
 
+# Slack's answers when the webhook or its channel is gone on Slack's side: no retry brings it back.
+SLACK_GONE = {
+    b"no_service": "the incoming webhook was removed or disabled in Slack",
+    b"channel_not_found": "the webhook's channel was deleted in Slack",
+    b"channel_is_archived": "the webhook's channel is archived in Slack",
+}
+
+
+def slack_gone(status: int, body: bytes) -> str:
+    """Why Slack will never take this webhook's messages again (404 or 410 with its error), or ""."""
+    meaning = SLACK_GONE.get(body.strip()) if status in (404, 410) else None
+    return f"Slack answered {status} {body.strip().decode()}: {meaning}" if meaning else ""
+
+
 # --- Discord: content and an embed ----------------------------------------------------------------
 DISCORD_CONTENT_CHARS = 2000
 DISCORD_TITLE_CHARS = 256
@@ -213,6 +227,25 @@ def discord_success(status: int, body: bytes) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(answer, dict) and "id" in answer
+
+
+DISCORD_UNKNOWN_WEBHOOK = 10015
+
+
+def discord_gone(status: int, body: bytes) -> str:
+    """Why Discord will never take this webhook's messages again, or "": a 404 "Unknown Webhook"
+    (code 10015) when it was deleted, a 401 when its token no longer holds."""
+    if status == 401:
+        return "Discord answered 401: the webhook's token is no longer valid (the webhook was deleted or reset in Discord)"
+    if status != 404:
+        return ""
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
+        return ""
+    if isinstance(answer, dict) and answer.get("code") == DISCORD_UNKNOWN_WEBHOOK:
+        return "Discord answered 404 Unknown Webhook (10015): the webhook was deleted in Discord"
+    return ""
 
 
 # --- Microsoft Teams: an Adaptive Card, as Workflows webhooks take it ---------------------------------

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from core.errors import Refused
 from core.models import Site
 from core.vocabulary import ConversationStatus, SenderType, SessionState, TicketPriority, TicketStatus
 from deliveries.services.publish import event_publish, text_is_storable
@@ -60,9 +61,17 @@ def conversation_source_complete(*, channel: str, source: dict, visitor_phone: s
     return completed
 
 
+class ConversationClosed(Refused):
+    """The conversation is closed: nothing more happens in it. The request itself was well formed
+    (a 409, not a 400: what it asks for conflicts with the conversation's state)."""
+
+    status_code = 409
+    code = "conflict"
+
+
 def _conversation_require_open(conversation: Conversation) -> None:
     if not conversation.is_open:
-        raise ValidationError(f"conversation {conversation.id} is closed; start a new one with POST /api/v1/conversations")
+        raise ConversationClosed(f"conversation {conversation.id} is closed; start a new one with POST /api/v1/conversations")
 
 
 def _conversation_of_site(*, site: Site, conversation_id: str | None) -> Conversation | None:

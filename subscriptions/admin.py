@@ -9,11 +9,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ObjectActionsMixin, secrets_show_once
@@ -125,6 +127,15 @@ class HealthFilter(admin.SimpleListFilter):
         return queryset.filter(WEBHOOK_STATES[state]) if state in WEBHOOK_STATES else queryset
 
 
+KNOB = mark_safe('<span class="row-switch-knob"></span>')  # noqa: S308 - a constant
+
+
+def _icon(enabled: bool) -> str:
+    name = "yes" if enabled else "no"
+    alt = pgettext("webhook row", "on") if enabled else pgettext("webhook row", "off")
+    return format_html('<img src="{}" alt="{}">', static(f"admin/img/icon-{name}.svg"), alt)
+
+
 def _ago(moment) -> str:
     return f"{timesince(moment)} ago" if moment else "—"
 
@@ -167,9 +178,10 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         "site_key",
         "format_name",
         "event_list",
-        "enabled",
+        "enabled_switch",
         "failures_in_a_row",
         "health",
+        "row_delete",
     ]
     list_filter = ["enabled", HealthFilter, "format", "site"]
     list_select_related = ["site"]
@@ -242,6 +254,38 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     @admin.display(description="events")
     def event_list(self, obj):
         return ", ".join(obj.events)
+
+    @admin.display(description=pgettext_lazy("webhook row", "Enabled"), ordering="enabled")
+    def enabled_switch(self, obj):
+        """A switch on the row: pressing it pauses or enables this webhook alone (the same action
+        as the bulk one, through the object's action URL); back to the list, its filters kept."""
+        if obj.connector:  # changes with its integration: shown, not switched here
+            return _icon(obj.enabled)
+        opts = self.model._meta
+        action = "disable" if obj.enabled else "enable"
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_act", args=[obj.pk, action])
+        return format_html(
+            '<button type="submit" class="row-switch" role="switch" aria-checked="{}" aria-label="{}" title="{}" '
+            'formaction="{}?from=list" formmethod="post" formnovalidate>{}</button>',
+            "true" if obj.enabled else "false",
+            pgettext("webhook row", "Enabled"),
+            gettext("Pause this webhook") if obj.enabled else gettext("Enable this webhook"),
+            url,
+            KNOB,
+        )
+
+    @admin.display(description="")
+    def row_delete(self, obj):
+        """× on the row: Django's delete page for this webhook, which asks to confirm."""
+        if obj.connector:
+            return ""
+        opts = self.model._meta
+        return format_html(
+            '<a class="row-delete" href="{}" aria-label="{}" title="{}">×</a>',
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[obj.pk]),
+            pgettext("webhook row", "Delete"),
+            gettext("Delete this webhook (asks to confirm)"),
+        )
 
     @admin.display(description="failures", ordering="consecutive_failures")
     def failures_in_a_row(self, obj):

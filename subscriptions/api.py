@@ -73,7 +73,14 @@ class WebhookWithSecretSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
-@extend_schema_field({"type": "string", "pattern": "^(https?://[^/?#@\\s]+|amqps?://[^/?#\\s]+)\\S*$", "maxLength": 2048})
+@extend_schema_field(
+    {
+        "type": "string",
+        # No whitespace or control character anywhere (url_policy._check_text).
+        "pattern": "^(https?://[^/?#@\\s\\u0000-\\u001f\\u007f]+|amqps?://[^/?#\\s\\u0000-\\u001f\\u007f]+)[^\\s\\u0000-\\u001f\\u007f]*$",
+        "maxLength": 2048,
+    }
+)
 class WebhookUrlField(StrictCharField):
     pass
 

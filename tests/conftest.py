@@ -4,6 +4,7 @@ from rest_framework.test import APIClient
 from agentbot.celery import app as celery_app
 from core.services import api_key_create
 from tests.factories import SiteFactory, WebhookFactory
+from tests.support.ports import closed_port as _closed_port
 from tests.support.receiver import Receiver
 from tests.support.worker import Workers
 
@@ -66,3 +67,10 @@ def workers(transactional_db, tmp_path, settings):
     yield pool
     pool.stop_all()
     celery_app.control.purge()
+
+
+@pytest.fixture
+def closed_port():
+    """A local port nothing answers on while the test runs (tests/support/ports.py)."""
+    with _closed_port() as port:
+        yield port

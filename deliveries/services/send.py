@@ -275,10 +275,12 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
     """Store the attempts and move each delivery on (succeeded, next retry, or failed), in bulk."""
     now = timezone.now()
     outcomes = []
+    gone_reasons: dict[str, str] = {}
     for job, result in sent:
         fmt = get_format(job.format)
         ok = attempt_succeeded(job, result, fmt)
-        error = result.error or ("" if ok else _failure_reason(fmt.name, result))
+        gone = attempt_gone(job, result, fmt) if not ok else ""
+        error = result.error or gone or ("" if ok else _failure_reason(fmt.name, result))
         status, position, next_at = delivery_schedule_next(
             format_name=fmt.name,
             schedule_position=job.schedule_position,
@@ -286,7 +288,9 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
             now=now,
             status_code=result.status_code,
             headers=result.headers,
+            gone=bool(gone),
         )
+        gone_reasons[job.delivery_id] = gone
         outcomes.append(
             bulk.Outcome(
                 delivery_id=job.delivery_id,
@@ -323,7 +327,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
     try:
         webhooks_health_record(
             outcomes=[
-                endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at)
+                endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at, gone_reasons[job.delivery_id])
                 for (job, _), o in zip(sent, outcomes, strict=True)
             ]
         )
@@ -372,6 +376,13 @@ def attempt_succeeded(job: engine.Job, result: http.OutboundResult, fmt: Deliver
     return result.status_code is not None and not result.error and fmt.is_success(result.status_code, result.body)
 
 
+def attempt_gone(job: engine.Job, result: http.OutboundResult, fmt: DeliveryFormat) -> str:
+    """Why a failed HTTP answer means the receiver is gone for good (the format's rule), or ""."""
+    if job.is_broker or result.status_code is None:
+        return ""
+    return fmt.gone(result.status_code, result.body)
+
+
 def _failure_reason(format_name: str, result: http.OutboundResult) -> str:
     if result.status_code is not None and 300 <= result.status_code < 400:
         return f"redirect ({result.status_code}) not followed"
@@ -388,14 +399,16 @@ def delivery_schedule_next(
     now: datetime,
     status_code: int | None = None,
     headers: dict[str, str] | None = None,
+    gone: bool = False,
 ) -> tuple[str, int, datetime | None]:
     """After an attempt: (status, schedule position, next attempt time) from the format's schedule,
-    stretched by a 429/503's Retry-After; a 410 Gone ends the delivery (its webhook is disabled)."""
+    stretched by a 429/503's Retry-After; a 410 Gone, or an answer the format reads as the receiver
+    gone for good (`gone`), ends the delivery (its webhook is disabled)."""
     schedule = get_format(format_name).retry_schedule()
     position = schedule_position + 1
     if ok:
         return Delivery.Status.SUCCEEDED, position, None
-    if position < len(schedule) and status_code != 410:
+    if position < len(schedule) and status_code != 410 and not gone:
         delay = endpoint_health.retry_delay(schedule[position], status_code=status_code, headers=headers or {}, now=now)
         return Delivery.Status.PENDING, position, now + timedelta(seconds=delay)
     return Delivery.Status.FAILED, position, None

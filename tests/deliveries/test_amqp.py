@@ -117,9 +117,9 @@ def test_a_wrong_password_is_a_failure_that_does_not_show_the_password(broker_qu
     assert "Wr0ng-s3cret-pass" not in result.error
 
 
-def test_a_broker_that_is_not_listening_is_a_connection_failure(broker_queue):
-    result = publish(message(broker_queue, url="amqp://guest:****@127.0.0.1:5679/"))
-    assert result.error == "connection failed: Connection refused (127.0.0.1:5679)"
+def test_a_broker_that_is_not_listening_is_a_connection_failure(broker_queue, closed_port):
+    result = publish(message(broker_queue, url=f"amqp://guest:****@127.0.0.1:{closed_port}/"))
+    assert result.error == f"connection failed: Connection refused (127.0.0.1:{closed_port})"
 
 
 def test_the_url_policy_refuses_a_private_broker_when_connecting(broker_queue, settings):

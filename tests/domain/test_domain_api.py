@@ -139,9 +139,11 @@ def test_closing_publishes_conversation_closed_once_and_refuses_later_messages(a
         "channel": "telegram",
         "visitor": {"name": "John Doe", "email": None, "phone": None},
     }
-    refused = post(api, f"{path}/messages", {"sender_type": "agent", "body": "Still there?"}, status=400)
+    # A well-formed request the closed conversation's state refuses: 409, not 400.
+    refused = post(api, f"{path}/messages", {"sender_type": "agent", "body": "Still there?"}, status=409)
     assert "closed" in refused["message"] and "POST /api/v1/conversations" in refused["message"]
-    assert post(api, f"{path}/handoff", status=400)["error"] == "invalid_request"
+    assert post(api, f"{path}/handoff", status=409)["error"] == "conflict"
+    assert post(api, f"{path}/resume", status=409)["error"] == "conflict"
 
 
 # --- tickets ----------------------------------------------------------------------------------

@@ -333,11 +333,11 @@ def test_any_json_object_gets_an_answer_and_never_a_500(site, knowledge, version
     assert "error" in response.json() if response.status_code == 400 else True
 
 
-def test_an_agent_that_cannot_answer_within_the_budget_is_a_504_and_the_message_is_kept(v2, settings, monkeypatch):
+def test_an_agent_that_cannot_answer_within_the_budget_is_a_504_and_the_message_is_kept(v2, settings, monkeypatch, closed_port):
     from inbound.connectors.webhook_channel import services as webhook_services
 
     monkeypatch.setattr(webhook_services, "SYNC_BUDGET", 0.5)
-    settings.AGENTBOT_LLM_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens: the model is unavailable
+    settings.AGENTBOT_LLM_BASE_URL = f"http://127.0.0.1:{closed_port}/v1"  # nothing listens: the model is unavailable
 
     response = post_hook(Client(), v2, v2_message("caller-1", HOURS))
 
