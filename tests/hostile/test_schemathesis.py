@@ -34,6 +34,7 @@ BUSINESS_RULES = {
     "POST /api/v1/tickets": "conversation_id names a conversation of the key's site",
     "POST /api/v1/leads": "conversation_id names a conversation of the key's site",
     "POST /api/v1/appointments": "conversation_id names a conversation of the key's site",
+    "PUT /api/v1/portal-settings": "each allowed origin must be an origin, scheme://host[:port]",
     "POST /api/integrations/{integration_id}/register-webhook": "needs the integration's API URL set first",
     "POST /api/v1/integrations/{integration_id}/register-webhook": "needs the integration's API URL set first",
 }
