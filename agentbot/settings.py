@@ -314,9 +314,11 @@ AGENTBOT_LLM_TIMEOUT = env_float("AGENTBOT_LLM_TIMEOUT", 30.0)
 # The lease outlasts a model call, so a slow answer is never taken for a dead worker.
 AGENTBOT_INBOUND_LEASE = max(env_float("AGENTBOT_INBOUND_LEASE", 120.0), AGENTBOT_LLM_TIMEOUT * 1.5)
 AGENTBOT_INBOUND_ATTEMPTS = int(env_float("AGENTBOT_INBOUND_ATTEMPTS", 5))
-# A signed Chat2Desk body without a message_id that arrives again within this many seconds is a
-# replay: answered as the first was, stored once (0: off).
-AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 300.0)
+# Body de-duplication, off by default (0): a Chat2Desk message without a delivery id (message_id,
+# event_id, X-Request-Id) whose signed body arrives again within this many seconds is taken for a
+# replay and stored once. Its cost: a client who repeats a message ("yes", "yes") inside the
+# window is answered once. Status events are never de-duplicated by body.
+AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 0.0)
 # How often the sweep hands out stored inbound events no worker finished (whole seconds: see
 # CELERY_BEAT_SCHEDULE).
 AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_SWEEP_INTERVAL", 30.0)))

@@ -48,11 +48,15 @@ def _replay_keys(body: bytes, now) -> tuple[str, str]:
 
 
 def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool = True, body: bytes = b"") -> InboundEvent:
-    """Store what arrived and queue it for a worker when the transaction commits. A message the
-    platform sends again (same message id) is stored once; so is a `body` without one that arrives
-    again within AGENTBOT_INBOUND_REPLAY_WINDOW seconds (a replayed signed request). A channel that
-    answers in its own response (`dispatch=False`) processes the event itself with `inbound_answer`;
-    the sweep still finishes it should that process die."""
+    """Store what arrived and queue it for a worker when the transaction commits. A delivery the
+    platform sends again is stored once when it says which delivery it is (`parsed.external_id`:
+    Chat2Desk's message_id, event_id or X-Request-Id). Without one, identical bodies are separate
+    messages (a client who writes "yes" twice is answered twice), unless
+    AGENTBOT_INBOUND_REPLAY_WINDOW turns body de-duplication on: then a message `body` that arrives
+    again within that many seconds is taken for a replay. Status events are never de-duplicated by
+    their body: a close sent again is applied again. A channel that answers in its own response
+    (`dispatch=False`) processes the event itself with `inbound_answer`; the sweep still finishes
+    it should that process die."""
     if parsed.kind == "ignored":
         return InboundEvent.objects.create(
             integration=integration,
@@ -63,7 +67,7 @@ def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool 
             processed_at=timezone.now(),
         )
     external_id = parsed.external_id
-    if not external_id and body and settings.AGENTBOT_INBOUND_REPLAY_WINDOW > 0:
+    if not external_id and body and parsed.kind == "message" and settings.AGENTBOT_INBOUND_REPLAY_WINDOW > 0:
         now = timezone.now()
         external_id, previous = _replay_keys(body, now)
         window = timedelta(seconds=settings.AGENTBOT_INBOUND_REPLAY_WINDOW)
