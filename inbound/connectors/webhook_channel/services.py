@@ -189,7 +189,9 @@ def end_of_task_send(*, event: InboundEvent, conversation: Conversation, handed_
     own (seed 003): `endOfTask`, `endReason`, and the handoff's reason."""
     if not posts_to_post_url(event.integration):
         return
-    fields = {"end_reason": reply.AGENT_TRANSFER if handed_off else reply.FULFILLED}
+    end_reason = reply.AGENT_TRANSFER if handed_off else reply.FULFILLED
+    task_id, task_name = reply.TASKS_BY_REASON[end_reason]
+    fields = {"end_reason": end_reason, "completed_task_id": task_id, "completed_task_name": task_name}
     if handed_off:
         fields["handoff_reason"] = conversation.handoff_reason or "a human has the conversation"
     services.reply_publish(event.integration, conversation, fields, idempotency_key=f"end:{event.id}")
