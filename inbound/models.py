@@ -4,6 +4,14 @@ import secrets
 import uuid
 from datetime import datetime
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -15,6 +23,12 @@ from core.models import Site
 
 def generate_inbound_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+def generate_jwe_private_key() -> str:
+    """A webhook channel instance's JWE key: RSA 2048, PKCS#8 PEM (stored encrypted)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
 
 
 def generate_client_id() -> str:
@@ -66,6 +80,11 @@ CONNECTOR_SETTINGS: dict[str, dict] = {
         "jwt_algorithm": JwtAlgorithm.HS256.value,
         "client_id": "",  # the appId of the callers' JWTs
         "public_key": "",  # RS256/RS512: the caller's public key (PEM)
+        # The scopes (seed 003): a request without a user identity is refused unless anonymous users
+        # may chat (then it gets an anonymous one); an identity the site has never seen is
+        # registered unless auto-registration is off (then it is refused).
+        "allow_anonymous": False,
+        "auto_register": True,
     },
 }
 SETTING_DEFAULTS = {name: default for names in CONNECTOR_SETTINGS.values() for name, default in names.items()}
@@ -99,6 +118,9 @@ class Integration(models.Model):
     api_token = EncryptedTextField("API token", blank=True, default="", editable=False)
     # The webhook channel's HS256/HS512 key its callers sign their JWTs with. Shown once, like the webhook secret.
     client_secret = EncryptedTextField(blank=True, default="", editable=False)
+    # The webhook channel's RSA key pair for JSON Web Encryption: callers may encrypt their JWT to
+    # its public key (shown in the admin and the API); the private key (PEM) never leaves the service.
+    jwe_private_key = EncryptedTextField("JWE private key", blank=True, default="", editable=False)
     # The connector's settings (CONNECTOR_SETTINGS), each also an attribute of the integration (below).
     settings = models.JSONField(
         blank=True, default=dict, help_text="The connector's settings (inbound.models.CONNECTOR_SETTINGS)."
@@ -127,6 +149,8 @@ class Integration(models.Model):
     jwt_algorithm = _setting("jwt_algorithm", _("JWT signing algorithm"))
     client_id = _setting("client_id", _("client id"))
     public_key = _setting("public_key", _("public key"))
+    allow_anonymous = _setting("allow_anonymous", _("allow anonymous users to chat"))
+    auto_register = _setting("auto_register", _("auto register new users"))
 
     class Meta:
         db_table = "agentbot_integration"  # the table kept its name when the model left the agentbot app
@@ -136,6 +160,16 @@ class Integration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_connector_type_display()} {self.name or self.id}"
+
+    @property
+    def jwe_public_key(self) -> str:
+        """The public half of the JWE key pair (PEM), to which a caller encrypts its token; "" when none."""
+        if not self.jwe_private_key:
+            return ""
+        key = load_pem_private_key(self.jwe_private_key.encode(), password=None)
+        return key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+    jwe_public_key.fget.short_description = _("JWE public key")
 
     @property
     def webhook_path(self) -> str | None:

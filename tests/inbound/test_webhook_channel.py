@@ -214,7 +214,7 @@ def test_other_methods_are_405(v2):
     "payload, phrase",
     [
         ({"from": {"id": "u"}}, "message is required"),
-        ({"message": {"type": "text", "val": "hi"}}, "from is required"),
+        ({"message": {"type": "text", "val": "hi"}}, "from.id is required"),
         ({"message": {"type": "text", "val": "hi"}, "from": {"id": ""}}, "from.id is required"),
         ({"message": {"type": "text"}, "from": {"id": "u"}}, "message.val is required"),
         ({"message": {"type": "text", "val": 5}, "from": {"id": "u"}}, "message.val must be a string"),

@@ -8,6 +8,7 @@ take a message in the instance's mode, and relay a person's replies and the end 
 - asynchronous: handed to a worker; each reply is a delivery to the POST_URL.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -54,6 +55,23 @@ def poll_event_find(*, bot_id: str, poll_id: str) -> InboundEvent:
     if event is None:
         raise NotFound(f"bot {bot_id} has no poll {poll_id}")
     return event
+
+
+# --- the scopes: anonymous users and auto-registration ----------------------------------------------
+ANONYMOUS_PREFIX = "anonymous-"
+
+
+def anonymous_identity(*, integration: Integration, token: str) -> str:
+    """The user a request without `from.id` is, when the instance lets anonymous users chat: the
+    same for every request made with the same token (the client's session), another for another
+    token. The answer's `to.id` tells the caller, who may send it as `from.id` from then on."""
+    digest = hashlib.sha256(f"{integration.id}:{token}".encode()).hexdigest()[:32]
+    return ANONYMOUS_PREFIX + digest
+
+
+def user_known(*, integration: Integration, user_id: str) -> bool:
+    """Whether the site has seen this user identity: a conversation of the site is theirs."""
+    return Conversation.objects.filter(site_id=integration.site_id, external_id=user_id).exists()
 
 
 @dataclass(frozen=True)

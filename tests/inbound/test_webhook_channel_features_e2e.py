@@ -1,0 +1,138 @@
+"""The webhook channel's (seed 003) scopes and JSON Web Encryption with real parts: PostgreSQL,
+Redis and a Celery worker answering v2 requests (synchronous with polling, the default), tokens
+encrypted by npm `jose` as a client would."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from domain.models import Conversation
+from inbound import integrations
+from tests.conftest import client_for
+from tests.inbound.test_chat2desk_e2e import FAST_SWEEP, wait_until
+from tests.support.node import jose_encrypt
+from tests.support.webhook_channel import token, v2_message
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+HOURS = "What are your opening hours?"
+
+
+def ask(instance, payload: dict, bearer: str):
+    """POST to the instance; a pollId answer is polled until the worker is done."""
+    response = Client().post(
+        instance.webhook_path, json.dumps(payload), content_type="application/json", headers={"Authorization": f"bearer {bearer}"}
+    )
+    if response.status_code != 200 or response.json().get("status") != "InProgress":
+        return response
+    poll = f"/chatbot/hooks/{instance.site_id}/poll/{response.json()['pollId']}"
+
+    def done():
+        answer = Client().post(poll, headers={"Authorization": f"bearer {bearer}"})
+        return answer if answer.json().get("status") == "Completed" else None
+
+    return wait_until(done, what="poll completed")
+
+
+def anonymous(text: str) -> dict:
+    return {"message": {"type": "text", "val": text}}
+
+
+# --- scopes ----------------------------------------------------------------------------------------
+def test_anonymous_users_get_an_identity_stable_for_their_token_and_unknown_users_are_refused_without_auto_register(
+    site, knowledge, workers
+):
+    api = client_for(site)
+    created = api.post("/api/v1/integrations", {"connector_type": "webhook", "name": "Kiosk"}, format="json").json()
+    assert (created["allow_anonymous"], created["auto_register"]) == (False, True), "the defaults"
+    instance = integrations.Integration.objects.get(pk=created["id"])
+    workers.start(**FAST_SWEEP)
+
+    refused = ask(instance, anonymous(HOURS), token(instance))
+    assert refused.status_code == 400 and "from.id is required" in refused.json()["message"]
+
+    changed = api.patch(f"/api/v1/integrations/{instance.id}", {"allow_anonymous": True}, format="json")
+    assert changed.status_code == 200 and changed.json()["allow_anonymous"] is True
+    instance.refresh_from_db()
+    session_token = token(instance)
+    first = ask(instance, anonymous(HOURS), session_token)
+    second = ask(instance, anonymous("Are you open today?"), session_token)
+    other = ask(instance, anonymous(HOURS), token(instance, jti="another-session"))
+
+    assert [r.status_code for r in (first, second, other)] == [200, 200, 200]
+    user = first.json()["to"]["id"]
+    assert user.startswith("anonymous-") and second.json()["to"]["id"] == user
+    assert first.json()["sessionId"] == second.json()["sessionId"], "one session for one token"
+    assert other.json()["to"]["id"] not in (user, "") and other.json()["sessionId"] != first.json()["sessionId"]
+    assert [m["val"] for m in first.json()["data"]] == [knowledge.answer]
+    conversation = Conversation.objects.get(pk=first.json()["sessionId"])
+    assert conversation.external_id == user and conversation.messages.count() == 4
+
+    # Auto-registration off: a user the site has never seen is refused, a known one (the anonymous
+    # user above, sending its id from now on) goes on.
+    assert api.patch(f"/api/v1/integrations/{instance.id}", {"auto_register": False}, format="json").status_code == 200
+    instance.refresh_from_db()
+    stranger = ask(instance, v2_message("never-seen", HOURS), token(instance))
+    assert stranger.status_code == 401
+    assert stranger.json()["message"].startswith("Invalid access token") and "auto_register" in stranger.json()["message"]
+    known = ask(instance, v2_message(user, HOURS), token(instance))
+    assert known.status_code == 200 and known.json()["sessionId"] == first.json()["sessionId"]
+    assert not Conversation.objects.filter(external_id="never-seen").exists()
+
+
+def test_admin_shows_and_saves_both_scopes_and_the_jwe_public_key(admin_client, site):
+    instance = integrations.integration_create(site=site, connector_type="webhook", name="IVR")
+    change = f"/admin/inbound/integration/{instance.pk}/change/"
+
+    page = admin_client.get(change).content.decode()
+
+    assert "Allow anonymous users to chat" in page and "Auto register new users" in page
+    assert "JWE public key" in page and instance.jwe_public_key.splitlines()[1] in page
+    assert instance.jwe_private_key.splitlines()[1] not in page, "the private key is never shown"
+    form = {
+        "name": "IVR",
+        "active": "on",
+        "api_version": "v2",
+        "mode": "sync",
+        "jwt_algorithm": "HS256",
+        "polling": "on",
+        "allow_anonymous": "on",
+    }
+    assert admin_client.post(change, form).status_code == 302
+    instance.refresh_from_db()
+    assert (instance.allow_anonymous, instance.auto_register) == (True, False)
+
+
+# --- JSON Web Encryption ---------------------------------------------------------------------------
+def test_a_jwt_encrypted_by_npm_jose_to_the_instances_public_key_is_decrypted_then_verified(site, knowledge, workers):
+    api = client_for(site)
+    created = api.post("/api/v1/integrations", {"connector_type": "webhook", "name": "Secure"}, format="json").json()
+    instance = integrations.Integration.objects.get(pk=created["id"])
+    public_key = api.get(f"/api/v1/integrations/{instance.id}").json()["jwe_public_key"]
+    assert public_key.startswith("-----BEGIN PUBLIC KEY-----") and public_key == instance.jwe_public_key
+    assert "PRIVATE" not in json.dumps(api.get("/api/v1/integrations").json())
+    workers.start(**FAST_SWEEP)
+    signed = token(instance, userIdentity="caller-1")
+
+    for alg, enc in (("RSA-OAEP-256", "A256GCM"), ("RSA-OAEP", "A128GCM")):
+        encrypted = jose_encrypt(signed, public_key, alg=alg, enc=enc)
+        assert encrypted.count(".") == 4
+        answer = ask(instance, v2_message("caller-1", HOURS), encrypted)
+        assert answer.status_code == 200, answer.content
+        assert [m["val"] for m in answer.json()["data"]] == [knowledge.answer]
+
+    encrypted = jose_encrypt(signed, public_key)
+    parts = encrypted.split(".")
+    parts[3] = ("B" if parts[3][0] != "B" else "C") + parts[3][1:]  # one character of the ciphertext
+    tampered = ask(instance, v2_message("caller-1", HOURS), ".".join(parts))
+    assert tampered.status_code == 401 and "cannot be decrypted" in tampered.json()["message"]
+
+    weak = ask(instance, v2_message("caller-1", HOURS), jose_encrypt(signed, public_key, enc="A128CBC-HS256"))
+    assert weak.status_code == 401 and "A128GCM or A256GCM" in weak.json()["message"]
+
+    # Inside, the JWT is verified exactly as a plain one: another secret's signature, another user.
+    forged = jose_encrypt(token(instance, key="not-the-secret-of-this-instance-at-all"), public_key)
+    assert "signature does not match" in ask(instance, v2_message("caller-1", HOURS), forged).json()["message"]
+    pinned = ask(instance, v2_message("caller-2", HOURS), jose_encrypt(signed, public_key))
+    assert pinned.status_code == 401 and pinned.json()["message"].startswith("Invalid access token")
