@@ -28,6 +28,10 @@ def conversation_created(conversation: Conversation) -> dict:
     }
 
 
+def conversation_merged(conversation: Conversation, *, merged_id: str | None, moved: int) -> dict:
+    return {**conversation_ref(conversation), "merged_conversation_id": merged_id, "moved_message_count": moved}
+
+
 def conversation_needs_human(conversation: Conversation) -> dict:
     return {**conversation_ref(conversation), "reason": _or_none(conversation.handoff_reason)}
 

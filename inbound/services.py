@@ -243,6 +243,8 @@ def _accept_message(event: InboundEvent) -> None:
     if conversation is not None and payload.get("new_session"):
         domain.conversation_close(conversation=conversation)
         conversation = None
+    if (payload.get("metadata") or {}).get("mergeIdentity"):
+        conversation = _merge_identity(integration, payload["client_id"], conversation)
     if conversation is None:
         visitor = payload.get("visitor") or {}
         conversation = domain.conversation_create(
@@ -284,6 +286,23 @@ def _accept_message(event: InboundEvent) -> None:
             InboundEvent.Status.PROCESSED,
             "stored; the session is paused (a human has the dialog), so the agent stays silent",
         )
+
+
+def _merge_identity(integration: Integration, client_id, conversation: Conversation | None) -> Conversation | None:
+    """mergeIdentity (the webhook channel): the visitor's conversation here continues in their other
+    open conversation on the site (the same user id, another channel or instance), which follows
+    them to this integration; without another, nothing changes."""
+    other = (
+        Conversation.objects.filter(site_id=integration.site_id, external_id=str(client_id), status="open")
+        .exclude(pk=conversation.pk if conversation is not None else None)
+        .order_by("-created_at")
+        .first()
+    )
+    if other is None:
+        return conversation
+    if conversation is not None:
+        InboundEvent.objects.filter(conversation=conversation).update(conversation=other)
+    return domain.conversation_merge(source=conversation, target=other, integration_id=integration.id)
 
 
 def _apply_status(event: InboundEvent) -> None:

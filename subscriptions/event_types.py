@@ -139,6 +139,20 @@ CONVERSATION_NEEDS_HUMAN = _event(
     {**_EXAMPLE_CONVERSATION_REF, "reason": "Visitor asked for a refund"},
     {**_CONVERSATION_REF, "reason": {**_STR_OR_NULL, "description": "why a human is needed"}},
 )
+CONVERSATION_MERGED = _event(
+    "conversation.merged",
+    "A visitor's conversation continues in their other open conversation (the webhook channel's "
+    "mergeIdentity): the merged conversation's messages, tickets and leads move to it and it closes.",
+    {**_EXAMPLE_CONVERSATION_REF, "merged_conversation_id": "conv_abc", "moved_message_count": 3},
+    {
+        **_CONVERSATION_REF,
+        "merged_conversation_id": {
+            **_nullable(_CONVERSATION_ID),
+            "description": "the conversation that closed into this one; null when the visitor had none on that channel",
+        },
+        "moved_message_count": {"type": "integer", "minimum": 0, "description": "how many messages moved"},
+    },
+)
 MESSAGE_CREATED = _event(
     "message.created",
     "Any new message: visitor, agent, or AI.",
@@ -280,6 +294,7 @@ CATALOGUE: dict[str, EventType] = {
         CONVERSATION_CREATED,
         CONVERSATION_CLOSED,
         CONVERSATION_NEEDS_HUMAN,
+        CONVERSATION_MERGED,
         MESSAGE_CREATED,
         TICKET_CREATED,
         TICKET_UPDATED,

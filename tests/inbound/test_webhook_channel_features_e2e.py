@@ -3,12 +3,15 @@ Redis and a Celery worker answering v2 requests (synchronous with polling, the d
 encrypted by npm `jose` as a client would."""
 
 import json
+import time
 
+import jsonschema
 import pytest
 from django.test import Client
 
 from domain.models import Conversation
 from inbound import integrations
+from subscriptions.event_types import CATALOGUE
 from tests.conftest import client_for
 from tests.inbound.test_chat2desk_e2e import FAST_SWEEP, wait_until
 from tests.support.node import jose_encrypt
@@ -136,3 +139,34 @@ def test_a_jwt_encrypted_by_npm_jose_to_the_instances_public_key_is_decrypted_th
     assert "signature does not match" in ask(instance, v2_message("caller-1", HOURS), forged).json()["message"]
     pinned = ask(instance, v2_message("caller-2", HOURS), jose_encrypt(signed, public_key))
     assert pinned.status_code == 401 and pinned.json()["message"].startswith("Invalid access token")
+
+
+# --- mergeIdentity ---------------------------------------------------------------------------------
+def test_merge_identity_continues_in_the_users_other_open_conversation_and_loses_nothing(
+    site, knowledge, receiver, webhook_factory, workers
+):
+    webhook_factory(site=site, url=receiver.url, events=["conversation.merged"])
+    first = integrations.integration_create(site=site, connector_type="webhook", name="Web")
+    second = integrations.integration_create(site=site, connector_type="webhook", name="App")
+    workers.start(**FAST_SWEEP)
+    on_web = ask(first, v2_message("caller-9", HOURS), token(first)).json()
+    on_app = ask(second, v2_message("caller-9", HOURS), token(second)).json()
+    assert on_web["sessionId"] != on_app["sessionId"], "without mergeIdentity each instance has its own"
+
+    merged = ask(second, v2_message("caller-9", "Are you open on Sunday?", mergeIdentity="true"), token(second))
+
+    assert merged.status_code == 200, merged.content
+    assert merged.json()["sessionId"] == on_web["sessionId"], "the conversation continues in the other open one"
+    kept = Conversation.objects.get(pk=on_web["sessionId"])
+    closed = Conversation.objects.get(pk=on_app["sessionId"])
+    assert (kept.status, kept.integration_id) == ("open", second.id) and closed.status == "closed"
+    assert closed.messages.count() == 0 and kept.messages.count() == 6, "every message is in the kept conversation"
+    assert [m.body for m in kept.messages.order_by("created_at")][:2] == [HOURS, knowledge.answer]
+    (delivery,) = receiver.wait_for(1)
+    data = json.loads(delivery.body)["data"]
+    assert (data["conversation_id"], data["merged_conversation_id"], data["moved_message_count"]) == (kept.id, closed.id, 2)
+    jsonschema.validate(data, CATALOGUE["conversation.merged"].schema)
+    # The user's next message on the app (no mergeIdentity) stays in the kept conversation.
+    assert ask(second, v2_message("caller-9", HOURS), token(second)).json()["sessionId"] == kept.id
+    time.sleep(1)
+    assert len(receiver.received) == 1, "one conversation.merged"
