@@ -4,6 +4,7 @@ With no DATABASE_URL / CELERY_BROKER_URL the service runs on embedded defaults (
 filesystem broker under .data/), so `make run` works on a machine with nothing but Python.
 """
 
+import json
 import math
 import os
 from datetime import timedelta
@@ -168,6 +169,31 @@ WHITENOISE_USE_FINDERS = True
 
 # Requests larger than this are refused before parsing; event data has its own, smaller limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# Files the webhook channel's callers upload (seed 003, v2): kept through Django's storage API in
+# the "agentbot_uploads" storage, a local folder unless AGENTBOT_UPLOAD_STORAGE names another
+# backend (its OPTIONS as JSON in AGENTBOT_UPLOAD_STORAGE_OPTIONS, e.g. django-storages' S3).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "agentbot_uploads": {
+        "BACKEND": os.environ.get("AGENTBOT_UPLOAD_STORAGE", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": json.loads(os.environ.get("AGENTBOT_UPLOAD_STORAGE_OPTIONS", "") or "null")
+        or {"location": str(Path(os.environ.get("AGENTBOT_UPLOAD_DIR", DATA_DIR / "uploads")))},
+    },
+}
+# A file's size limit (bytes), the types a caller may upload, and how long the signed link a
+# subscriber gets in message.created stays valid (seconds).
+AGENTBOT_UPLOAD_MAX_BYTES = int(env_float("AGENTBOT_UPLOAD_MAX_BYTES", 10 * 1024 * 1024))
+AGENTBOT_UPLOAD_TYPES = [
+    t.strip().lower()
+    for t in os.environ.get(
+        "AGENTBOT_UPLOAD_TYPES",
+        "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,audio/mpeg,audio/ogg,audio/wav,video/mp4",
+    ).split(",")
+    if t.strip()
+]
+AGENTBOT_UPLOAD_URL_TTL = env_float("AGENTBOT_UPLOAD_URL_TTL", 7 * 24 * 3600.0)
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.crypto import EncryptedTextField
-from core.ids import new_inbound_id, new_integration_id, new_knowledge_id
+from core.ids import new_file_id, new_inbound_id, new_integration_id, new_knowledge_id
 from core.models import Site
 
 
@@ -252,6 +252,34 @@ class InboundEvent(models.Model):
 
 # Statuses of an inbound event a worker still has to finish (the pending index's condition).
 INBOUND_PENDING = [InboundEvent.Status.RECEIVED, InboundEvent.Status.ACCEPTED]
+
+
+class UploadedFile(models.Model):
+    """A file a webhook channel caller uploaded (seed 003, v2), in one request or in parts; kept in
+    the "agentbot_uploads" storage, referenced by its id in a message's attachments."""
+
+    class Status(models.TextChoices):
+        UPLOADING = "uploading"  # parts arriving (chunked)
+        COMPLETE = "complete"
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_file_id, editable=False)
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="uploaded_files")
+    name = models.CharField(max_length=255)
+    file_type = models.CharField(max_length=20, help_text="image, audio, video or attachment (seed 003's fileType)")
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADING)
+    storage_name = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("uploaded file")
+        verbose_name_plural = _("uploaded files")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
 
 
 class KnowledgeEntry(models.Model):

@@ -177,10 +177,23 @@ MESSAGE_CREATED = _event(
         "channel": _CHANNEL,
         "source": _SOURCE,
         "page_url": _PAGE_URL,
+        "attachments": {
+            "type": "array",
+            "description": "the message's uploaded files (webhook channel): a signed link that expires fetches each",
+            "items": _obj(
+                {
+                    "name": _STR,
+                    "type": {"enum": ["image", "audio", "video", "attachment"]},
+                    "content_type": _STR,
+                    "url": {**_STR, "format": "uri"},
+                }
+            ),
+        },
     },
     # The first six are the fields of the Agentbot document (seed 002); Agentbot's own
-    # conversations add the last three, which the chatzuri format needs.
-    optional=("channel", "source", "page_url"),
+    # conversations add the next three, which the chatzuri format needs, and a message with
+    # uploaded files its attachments.
+    optional=("channel", "source", "page_url", "attachments"),
     allOf=_SOURCE_MATCHES_CHANNEL,
 )
 

@@ -7,6 +7,7 @@ import time
 
 import jsonschema
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from domain.models import Conversation
@@ -15,7 +16,7 @@ from subscriptions.event_types import CATALOGUE
 from tests.conftest import client_for
 from tests.inbound.test_chat2desk_e2e import FAST_SWEEP, wait_until
 from tests.support.node import jose_encrypt
-from tests.support.webhook_channel import token, v2_message
+from tests.support.webhook_channel import post_hook, token, v2_message
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -170,3 +171,125 @@ def test_merge_identity_continues_in_the_users_other_open_conversation_and_loses
     assert ask(second, v2_message("caller-9", HOURS), token(second)).json()["sessionId"] == kept.id
     time.sleep(1)
     assert len(receiver.received) == 1, "one conversation.merged"
+
+
+# --- uploads ---------------------------------------------------------------------------------------
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+PDF = b"%PDF-1.4\n" + b"terms and conditions " * 3000
+
+
+@pytest.fixture
+def upload_storage(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "agentbot_uploads": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
+    settings.AGENTBOT_PUBLIC_URL = "http://testserver"
+    return tmp_path
+
+
+def attached(payload: dict, attachments: list[dict]) -> dict:
+    return {**payload, "message": {**payload["message"], "attachments": attachments}}
+
+
+def bearer(instance) -> dict:
+    return {"Authorization": f"bearer {token(instance)}"}
+
+
+def upload_single(instance, name: str, content: bytes, content_type: str, **fields):
+    sent = SimpleUploadedFile(name, content, content_type=content_type)
+    return Client().post(f"{instance.webhook_path}/uploads", {"file": sent, **fields}, headers=bearer(instance))
+
+
+def upload_chunked(instance, name: str, content: bytes, part_size: int) -> dict:
+    base = f"{instance.webhook_path}/uploads"
+    started = Client().post(f"{base}/init", {"fileName": name}, content_type="application/json", headers=bearer(instance))
+    assert started.status_code == 201, started.content
+    file_id = started.json()["fileId"]
+    parts = [content[i : i + part_size] for i in range(0, len(content), part_size)]
+    for number, part in enumerate(parts, 1):
+        sent = Client().put(
+            f"{base}/{file_id}/parts/{number}", part, content_type="application/octet-stream", headers=bearer(instance)
+        )
+        assert sent.status_code == 200, sent.content
+    finished = Client().post(
+        f"{base}/{file_id}/finish", {"totalParts": len(parts)}, content_type="application/json", headers=bearer(instance)
+    )
+    assert finished.status_code == 200, finished.content
+    return finished.json()
+
+
+def test_files_uploaded_whole_and_in_parts_are_attachments_subscribers_fetch_by_signed_link(
+    site, knowledge, receiver, webhook_factory, workers, upload_storage, settings
+):
+    webhook_factory(site=site, url=receiver.url, events=["message.created"])
+    instance = integrations.integration_create(site=site, connector_type="webhook", name="Web", polling=False)
+    other = integrations.integration_create(site=site, connector_type="webhook", name="App", polling=False)
+    workers.start(**FAST_SWEEP)
+
+    single = upload_single(instance, "logo.png", PNG, "image/png", fileType="image")
+    assert single.status_code == 201, single.content
+    assert (single.json()["fileName"], single.json()["fileType"], single.json()["size"]) == ("logo.png", "image", len(PNG))
+    chunked = upload_chunked(instance, "terms.pdf", PDF, part_size=20_000)
+    assert (chunked["fileType"], chunked["size"], chunked["status"]) == ("attachment", len(PDF), "complete")
+
+    # Limits, each with a 4xx that says what to do.
+    html = upload_single(instance, "page.html", b"<script>alert(1)</script>", "text/html")
+    assert html.status_code == 415 and "image/png" in html.json()["message"]
+    settings.AGENTBOT_UPLOAD_MAX_BYTES = 1000
+    assert upload_single(instance, "big.png", PNG, "image/png").status_code == 413
+    settings.AGENTBOT_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+    started = (
+        Client()
+        .post(
+            f"{instance.webhook_path}/uploads/init",
+            {"fileName": "x.pdf"},
+            content_type="application/json",
+            headers=bearer(instance),
+        )
+        .json()
+    )
+    gap = Client().post(
+        f"{instance.webhook_path}/uploads/{started['fileId']}/finish",
+        {"totalParts": 2},
+        content_type="application/json",
+        headers=bearer(instance),
+    )
+    assert gap.status_code == 409 and "parts 1, 2 have not arrived" in gap.json()["message"]
+    foreign = upload_single(other, "other.png", PNG, "image/png").json()["fileId"]
+    refused = post_hook(
+        Client(),
+        instance,
+        attached(v2_message("caller-5", "see"), [{"fileName": "o.png", "fileType": "image", "fileId": foreign}]),
+    )
+    assert refused.status_code == 400 and "not a file uploaded to this channel instance" in refused.json()["message"]
+    assert Client().post(f"{instance.webhook_path}/uploads", {}, headers={"Authorization": "bearer nope"}).status_code == 401
+
+    attachments = [
+        {"fileName": "logo.png", "fileType": "image", "fileId": single.json()["fileId"]},
+        {"fileName": "terms.pdf", "fileType": "attachment", "fileId": chunked["fileId"]},
+    ]
+    answered = post_hook(Client(), instance, attached(v2_message("caller-5", HOURS), attachments))
+
+    assert answered.status_code == 200, answered.content
+    visitor = Conversation.objects.get(pk=answered.json()["sessionId"]).messages.get(sender_type="visitor")
+    assert [a["fileName"] for a in visitor.metadata["attachments"]] == ["logo.png", "terms.pdf"]
+    received = wait_until(
+        lambda: [d for d in (json.loads(r.body)["data"] for r in receiver.received) if d.get("attachments")], what="event"
+    )
+    (data,) = received
+    assert [(a["name"], a["type"], a["content_type"]) for a in data["attachments"]] == [
+        ("logo.png", "image", "image/png"),
+        ("terms.pdf", "attachment", "application/pdf"),
+    ]
+    jsonschema.validate(data, CATALOGUE["message.created"].schema)
+    for attachment, content in zip(data["attachments"], (PNG, PDF), strict=True):
+        fetched = Client().get(attachment["url"].removeprefix("http://testserver"))
+        assert fetched.status_code == 200 and b"".join(fetched.streaming_content) == content
+        assert fetched["Content-Disposition"].startswith("attachment") and fetched["X-Content-Type-Options"] == "nosniff"
+    # The link is signed and expires.
+    url = data["attachments"][0]["url"].removeprefix("http://testserver")
+    assert Client().get(url[:-2] + ("AA" if not url.endswith("AA") else "BB")).status_code == 403
+    settings.AGENTBOT_UPLOAD_URL_TTL = 0
+    time.sleep(1.1)
+    assert Client().get(url).status_code == 403

@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from inbound.connectors.webhook_channel import services as webhook_services
 from inbound.connectors.webhook_channel.auth import AuthError, bearer_token, jwt_claims, user_identity_matches
 from inbound.connectors.webhook_channel.parse import has_user_id, parse
+from inbound.connectors.webhook_channel.uploads import attachments_resolve
 from inbound.models import ApiVersion, Integration
 from inbound.parsed import PayloadError
 from inbound.request_body import BodyRefused, json_object, request_body
@@ -83,6 +84,14 @@ def _hook(request, bot_id: str, instance_id: str | None = None):
         parsed = parse(body, api_version=integration.api_version, anonymous_id=anonymous_id)
     except PayloadError as exc:
         raise Refused(400, "invalid_payload", str(exc)) from None
+    attachments = parsed.payload.get("metadata", {}).get("attachments")
+    if attachments and any(item.get("fileId") for item in attachments):
+        if integration.api_version != ApiVersion.V2:
+            raise Refused(400, "invalid_payload", "attachments by fileId are a v2 feature; this channel instance speaks v1")
+        try:
+            parsed.payload["metadata"]["attachments"] = attachments_resolve(integration=integration, attachments=attachments)
+        except PayloadError as exc:
+            raise Refused(400, "invalid_payload", str(exc)) from None
     user_id = parsed.payload["client_id"]
     if not user_identity_matches(claims=claims, user_id=user_id):
         raise Refused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: the token's userIdentity is not from.id")
