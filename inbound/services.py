@@ -25,6 +25,7 @@ from deliveries.retention import purge_in_batches, retention_cutoff
 from deliveries.services.publish import event_publish
 from domain import services as domain
 from domain.models import Conversation, Message
+from inbound import forms
 from inbound.connectors import connector_of
 from inbound.models import INBOUND_PENDING as PENDING
 from inbound.models import InboundEvent, Integration
@@ -326,8 +327,12 @@ def _reply(event: InboundEvent) -> str:
     """Ask the responder (outside any transaction: a model may take seconds), then store its
     answer and send it, or hand the conversation to a human."""
     conversation = event.conversation
+    form_data = forms.form_of(event.payload)
     try:
-        answer = responder().answer(site=conversation.site, question=event.payload["text"], history=_history(conversation))
+        if form_data is not None:
+            answer = Answer()  # the visitor answered a form: the form decides the reply, not the responder
+        else:
+            answer = responder().answer(site=conversation.site, question=event.payload["text"], history=_history(conversation))
     except ResponderUnavailable as exc:
         if event.attempts < settings.AGENTBOT_INBOUND_ATTEMPTS:
             InboundEvent.objects.filter(pk=event.pk).update(outcome=f"attempt {event.attempts}: {exc}")
@@ -341,18 +346,35 @@ def _reply(event: InboundEvent) -> str:
         if conversation.session != "active":
             _finish(event, InboundEvent.Status.PROCESSED, f"not answered: the session became {conversation.session}")
             return event.status
+        if form_data is not None:
+            text, metadata = _form_answered(conversation, form_data)
+            answer = Answer(text=text)
+        else:
+            metadata = {"form": forms.lead_form_definition(site_name=conversation.site.name)} if answer.form else None
         if not answer.text:
             conversation = domain.conversation_handoff(conversation=conversation, reason=answer.handoff_reason)
             connector_of(event.integration.connector_type).turn_ended(event=event, conversation=conversation, handed_off=True)
             _finish(event, InboundEvent.Status.PROCESSED, f"handed to a human: {answer.handoff_reason}")
             return event.status
-        message = domain.message_create(conversation=conversation, sender_type="ai", body=answer.text)
+        message = domain.message_create(conversation=conversation, sender_type="ai", body=answer.text, metadata=metadata)
         event.replies = [*event.replies, message.id]
         event.save(update_fields=["replies"])
         outcome = _send_reply(event.integration, conversation, message)
         connector_of(event.integration.connector_type).turn_ended(event=event, conversation=conversation, handed_off=False)
         _finish(event, InboundEvent.Status.PROCESSED, outcome)
     return event.status
+
+
+def _form_answered(conversation: Conversation, val: dict) -> tuple[str, dict]:
+    """The visitor sent the lead form's data: valid, a lead (lead.submit, once: the event is
+    finished in this transaction) and thanks; invalid, the form again with each field's error.
+    The reply's text and metadata."""
+    fields, errors = forms.lead_form_clean(val)
+    if errors:
+        form = forms.lead_form_definition(site_name=conversation.site.name, errors=errors, values=val)
+        return forms.FIX_TEXT, {"form": form}
+    lead = domain.lead_create(site=conversation.site, conversation_id=conversation.id, **fields)
+    return forms.THANKS_TEXT.format(name=fields["first_name"]), {"completed_task": forms.LEAD_FORM, "lead_id": lead.id}
 
 
 def _send_reply(integration: Integration, conversation: Conversation, message: Message) -> str:
@@ -363,9 +385,10 @@ def _send_reply(integration: Integration, conversation: Conversation, message: M
     webhook = integration.reply_webhook
     if webhook is None or not webhook.enabled:
         return f"answered with {message.id}, not sent: the integration has no API URL and token, or is inactive"
-    reply = reply_publish(
-        integration, conversation, {"message_id": message.id, "text": message.body}, idempotency_key=f"reply:{message.id}"
-    )
+    fields = {"message_id": message.id, "text": message.body}
+    if (message.metadata or {}).get("form"):
+        fields["form"] = message.metadata["form"]
+    reply = reply_publish(integration, conversation, fields, idempotency_key=f"reply:{message.id}")
     return f"answered with {message.id}, sent as {reply.id}"
 
 

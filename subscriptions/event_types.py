@@ -349,9 +349,10 @@ CHANNEL_REPLY = _event(
         "recipient": {"type": "object", "description": "the channel's addressing of the visitor"},
         "end_reason": {**_STR, "description": "the end of the turn (seed 003's endReason): Fulfilled or AgentTransfer"},
         "handoff_reason": {**_STR_OR_NULL, "description": "why a human has the conversation (AgentTransfer)"},
+        "form": {"type": "object", "description": "a form the visitor is asked to fill in (the webhook channel's lead form)"},
         "completed_task_id": {**_STR, "description": "with end_reason: the task the agent finished (answer, handoff, lead_form)"},
         "completed_task_name": {**_STR, "description": "with end_reason: that task's name"},
     },
-    optional=("message_id", "text", "end_reason", "handoff_reason", "completed_task_id", "completed_task_name"),
+    optional=("message_id", "text", "end_reason", "handoff_reason", "form", "completed_task_id", "completed_task_name"),
 )
 CONNECTOR_EVENTS: dict[str, EventType] = {CHANNEL_REPLY.name: CHANNEL_REPLY}

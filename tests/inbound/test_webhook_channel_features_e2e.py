@@ -10,12 +10,14 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from domain.models import Conversation
+from domain.models import Conversation, Lead
 from inbound import integrations
+from inbound.models import KnowledgeEntry
 from subscriptions.event_types import CATALOGUE
 from tests.conftest import client_for
 from tests.inbound.test_chat2desk_e2e import FAST_SWEEP, wait_until
-from tests.support.node import jose_encrypt
+from tests.support.node import jose_encrypt, seed_verify
+from tests.support.receiver import Receiver
 from tests.support.webhook_channel import post_hook, token, v2_message
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -293,3 +295,82 @@ def test_files_uploaded_whole_and_in_parts_are_attachments_subscribers_fetch_by_
     settings.AGENTBOT_UPLOAD_URL_TTL = 0
     time.sleep(1.1)
     assert Client().get(url).status_code == 403
+
+
+# --- digital forms -------------------------------------------------------------------------------
+CONTACT = "Can someone contact me?"
+
+
+@pytest.fixture
+def post_url():
+    fake = Receiver()
+    yield fake
+    fake.close()
+
+
+def form_of(data: list[dict]) -> dict:
+    (form,) = [item["val"] for item in data if item["type"] == "template"]
+    return form
+
+
+def test_the_lead_form_is_asked_answered_wrong_then_right_and_the_lead_fans_out_once(
+    site, receiver, post_url, webhook_factory, workers
+):
+    KnowledgeEntry.objects.create(
+        site=site, question=CONTACT, answer="[[lead_form]] Leave your details and we will call you.", keywords="contact me"
+    )
+    receiver.responder = lambda n: (200, b'{"status":"success"}')  # the Leads webhook's success, a 2xx for Chatzuri
+    leads = webhook_factory(site=site, url=receiver.url, events=["lead.submit"], format="leads")
+    chatzuri = webhook_factory(site=site, url=receiver.url, events=["lead.submit"], format="chatzuri")
+    sync = integrations.integration_create(site=site, connector_type="webhook", name="Web", polling=False)
+    api = client_for(site)
+    created = api.post(
+        "/api/v1/integrations",
+        {"connector_type": "webhook", "name": "Async", "mode": "async", "post_url": post_url.url},
+        format="json",
+    )
+    async_instance = integrations.Integration.objects.get(pk=created.json()["id"])
+    workers.start(**FAST_SWEEP)
+
+    asked = post_hook(Client(), sync, v2_message("caller-7", CONTACT)).json()
+
+    assert [item["type"] for item in asked["data"]] == ["text", "template"]
+    assert asked["data"][0]["val"] == "Leave your details and we will call you."
+    form = form_of(asked["data"])
+    assert (form["template_type"], form["formId"], form["submit"]["messageType"]) == ("form", "lead_form", "formData")
+    assert [f["key"] for f in form["fields"]] == ["name", "email", "phone", "consent"]
+    assert form["consentText"] in [f["label"] for f in form["fields"]] and site.name in form["consentText"]
+
+    wrong = {"formId": "lead_form", "name": "", "email": "not-an-email", "consent": False}
+    refused = post_hook(Client(), sync, v2_message("caller-7", wrong, kind="formData")).json()
+    again = form_of(refused["data"])
+    assert set(again["errors"]) == {"name", "email", "consent"} and again["values"] == {"name": "", "email": "not-an-email"}
+    assert not Lead.objects.exists()
+
+    right = {"formId": "lead_form", "name": "David Garcia", "email": "david@example.com", "phone": "+1234567890", "consent": True}
+    thanked = post_hook(Client(), sync, v2_message("caller-7", right, kind="formData")).json()
+    assert [item["type"] for item in thanked["data"]] == ["text"] and "David" in thanked["data"][0]["val"]
+    assert (thanked["completedTaskId"], thanked["completedTaskName"]) == ("lead_form", "Lead form")
+    (lead,) = Lead.objects.all()
+    assert (lead.first_name, lead.last_name, lead.email, lead.conversation_id) == (
+        "David",
+        "Garcia",
+        "david@example.com",
+        thanked["sessionId"],
+    )
+    requests = receiver.wait_for(2)
+    leads_requests = [r for r in requests if "Email" in json.loads(r.body)]
+    chatzuri_requests = [r for r in requests if json.loads(r.body).get("eventType") == "lead.submit"]
+    assert len(leads_requests) == len(chatzuri_requests) == 1
+    assert seed_verify("leads", leads.secret, leads_requests) == [True]
+    assert seed_verify("chatzuri", chatzuri.secret, chatzuri_requests) == [True]
+    assert json.loads(chatzuri_requests[0].body)["payload"]["customerEmail"] == "david@example.com"
+
+    # An asynchronous instance posts the form to its POST_URL.
+    assert post_hook(Client(), async_instance, v2_message("caller-8", CONTACT)).status_code == 202
+    posted = wait_until(
+        lambda: [b for b in (json.loads(r.body) for r in post_url.received) if "data" in b] or None, what="form posted"
+    )
+    assert form_of(posted[0]["data"])["formId"] == "lead_form"
+    time.sleep(1)
+    assert len(receiver.received) == 2, "lead.submit fans out once"

@@ -45,8 +45,25 @@ def completed_task(end_reason: str, task: tuple[str, str] | None = None) -> dict
     return {"completedTaskId": task_id, "completedTaskName": task_name}
 
 
-def message_v2(message: Message) -> dict:
-    return {"type": "text", "val": message.body, "createdOn": iso_utc(message.created_at), "messageId": message.id}
+def items_v2(text, form, created_on, message_id) -> list[dict]:
+    """One of the agent's messages as v2 `data` items: its text, then the form it asks the visitor
+    to fill in (a `template` whose val is the form's definition; the visitor answers with formData)."""
+    items = [{"type": "text", "val": text, "createdOn": created_on, "messageId": message_id}]
+    if isinstance(form, dict):
+        items.append({"type": "template", "val": form, "createdOn": created_on, "messageId": message_id})
+    return items
+
+
+def message_v2(message: Message) -> list[dict]:
+    form = (message.metadata or {}).get("form")
+    return items_v2(message.body, form, iso_utc(message.created_at), message.id)
+
+
+def task_of(messages: list[Message]) -> tuple[str, str] | None:
+    """The task the turn's last message says the agent finished (a form answered), if any."""
+    if messages and (messages[-1].metadata or {}).get("completed_task") == TASK_LEAD_FORM[0]:
+        return TASK_LEAD_FORM
+    return None
 
 
 def answer_body(
@@ -61,9 +78,11 @@ def answer_body(
 ) -> dict:
     """A synchronous answer: the agent's messages of this turn as an array, and how the turn ended."""
     if api_version == ApiVersion.V1:
-        body: dict = {"text": [m.body for m in messages], "messageIds": [m.id for m in messages]}
+        # v1's text array holds strings and objects: a form's definition follows its message's text.
+        texts = [[m.body, *([m.metadata["form"]] if (m.metadata or {}).get("form") else [])] for m in messages]
+        body: dict = {"text": [t for group in texts for t in group], "messageIds": [m.id for m in messages]}
     else:
-        body = {"data": [message_v2(m) for m in messages]}
+        body = {"data": [item for m in messages for item in message_v2(m)]}
     body.update(
         {
             "from": {"id": site_id},
@@ -100,10 +119,10 @@ def reply_body(e: Envelope) -> dict:
         if text_or_none(e.data.get("handoff_reason")):
             end["handoff"] = {"reason": e.data["handoff_reason"]}
         return end if recipient.get("api_version") == "v1" else {**end, "_v": "v2"}
+    form = e.data.get("form") if isinstance(e.data.get("form"), dict) else None
     if recipient.get("api_version") == "v1":
-        return {"text": text, "messageId": message_id, "createdOn": created_on, **addressing}
-    message = {"type": "text", "val": text, "createdOn": created_on, "messageId": message_id}
-    return {"data": [message], **addressing, "_v": "v2"}
+        return {"text": [text, form] if form else text, "messageId": message_id, "createdOn": created_on, **addressing}
+    return {"data": items_v2(text, form, created_on, message_id), **addressing, "_v": "v2"}
 
 
 REPLY_FORMAT = DeliveryFormat(

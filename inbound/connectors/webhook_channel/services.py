@@ -90,6 +90,7 @@ def _answer(integration: Integration, user_id: str, conversation, messages: list
         messages=messages,
         conversation=conversation,
         end_reason=end_reason,
+        task=reply.task_of(messages),
     )
     return HookAnswer(200, body)
 
@@ -208,7 +209,7 @@ def end_of_task_send(*, event: InboundEvent, conversation: Conversation, handed_
     if not posts_to_post_url(event.integration):
         return
     end_reason = reply.AGENT_TRANSFER if handed_off else reply.FULFILLED
-    task_id, task_name = reply.TASKS_BY_REASON[end_reason]
+    task_id, task_name = reply.task_of(services.inbound_replies(event)) or reply.TASKS_BY_REASON[end_reason]
     fields = {"end_reason": end_reason, "completed_task_id": task_id, "completed_task_name": task_name}
     if handed_off:
         fields["handoff_reason"] = conversation.handoff_reason or "a human has the conversation"
