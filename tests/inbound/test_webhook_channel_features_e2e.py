@@ -96,6 +96,8 @@ def test_admin_shows_and_saves_both_scopes_and_the_jwe_public_key(admin_client, 
     assert "Allow anonymous users to chat" in page and "Auto register new users" in page
     assert "JWE public key" in page and instance.jwe_public_key.splitlines()[1] in page
     assert instance.jwe_private_key.splitlines()[1] not in page, "the private key is never shown"
+    in_portuguese = admin_client.get(change, HTTP_ACCEPT_LANGUAGE="pt-br").content.decode()
+    assert "Permitir que usuários anônimos conversem" in in_portuguese and "Chave pública JWE" in in_portuguese
     form = {
         "name": "IVR",
         "active": "on",
