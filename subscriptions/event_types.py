@@ -185,7 +185,7 @@ MESSAGE_CREATED = _event(
                     "name": _STR,
                     "type": {"enum": ["image", "audio", "video", "attachment"]},
                     "content_type": _STR,
-                    "url": {**_STR, "format": "uri"},
+                    "url": {**_STR, "description": "the signed link (absolute when AGENTBOT_PUBLIC_URL is set)"},
                 }
             ),
         },

@@ -5,6 +5,7 @@ subscribers fetch one through a signed link that expires (AGENTBOT_UPLOAD_URL_TT
 
 import mimetypes
 import re
+from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from deliveries.retention import retention_cutoff
 from inbound.models import Integration, UploadedFile
 from inbound.parsed import PayloadError
 
@@ -207,3 +209,29 @@ def attachments_resolve(*, integration: Integration, attachments: list[dict]) ->
             }
         )
     return resolved
+
+
+# --- retention -------------------------------------------------------------------------------------
+UNFINISHED_HOURS = 24
+
+
+def uploads_purge_old(*, limit: int = 1000) -> int:
+    """Delete files older than AGENTBOT_RETENTION_DAYS, and uploads left unfinished for a day,
+    from the storage and the table (a batch at a time); how many were deleted."""
+    now = timezone.now()
+    old = UploadedFile.objects.filter(created_at__lt=retention_cutoff()) | UploadedFile.objects.filter(
+        status=UploadedFile.Status.UPLOADING, created_at__lt=now - timedelta(hours=UNFINISHED_HOURS)
+    )
+    files, deleted = storage(), 0
+    for upload in old.order_by("created_at")[:limit]:
+        names = [upload.storage_name] if upload.storage_name else []
+        parts = f"{upload.integration_id}/{upload.id}/parts"
+        try:
+            names += [f"{parts}/{name}" for name in files.listdir(parts)[1]]
+        except (FileNotFoundError, NotImplementedError):
+            pass
+        for name in names:
+            files.delete(name)
+        upload.delete()
+        deleted += 1
+    return deleted
