@@ -18,10 +18,11 @@ from django.utils import timezone
 from domain import services as domain
 from domain.models import Conversation, Message
 from inbound import services
-from inbound.connectors.webhook_channel import reply
-from inbound.connectors.webhook_channel.parse import CHANNEL, EVENT_SESSION_CLOSURE
+from inbound.connectors.webhook_channel import reply, uploads
+from inbound.connectors.webhook_channel.auth import user_identity_matches
+from inbound.connectors.webhook_channel.parse import CHANNEL, EVENT_SESSION_CLOSURE, has_user_id, parse
 from inbound.models import INBOUND_PENDING, ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration
-from inbound.parsed import Parsed
+from inbound.parsed import Parsed, PayloadError
 
 # Seed 003: "Synchronous Webhook channel requests timeout after 15 seconds."
 SYNC_BUDGET = 15.0
@@ -72,6 +73,35 @@ def anonymous_identity(*, integration: Integration, token: str) -> str:
 def user_known(*, integration: Integration, user_id: str) -> bool:
     """Whether the site has seen this user identity: a conversation of the site is theirs."""
     return Conversation.objects.filter(site_id=integration.site_id, external_id=user_id).exists()
+
+
+class UserRefused(Exception):
+    """The request's user may not chat here (the seed's "Invalid access token"); the message says why."""
+
+
+def request_admit(*, integration: Integration, body: dict, claims: dict, token: str) -> Parsed:
+    """What a caller posted, parsed, with its user decided: the anonymous identity when anonymous
+    users may chat and none is given, the token's userIdentity checked, an unknown user refused
+    when auto-registration is off, and attachments by fileId checked and described. PayloadError
+    (a 400) or UserRefused (a 401)."""
+    anonymous_id = None
+    if integration.allow_anonymous and not has_user_id(body) and not claims.get("userIdentity"):
+        anonymous_id = anonymous_identity(integration=integration, token=token)
+    parsed = parse(body, api_version=integration.api_version, anonymous_id=anonymous_id)
+    user_id = parsed.payload["client_id"]
+    if not user_identity_matches(claims=claims, user_id=user_id):
+        raise UserRefused("the token's userIdentity is not from.id")
+    if anonymous_id is None and not integration.auto_register and not user_known(integration=integration, user_id=user_id):
+        raise UserRefused(
+            f"user {user_id!r} is not registered on this site, and this channel instance does not register new users "
+            "(auto_register is off)"
+        )
+    attachments = parsed.payload.get("metadata", {}).get("attachments")
+    if attachments and any(item.get("fileId") for item in attachments):
+        if integration.api_version != ApiVersion.V2:
+            raise PayloadError("attachments by fileId are a v2 feature; this channel instance speaks v1")
+        parsed.payload["metadata"]["attachments"] = uploads.attachments_resolve(integration=integration, attachments=attachments)
+    return parsed
 
 
 @dataclass(frozen=True)

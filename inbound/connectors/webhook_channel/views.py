@@ -16,8 +16,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from inbound.connectors.webhook_channel import services as webhook_services
 from inbound.connectors.webhook_channel.auth import AuthError, bearer_token, jwt_claims, user_identity_matches
-from inbound.connectors.webhook_channel.parse import has_user_id, parse
-from inbound.connectors.webhook_channel.uploads import attachments_resolve
 from inbound.models import ApiVersion, Integration
 from inbound.parsed import PayloadError
 from inbound.request_body import BodyRefused, json_object, request_body
@@ -75,37 +73,13 @@ def _hook(request, bot_id: str, instance_id: str | None = None):
     _allowed(request, ("POST",))
     integration = webhook_services.instance_find(bot_id=bot_id, instance_id=instance_id)
     claims = _claims(request, integration)
-    body = _body(request)
-    anonymous_id = None
-    if integration.allow_anonymous and not has_user_id(body) and not claims.get("userIdentity"):
-        token = bearer_token(request.headers.get("Authorization", ""))
-        anonymous_id = webhook_services.anonymous_identity(integration=integration, token=token)
+    token = bearer_token(request.headers.get("Authorization", ""))
     try:
-        parsed = parse(body, api_version=integration.api_version, anonymous_id=anonymous_id)
+        parsed = webhook_services.request_admit(integration=integration, body=_body(request), claims=claims, token=token)
     except PayloadError as exc:
         raise Refused(400, "invalid_payload", str(exc)) from None
-    attachments = parsed.payload.get("metadata", {}).get("attachments")
-    if attachments and any(item.get("fileId") for item in attachments):
-        if integration.api_version != ApiVersion.V2:
-            raise Refused(400, "invalid_payload", "attachments by fileId are a v2 feature; this channel instance speaks v1")
-        try:
-            parsed.payload["metadata"]["attachments"] = attachments_resolve(integration=integration, attachments=attachments)
-        except PayloadError as exc:
-            raise Refused(400, "invalid_payload", str(exc)) from None
-    user_id = parsed.payload["client_id"]
-    if not user_identity_matches(claims=claims, user_id=user_id):
-        raise Refused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: the token's userIdentity is not from.id")
-    if (
-        anonymous_id is None
-        and not integration.auto_register
-        and not webhook_services.user_known(integration=integration, user_id=user_id)
-    ):
-        raise Refused(
-            401,
-            "invalid_token",
-            f"{INVALID_ACCESS_TOKEN}: user {user_id!r} is not registered on this site, and this channel instance "
-            "does not register new users (auto_register is off)",
-        )
+    except webhook_services.UserRefused as exc:
+        raise Refused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: {exc}") from None
     if parsed.kind == "status":
         answer = webhook_services.session_event_apply(integration=integration, parsed=parsed)
     else:
