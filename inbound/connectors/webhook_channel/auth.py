@@ -9,6 +9,7 @@ claim pins the token to one user: the payload's `from.id` must be that user.
 import base64
 import json
 import secrets
+from functools import lru_cache
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -85,6 +86,12 @@ def _jwe_header(token: str) -> dict:
     return header
 
 
+@lru_cache(maxsize=256)
+def _jwe_key(pem: str) -> jwk.JWK:
+    # Loading (and checking) an RSA private key costs ~150 ms; decrypting with a loaded one ~1 ms.
+    return jwk.JWK.from_pem(pem.encode())
+
+
 def jwe_decrypt(*, integration: Integration, token: str) -> str:
     """The JWT inside a compact JWE encrypted to the instance's public key; AuthError saying why not."""
     header = _jwe_header(token)
@@ -100,7 +107,7 @@ def jwe_decrypt(*, integration: Integration, token: str) -> str:
         raise AuthError("this channel instance has no JWE key; send the JWT unencrypted")
     encrypted = jwe.JWE(algs=[*JWE_KEY_ALGORITHMS, *JWE_CONTENT_ENCRYPTIONS])
     try:
-        encrypted.deserialize(token, key=jwk.JWK.from_pem(integration.jwe_private_key.encode()))
+        encrypted.deserialize(token, key=_jwe_key(integration.jwe_private_key))
         inner = encrypted.payload.decode("utf-8")
     except (JWException, ValueError, UnicodeError):
         raise AuthError(
