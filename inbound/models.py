@@ -3,6 +3,7 @@
 import secrets
 import uuid
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import (
@@ -29,6 +30,13 @@ def generate_jwe_private_key() -> str:
     """A webhook channel instance's JWE key: RSA 2048, PKCS#8 PEM (stored encrypted)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+
+
+@lru_cache(maxsize=256)
+def _public_pem(private_pem: str) -> str:
+    # Loading an RSA private key costs ~150 ms: a list of instances must not pay it per row.
+    key = load_pem_private_key(private_pem.encode(), password=None)
+    return key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def generate_client_id() -> str:
@@ -164,10 +172,7 @@ class Integration(models.Model):
     @property
     def jwe_public_key(self) -> str:
         """The public half of the JWE key pair (PEM), to which a caller encrypts its token; "" when none."""
-        if not self.jwe_private_key:
-            return ""
-        key = load_pem_private_key(self.jwe_private_key.encode(), password=None)
-        return key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+        return _public_pem(self.jwe_private_key) if self.jwe_private_key else ""
 
     jwe_public_key.fget.short_description = _("JWE public key")
 
