@@ -4,6 +4,7 @@ With no DATABASE_URL / CELERY_BROKER_URL the service runs on embedded defaults (
 filesystem broker under .data/), so `make run` works on a machine with nothing but Python.
 """
 
+import json
 import math
 import os
 from datetime import timedelta
@@ -171,6 +172,31 @@ WHITENOISE_USE_FINDERS = True
 # Requests larger than this are refused before parsing; event data has its own, smaller limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
+# Files the webhook channel's callers upload (seed 003, v2): kept through Django's storage API in
+# the "agentbot_uploads" storage, a local folder unless AGENTBOT_UPLOAD_STORAGE names another
+# backend (its OPTIONS as JSON in AGENTBOT_UPLOAD_STORAGE_OPTIONS, e.g. django-storages' S3).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "agentbot_uploads": {
+        "BACKEND": os.environ.get("AGENTBOT_UPLOAD_STORAGE", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": json.loads(os.environ.get("AGENTBOT_UPLOAD_STORAGE_OPTIONS", "") or "null")
+        or {"location": str(Path(os.environ.get("AGENTBOT_UPLOAD_DIR", DATA_DIR / "uploads")))},
+    },
+}
+# A file's size limit (bytes), the types a caller may upload, and how long the signed link a
+# subscriber gets in message.created stays valid (seconds).
+AGENTBOT_UPLOAD_MAX_BYTES = int(env_float("AGENTBOT_UPLOAD_MAX_BYTES", 10 * 1024 * 1024))
+AGENTBOT_UPLOAD_TYPES = [
+    t.strip().lower()
+    for t in os.environ.get(
+        "AGENTBOT_UPLOAD_TYPES",
+        "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,audio/mpeg,audio/ogg,audio/wav,video/mp4",
+    ).split(",")
+    if t.strip()
+]
+AGENTBOT_UPLOAD_URL_TTL = env_float("AGENTBOT_UPLOAD_URL_TTL", 7 * 24 * 3600.0)
+
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.api.auth.ApiKeyAuthentication"],
@@ -336,9 +362,11 @@ AGENTBOT_LLM_TIMEOUT = env_float("AGENTBOT_LLM_TIMEOUT", 30.0)
 # The lease outlasts a model call, so a slow answer is never taken for a dead worker.
 AGENTBOT_INBOUND_LEASE = max(env_float("AGENTBOT_INBOUND_LEASE", 120.0), AGENTBOT_LLM_TIMEOUT * 1.5)
 AGENTBOT_INBOUND_ATTEMPTS = int(env_float("AGENTBOT_INBOUND_ATTEMPTS", 5))
-# A signed Chat2Desk body without a message_id that arrives again within this many seconds is a
-# replay: answered as the first was, stored once (0: off).
-AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 300.0)
+# Body de-duplication, off by default (0): a Chat2Desk message without a delivery id (message_id,
+# event_id, X-Request-Id) whose signed body arrives again within this many seconds is taken for a
+# replay and stored once. Its cost: a client who repeats a message ("yes", "yes") inside the
+# window is answered once. Status events are never de-duplicated by body.
+AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 0.0)
 # How often the sweep hands out stored inbound events no worker finished (whole seconds: see
 # CELERY_BEAT_SCHEDULE).
 AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_SWEEP_INTERVAL", 30.0)))

@@ -10,6 +10,7 @@ from domain import api as domain_api
 from inbound import api as inbound_api
 from inbound.connectors.chat2desk import views as chat2desk_views
 from inbound.connectors.webchat import views as webchat_views
+from inbound.connectors.webhook_channel import upload_views
 from inbound.connectors.webhook_channel import views as webhook_channel_views
 from portal import api as portal_api
 from subscriptions import api as subscriptions_api
@@ -95,6 +96,21 @@ urlpatterns = [
         name="webhook-channel-instance",
     ),
     path("chatbot/hooks/<site:bot_id>/poll/<inb:poll_id>", webhook_channel_views.poll, name="webhook-channel-poll"),
+    # The webhook channel's uploads (v2), at either of an instance's URLs, and the signed file link.
+    *[
+        path(f"{hook}/uploads{tail}", view, name=f"webhook-channel-upload{suffix}{name}")
+        for hook, suffix in (
+            ("chatbot/hooks/<site:bot_id>", ""),
+            ("chatbot/hooks/<site:bot_id>/hookInstance/<intg:instance_id>", "-instance"),
+        )
+        for tail, view, name in (
+            ("", upload_views.upload, ""),
+            ("/init", upload_views.upload_init, "-init"),
+            ("/<file:file_id>/parts/<int:number>", upload_views.upload_part, "-part"),
+            ("/<file:file_id>/finish", upload_views.upload_finish, "-finish"),
+        )
+    ],
+    path("chatbot/files/<str:token>", upload_views.file_download, name="webhook-channel-file"),
     route(
         "api/integrations/<intg:integration_id>/register-webhook",
         inbound_api.IntegrationRegisterWebhookView,

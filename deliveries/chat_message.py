@@ -18,6 +18,7 @@ from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CONVERSATION_CLOSED,
     CONVERSATION_CREATED,
+    CONVERSATION_MERGED,
     CONVERSATION_NEEDS_HUMAN,
     LEAD_SUBMIT,
     MESSAGE_CREATED,
@@ -124,6 +125,15 @@ def describe_conversation_closed(data: dict) -> Described:
     return f"Conversation with {who(data)} closed", conversation_fields(data), None
 
 
+def describe_conversation_merged(data: dict) -> Described:
+    return (
+        f"Conversation with {who(data)} merged{on_channel(data)}",
+        conversation_fields(data)
+        + fields(("Merged from", data.get("merged_conversation_id")), ("Messages moved", data.get("moved_message_count"))),
+        None,
+    )
+
+
 def describe_needs_human(data: dict) -> Described:
     return f"{who(data)} needs a human{on_channel(data)}", conversation_fields(data), text(data.get("reason"))
 
@@ -213,6 +223,7 @@ DESCRIBE: dict[str, Callable[[dict], Described]] = {
     CONVERSATION_CREATED.name: describe_conversation_created,
     CONVERSATION_CLOSED.name: describe_conversation_closed,
     CONVERSATION_NEEDS_HUMAN.name: describe_needs_human,
+    CONVERSATION_MERGED.name: describe_conversation_merged,
     MESSAGE_CREATED.name: describe_message_created,
     TICKET_CREATED.name: describe_ticket_created,
     TICKET_UPDATED.name: describe_ticket_updated,

@@ -18,6 +18,7 @@ from subscriptions.event_types import (
     CHANNEL_SOURCE_FROM_VISITOR,
     CONVERSATION_CLOSED,
     CONVERSATION_CREATED,
+    CONVERSATION_MERGED,
     CONVERSATION_NEEDS_HUMAN,
     LEAD_SUBMIT,
     MESSAGE_CREATED,
@@ -165,6 +166,39 @@ def conversation_close(*, conversation: Conversation) -> Conversation:
         conversation.save(update_fields=["status", "session", "closed_at"])
         event_publish(site=conversation.site, event_type=CONVERSATION_CLOSED.name, data=event_data.conversation_ref(conversation))
     return conversation
+
+
+def conversation_merge(*, source: Conversation | None, target: Conversation, integration_id: str | None = None) -> Conversation:
+    """The visitor's conversation `source` (None: they have none on this channel) continues in
+    their other open conversation `target`: the source's messages, tickets, leads and appointments
+    move to it (keeping their times), the source's shared context joins it and the source closes.
+    `integration_id`: the channel the visitor now writes on, which the target follows. One
+    `conversation.merged`; nothing is deleted."""
+    with transaction.atomic():
+        target = Conversation.objects.select_for_update().get(pk=target.pk)
+        _conversation_require_open(target)
+        moved = 0
+        if source is not None:
+            source = Conversation.objects.select_for_update().get(pk=source.pk)
+            moved = Message.objects.filter(conversation=source).update(conversation=target)
+            Ticket.objects.filter(conversation=source).update(conversation=target)
+            for record in (Lead, Appointment):
+                record.objects.filter(conversation=source).update(conversation=target)
+            # The source's addressing is the channel the visitor now writes on: it wins.
+            target.context = {**target.context, **source.context}
+            source.status = ConversationStatus.CLOSED
+            source.session = SessionState.CLOSED
+            source.closed_at = timezone.now()
+            source.save(update_fields=["status", "session", "closed_at"])
+        if integration_id is not None:
+            target.integration_id = integration_id
+        target.save(update_fields=["context", "integration"])
+        event_publish(
+            site=target.site,
+            event_type=CONVERSATION_MERGED.name,
+            data=event_data.conversation_merged(target, merged_id=source.id if source else None, moved=moved),
+        )
+    return target
 
 
 def conversation_transfer(*, conversation: Conversation, transfer: dict) -> Conversation:

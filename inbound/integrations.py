@@ -16,6 +16,7 @@ from inbound.models import (
     Integration,
     generate_client_id,
     generate_inbound_secret,
+    generate_jwe_private_key,
 )
 from inbound.origins import origins_clean
 from subscriptions.models import Webhook, generate_secret
@@ -81,6 +82,7 @@ def integration_create(
     if connector_type == ConnectorType.WEBHOOK:
         channel = {**channel_settings(changes=channel, current=None), "client_id": generate_client_id()}
         credentials["client_secret"] = generate_client_secret()
+        credentials["jwe_private_key"] = generate_jwe_private_key()
     elif channel:
         raise ValidationError({next(iter(channel)): "only a webhook channel instance (connector_type webhook) has this setting"})
     given = {

@@ -334,6 +334,9 @@ def test_star_subscription_gets_every_event_and_the_test_ping_reaches_every_webh
     assert api.patch(f"/api/v1/tickets/{ticket['id']}", {"status": "solved"}, format="json").status_code == 200
     post(api, "leads", {"conversation_id": conversation["id"], "email": "ada@example.com"})
     post(api, "appointments", {"conversation_id": conversation["id"], "email": "ada@example.com"})
+    # No endpoint merges: the webhook channel's mergeIdentity does, through the domain service.
+    other = Conversation.objects.get(pk=post(api, "conversations", {"channel": "web"})["id"])
+    services.conversation_merge(source=other, target=Conversation.objects.get(pk=conversation["id"]))
     post(api, f"{path}/close", status=200)
     for webhook in (everything, tickets_only, leads_crm):
         assert api.post(f"/api/v1/webhooks/{webhook.id}/test").status_code == 202
