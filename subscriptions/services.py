@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.models import Site
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
-from subscriptions.models import BROKER_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookFormat, generate_secret
+from subscriptions.models import BROKER_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookFormat, WebhookOrdering, generate_secret
 from subscriptions.url_policy import (
     MASKED_PASSWORD,
     UrlNotAllowed,
@@ -136,6 +136,12 @@ def webhook_validate_format(fmt: str) -> str:
     return fmt
 
 
+def webhook_validate_ordering(ordering) -> str:
+    if ordering not in WebhookOrdering.values:
+        raise ValidationError({"ordering": f"unknown ordering {ordering!r}; choose one of {', '.join(WebhookOrdering.values)}"})
+    return ordering
+
+
 def webhook_create(
     *,
     site: Site,
@@ -146,6 +152,7 @@ def webhook_create(
     enabled: bool = True,
     exchange: str = "",
     routing_key: str = "",
+    ordering: str = WebhookOrdering.NONE,
 ) -> Webhook:
     destination = webhook_validate_destination(url=url, format=format, exchange=exchange, routing_key=routing_key)
     webhook = Webhook(
@@ -158,6 +165,7 @@ def webhook_create(
         broker_password=destination.broker_password,
         description=description or "",
         enabled=enabled,
+        ordering=webhook_validate_ordering(ordering),
         secret=generate_secret(),
     )
     webhook.save()
@@ -166,10 +174,12 @@ def webhook_create(
 
 def webhook_update(*, webhook: Webhook, **changes) -> Webhook:
     for field, value in changes.items():
-        if field not in {*DESTINATION_FIELDS, "events", "description", "enabled"}:
+        if field not in {*DESTINATION_FIELDS, "events", "description", "enabled", "ordering"}:
             raise ValidationError({field: "this field cannot be changed"})
         if field == "events":
             value = webhook_validate_events(value)
+        if field == "ordering":
+            value = webhook_validate_ordering(value)
         if field not in DESTINATION_FIELDS:
             setattr(webhook, field, value)
     fields = set(changes) - set(DESTINATION_FIELDS)

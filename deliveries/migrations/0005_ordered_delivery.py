@@ -2,7 +2,6 @@
 
 from django.db import migrations, models
 
-
 SEQUENCE = "deliveries_delivery_sequence_seq"
 
 

@@ -63,7 +63,7 @@ def reply_body(e: Envelope) -> dict:
     addressing = {"from": {"id": e.site_id}, "to": {"id": recipient.get("user_id")}, "sessionId": e.data.get("conversation_id")}
     if text_or_none(e.data.get("end_reason")):
         # Seed 003: "endOfTask, endReason, … are delivered as a separate message."
-        end = {**addressing, "endOfTask": True, "endReason": e.data["end_reason"]}
+        end = {**addressing, "endOfTask": True, "endReason": e.data["end_reason"], "createdOn": created_on}
         if text_or_none(e.data.get("handoff_reason")):
             end["handoff"] = {"reason": e.data["handoff_reason"]}
         return end if recipient.get("api_version") == "v1" else {**end, "_v": "v2"}
