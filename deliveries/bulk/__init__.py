@@ -64,15 +64,18 @@ def deliveries_create(
     until: datetime | None,
     token: str | None,
     keys: list[str | None] | None = None,
+    behind: list[str] | None = None,
 ) -> list[tuple[str, str]]:
     """One delivery per webhook, due `now`, under the dispatch lease `token` until `until`; the
     (delivery id, webhook id) of each stored. A webhook deleted meanwhile gets none. `keys`: the
-    ordering key of each (None: unordered), each numbered after every delivery stored before it."""
+    ordering key of each (None: unordered), each numbered after every delivery stored before it.
+    One stored behind a pending delivery of its key gets no lease (it goes when that one ends):
+    its id is added to `behind`, and it must not be handed to the workers."""
     if not webhook_ids:
         return []
     given = {"event_id": event_id, "next_attempt_at": now, "leased_until": until, "lease_token": token}
     keys = list(keys) if keys is not None else [None] * len(webhook_ids)
-    return implementation().deliveries_create(given=given, webhook_ids=webhook_ids, keys=keys, now=now)
+    return implementation().deliveries_create(given=given, webhook_ids=webhook_ids, keys=keys, now=now, behind=behind)
 
 
 def keys_lock(*, keys: list[str]) -> None:

@@ -26,15 +26,23 @@ def event_create(
     return event, webhook_candidates(site_id=site_id)
 
 
-def deliveries_create(*, given: dict, webhook_ids: list[str], keys: list[str | None], now: datetime) -> list[tuple[str, str]]:
+def deliveries_create(
+    *, given: dict, webhook_ids: list[str], keys: list[str | None], now: datetime, behind: list[str] | None = None
+) -> list[tuple[str, str]]:
     with transaction.atomic():
         # A webhook deleted since it was chosen gets none (its row is locked until this commits).
         present = set(Webhook.objects.select_for_update().filter(pk__in=webhook_ids).values_list("id", flat=True))
         rows = [(w, k) for w, k in zip(webhook_ids, keys, strict=True) if w in present]
         numbers = sequences(len(rows))
-        created = Delivery.objects.bulk_create(
-            Delivery(webhook_id=w, ordering_key=k, sequence=n, **given) for (w, k), n in zip(rows, numbers, strict=True)
-        )
+        made = []
+        for (w, k), n in zip(rows, numbers, strict=True):
+            delivery = Delivery(webhook_id=w, ordering_key=k, sequence=n, **given)
+            if k is not None and Delivery.objects.filter(webhook_id=w, ordering_key=k, status=PENDING).exists():
+                delivery.leased_until = delivery.lease_token = None  # behind its key's head: no message
+                if behind is not None and given["lease_token"] is not None:
+                    behind.append(delivery.id)
+            made.append(delivery)
+        created = Delivery.objects.bulk_create(made)
     return [(d.id, d.webhook_id) for d in created]
 
 

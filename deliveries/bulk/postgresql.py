@@ -63,7 +63,9 @@ def _event_plan() -> tuple[str, list]:
     return sql, fields
 
 
-def deliveries_create(*, given: dict, webhook_ids: list[str], keys: list[str | None], now: datetime) -> list[tuple[str, str]]:
+def deliveries_create(
+    *, given: dict, webhook_ids: list[str], keys: list[str | None], now: datetime, behind: list[str] | None = None
+) -> list[tuple[str, str]]:
     ids = [new_delivery_id() for _ in webhook_ids]
     sql, constant = _insert_plan()
     params = []
@@ -73,7 +75,10 @@ def deliveries_create(*, given: dict, webhook_ids: list[str], keys: list[str | N
         else:
             value = given[f.attname] if f.attname in given else f.get_default()
         params.append(f.get_db_prep_save(value, connection))
-    inserted = {row[0] for row in _execute(sql, params + [ids, list(webhook_ids), list(keys)])}
+    rows = _execute(sql, params + [ids, list(webhook_ids), list(keys), given["lease_token"]])
+    inserted = {row[0] for row in rows}
+    if behind is not None:
+        behind.extend(row[0] for row in rows if row[1])
     # A webhook deleted meanwhile gets none (see _insert_plan).
     return [(i, w) for i, w in zip(ids, webhook_ids, strict=True) if i in inserted]
 
@@ -92,6 +97,10 @@ def _insert_plan() -> tuple[str, list]:
         if f.attname == "sequence":  # publish order, drawn under the key's lock (keys_lock)
             values.append(f"nextval('{SEQUENCE}')")
             continue
+        if f.attname in ("leased_until", "lease_token"):  # none for a delivery behind its key's head
+            values.append(f"CASE WHEN {WAITS} THEN NULL ELSE %s::{f.db_type(connection)} END")
+            constant.append(f)
+            continue
         values.append(f"%s::{f.db_type(connection)}")
         constant.append(f)
     id_type, webhook_type = (Delivery._meta.get_field(n).db_type(connection) for n in ("id", "webhook"))
@@ -103,7 +112,8 @@ def _insert_plan() -> tuple[str, list]:
         f"INSERT INTO {Delivery._meta.db_table} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[], %s::text[]) "
         "AS r(id, webhook_id, ordering_key) "
-        f"JOIN {webhooks} w ON w.id = r.webhook_id FOR KEY SHARE OF w RETURNING {Delivery._meta.pk.column}"
+        f"JOIN {webhooks} w ON w.id = r.webhook_id FOR KEY SHARE OF w "
+        f"RETURNING {Delivery._meta.pk.column}, ordering_key IS NOT NULL AND lease_token IS NULL AND %s::text IS NOT NULL"
     )
     return sql, constant
 
@@ -111,6 +121,13 @@ def _insert_plan() -> tuple[str, list]:
 # --- ordered delivery ---------------------------------------------------------------------------
 # The sequence that numbers deliveries in publish order (created by the migration that added it).
 SEQUENCE = "deliveries_delivery_sequence_seq"
+
+# At publish (under the key's lock): the new delivery `r` has a pending delivery of its key before
+# it, so it gets no dispatch lease and no message; it is handed out when the one before it ends.
+WAITS = """(r.ordering_key IS NOT NULL AND EXISTS (
+    SELECT 1 FROM deliveries_delivery p
+    WHERE p.webhook_id = r.webhook_id AND p.ordering_key = r.ordering_key AND p.ordering_key IS NOT NULL
+      AND p.status = 'pending'))"""
 
 # The head check (docs/ordering.md): `d` is sendable unless it is ordered (has a key) and a pending
 # delivery of the same webhook and key comes before it. Along delivery_key_queue_idx; an unordered

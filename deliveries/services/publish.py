@@ -157,6 +157,7 @@ def event_publish(
         keys = {w.id: ordering_key_for(w.ordering, ordering_key) for w in webhooks}
         # An ordered webhook's key is locked until commit, so its deliveries are numbered in commit order.
         bulk.keys_lock(keys=[f"{w}\x1f{k}" for w, k in keys.items() if k is not None])
+        behind: list[str] = []
         sent = bulk.deliveries_create(
             event_id=event.id,
             webhook_ids=flowing,
@@ -164,14 +165,19 @@ def event_publish(
             now=now,
             until=dispatch_until(now),
             token=token,
+            behind=behind,
         )
         waiting = bulk.deliveries_create(
             event_id=event.id, webhook_ids=held, keys=[keys[w] for w in held], now=now, until=None, token=None
         )
-        ids = [delivery_id for delivery_id, _ in sent]
+        ids = [delivery_id for delivery_id, _ in sent if delivery_id not in behind]
         if ids:
             # Batched with other publishes of this process by deliveries/handoff.py.
             transaction.on_commit(lambda: handoff.outbox().put(ids, token))
+        if behind:
+            # Sent when the one before ends; if it ended while this transaction was open, its
+            # worker could not see these yet: the outbox looks once more after the commit.
+            transaction.on_commit(lambda: handoff.outbox().put_behind(behind))
     event.published = Published(data_json=data_json, deliveries=sent + waiting, at=now)
     return event, True
 

@@ -80,6 +80,30 @@ def test_only_the_head_of_each_key_is_claimed_and_unordered_deliveries_all_are(s
     assert {delivery_of(e, whole).ordering_key for e in (a0, b0, a1, none)} == {""}
 
 
+def test_a_delivery_published_behind_a_pending_one_of_its_key_gets_no_lease_nor_message(statements, site, webhook_factory):
+    keyed, free = webhook_factory(site=site, ordering="key"), webhook_factory(site=site)
+    first, second, other = publish(site, "A", 0), publish(site, "A", 1), publish(site, "B", 2)
+    assert delivery_of(first, keyed).lease_token is not None
+    assert delivery_of(second, keyed).lease_token is None, "it goes when the one before it ends"
+    assert delivery_of(other, keyed).lease_token is not None
+    assert delivery_of(second, free).lease_token is not None
+
+
+def test_the_outbox_hands_out_a_delivery_stored_behind_a_head_that_ended_meanwhile(site, webhook_factory, monkeypatch):
+    keyed = webhook_factory(site=site, ordering="key")
+    first, second = publish(site, "A", 0), publish(site, "A", 1)
+    sent = []
+    monkeypatch.setattr(send.handoff, "send", lambda ids, token: sent.append((ids, token)))
+    monkeypatch.setattr(
+        send.handoff.connection if hasattr(send.handoff, "connection") else send.handoff, "close", None, raising=False
+    )
+    behind = delivery_of(second, keyed)
+    finish(delivery_of(first, keyed))
+    send.handoff.next_send([behind.id])
+    ((ids, token),) = sent
+    assert ids == [behind.id] and Delivery.objects.get(pk=behind.id).lease_token == token
+
+
 def test_take_drops_the_lease_of_a_delivery_behind_its_head_and_the_next_goes_when_the_head_ends(
     statements, site, webhook_factory
 ):
