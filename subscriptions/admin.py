@@ -54,6 +54,7 @@ class WebhookForm(forms.ModelForm):
             (WebhookOrdering.WEBHOOK, _("Whole webhook: one at a time, in publish order")),
         ],
         initial=WebhookOrdering.NONE,
+        required=False,  # left out: kept as it is (a new webhook's: none)
         help_text=_(
             "Key: the events of one conversation (or of one ordering_key given to the API) arrive one at a time, "
             "each after the one before it succeeded or failed. A failing delivery holds up only its own key."
@@ -93,6 +94,9 @@ class WebhookForm(forms.ModelForm):
         if not self.cleaned_data.get("url") and self._keeps_credential_url():
             return self.instance.url
         return self.cleaned_data.get("url")
+
+    def clean_ordering(self):
+        return self.cleaned_data.get("ordering") or self.instance.ordering or WebhookOrdering.NONE
 
     def clean_events(self):
         return self._validated(services.webhook_validate_events, "events")
