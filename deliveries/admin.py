@@ -246,7 +246,7 @@ class EventAdmin(admin.ModelAdmin):
     search_fields = ["=id", "=idempotency_key"]  # the box; get_search_results searches
     search_help_text = _("An event id or an idempotency key, whole.")
     show_full_result_count = False
-    readonly_fields = ["id", "site", "type", "data", "idempotency_key", "created_at"]
+    readonly_fields = ["id", "site", "type", "data", "idempotency_key", "ordering_key", "created_at"]
     fields = readonly_fields
 
     def get_search_results(self, request, queryset, search_term):
