@@ -23,6 +23,7 @@ __all__ = [
     "Taken",
     "claim_due",
     "claim_next",
+    "claim_stalled",
     "deliveries_create",
     "due",
     "due_unleased",
@@ -103,6 +104,12 @@ def claim_next(*, ids: list[str], now: datetime, until: datetime, token: str) ->
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
     """Lease up to `limit` due deliveries whose lease ran out, oldest due first (along the due index)."""
     return implementation().claim_due(now=now, limit=limit, until=until, token=token)
+
+
+def claim_stalled(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
+    """Lease up to `limit` heads of ordering keys that wait with no due time and no lease: the
+    hand-out that should have followed their predecessor's end was lost. The sweep's safety net."""
+    return implementation().claim_stalled(now=now, limit=limit, until=until, token=token)
 
 
 def take(

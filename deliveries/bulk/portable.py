@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import partial
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from deliveries import jsjson
 from deliveries.bulk.common import PENDING, Candidate, Outcome, Taken, _ready, due, heads, webhook_candidates
@@ -38,7 +38,8 @@ def deliveries_create(
         for (w, k), n in zip(rows, numbers, strict=True):
             delivery = Delivery(webhook_id=w, ordering_key=k, sequence=n, **given)
             if k is not None and Delivery.objects.filter(webhook_id=w, ordering_key=k, status=PENDING).exists():
-                delivery.leased_until = delivery.lease_token = None  # behind its key's head: no message
+                # Behind its key's head: no message and no due time (claim_next hands it out).
+                delivery.leased_until = delivery.lease_token = delivery.next_attempt_at = None
                 if behind is not None and given["lease_token"] is not None:
                     behind.append(delivery.id)
             made.append(delivery)
@@ -69,9 +70,38 @@ def claim_next(*, ids: list[str], now: datetime, until: datetime, token: str) ->
                 .values_list("id", flat=True)
                 .first()
             )
-            if head and due(now=now).filter(pk=head).update(leased_until=until, lease_token=token):
+            if head and _free(now).filter(pk=head).update(leased_until=until, lease_token=token):
+                Delivery.objects.filter(pk=head, next_attempt_at__isnull=True).update(next_attempt_at=now)
                 claimed.append(head)
     return claimed
+
+
+def _free(now: datetime):
+    """Pending, due or waiting without a due time, unleased, of a webhook that is not held."""
+    return (
+        Delivery.objects.filter(status=PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .exclude(webhook__circuit_opened_at__isnull=False)
+        .exclude(Webhook.paused_q("webhook__"))
+    )
+
+
+def claim_stalled(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
+    with transaction.atomic():
+        keys = (
+            Delivery.objects.filter(status=PENDING, ordering_key__isnull=False)
+            .values_list("webhook_id", "ordering_key")
+            .distinct()
+        )
+        heads_found = [
+            Delivery.objects.filter(webhook_id=w, ordering_key=k, status=PENDING).order_by("sequence", "id").first()
+            for w, k in sorted(keys)
+        ]
+        stalled = [d.id for d in heads_found if d is not None and d.next_attempt_at is None][:limit]
+        ids = list(_free(now).filter(id__in=stalled).values_list("id", flat=True))
+        Delivery.objects.filter(id__in=ids).update(leased_until=until, lease_token=token, next_attempt_at=now)
+    return ids
 
 
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
@@ -89,7 +119,7 @@ def take(*, ids, token, until, skip_webhooks, hold_until) -> tuple[list[Taken], 
     sendable = heads(held)
     behind = list(held.exclude(pk__in=sendable.values("pk")).values_list("id", flat=True))
     if behind:
-        Delivery.objects.filter(id__in=behind).update(leased_until=None, lease_token=None)
+        Delivery.objects.filter(id__in=behind).update(leased_until=None, lease_token=None, next_attempt_at=None)
     held = Delivery.objects.filter(id__in=ids, lease_token=token, status=PENDING)
     if hold_until is not None:
         held.filter(webhook_id__in=skip_webhooks, leased_until__gt=hold_until).update(leased_until=hold_until)

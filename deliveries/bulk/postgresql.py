@@ -97,7 +97,9 @@ def _insert_plan() -> tuple[str, list]:
         if f.attname == "sequence":  # publish order, drawn under the key's lock (keys_lock)
             values.append(f"nextval('{SEQUENCE}')")
             continue
-        if f.attname in ("leased_until", "lease_token"):  # none for a delivery behind its key's head
+        # A delivery behind its key's head: no lease and no due time (not in the sweep's due index:
+        # a long queue behind a failing head costs the sweep nothing); claim_next hands it out.
+        if f.attname in ("leased_until", "lease_token", "next_attempt_at"):
             values.append(f"CASE WHEN {WAITS} THEN NULL ELSE %s::{f.db_type(connection)} END")
             constant.append(f)
             continue
@@ -159,7 +161,8 @@ def sequences(count: int) -> list[int]:
 
 
 NEXT_SQL = f"""
-UPDATE deliveries_delivery SET leased_until = %(until)s, lease_token = %(token)s
+UPDATE deliveries_delivery
+SET leased_until = %(until)s, lease_token = %(token)s, next_attempt_at = COALESCE(next_attempt_at, %(now)s)
 WHERE id IN (
     SELECT d.id FROM deliveries_delivery d
     WHERE d.id IN (
@@ -174,7 +177,9 @@ WHERE id IN (
             ORDER BY n.sequence, n.id LIMIT 1
         ) h
     )
-      AND d.status = 'pending' AND d.next_attempt_at <= %(now)s AND (d.leased_until IS NULL OR d.leased_until < %(now)s)
+      -- a delivery that waited behind its head has no due time: it is due now
+      AND d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %(now)s)
+      AND (d.leased_until IS NULL OR d.leased_until < %(now)s)
       AND d.webhook_id NOT IN ({HELD_WEBHOOKS})
     FOR UPDATE SKIP LOCKED
 )
@@ -184,6 +189,49 @@ RETURNING id
 
 def claim_next(*, ids: list[str], now: datetime, until: datetime, token: str) -> list[str]:
     return [row[0] for row in _execute(NEXT_SQL, {"ids": list(ids), "now": now, "until": until, "token": token})]
+
+
+# Keys whose head waits with no due time and no lease: its predecessor ended but the hand-out that
+# follows (claim_next) was lost (a worker killed in between, a publish that committed just as the
+# head ended, a webhook paused meanwhile). A loose scan of delivery_key_queue_idx: one descent per
+# key with pending deliveries, however long each key's queue is.
+STALLED_SQL = f"""
+WITH RECURSIVE k AS (
+    (SELECT webhook_id, ordering_key FROM deliveries_delivery
+     WHERE status = 'pending' AND ordering_key IS NOT NULL
+     ORDER BY webhook_id, ordering_key LIMIT 1)
+    UNION ALL
+    SELECT n.webhook_id, n.ordering_key FROM k CROSS JOIN LATERAL (
+        SELECT webhook_id, ordering_key FROM deliveries_delivery
+        WHERE status = 'pending' AND ordering_key IS NOT NULL
+          AND (webhook_id, ordering_key) > (k.webhook_id, k.ordering_key)
+        ORDER BY webhook_id, ordering_key LIMIT 1
+    ) n
+)
+UPDATE deliveries_delivery
+SET leased_until = %(until)s, lease_token = %(token)s, next_attempt_at = %(now)s
+WHERE id IN (
+    SELECT d.id FROM deliveries_delivery d
+    WHERE d.id IN (
+        SELECT h.id FROM k CROSS JOIN LATERAL (
+            SELECT id FROM deliveries_delivery n
+            WHERE n.webhook_id = k.webhook_id AND n.ordering_key = k.ordering_key AND n.ordering_key IS NOT NULL
+              AND n.status = 'pending'
+            ORDER BY n.sequence, n.id LIMIT 1
+        ) h
+    )
+      AND d.status = 'pending' AND d.next_attempt_at IS NULL AND (d.leased_until IS NULL OR d.leased_until < %(now)s)
+      AND d.webhook_id NOT IN ({HELD_WEBHOOKS})
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+
+def claim_stalled(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
+    params = {"now": now, "until": until, "token": token, "limit": limit}
+    return [row[0] for row in _execute(STALLED_SQL, params)]
 
 
 # --- claim (the sweep) ------------------------------------------------------------------------
@@ -214,7 +262,8 @@ WITH taken AS (
     SET leased_until = CASE WHEN NOT {HEAD} THEN NULL
                             WHEN d.webhook_id = ANY(%(skip)s) THEN LEAST(d.leased_until, %(hold)s)
                             ELSE %(until)s END,
-        lease_token = CASE WHEN {HEAD} THEN d.lease_token END
+        lease_token = CASE WHEN {HEAD} THEN d.lease_token END,
+        next_attempt_at = CASE WHEN {HEAD} THEN d.next_attempt_at END
     FROM unnest(%(ids)s::text[]) AS k(id)
     WHERE d.id = k.id AND d.lease_token = %(token)s
     RETURNING d.id, d.event_id, d.webhook_id, d.attempt_count, d.schedule_position, d.status, d.ordering_key,

@@ -35,6 +35,11 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
     if probes:
         handoff.send(probes, token)
     handed = len(probes)
+    # Ordered keys whose next delivery was not handed out when the one before it ended.
+    stalled = bulk.claim_stalled(now=now, limit=settings.AGENTBOT_SEND_BATCH, until=dispatch_until(now), token=token)
+    if stalled:
+        handoff.send(stalled, token)
+    handed += len(stalled)
     for _ in range(max_batches):
         ids, token = deliveries_claim_due(now=timezone.now(), limit=settings.AGENTBOT_SEND_BATCH)
         if not ids:

@@ -85,6 +85,7 @@ def test_a_delivery_published_behind_a_pending_one_of_its_key_gets_no_lease_nor_
     first, second, other = publish(site, "A", 0), publish(site, "A", 1), publish(site, "B", 2)
     assert delivery_of(first, keyed).lease_token is not None
     assert delivery_of(second, keyed).lease_token is None, "it goes when the one before it ends"
+    assert delivery_of(second, keyed).next_attempt_at is None, "not due: the sweep does not scan it"
     assert delivery_of(other, keyed).lease_token is not None
     assert delivery_of(second, free).lease_token is not None
 
@@ -134,8 +135,25 @@ def test_a_paused_webhooks_next_delivery_is_not_handed_out_when_its_head_ends(st
     finish(delivery_of(first, keyed))
     now = timezone.now() + timedelta(seconds=1)
     assert bulk.claim_next(ids=[delivery_of(first, keyed).id], now=now, until=now, token="n") == []
+    assert bulk.claim_stalled(now=now, limit=10, until=now + timedelta(seconds=30), token="s") == []
     Webhook.objects.filter(pk=keyed.pk).update(enabled=True)
-    assert bulk.claim_due(now=now, limit=10, until=now + timedelta(seconds=30), token="s") == [delivery_of(second, keyed).id]
+    # It waits with no due time: the sweep's safety net for stalled keys hands it out once enabled.
+    assert bulk.claim_due(now=now, limit=10, until=now + timedelta(seconds=30), token="s") == []
+    assert bulk.claim_stalled(now=now, limit=10, until=now + timedelta(seconds=30), token="s") == [delivery_of(second, keyed).id]
+    assert Delivery.objects.get(pk=delivery_of(second, keyed).pk).next_attempt_at == now
+
+
+def test_the_sweep_hands_out_a_key_whose_next_delivery_was_never_handed_out(statements, site, webhook_factory, handed):
+    keyed = webhook_factory(site=site, ordering="key")
+    first, second, third = publish(site, "A", 0), publish(site, "A", 1), publish(site, "B", 2)
+    expire_leases()
+    finish(delivery_of(first, keyed))  # as if its worker was killed right after recording it
+    handed.clear()
+
+    send.deliveries_sweep()
+
+    assert set(handed) == {delivery_of(second, keyed).id, delivery_of(third, keyed).id}
+    assert len(handed) == 2
 
 
 def test_the_probe_of_an_open_circuit_is_the_head_of_a_key(site, webhook_factory):
@@ -179,7 +197,8 @@ def test_a_retried_delivery_goes_after_those_already_waiting_on_its_key(site, we
 
     order = list(Delivery.objects.filter(webhook=keyed, status="pending").order_by("sequence").values_list("event_id", flat=True))
     assert order == [second.id, third.id, first.id]
-    assert bulk.claim_due(now=now, limit=10, until=now + timedelta(seconds=30), token="s") == [delivery_of(second, keyed).id]
+    assert bulk.claim_due(now=now, limit=10, until=now + timedelta(seconds=30), token="s") == [], "the retry waits"
+    assert bulk.claim_stalled(now=now, limit=10, until=now + timedelta(seconds=30), token="s") == [delivery_of(second, keyed).id]
 
 
 def test_skip_through_the_api_fails_the_head_says_who_and_releases_the_next(
