@@ -73,6 +73,7 @@ WEBHOOK = {
     **WEBHOOK_INPUT,
     "exchange": "",
     "routing_key": "",
+    "ordering": "none",
     "state": "active",
     "waiting_deliveries": None,
     "secret_hint": "whsec_…Qx8c",
@@ -111,15 +112,23 @@ DELIVERY = {
     "last_attempt_at": "2026-01-15T09:31:01Z",
     "last_status_code": 200,
     "last_error": "",
+    "ordering_key": CONVERSATION_ID,
+    "waiting_behind": None,
     "created_at": AT,
     "attempts": ATTEMPTS,
 }
-EVENT_INPUT = {"event": MESSAGE_CREATED.name, "data": MESSAGE_CREATED.example, "idempotency_key": "msg_123"}
+EVENT_INPUT = {
+    "event": MESSAGE_CREATED.name,
+    "data": MESSAGE_CREATED.example,
+    "idempotency_key": "msg_123",
+    "ordering_key": CONVERSATION_ID,
+}
 EVENT = {
     "id": EVENT_ID,
     "event": MESSAGE_CREATED.name,
     "data": MESSAGE_CREATED.example,
     "idempotency_key": "msg_123",
+    "ordering_key": CONVERSATION_ID,
     "created_at": AT,
     "deliveries": [{"id": DELIVERY_ID, "webhook": WEBHOOK_ID, "status": "pending", "attempt_count": 0, "next_attempt_at": AT}],
     "deliveries_count": 1,

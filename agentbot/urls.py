@@ -33,6 +33,7 @@ api_v1 = [
     route("deliveries", deliveries_api.DeliveryListView, "delivery-list"),
     route("deliveries/<dlv:delivery_id>", deliveries_api.DeliveryDetailView, "delivery-detail"),
     route("deliveries/<dlv:delivery_id>/retry", deliveries_api.DeliveryRetryView, "delivery-retry"),
+    route("deliveries/<dlv:delivery_id>/skip", deliveries_api.DeliverySkipView, "delivery-skip"),
     route("events", deliveries_api.EventPublishView, "event-publish"),
     route("events/<evt:event_id>", deliveries_api.EventDetailView, "event-detail"),
     route("events/<evt:event_id>/deliveries", deliveries_api.EventDeliveryListView, "event-deliveries"),

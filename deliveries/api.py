@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from core.api.auth import site_of
 from core.api.fields import JSONObjectField, StrictCharField
 from core.api.serializers import StrictSerializer, no_input
-from deliveries import jsjson
+from deliveries import jsjson, selectors
 from deliveries.models import Attempt, Delivery, Event
 from deliveries.services import operator, publish
 from subscriptions.api import webhook_of
@@ -29,6 +29,16 @@ class DeliverySerializer(serializers.ModelSerializer):
     event = serializers.CharField(source="event_id")
     event_type = serializers.CharField(source="event.type")
     webhook = serializers.CharField(source="webhook_id")
+    ordering_key = serializers.CharField(
+        allow_null=True,
+        help_text="the key this delivery is ordered by on its webhook: null when the webhook's ordering is none "
+        "(or the event has no key), empty when the whole webhook is ordered",
+    )
+    waiting_behind = serializers.CharField(
+        allow_null=True,
+        help_text="for a pending delivery of an ordered webhook: the delivery of its key that must succeed or fail "
+        "first (the key's head); null when nothing holds it",
+    )
     attempts = AttemptSerializer(many=True)
 
     class Meta:
@@ -44,6 +54,8 @@ class DeliverySerializer(serializers.ModelSerializer):
             "last_attempt_at",
             "last_status_code",
             "last_error",
+            "ordering_key",
+            "waiting_behind",
             "created_at",
             "attempts",
         ]
@@ -74,7 +86,17 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = ["id", "event", "data", "idempotency_key", "created_at", "deliveries", "deliveries_count", "deliveries_next"]
+        fields = [
+            "id",
+            "event",
+            "data",
+            "idempotency_key",
+            "ordering_key",
+            "created_at",
+            "deliveries",
+            "deliveries_count",
+            "deliveries_next",
+        ]
 
 
 def event_deliveries_next(event_id: str, count: int) -> str | None:
@@ -109,6 +131,7 @@ def published_body(event: Event) -> dict:
         "event": event.type,
         "data": jsjson.parse(published.data_json),
         "idempotency_key": event.idempotency_key,
+        "ordering_key": event.ordering_key,
         "created_at": _MOMENT.to_representation(event.created_at),
         "deliveries": [
             {
@@ -136,6 +159,15 @@ class EventInputSerializer(StrictSerializer):
     idempotency_key = StrictCharField(
         max_length=255, required=False, allow_blank=False, help_text="publishing again with the same key returns the first event"
     )
+    ordering_key = StrictCharField(
+        min_length=1,
+        max_length=200,
+        required=False,
+        allow_blank=False,
+        trim_whitespace=False,
+        help_text="events with the same key reach a webhook whose ordering is key one at a time, in publish order "
+        "(a conversation's id, an order number)",
+    )
     read_only_names = EventSerializer.Meta.fields
 
 
@@ -148,7 +180,7 @@ class EventTypeSerializer(serializers.Serializer):
 
 def _deliveries(request):
     attempts = Prefetch("attempts", queryset=Attempt.objects.order_by("number"))
-    return (
+    return selectors.deliveries_with_waiting_behind(
         Delivery.objects.filter(event__site=site_of(request))
         .select_related("event")
         .prefetch_related(attempts)
@@ -199,6 +231,22 @@ class DeliveryRetryView(APIView):
         return Response(DeliverySerializer(_deliveries(request).get(pk=delivery_id)).data, status=status.HTTP_202_ACCEPTED)
 
 
+class DeliverySkipView(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: DeliverySerializer},
+        summary="Skip a pending delivery",
+        description='Ends a pending delivery as failed with the reason "skipped by API key …", without sending it; '
+        "the next delivery of its ordering key is sent at once. 409 while it is being sent, or when it is not pending.",
+    )
+    def post(self, request, delivery_id):
+        delivery = get_object_or_404(_deliveries(request), pk=delivery_id)
+        no_input(request)
+        key = request.auth
+        operator.delivery_skip(delivery=delivery, by=f"API key {key.name or key.prefix}")
+        return Response(DeliverySerializer(_deliveries(request).get(pk=delivery_id)).data)
+
+
 def _events(request):
     return Event.objects.filter(site=site_of(request))
 
@@ -221,6 +269,7 @@ class EventPublishView(APIView):
                 event_type=data.validated_data["event"],
                 data=data.validated_data["data"],
                 idempotency_key=data.validated_data.get("idempotency_key"),
+                ordering_key=data.validated_data.get("ordering_key"),
             )
             # A new event is shown as the publish stored it; a replayed key's event is read back.
             body = published_body(event) if created else EventSerializer(event_deliveries_shown(event)).data

@@ -171,7 +171,8 @@ def retry_delay(step: float, *, status_code: int | None, headers: dict[str, str]
 
 
 def probes_claim(*, now: datetime, until: datetime, token: str) -> list[str]:
-    """One due delivery for each open circuit whose probe time has come, leased with `token`."""
+    """One due delivery for each open circuit whose probe time has come, leased with `token` (of an
+    ordered webhook, the head of a key: a probe never jumps its key's order)."""
     from deliveries import bulk
     from deliveries.models import Delivery
 
@@ -181,8 +182,7 @@ def probes_claim(*, now: datetime, until: datetime, token: str) -> list[str]:
             if not webhook_probe_take(webhook_id=webhook_id, now=now):
                 continue
             probe = (
-                bulk.due_unleased(now=now)
-                .filter(webhook_id=webhook_id)
+                bulk.heads(bulk.due_unleased(now=now).filter(webhook_id=webhook_id))
                 .order_by("next_attempt_at")
                 .select_for_update(skip_locked=True)
                 .values_list("id", flat=True)

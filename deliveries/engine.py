@@ -57,6 +57,8 @@ class Job:
     exchange: str = ""
     routing_key: str = ""
     broker_password: str = field(default="", repr=False)
+    # Its ordering key (None: unordered): the next delivery of the key goes when this one ends.
+    ordering_key: str | None = None
     deadline: float = 0.0  # time.monotonic() after which the attempt must not start any more
     started: datetime | None = None
     request: http.OutboundRequest | None = None

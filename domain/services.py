@@ -121,7 +121,12 @@ def conversation_create(
             external_id=external_id,
             context=context or {},
         )
-        event_publish(site=site, event_type=CONVERSATION_CREATED.name, data=event_data.conversation_created(conversation))
+        event_publish(
+            site=site,
+            event_type=CONVERSATION_CREATED.name,
+            data=event_data.conversation_created(conversation),
+            ordering_key=conversation.id,
+        )
     return conversation
 
 
@@ -130,7 +135,12 @@ def message_create(*, conversation: Conversation, sender_type: str, body: str, m
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         _conversation_require_open(conversation)
         message = Message.objects.create(conversation=conversation, sender_type=sender_type, body=body, metadata=metadata or {})
-        event_publish(site=conversation.site, event_type=MESSAGE_CREATED.name, data=event_data.message_created(message))
+        event_publish(
+            site=conversation.site,
+            event_type=MESSAGE_CREATED.name,
+            data=event_data.message_created(message),
+            ordering_key=conversation.id,
+        )
         if sender_type == SenderType.AGENT and conversation.integration_id is not None:
             # The inbound side builds on the domain: it registered its relay in domain/hooks.py.
             hooks.person_reply_hooks_run(conversation=conversation, message=message)
@@ -150,6 +160,7 @@ def conversation_handoff(*, conversation: Conversation, reason: str = "") -> Con
             site=conversation.site,
             event_type=CONVERSATION_NEEDS_HUMAN.name,
             data=event_data.conversation_needs_human(conversation),
+            ordering_key=conversation.id,
         )
     return conversation
 
@@ -164,7 +175,12 @@ def conversation_close(*, conversation: Conversation) -> Conversation:
         conversation.session = SessionState.CLOSED
         conversation.closed_at = timezone.now()
         conversation.save(update_fields=["status", "session", "closed_at"])
-        event_publish(site=conversation.site, event_type=CONVERSATION_CLOSED.name, data=event_data.conversation_ref(conversation))
+        event_publish(
+            site=conversation.site,
+            event_type=CONVERSATION_CLOSED.name,
+            data=event_data.conversation_ref(conversation),
+            ordering_key=conversation.id,
+        )
     return conversation
 
 
@@ -249,7 +265,9 @@ def ticket_create(
             priority=priority,
             assignee=assignee,
         )
-        event_publish(site=site, event_type=TICKET_CREATED.name, data=event_data.ticket(ticket))
+        event_publish(
+            site=site, event_type=TICKET_CREATED.name, data=event_data.ticket(ticket), ordering_key=ticket.conversation_id
+        )
     return ticket
 
 
@@ -269,7 +287,12 @@ def ticket_update(*, ticket: Ticket, **changes) -> Ticket:
                 setattr(ticket, name, value)
         if changed:
             ticket.save(update_fields=[*changed, "updated_at"])
-            event_publish(site=ticket.site, event_type=TICKET_UPDATED.name, data=event_data.ticket(ticket, changes=changed))
+            event_publish(
+                site=ticket.site,
+                event_type=TICKET_UPDATED.name,
+                data=event_data.ticket(ticket, changes=changed),
+                ordering_key=ticket.conversation_id,
+            )
     return ticket
 
 
@@ -311,7 +334,12 @@ def lead_create(*, site: Site, conversation_id: str | None = None, **fields: str
     """A visitor submitted contact details: first_name, last_name, email, phone, content, uri."""
     with transaction.atomic():
         lead = _contact_record_create(Lead, site=site, conversation_id=conversation_id, **fields)
-        event_publish(site=site, event_type=LEAD_SUBMIT.name, data=event_data.contact(lead, id_field="lead_id"))
+        event_publish(
+            site=site,
+            event_type=LEAD_SUBMIT.name,
+            data=event_data.contact(lead, id_field="lead_id"),
+            ordering_key=lead.conversation_id,
+        )
     return lead
 
 
@@ -323,5 +351,6 @@ def appointment_create(*, site: Site, conversation_id: str | None = None, **fiel
             site=site,
             event_type=APPOINTMENT_CREATED.name,
             data=event_data.contact(appointment, id_field="appointment_id"),
+            ordering_key=appointment.conversation_id,
         )
     return appointment

@@ -19,7 +19,7 @@ from inbound.models import (
     generate_jwe_private_key,
 )
 from inbound.origins import origins_clean
-from subscriptions.models import Webhook, generate_secret
+from subscriptions.models import Webhook, WebhookOrdering, generate_secret
 from subscriptions.services import webhook_delete, webhook_rotate_secret, webhook_validate_url
 
 
@@ -49,8 +49,16 @@ def _reply_webhook_sync(integration: Integration) -> None:
     url, reply_format, secret = target.url, target.format, target.secret
     held = target.held or ("" if integration.active else "the integration is inactive")
     if webhook is None:
-        webhook = Webhook(site=integration.site, events=[], format=reply_format, connector=integration.connector_type)
+        # Ordered per conversation: the channel gets a conversation's replies in the order they were made.
+        webhook = Webhook(
+            site=integration.site,
+            events=[],
+            format=reply_format,
+            connector=integration.connector_type,
+            ordering=WebhookOrdering.KEY,
+        )
     webhook.url = url
+    webhook.ordering = WebhookOrdering.KEY
     webhook.secret = secret or webhook.secret or generate_secret()
     webhook.description = f"Replies of integration {integration.id}"
     webhook.enabled = not held

@@ -407,6 +407,8 @@ def reply_publish(integration: Integration, conversation: Conversation, fields: 
         },
         idempotency_key=idempotency_key,
         only_webhook=integration.reply_webhook,
+        # The reply destination is ordered by key: a conversation's replies reach the channel in turn.
+        ordering_key=conversation.id,
     )
     return reply
 

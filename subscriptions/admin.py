@@ -21,13 +21,13 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import ObjectActionsMixin, secrets_show_once
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
-from subscriptions.models import CREDENTIAL_URL_FORMATS, SUBSCRIBER_FORMATS, Webhook
+from subscriptions.models import CREDENTIAL_URL_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookOrdering
 from subscriptions.selectors import WEBHOOK_STATES, webhook_waiting_count, webhooks_by_url_part
 
 logger = logging.getLogger(__name__)
 
 EVENT_CHOICES = [(ALL_EVENTS, "All events (*)")] + [(name, name) for name in SUBSCRIPTION_NAMES]
-EDITABLE = ["url", "exchange", "routing_key", "events", "format", "enabled", "description"]
+EDITABLE = ["url", "exchange", "routing_key", "events", "format", "ordering", "enabled", "description"]
 
 
 class WebhookForm(forms.ModelForm):
@@ -49,6 +49,19 @@ class WebhookForm(forms.ModelForm):
     events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple)
     # The connector formats belong to integrations' reply webhooks, made with the integration.
     format = forms.ChoiceField(choices=[(f.value, f.label) for f in SUBSCRIBER_FORMATS])
+    ordering = forms.ChoiceField(
+        choices=[
+            (WebhookOrdering.NONE, _("None: every delivery on its own, concurrently (fastest)")),
+            (WebhookOrdering.KEY, _("Per ordering key: one at a time per key, in publish order")),
+            (WebhookOrdering.WEBHOOK, _("Whole webhook: one at a time, in publish order")),
+        ],
+        initial=WebhookOrdering.NONE,
+        required=False,  # left out: kept as it is (a new webhook's: none)
+        help_text=_(
+            "Key: the events of one conversation (or of one ordering_key given to the API) arrive one at a time, "
+            "each after the one before it succeeded or failed. A failing delivery holds up only its own key."
+        ),
+    )
 
     class Meta:
         model = Webhook
@@ -83,6 +96,9 @@ class WebhookForm(forms.ModelForm):
         if not self.cleaned_data.get("url") and self._keeps_credential_url():
             return self.instance.url
         return self.cleaned_data.get("url")
+
+    def clean_ordering(self):
+        return self.cleaned_data.get("ordering") or self.instance.ordering or WebhookOrdering.NONE
 
     def clean_events(self):
         return self._validated(services.webhook_validate_events, "events")

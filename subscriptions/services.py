@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.models import Site
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
-from subscriptions.models import BROKER_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookFormat, generate_secret
+from subscriptions.models import BROKER_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookFormat, WebhookOrdering, generate_secret
 from subscriptions.url_policy import (
     MASKED_PASSWORD,
     UrlNotAllowed,
@@ -139,6 +139,12 @@ def webhook_validate_format(fmt: str) -> str:
     return fmt
 
 
+def webhook_validate_ordering(ordering) -> str:
+    if ordering not in WebhookOrdering.values:
+        raise ValidationError({"ordering": f"unknown ordering {ordering!r}; choose one of {', '.join(WebhookOrdering.values)}"})
+    return ordering
+
+
 def webhook_create(
     *,
     site: Site,
@@ -149,13 +155,14 @@ def webhook_create(
     enabled: bool = True,
     exchange: str = "",
     routing_key: str = "",
+    ordering: str = WebhookOrdering.NONE,
 ) -> Webhook:
     destination = webhook_validate_destination(url=url, format=format, exchange=exchange, routing_key=routing_key)
     with transaction.atomic():
         # The site's row is held while its webhooks are counted: two creates cannot both take the last place.
         Site.objects.select_for_update(no_key=True).filter(pk=site.pk).first()
         webhooks_check_room(site=site)
-        return _webhook_insert(site, destination, events, description, enabled)
+        return _webhook_insert(site, destination, events, description, enabled, ordering)
 
 
 def webhooks_check_room(*, site: Site) -> None:
@@ -169,7 +176,7 @@ def webhooks_check_room(*, site: Site) -> None:
         )
 
 
-def _webhook_insert(site: Site, destination, events, description, enabled) -> Webhook:
+def _webhook_insert(site: Site, destination, events, description, enabled, ordering) -> Webhook:
     webhook = Webhook(
         site=site,
         url=destination.url,
@@ -180,6 +187,7 @@ def _webhook_insert(site: Site, destination, events, description, enabled) -> We
         broker_password=destination.broker_password,
         description=description or "",
         enabled=enabled,
+        ordering=webhook_validate_ordering(ordering),
         secret=generate_secret(),
     )
     webhook.save()
@@ -188,10 +196,12 @@ def _webhook_insert(site: Site, destination, events, description, enabled) -> We
 
 def webhook_update(*, webhook: Webhook, **changes) -> Webhook:
     for field, value in changes.items():
-        if field not in {*DESTINATION_FIELDS, "events", "description", "enabled"}:
+        if field not in {*DESTINATION_FIELDS, "events", "description", "enabled", "ordering"}:
             raise ValidationError({field: "this field cannot be changed"})
         if field == "events":
             value = webhook_validate_events(value)
+        if field == "ordering":
+            value = webhook_validate_ordering(value)
         if field not in DESTINATION_FIELDS:
             setattr(webhook, field, value)
     fields = set(changes) - set(DESTINATION_FIELDS)

@@ -35,6 +35,11 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
     if probes:
         handoff.send(probes, token)
     handed = len(probes)
+    # Ordered keys whose next delivery was not handed out when the one before it ended.
+    stalled = bulk.claim_stalled(now=now, limit=settings.AGENTBOT_SEND_BATCH, until=dispatch_until(now), token=token)
+    if stalled:
+        handoff.send(stalled, token)
+    handed += len(stalled)
     for _ in range(max_batches):
         ids, token = deliveries_claim_due(now=timezone.now(), limit=settings.AGENTBOT_SEND_BATCH)
         if not ids:
@@ -48,15 +53,37 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
 def deliveries_take(*, ids: list[str], token: str, skip_webhooks: list[str] = ()) -> list[bulk.Taken]:
     """Swap the dispatch lease for a send lease; only deliveries still held by `token` are taken,
     and none to `skip_webhooks` (saturated ones: their lease is cut short, and the sweep offers them
-    again once it runs out)."""
+    again once it runs out). An ordered delivery that waits behind another of its key is not taken:
+    it goes when the one before it ends (deliveries_next)."""
     now = timezone.now()
-    return bulk.take(
+    taken, behind = bulk.take(
         ids=ids,
         token=token,
         until=now + engine.send_lease(),
         skip_webhooks=skip_webhooks,
         hold_until=now + engine.overflow_hold(),
     )
+    if behind:
+        # The one before may have ended while this take ran: then no one else hands these out.
+        deliveries_next(ids=behind)
+    return taken
+
+
+def deliveries_next(*, ids: list[str]) -> int:
+    """Hand the next delivery of each ordering key of `ids` (whose head just ended, or may have)
+    to the workers at once, rather than at the next sweep; returns how many. Only ordered
+    deliveries' ids need to be passed; a failure is left to the sweep."""
+    if not ids:
+        return 0
+    now, token = timezone.now(), lease_token()
+    try:
+        claimed = bulk.claim_next(ids=ids, now=now, until=dispatch_until(now), token=token)
+    except Exception:  # what ended is recorded; the sweep hands the next ones out
+        logger.exception("could not hand out the next deliveries of %d ordering keys", len(ids))
+        return 0
+    if claimed:
+        handoff.outbox().put(claimed, token)
+    return len(claimed)
 
 
 class Unsendable(Exception):
@@ -115,6 +142,7 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
         exchange=webhook.exchange,
         routing_key=webhook.routing_key,
         broker_password=webhook.broker_password,
+        ordering_key=taken.ordering_key,
     )
 
 
@@ -208,6 +236,7 @@ def deliveries_hold_or_drop(taken: list[bulk.Taken], *, token: str) -> None:
             next_attempt_at=None,
             last_error=f"webhook is disabled: {reason}",
         )
+    deliveries_next(ids=[t.id for t in taken if not t.webhook.paused and t.ordering_key is not None])
 
 
 def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, token: str) -> None:
@@ -253,6 +282,8 @@ def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, to
             delivery_status=status,
         )
     outcomes_store(outcomes, now=now)
+    ended = {o.delivery_id for o in outcomes if o.status != Delivery.Status.PENDING}
+    deliveries_next(ids=[t.id for t, _ in items if t.id in ended and t.ordering_key is not None])
 
 
 def deliveries_defer(jobs: list[engine.Job], *, token: str) -> None:
@@ -310,6 +341,14 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
             )
         )
     outcomes_store(outcomes, now=now)
+    # An ordered delivery that ended lets the next of its key go now.
+    deliveries_next(
+        ids=[
+            job.delivery_id
+            for (job, _), o in zip(sent, outcomes, strict=True)
+            if job.ordering_key is not None and o.status != Delivery.Status.PENDING
+        ]
+    )
     for (job, _), outcome in zip(sent, outcomes, strict=True):
         log_delivery(
             logger,
