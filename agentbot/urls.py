@@ -32,6 +32,7 @@ api_v1 = [
     route("deliveries/<dlv:delivery_id>", deliveries_api.DeliveryDetailView, "delivery-detail"),
     route("deliveries/<dlv:delivery_id>/retry", deliveries_api.DeliveryRetryView, "delivery-retry"),
     route("events", deliveries_api.EventPublishView, "event-publish"),
+    route("events/batch", deliveries_api.EventBatchPublishView, "event-publish-batch"),
     route("events/<evt:event_id>", deliveries_api.EventDetailView, "event-detail"),
     route("event-types", deliveries_api.EventTypeListView, "event-types"),
     path("schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),

@@ -3,13 +3,14 @@
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.auth import site_of
+from core.api.errors import refusal
 from core.api.fields import JSONObjectField, StrictCharField
 from core.api.serializers import StrictSerializer, no_input
 from deliveries import jsjson
@@ -103,6 +104,92 @@ class EventInputSerializer(StrictSerializer):
     read_only_names = EventSerializer.Meta.fields
 
 
+def publish_arguments(validated: dict) -> dict:
+    """EventInputSerializer's fields as `event_publish`'s keyword arguments (and a batch item's):
+    a field added to the input is passed on here, for the single publish and every batch item."""
+    return {
+        "event_type": validated["event"],
+        "data": validated["data"],
+        "idempotency_key": validated.get("idempotency_key"),
+    }
+
+
+class EventBatchEnvelope(StrictSerializer):
+    """The batch as read: a list of 1 to 500 items, each read on its own by EventInputSerializer
+    so that one refused item refuses only itself."""
+
+    events = serializers.ListField(
+        child=serializers.JSONField(),
+        allow_empty=False,
+        max_length=publish.BATCH_MAX_EVENTS,
+        error_messages={
+            "max_length": f"a batch holds at most {publish.BATCH_MAX_EVENTS} events; send the rest in another request",
+            "empty": "send at least one event",
+        },
+    )
+
+
+class EventBatchInputSerializer(StrictSerializer):
+    """The batch as the schema shows it."""
+
+    events = EventInputSerializer(
+        many=True,
+        min_length=1,
+        max_length=publish.BATCH_MAX_EVENTS,
+        help_text=f"1 to {publish.BATCH_MAX_EVENTS} events, each as POST /api/v1/events takes it",
+    )
+
+
+class EventBatchResultSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="what POST /api/v1/events would have answered for this event alone")
+    result = serializers.ChoiceField(choices=["created", "existing", "refused"])
+    id = serializers.CharField(required=False, help_text="the event's id (created, existing)")
+    deliveries = serializers.IntegerField(required=False, help_text="deliveries stored for a created event")
+    error = serializers.CharField(required=False, help_text="refused: the error code a single publish gives")
+    message = serializers.CharField(required=False, help_text="refused: what is wrong, for a person")
+    fields = serializers.DictField(required=False, help_text="refused by a field's check: the messages by field")
+
+
+class EventBatchSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    results = EventBatchResultSerializer(many=True, help_text="one per event sent, in the same order")
+
+
+def batch_result(result: publish.BatchResult) -> dict:
+    if result.outcome == "created":
+        return {"status": 201, "result": "created", "id": result.event_id, "deliveries": result.deliveries}
+    if result.outcome == "existing":
+        return {"status": 200, "result": "existing", "id": result.event_id}
+    code, body = refusal(result.error)
+    return {"status": code, "result": "refused", **body}
+
+
+BATCH_EXAMPLE_REQUEST = {
+    "events": [
+        {"event": "ticket.created", "data": {"ticket_id": "T-1041", "subject": "Refund"}, "idempotency_key": "crm-1041"},
+        {"event": "ticket.created", "data": {"ticket_id": "T-1041", "subject": "Refund"}, "idempotency_key": "crm-1041"},
+        {"event": "ticket.deleted", "data": {"ticket_id": "T-1042"}},
+    ]
+}
+BATCH_EXAMPLE_RESPONSE = {
+    "created": 1,
+    "existing": 1,
+    "refused": 1,
+    "results": [
+        {"status": 201, "result": "created", "id": "evt_01jd5x1k2m3n4p5q6r7s8t9v0w", "deliveries": 2},
+        {"status": 200, "result": "existing", "id": "evt_01jd5x1k2m3n4p5q6r7s8t9v0w"},
+        {
+            "status": 400,
+            "result": "refused",
+            "error": "invalid_event",
+            "message": "unknown event type 'ticket.deleted'; known types: …",
+        },
+    ],
+}
+
+
 class EventTypeSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
@@ -180,15 +267,44 @@ class EventPublishView(APIView):
         # The response is read in the publish's transaction: a database lost before COMMIT is an
         # error (503) with nothing stored, never an event stored behind an error.
         with transaction.atomic():
-            event, created = publish.event_publish(
-                site=site_of(request),
-                event_type=data.validated_data["event"],
-                data=data.validated_data["data"],
-                idempotency_key=data.validated_data.get("idempotency_key"),
-            )
+            event, created = publish.event_publish(site=site_of(request), **publish_arguments(data.validated_data))
             # A new event is shown as the publish stored it; a replayed key's event is read back.
             body = published_body(event) if created else EventSerializer(_events(request).get(pk=event.pk)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class EventBatchPublishView(APIView):
+    @extend_schema(
+        request=EventBatchInputSerializer,
+        responses={200: EventBatchSerializer},
+        summary="Publish many events in one request",
+        description=(
+            f"Up to {publish.BATCH_MAX_EVENTS} events (and a body of at most 1 MB). The answer is 200 with one "
+            "result per event, in the order sent: `created` (status 201, the new event's id), `existing` (status "
+            "200: its idempotency_key named an event published before, or earlier in the batch) or `refused` "
+            "(the status and error a publish of that event alone would get). A refused event stops none of the "
+            "others. A body that is not a batch (not an object with a list of 1 to 500 events) is a 400, and a "
+            "body over 1 MB a 413, with nothing stored."
+        ),
+        examples=[
+            OpenApiExample("A batch of three", value=BATCH_EXAMPLE_REQUEST, request_only=True),
+            OpenApiExample("One created, one repeated key, one refused", value=BATCH_EXAMPLE_RESPONSE, response_only=True),
+        ],
+    )
+    def post(self, request):
+        envelope = EventBatchEnvelope(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        items = []
+        for raw in envelope.validated_data["events"]:
+            item = EventInputSerializer(data=raw)
+            if item.is_valid():
+                items.append(publish.BatchItem(**publish_arguments(item.validated_data)))
+            else:
+                items.append(publish.BatchItem(refused=serializers.ValidationError(item.errors)))
+        with transaction.atomic():
+            results = [batch_result(r) for r in publish.events_publish(site=site_of(request), items=items)]
+        counts = {outcome: sum(1 for r in results if r["result"] == outcome) for outcome in ("created", "existing", "refused")}
+        return Response({**counts, "results": results})
 
 
 class EventDetailView(APIView):

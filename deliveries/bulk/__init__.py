@@ -21,11 +21,14 @@ __all__ = [
     "Candidate",
     "Outcome",
     "Taken",
+    "candidates_read",
     "claim_due",
     "deliveries_create",
+    "deliveries_create_many",
     "due",
     "due_unleased",
     "event_create",
+    "events_create",
     "record",
     "release",
     "take",
@@ -48,15 +51,38 @@ def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -
     return implementation().event_create(site_id=site_id, event_type=event_type, data=data, data_json=data_json)
 
 
+def events_create(*, events: list[Event], data_json: list[str]) -> set[str]:
+    """Store many new events (unsaved `Event`s, `data_json` each one's data as rendered at publish)
+    in one statement on PostgreSQL. An event whose idempotency key its site has used already is
+    skipped; the ids of those stored."""
+    if not events:
+        return set()
+    return implementation().events_create(events=events, data_json=data_json)
+
+
+def candidates_read(*, site_id: str) -> list[Candidate]:
+    """The site's webhooks that get new events (webhook_candidates), in one plain statement."""
+    return implementation().candidates_read(site_id=site_id)
+
+
 def deliveries_create(
     *, event_id: str, webhook_ids: list[str], now: datetime, until: datetime | None, token: str | None
 ) -> list[tuple[str, str]]:
     """One delivery per webhook, due `now`, under the dispatch lease `token` until `until`; the
     (delivery id, webhook id) of each stored. A webhook deleted meanwhile gets none."""
-    if not webhook_ids:
+    created = deliveries_create_many(pairs=[(event_id, w) for w in webhook_ids], now=now, until=until, token=token)
+    return [(delivery_id, webhook_id) for delivery_id, _, webhook_id in created]
+
+
+def deliveries_create_many(
+    *, pairs: list[tuple[str, str]], now: datetime, until: datetime | None, token: str | None
+) -> list[tuple[str, str, str]]:
+    """One delivery per (event id, webhook id), in one statement on PostgreSQL, as deliveries_create
+    does for one event; the (delivery id, event id, webhook id) of each stored."""
+    if not pairs:
         return []
-    given = {"event_id": event_id, "next_attempt_at": now, "leased_until": until, "lease_token": token}
-    return implementation().deliveries_create(given=given, webhook_ids=webhook_ids, now=now)
+    given = {"next_attempt_at": now, "leased_until": until, "lease_token": token}
+    return implementation().deliveries_create(given=given, pairs=pairs, now=now)
 
 
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:

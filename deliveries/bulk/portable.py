@@ -8,7 +8,7 @@ PostgreSQL, which runs this code too); slower, and on SQLite a claim's lock is t
 from datetime import datetime
 from functools import partial
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from deliveries import jsjson
 from deliveries.bulk.common import PENDING, Candidate, Outcome, Taken, _ready, due, webhook_candidates
@@ -23,12 +23,29 @@ def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -
     return event, webhook_candidates(site_id=site_id)
 
 
-def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> list[tuple[str, str]]:
+def events_create(*, events: list[Event], data_json: list[str]) -> set[str]:
+    stored = set()
+    for event in events:
+        try:
+            with transaction.atomic():
+                event.save(force_insert=True)
+        except IntegrityError:  # the site used this idempotency key meanwhile
+            continue
+        stored.add(event.pk)
+    return stored
+
+
+def candidates_read(*, site_id: str) -> list[Candidate]:
+    return webhook_candidates(site_id=site_id)
+
+
+def deliveries_create(*, given: dict, pairs: list[tuple[str, str]], now: datetime) -> list[tuple[str, str, str]]:
     with transaction.atomic():
         # A webhook deleted since it was chosen gets none (its row is locked until this commits).
-        present = set(Webhook.objects.select_for_update().filter(pk__in=webhook_ids).values_list("id", flat=True))
-        created = Delivery.objects.bulk_create(Delivery(webhook_id=w, **given) for w in webhook_ids if w in present)
-    return [(d.id, d.webhook_id) for d in created]
+        wanted = {w for _, w in pairs}
+        present = set(Webhook.objects.select_for_update().filter(pk__in=wanted).values_list("id", flat=True))
+        created = Delivery.objects.bulk_create(Delivery(event_id=e, webhook_id=w, **given) for e, w in pairs if w in present)
+    return [(d.id, d.event_id, d.webhook_id) for d in created]
 
 
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:

@@ -58,8 +58,40 @@ def _event_plan() -> tuple[str, list]:
     return sql, fields
 
 
-def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> list[tuple[str, str]]:
-    ids = [new_delivery_id() for _ in webhook_ids]
+def events_create(*, events: list[Event], data_json: list[str]) -> set[str]:
+    """Many events in one INSERT (their fields as arrays, unnested on the server); an event whose
+    idempotency key the site used meanwhile is skipped, not an error. The ids of those stored."""
+    sql, fields = _events_plan()
+    arrays = [
+        data_json if f.attname == "data" else [f.get_db_prep_save(getattr(e, f.attname), connection) for e in events]
+        for f in fields
+    ]
+    return {row[0] for row in _execute(sql, arrays)}
+
+
+@lru_cache(maxsize=1)
+def _events_plan() -> tuple[str, list]:
+    """`events_create`'s statement (built once per process) and the event's fields in parameter order."""
+    fields = list(Event._meta.concrete_fields)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    sql = (
+        f"INSERT INTO {Event._meta.db_table} ({columns}) SELECT * FROM unnest({arrays}) "
+        # The partial unique index of (site, idempotency key): a concurrent publish with the same key won.
+        f"ON CONFLICT (site_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+        f"RETURNING {Event._meta.pk.column}"
+    )
+    return sql, fields
+
+
+def candidates_read(*, site_id: str) -> list[Candidate]:
+    return _candidates(
+        _execute(f"SELECT {_CANDIDATE_COLUMNS} FROM {Webhook._meta.db_table} WHERE site_id = %s AND {_GETS_EVENTS}", [site_id])
+    )
+
+
+def deliveries_create(*, given: dict, pairs: list[tuple[str, str]], now: datetime) -> list[tuple[str, str, str]]:
+    ids = [new_delivery_id() for _ in pairs]
     sql, constant = _insert_plan()
     params = []
     for f in constant:
@@ -68,16 +100,16 @@ def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> 
         else:
             value = given[f.attname] if f.attname in given else f.get_default()
         params.append(f.get_db_prep_save(value, connection))
-    inserted = {row[0] for row in _execute(sql, params + [ids, list(webhook_ids)])}
+    inserted = {row[0] for row in _execute(sql, params + [ids, [e for e, _ in pairs], [w for _, w in pairs]])}
     # A webhook deleted meanwhile gets none (see _insert_plan).
-    return [(i, w) for i, w in zip(ids, webhook_ids, strict=True) if i in inserted]
+    return [(i, e, w) for i, (e, w) in zip(ids, pairs, strict=True) if i in inserted]
 
 
 @lru_cache(maxsize=1)
 def _insert_plan() -> tuple[str, list]:
     """The INSERT of `deliveries_create` (built once per process) and the fields whose values are
     the same for every row of one call, in the order of its parameters."""
-    per_row = {"id", "webhook_id"}
+    per_row = ("id", "event_id", "webhook_id")
     columns, values, constant = [], [], []
     for f in Delivery._meta.concrete_fields:
         columns.append(connection.ops.quote_name(f.column))
@@ -86,14 +118,14 @@ def _insert_plan() -> tuple[str, list]:
             continue
         values.append(f"%s::{f.db_type(connection)}")
         constant.append(f)
-    id_type, webhook_type = (Delivery._meta.get_field(n).db_type(connection) for n in ("id", "webhook"))
+    types = ", ".join(f"%s::{Delivery._meta.get_field(n.removesuffix('_id')).db_type(connection)}[]" for n in per_row)
     # Only for webhooks that still exist, holding them (KEY SHARE) until commit: a webhook_delete
     # that locked its webhook first wins, and this publish then skips it instead of failing the
     # foreign key at commit; one that comes later waits for this publish and deletes its deliveries.
     webhooks = Webhook._meta.db_table
     sql = (
         f"INSERT INTO {Delivery._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[]) AS r(id, webhook_id) "
+        f"SELECT {', '.join(values)} FROM unnest({types}) AS r({', '.join(per_row)}) "
         f"JOIN {webhooks} w ON w.id = r.webhook_id FOR KEY SHARE OF w RETURNING {Delivery._meta.pk.column}"
     )
     return sql, constant
