@@ -31,7 +31,7 @@ api_v1 = [
     route("deliveries", deliveries_api.DeliveryListView, "delivery-list"),
     route("deliveries/<dlv:delivery_id>", deliveries_api.DeliveryDetailView, "delivery-detail"),
     route("deliveries/<dlv:delivery_id>/retry", deliveries_api.DeliveryRetryView, "delivery-retry"),
-    route("events", deliveries_api.EventPublishView, "event-publish"),
+    path("events", deliveries_api.event_publish_endpoint, name="event-publish"),
     route("events/batch", deliveries_api.EventBatchPublishView, "event-publish-batch"),
     route("events/<evt:event_id>", deliveries_api.EventDetailView, "event-detail"),
     route("event-types", deliveries_api.EventTypeListView, "event-types"),
