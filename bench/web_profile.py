@@ -103,9 +103,7 @@ def _server(
     port = 8791
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     command = [harness.PY, "-m", "uvicorn", "agentbot.asgi:application", "--port", str(port), "--lifespan", "off"]
-    proc = subprocess.Popen(
-        command + ["--log-level", "warning", *uvicorn_args], cwd=root, env=env, start_new_session=True
-    )
+    proc = subprocess.Popen(command + ["--log-level", "warning", *uvicorn_args], cwd=root, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while True:

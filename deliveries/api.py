@@ -13,10 +13,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import jsonlimits
 from core.api.auth import site_of
 from core.api.errors import refusal
 from core.api.fields import JSONObjectField, StrictCharField
-from core import jsonlimits
 from core.api.serializers import StrictSerializer, no_input
 from core.errors import Refused
 from core.services import api_key_authenticate

@@ -33,7 +33,14 @@ _GETS_EVENTS = "(enabled OR disabled_reason = '')"
 
 
 def _candidates(rows: list[tuple]) -> list[Candidate]:
-    return [Candidate(id, json.loads(events), format, opened, paused) for id, events, format, opened, paused in rows]
+    return [Candidate(id, _subscription(events), format, opened, paused) for id, events, format, opened, paused in rows]
+
+
+@lru_cache(maxsize=4096)
+def _subscription(events: str) -> list[str]:
+    """A webhook's `events` as stored, read once per process and text (each publish reads every
+    candidate's); read-only."""
+    return json.loads(events)
 
 
 def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -> tuple[Event, list[Candidate]]:
@@ -94,21 +101,31 @@ def deliveries_create(*, given: dict, pairs: list[tuple[str, str]], now: datetim
     ids = [new_delivery_id() for _ in pairs]
     sql, constant = _insert_plan()
     params = []
-    for f in constant:
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+    for kind, f, prepared in constant:
+        if kind == "now":
             value = now
-        else:
-            value = given[f.attname] if f.attname in given else f.get_default()
+        elif kind == "given":
+            value = given[f.attname]
+        elif kind == "default":
+            params.append(prepared)
+            continue
+        else:  # a default computed at each call (timezone.now)
+            value = f.get_default()
         params.append(f.get_db_prep_save(value, connection))
     inserted = {row[0] for row in _execute(sql, params + [ids, [e for e, _ in pairs], [w for _, w in pairs]])}
     # A webhook deleted meanwhile gets none (see _insert_plan).
     return [(i, e, w) for i, (e, w) in zip(ids, pairs, strict=True) if i in inserted]
 
 
+_GIVEN = ("next_attempt_at", "leased_until", "lease_token")
+
+
 @lru_cache(maxsize=1)
 def _insert_plan() -> tuple[str, list]:
-    """The INSERT of `deliveries_create` (built once per process) and the fields whose values are
-    the same for every row of one call, in the order of its parameters."""
+    """The INSERT of `deliveries_create` (built once per process) and, in the order of its
+    parameters, how to get each value that is the same for every row of one call: (kind, field,
+    value), kind "now" (auto_now), "given" (`_GIVEN`, from the call), "call" (a callable default)
+    or "default" (a constant default, prepared here once)."""
     per_row = ("id", "event_id", "webhook_id")
     columns, values, constant = [], [], []
     for f in Delivery._meta.concrete_fields:
@@ -117,7 +134,14 @@ def _insert_plan() -> tuple[str, list]:
             values.append(f"r.{f.attname}")
             continue
         values.append(f"%s::{f.db_type(connection)}")
-        constant.append(f)
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            constant.append(("now", f, None))
+        elif f.attname in _GIVEN:
+            constant.append(("given", f, None))
+        elif callable(f.default):
+            constant.append(("call", f, None))
+        else:
+            constant.append(("default", f, f.get_db_prep_save(f.get_default(), connection)))
     types = ", ".join(f"%s::{Delivery._meta.get_field(n.removesuffix('_id')).db_type(connection)}[]" for n in per_row)
     # Only for webhooks that still exist, holding them (KEY SHARE) until commit: a webhook_delete
     # that locked its webhook first wins, and this publish then skips it instead of failing the
