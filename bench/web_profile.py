@@ -240,7 +240,7 @@ def _django(key: str, path: str, body: bytes, requests: int, warmup: int, profil
     def run(count: int) -> None:
         for _ in range(count):
             status = []
-            result = handler({**environ, "wsgi.input": io.BytesIO(body)}, lambda s, h, e=None: status.append(s))
+            result = handler({**environ, "wsgi.input": io.BytesIO(body)}, lambda s, h, e=None, status=status: status.append(s))
             b"".join(result)
             if hasattr(result, "close"):
                 result.close()
