@@ -9,6 +9,8 @@ import threading
 
 import pytest
 import requests
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from tests.inbound.conftest import SHOP
 from tests.inbound.test_chat2desk_e2e import HOURS
@@ -74,4 +76,11 @@ def test_a_polling_chat_works_whichever_of_two_web_processes_each_request_reache
     assert any(p.startswith("431") and '"ok":true' in p for p in chat.packets)  # the message's ack
 
     # A websocket upgrade that reaches the other process is refused; polling goes on.
+    with pytest.raises(InvalidStatus):  # the session was opened on the second
+        ws_connect(f"{first.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket&sid={chat.sid}", open_timeout=10)
+    asked = threading.Thread(target=lambda: chat.post('422["message",{"text":' + json.dumps(HOURS) + "}]"))
+    asked.start()
+    chat.packets.clear()
+    assert chat.wait_for_event("message")[1]["text"] == knowledge.answer
+    asked.join()
     assert chat.post("1").text == "OK"  # the client closes the session

@@ -43,7 +43,10 @@ class PollingAffinity:
         connect, disconnect = sio._handle_eio_connect, sio._handle_eio_disconnect
 
         async def on_connect(eio_sid, environ):
-            await self._listening()
+            try:
+                await self._listening()
+            except Exception:  # the session still works when its requests reach this process
+                logger.warning("webchat: the private listener did not start", exc_info=True)
             await self._remember(eio_sid)
             return await connect(eio_sid, environ)
 
@@ -65,6 +68,8 @@ class PollingAffinity:
         return self._redis
 
     async def _remember(self, sid: str) -> None:
+        if not self.address:
+            return
         try:
             await self._client().set(KEY.format(sid), self.address, ex=self._ttl)
         except Exception:
@@ -72,7 +77,7 @@ class PollingAffinity:
 
     async def _listening(self) -> None:
         """The private loopback listener that serves requests passed on by the other processes."""
-        if self._started is None:
+        if self._started is None or (self._started.done() and self._started.exception() is not None):
             self._started = asyncio.ensure_future(self._listen())
         await asyncio.shield(self._started)
 
