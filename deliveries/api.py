@@ -1,6 +1,7 @@
 """REST API for events and the delivery log: input serializer → service → output serializer."""
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator, MinLengthValidator, ProhibitNullCharactersValidator
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpResponse
@@ -11,6 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 from rest_framework.views import APIView
 
 from core import jsonlimits
@@ -286,7 +288,7 @@ class EventPublishView(APIView):
 
 _publish_view = EventPublishView.as_view()
 _render = JSONRenderer().render
-_EVENT_FIELDS = frozenset(EventInputSerializer().fields)
+_EVENT_FIELDS = frozenset(EventInputSerializer().fields)  # (the body's names, checked as _plain_input says)
 
 
 @csrf_exempt
@@ -328,19 +330,46 @@ def _publish_plainly(request) -> HttpResponse | None:
 
 
 def _plain_input(given: dict) -> bool:
-    """What EventInputSerializer takes unchanged: `event` and `data` present, every string as its
-    field would keep it (not blank, no surrounding whitespace to trim, within its length)."""
-    event, data, key = given.get("event"), given.get("data"), given.get("idempotency_key", "")
-    fields = EventInputSerializer._declared_fields
+    """What EventInputSerializer takes unchanged: its required fields present, `data` an object,
+    and every string as its field would keep it (not blank, nothing to trim, within its lengths,
+    text PostgreSQL can store). A field added to the serializer is checked here as it is declared;
+    one of another kind, or with a validator of its own, sends the request to the view."""
+    for name, field in _INPUT_FIELDS.items():
+        if name not in given:
+            if field.required:
+                return False
+            continue
+        value = given[name]
+        if isinstance(field, JSONObjectField):
+            if not isinstance(value, dict):
+                return False
+        elif not (isinstance(field, StrictCharField) and _plain_string(value, field)):
+            return False
+    return True
+
+
+_PLAIN_VALIDATORS = (
+    MaxLengthValidator,
+    MinLengthValidator,
+    ProhibitNullCharactersValidator,
+    ProhibitSurrogateCharactersValidator,
+)
+
+
+def _plain_string(value, field: StrictCharField) -> bool:
     return (
-        isinstance(data, dict)
-        and _plain_string(event, fields["event"].max_length)
-        and ("idempotency_key" not in given or _plain_string(key, fields["idempotency_key"].max_length))
+        isinstance(value, str)
+        and value != ""
+        and value.strip() == value
+        and len(value) <= (field.max_length or len(value))
+        and len(value) >= (field.min_length or 0)
+        and not field.allow_blank
+        and all(isinstance(v, _PLAIN_VALIDATORS) for v in field.validators)
+        and publish.text_is_storable(value)
     )
 
 
-def _plain_string(value, max_length: int) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= max_length and value.strip() == value
+_INPUT_FIELDS = EventInputSerializer().fields
 
 
 class EventBatchPublishView(APIView):

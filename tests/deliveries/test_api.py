@@ -212,15 +212,19 @@ def test_the_lean_publish_answers_as_the_drf_view_does(api, site, webhook_factor
         ({"event": "message.created", "data": DATA, "id": "evt_x"}, 400, "id: unknown field (read-only here)"),
         ({"event": "x" * 65, "data": DATA}, 400, "event: Ensure this field has no more than 64 characters"),
         ({"event": "ticket.created", "data": {"a": "\x00"}}, 400, "NUL"),
+        ({"event": "ticket.created", "data": {}, "idempotency_key": "k\x00"}, 400, "idempotency_key: Null characters"),
+        ({"event": "ticket.created", "data": {}, "idempotency_key": "k\ud800"}, 400, "idempotency_key: Surrogate"),
+        ({"event": "ticket.created", "data": {}, "idempotency_key": " k "}, 201, ""),  # trimmed, as the serializer does
     ],
 )
 def test_what_the_lean_publish_does_not_take_gets_the_views_answer(api, site, body, status, phrase):
-    response = api.post("/api/v1/events", body, format="json")
+    response = api.post("/api/v1/events", json.dumps(body), content_type="application/json")  # (\ud800 escaped)
     assert response.status_code == status, response.content
     if phrase:
         assert phrase in response.json()["message"]
     else:
-        assert response.json()["event"] == "message.created"
+        assert response.json()["event"] == body["event"].strip()
+        assert response.json()["idempotency_key"] == ((body.get("idempotency_key") or "").strip() or None)
 
 
 def test_the_lean_publish_needs_a_valid_key(site):
