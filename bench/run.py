@@ -55,6 +55,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--api-events", type=int, default=1000, help="events published through the API per run (default 1000)")
     parser.add_argument("--api-clients", default="16,64", help="concurrent HTTP clients of the api runs (default 16,64)")
     parser.add_argument("--web-port", type=int, default=8790, help="the port of the service the api runs start")
+    parser.add_argument(
+        "--api-batch", type=int, default=100, help="events per POST /api/v1/events/batch in the api runs (0: no batch runs)"
+    )
+    parser.add_argument("--api-batch-events", type=int, default=5000, help="events of each batch run (default 5000)")
     args = parser.parse_args()
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = set(args.only) - set(MEASURES)
@@ -163,7 +167,8 @@ def main() -> None:
             sizes = sorted({min(1_000, args.backlog), args.backlog})
             results["backlog"] = step("sweep", scenarios.backlog, ctx, sizes=sizes)
         elif measure == "api":
-            limit = step(f"api limit #{n}", scenarios.limit, receiver, count=10 * args.api_events)["per_second"]
+            count = 10 * max(args.api_events, args.api_batch_events if args.api_batch else 0)
+            limit = step(f"api limit #{n}", scenarios.limit, receiver, count=count)["per_second"]
             runs = step(
                 f"api #{n}",
                 api.measure,
@@ -173,9 +178,12 @@ def main() -> None:
                 clients=args.api_clients,
                 limit=limit,
                 port=args.web_port,
+                batches=[0, args.api_batch] if args.api_batch else [0],
+                batch_events=args.api_batch_events,
             )
             for out in runs:
-                results.setdefault(f"api_{out['clients']}", []).append({**out, "limit": limit})
+                name = f"api_{out['clients']}" + ("_batch" if out["batch"] else "")
+                results.setdefault(name, []).append({**out, "limit": limit})
 
     try:
         for measure in MEASURES:
@@ -281,8 +289,31 @@ def report(args: argparse.Namespace, results: dict) -> None:
             f"{med(runs, 'web_cpu_ms_per_publish'):.1f} ms",
             spread(runs, "web_cpu_ms_per_publish", "{:.1f}"),
         )
+    for clients in args.api_clients:
+        runs = results.get(f"api_{clients}_batch", [])
+        if not runs:
+            continue
+        what = f"{clients} clients, batches of {args.api_batch}"
+        table.plain(
+            f"6 API batch publish, {what}",
+            f"{med(runs, 'publish_per_second'):,.0f} events/s",
+            spread(runs, "publish_per_second", "{:,.0f}"),
+        )
+        table.plain(
+            f"6 API batch end to end, {what}, × 10 webhooks",
+            f"{med(runs, 'per_second'):,.0f}/s",
+            spread(runs, "per_second", "{:,.0f}"),
+            f"≥ 40% of limit: {med(runs, 'of_limit'):.0%}",
+        )
+        table.plain(
+            f"6 API batch web CPU per event, {what}",
+            f"{med(runs, 'web_cpu_ms_per_publish'):.2f} ms",
+            spread(runs, "web_cpu_ms_per_publish", "{:.2f}"),
+        )
     runs = [r for name in ("throughput_10", "throughput_1", "latency", "isolation") for r in results.get(name, [])]
-    runs += [r for clients in args.api_clients for r in results.get(f"api_{clients}", [])]
+    runs += [
+        r for clients in args.api_clients for r in results.get(f"api_{clients}", []) + results.get(f"api_{clients}_batch", [])
+    ]
     if runs:
         loads = [r["load_1m"] for r in runs]
         table.plain(
@@ -293,7 +324,7 @@ def report(args: argparse.Namespace, results: dict) -> None:
         )
     table.print()
     for clients in args.api_clients:
-        for r in results.get(f"api_{clients}", []):
+        for r in results.get(f"api_{clients}", []) + results.get(f"api_{clients}_batch", []):
             if r["deliveries"] < r["expected"] or r["stored_without_201"] or r["events_stored"] != r["accepted"] or r["failures"]:
                 print(
                     f"! api, {clients} clients: {r['accepted']} accepted, {r['events_stored']} stored, "
