@@ -84,3 +84,27 @@ def test_a_polling_chat_works_whichever_of_two_web_processes_each_request_reache
     assert chat.wait_for_event("message")[1]["text"] == knowledge.answer
     asked.join()
     assert chat.post("1").text == "OK"  # the client closes the session
+
+
+def test_polling_visitors_chat_through_a_port_shared_by_two_web_processes(site, webchat, knowledge, start_server, tmp_path):
+    """As `manage.py serve` runs with AGENTBOT_WEB_WORKERS=2: one port, two processes, the kernel
+    choosing which one takes each connection of a visitor's polling. (Whether a given run mixes the
+    processes is the kernel's choice: the test above is the one that always does.)"""
+    from tests.support.asgi_server import AsgiServer
+    from tests.support.webchat_client import Visitor
+
+    server = AsgiServer(
+        tmp_path, workers=2, AGENTBOT_WEB_WORKERS="2", AGENTBOT_WEBCHAT_POLL_INTERVAL="0.3", AGENTBOT_WEBCHAT_ANSWER_WAIT="30"
+    )
+    visitors = [Visitor() for _ in range(3)]
+    try:
+        for visitor in visitors:
+            visitor.connect(server.url, webchat.id, origin=SHOP, transports=["polling"])
+        for visitor in visitors:
+            assert visitor.send(HOURS)["ok"] is True
+        for visitor in visitors:
+            assert visitor.wait_for("message", lambda data: data["sender_type"] == "ai")["text"] == knowledge.answer
+    finally:
+        server.stop()  # first: a polling client's disconnect would wait for its long poll (25 s each)
+        for visitor in visitors:
+            visitor.close()
