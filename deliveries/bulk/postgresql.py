@@ -34,9 +34,16 @@ _GETS_EVENTS = "(enabled OR disabled_reason = '')"
 
 def _candidates(rows: list[tuple]) -> list[Candidate]:
     return [
-        Candidate(id, json.loads(events), format, opened, paused, ordering)
+        Candidate(id, _subscription(events), format, opened, paused, ordering)
         for id, events, format, opened, paused, ordering in rows
     ]
+
+
+@lru_cache(maxsize=4096)
+def _subscription(events: str) -> list[str]:
+    """A webhook's `events` as stored, read once per process and text (each publish reads every
+    candidate's); read-only."""
+    return json.loads(events)
 
 
 def event_create(
@@ -63,31 +70,79 @@ def _event_plan() -> tuple[str, list]:
     return sql, fields
 
 
+def events_create(*, events: list[Event], data_json: list[str]) -> set[str]:
+    """Many events in one INSERT (their fields as arrays, unnested on the server); an event whose
+    idempotency key the site used meanwhile is skipped, not an error. The ids of those stored."""
+    sql, fields = _events_plan()
+    arrays = [
+        data_json if f.attname == "data" else [f.get_db_prep_save(getattr(e, f.attname), connection) for e in events]
+        for f in fields
+    ]
+    return {row[0] for row in _execute(sql, arrays)}
+
+
+@lru_cache(maxsize=1)
+def _events_plan() -> tuple[str, list]:
+    """`events_create`'s statement (built once per process) and the event's fields in parameter order."""
+    fields = list(Event._meta.concrete_fields)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    sql = (
+        f"INSERT INTO {Event._meta.db_table} ({columns}) SELECT * FROM unnest({arrays}) "
+        # The partial unique index of (site, idempotency key): a concurrent publish with the same key won.
+        f"ON CONFLICT (site_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+        f"RETURNING {Event._meta.pk.column}"
+    )
+    return sql, fields
+
+
+def candidates_read(*, site_id: str) -> list[Candidate]:
+    return _candidates(
+        _execute(f"SELECT {_CANDIDATE_COLUMNS} FROM {Webhook._meta.db_table} WHERE site_id = %s AND {_GETS_EVENTS}", [site_id])
+    )
+
+
 def deliveries_create(
-    *, given: dict, webhook_ids: list[str], keys: list[str | None], now: datetime, behind: list[str] | None = None
-) -> list[tuple[str, str]]:
+    *,
+    given: dict,
+    event_ids: list[str],
+    webhook_ids: list[str],
+    keys: list[str | None],
+    now: datetime,
+    behind: list[str] | None = None,
+) -> list[tuple[str, str, str]]:
     ids = [new_delivery_id() for _ in webhook_ids]
     sql, constant = _insert_plan()
     params = []
-    for f in constant:
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+    for kind, f, prepared in constant:
+        if kind == "now":
             value = now
-        else:
-            value = given[f.attname] if f.attname in given else f.get_default()
+        elif kind == "given":
+            value = given[f.attname]
+        elif kind == "default":
+            params.append(prepared)
+            continue
+        else:  # a default computed at each call (timezone.now)
+            value = f.get_default()
         params.append(f.get_db_prep_save(value, connection))
-    rows = _execute(sql, params + [ids, list(webhook_ids), list(keys), given["lease_token"]])
+    rows = _execute(sql, params + [ids, list(event_ids), list(webhook_ids), list(keys), given["lease_token"]])
     inserted = {row[0] for row in rows}
     if behind is not None:
         behind.extend(row[0] for row in rows if row[1])
     # A webhook deleted meanwhile gets none (see _insert_plan).
-    return [(i, w) for i, w in zip(ids, webhook_ids, strict=True) if i in inserted]
+    return [(i, e, w) for i, e, w in zip(ids, event_ids, webhook_ids, strict=True) if i in inserted]
+
+
+_GIVEN = ("next_attempt_at", "leased_until", "lease_token")
 
 
 @lru_cache(maxsize=1)
 def _insert_plan() -> tuple[str, list]:
-    """The INSERT of `deliveries_create` (built once per process) and the fields whose values are
-    the same for every row of one call, in the order of its parameters."""
-    per_row = {"id", "webhook_id", "ordering_key"}
+    """The INSERT of `deliveries_create` (built once per process) and, in the order of its
+    parameters, how to get each value that is the same for every row of one call: (kind, field,
+    value), kind "now" (auto_now), "given" (`_GIVEN`, from the call), "call" (a callable default)
+    or "default" (a constant default, prepared here once)."""
+    per_row = ("id", "event_id", "webhook_id", "ordering_key")
     columns, values, constant = [], [], []
     for f in Delivery._meta.concrete_fields:
         columns.append(connection.ops.quote_name(f.column))
@@ -99,21 +154,26 @@ def _insert_plan() -> tuple[str, list]:
             continue
         # A delivery behind its key's head: no lease and no due time (not in the sweep's due index:
         # a long queue behind a failing head costs the sweep nothing); claim_next hands it out.
-        if f.attname in ("leased_until", "lease_token", "next_attempt_at"):
+        if f.attname in _GIVEN:
             values.append(f"CASE WHEN {WAITS} THEN NULL ELSE %s::{f.db_type(connection)} END")
-            constant.append(f)
-            continue
-        values.append(f"%s::{f.db_type(connection)}")
-        constant.append(f)
-    id_type, webhook_type = (Delivery._meta.get_field(n).db_type(connection) for n in ("id", "webhook"))
+        else:
+            values.append(f"%s::{f.db_type(connection)}")
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            constant.append(("now", f, None))
+        elif f.attname in _GIVEN:
+            constant.append(("given", f, None))
+        elif callable(f.default):
+            constant.append(("call", f, None))
+        else:
+            constant.append(("default", f, f.get_db_prep_save(f.get_default(), connection)))
+    types = ", ".join(f"%s::{Delivery._meta.get_field(n.removesuffix('_id')).db_type(connection)}[]" for n in per_row)
     # Only for webhooks that still exist, holding them (KEY SHARE) until commit: a webhook_delete
     # that locked its webhook first wins, and this publish then skips it instead of failing the
     # foreign key at commit; one that comes later waits for this publish and deletes its deliveries.
     webhooks = Webhook._meta.db_table
     sql = (
         f"INSERT INTO {Delivery._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[], %s::text[]) "
-        "AS r(id, webhook_id, ordering_key) "
+        f"SELECT {', '.join(values)} FROM unnest({types}) AS r({', '.join(per_row)}) "
         f"JOIN {webhooks} w ON w.id = r.webhook_id FOR KEY SHARE OF w "
         f"RETURNING {Delivery._meta.pk.column}, ordering_key IS NOT NULL AND lease_token IS NULL AND %s::text IS NOT NULL"
     )
