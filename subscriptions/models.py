@@ -132,6 +132,24 @@ class Webhook(models.Model):
     # Empty for a subscriber's webhook. Otherwise the endpoint an inbound integration replies
     # through (its connector type): managed with the integration, never sent subscribed events.
     connector = models.CharField(max_length=20, blank=True, default="", editable=False)
+    # Delivery controls (subscriptions/controls.py): headers added to every request; how the
+    # request authenticates (`auth`: the type and its public parts, `auth_secret`: the password,
+    # token or client secret); a client certificate for mutual TLS and a CA to trust; which events
+    # of the subscribed types it gets (`filter`, subscriptions/filters.py); how fast it is sent to.
+    headers = models.JSONField(default=dict, blank=True)
+    auth = models.JSONField(default=dict, blank=True)
+    auth_secret = EncryptedTextField(blank=True, default="", editable=False)
+    tls_client_cert = models.TextField(blank=True, default="", editable=False)
+    tls_client_key = EncryptedTextField(blank=True, default="", editable=False)
+    tls_ca_cert = models.TextField(blank=True, default="", editable=False)
+    filter = models.JSONField(null=True, blank=True)
+    rate_limit = models.JSONField(null=True, blank=True)
+    # The rate limit's schedule (GCRA's theoretical arrival time): the next send may not start
+    # before it; later than now means the webhook is being held back.
+    rate_limited_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last warning announced for the current failing streak (webhook.failing at 50, 75, 90
+    # per cent of the way to being disabled); 0 when healthy or nothing was said yet.
+    failing_level = models.PositiveSmallIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -26,14 +26,15 @@ def _execute(sql: str, params: list) -> list[tuple]:
 
 
 # --- create (publish) -------------------------------------------------------------------------
-_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at, NOT enabled"
+_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at, NOT enabled, filter::text"
 # Webhooks that get deliveries of new events: enabled ones and paused ones (whose deliveries wait);
 # not those the service disabled.
 _GETS_EVENTS = "(enabled OR disabled_reason = '')"
 
 
 def _candidates(rows: list[tuple]) -> list[Candidate]:
-    return [Candidate(id, json.loads(events), format, opened, paused) for id, events, format, opened, paused in rows]
+    # The filter stays JSON text: most webhooks have none, and one that has is compiled once per text.
+    return [Candidate(id, json.loads(events), format, opened, paused, cond) for id, events, format, opened, paused, cond in rows]
 
 
 def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -> tuple[Event, list[Candidate]]:
@@ -135,7 +136,8 @@ SELECT t.id, t.attempt_count, t.schedule_position,
        e.id, e.type, e.site_id, e.created_at,
        CASE WHEN row_number() OVER (PARTITION BY e.id) = 1 THEN e.data::text END,
        w.id, w.url, w.format, w.enabled, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at,
-       w.exchange, w.routing_key, w.broker_password
+       w.exchange, w.routing_key, w.broker_password,
+       w.headers::text, w.auth::text, w.auth_secret, w.rate_limit::text, w.tls_client_cert, w.tls_client_key, w.tls_ca_cert
 FROM taken t
 JOIN deliveries_event e ON e.id = t.event_id
 JOIN subscriptions_webhook w ON w.id = t.webhook_id
@@ -153,7 +155,7 @@ def take(*, ids, token, until, skip_webhooks, hold_until) -> list[Taken]:
         if data is not None:
             events[event_id] = Envelope(event_id, row[4], row[5], row[6], data)
         if row[8] not in webhooks:
-            webhooks[row[8]] = _ready(lambda row=row: _webhook(*row[8:19]))
+            webhooks[row[8]] = _ready(lambda row=row: _webhook(*row[8:26]))
     return [Taken(row[0], row[1], row[2], events[row[3]], row[8], row[10], *webhooks[row[8]]) for row in rows]
 
 

@@ -15,6 +15,7 @@ from deliveries.formats import get_format
 from deliveries.models import Event
 from deliveries.services.leases import dispatch_until
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS
+from subscriptions.filters import filter_matches
 from subscriptions.models import Webhook, subscribed
 
 
@@ -125,7 +126,11 @@ def event_publish(
             else:  # the usual publish: the event stored and the webhooks read in one statement
                 event, candidates = bulk.event_create(site_id=site.pk, event_type=event_type, data=data, data_json=data_json)
             webhooks = [
-                w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
+                w
+                for w in candidates
+                if subscribed(w.events, event_type, data)
+                and get_format(w.format).carries(event_type)
+                and (w.filter is None or filter_matches(w.filter, data))
             ]
         now = timezone.now()
         token = handoff.outbox().token()

@@ -2,9 +2,11 @@
 attempt for its webhook's format, record what the receiver answered, and schedule the next attempt."""
 
 import logging
+import re
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import DataError
@@ -12,10 +14,13 @@ from django.utils import timezone
 
 from core.logging import log_delivery
 from deliveries import bulk, endpoint_health, engine, handoff, http
+from deliveries.endpoint_auth import webhook_controls
 from deliveries.formats import DeliveryFormat, get_format
 from deliveries.models import Delivery
+from deliveries.rate_limit import rate_reserve
 from deliveries.services.leases import dispatch_until, lease_token
 from deliveries.services.publish import event_publish
+from subscriptions.controls import rate_interval
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +101,10 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
         ) from exc
     if webhook is None:
         raise Unsendable(taken.problem, final=False)
+    try:
+        controls = webhook_controls(webhook)
+    except ValueError as exc:  # a stored certificate the ssl module no longer loads
+        raise Unsendable(f"the webhook's TLS settings cannot be used: {exc}", final=False) from exc
     return engine.Job(
         delivery_id=taken.id,
         token=token,
@@ -111,6 +120,8 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
         exchange=webhook.exchange,
         routing_key=webhook.routing_key,
         broker_password=webhook.broker_password,
+        controls=controls,
+        rate_interval=rate_interval(webhook.rate_limit),
     )
 
 
@@ -142,6 +153,8 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
         deliveries_hold_or_drop(off, token=token)
     if unsendable:
         attempts_record_unsendable(unsendable, token=token)
+    if any(job.rate_interval for job in jobs):
+        jobs = deliveries_pace(jobs, token=token)
     latch = engine.Latch(len(jobs)) if wait else None
     for job in jobs:
         job.deadline, job.done = deadline, latch
@@ -223,6 +236,33 @@ def deliveries_defer(jobs: list[engine.Job], *, token: str) -> None:
     the sweep; not an attempt, so the schedule is untouched."""
     later = timezone.now() + timedelta(seconds=settings.AGENTBOT_HTTP_TIMEOUT)
     bulk.release(ids=[j.delivery_id for j in jobs], token=token, next_attempt_at=later)
+
+
+def deliveries_pace(jobs: list[engine.Job], *, token: str) -> list[engine.Job]:
+    """Space the jobs of rate-limited webhooks by their limits (deliveries/rate_limit.py): each
+    reserved job gets its start time; the rest go back to the database, due when the limit frees
+    up (not an attempt: the schedule is untouched). Returns the jobs to submit."""
+    limited: dict[str, list[engine.Job]] = {}
+    ready = []
+    for job in jobs:
+        if job.rate_interval:
+            limited.setdefault(job.webhook_id, []).append(job)
+        else:
+            ready.append(job)
+    now, started = timezone.now(), time.monotonic()
+    # A reservation covers at most one request timeout (or half the queue budget): a job's wait for
+    # its turn stays inside its send lease.
+    horizon = min(settings.AGENTBOT_HTTP_TIMEOUT, engine.queue_budget() / 2)
+    for webhook_id, paced in limited.items():
+        interval = paced[0].rate_interval
+        reserved = rate_reserve(webhook_id=webhook_id, interval=interval, count=len(paced), now=now, horizon=horizon)
+        for job, start in zip(paced, reserved.starts, strict=False):
+            job.not_before = started + (start - now).total_seconds()
+            ready.append(job)
+        later = [job.delivery_id for job in paced[len(reserved.starts) :]]
+        if later:
+            bulk.release(ids=later, token=token, next_attempt_at=reserved.next_free)
+    return ready
 
 
 def deliveries_release(jobs: list[engine.Job]) -> None:
@@ -364,8 +404,16 @@ def delivery_schedule_next(
 
 # Request headers that carry a credential rather than a signature (the chat2desk format sends the
 # integration's API token): the attempt log keeps that they were sent, never their value.
-CREDENTIAL_HEADERS = {"authorization"}
+CREDENTIAL_HEADERS = {"authorization", "cookie"}
+# A webhook's own headers (delivery controls) whose names say they carry a credential, as an API
+# gateway's X-Api-Key does: kept as sent, shown redacted.
+CREDENTIAL_HEADER_WORDS = re.compile(r"key|token|secret|auth|passw|session|credential", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
+def header_is_credential(name: str) -> bool:
+    return name.lower() in CREDENTIAL_HEADERS or bool(CREDENTIAL_HEADER_WORDS.search(name))
 
 
 def stored_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {name: "[redacted]" if name.lower() in CREDENTIAL_HEADERS else value for name, value in headers.items()}
+    return {name: "[redacted]" if header_is_credential(name) else value for name, value in headers.items()}
