@@ -39,6 +39,8 @@ class Receiver:
         self.received: list[Received] = []
         self._cond = threading.Condition()
         self.responder: Responder = lambda n: (200, b'{"ok":true}')
+        # Checks a request's (lower-cased) headers before the responder: False answers 401.
+        self.authorize: Callable[[dict[str, str]], bool] | None = None
         self._release = threading.Event()
         receiver = self
 
@@ -54,7 +56,11 @@ class Receiver:
                     )
                     number = len(receiver.received)
                     receiver._cond.notify_all()
-                status, payload, *extra = receiver.responder(number)
+                check = receiver.authorize
+                if check is not None and not check(receiver.received[number - 1].headers):
+                    status, payload, extra = 401, b'{"error":"unauthorized"}', []
+                else:
+                    status, payload, *extra = receiver.responder(number)
                 if status is None:
                     receiver._release.wait(60)
                     return
