@@ -7,9 +7,10 @@ values are what the field must be, every key holding (an implicit AND).
     {"ticket": {"priority": "high"}}                    (nested object: a path, ticket.priority)
     {"ticket.priority": "high", "ticket.status": {"$neq": "closed"}}
     {"$or": [{"amount": {"$gte": 100}}, {"vip": true}]}
+    {"ticket": {"$or": [{"priority": "high"}, {"status": "open"}]}}   (under ticket)
 
 - a plain value (string, number, boolean, null, array) is equality, by JSON value: 1 equals 1.0,
-  true does not equal 1;
+  true does not equal 1 (an object as a field's value is a nested path; `$eq` compares with one);
 - `$eq`, `$neq`, `$in`, `$nin` (a list), `$exists` (true or false), `$gt`, `$gte`, `$lt`, `$lte`
   (a number, or a string compared as text, as ISO dates compare);
 - `$and` and `$or` take a non-empty list of filters;
@@ -137,15 +138,15 @@ def _kind(value) -> str:
 
 
 def _check_literal(value, where: str) -> None:
+    """Any JSON value (an object only inside an operator: as a field's value it is a nested path)."""
     if isinstance(value, float) and not math.isfinite(value):
         raise FilterError(where, "numbers must be finite")
-    if isinstance(value, dict):
-        raise FilterError(where, "compare with a string, number, boolean, null or list; write an object's fields as paths")
     if isinstance(value, list):
         for index, item in enumerate(value):
-            if isinstance(item, dict | list):
-                raise FilterError(f"{where}[{index}]", "a list compared for equality holds only plain values")
             _check_literal(item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_literal(item, f"{where}.{key}")
 
 
 def _path(prefix: tuple[str, ...], key: str, where: str) -> tuple[str, ...]:
@@ -176,11 +177,11 @@ def _compile(node, where: str, prefix: tuple[str, ...], depth: int) -> Test:
             raise FilterError(here, f"unknown operator {key!r} here; $and and $or combine filters, the others go inside a field")
         else:
             path = _path(prefix, key, here)
-            if isinstance(value, dict) and value and all(k.startswith("$") for k in value):
+            if isinstance(value, dict) and value and all(k.startswith("$") and k not in LOGICAL_OPERATORS for k in value):
                 field_tests = [_field_test(op, operand, f"{here}.{op}") for op, operand in value.items()]
                 tests.append(lambda d, path=path, ts=field_tests: _all_on(lookup(d, path), ts))
             elif isinstance(value, dict):
-                if any(k.startswith("$") for k in value):
+                if any(k.startswith("$") and k not in LOGICAL_OPERATORS for k in value):
                     raise FilterError(here, "mixes operators and field names; put each in its own object")
                 if not value:
                     raise FilterError(here, "an empty object matches nothing; give fields or operators")

@@ -36,7 +36,9 @@ def test_basic_and_bearer_are_checked_by_the_receiver_and_custom_headers_arrive_
         auth={"type": "basic", "username": "crm", "password": "pa ss:word"},
         headers={"X-Tenant": "acme", "X-Api-Key": "gateway-key"},
     )
-    bearer = webhook_create(site=site, url=second_receiver.url, events=["message.created"], auth={"type": "bearer", "token": "tok-123"})
+    bearer = webhook_create(
+        site=site, url=second_receiver.url, events=["message.created"], auth={"type": "bearer", "token": "tok-123"}
+    )
     workers.start()
     with transaction.atomic():
         event, _ = event_publish(site=site, event_type="message.created", data=MESSAGE)

@@ -102,7 +102,14 @@ def test_every_format_header_is_reserved():
 
 @pytest.mark.parametrize(
     "rate_limit, ok",
-    [({"per_second": 20}, True), ({"per_minute": 1}, True), ({"per_hour": 5}, False), ({"per_second": 0}, False), ({"per_second": 1.5}, False), ({"per_second": 1, "per_minute": 2}, False)],
+    [
+        ({"per_second": 20}, True),
+        ({"per_minute": 1}, True),
+        ({"per_hour": 5}, False),
+        ({"per_second": 0}, False),
+        ({"per_second": 1.5}, False),
+        ({"per_second": 1, "per_minute": 2}, False),
+    ],
 )
 def test_rate_limit_is_per_second_or_per_minute(api, rate_limit, ok):
     response = create(api, rate_limit=rate_limit)
