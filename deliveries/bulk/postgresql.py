@@ -219,15 +219,22 @@ def record(outcomes: list[Outcome], *, now: datetime) -> None:
 
 
 SUCCEEDED_SQL = """
+WITH before AS (
+    -- Locked first, so of two recorders that see one webhook recover only one is told it was in trouble.
+    SELECT id, failing_level > 0 OR circuit_opened_at IS NOT NULL AS announced
+    FROM subscriptions_webhook WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
+)
 UPDATE subscriptions_webhook w
 SET consecutive_failures = 0, failing_since = NULL, circuit_opened_at = NULL, circuit_probe_at = NULL,
-    last_success_at = r.at, updated_at = %s
-FROM unnest(%s::text[], %s::timestamptz[]) AS r(id, at)
-WHERE w.id = r.id
+    failing_level = 0, last_success_at = r.at, updated_at = %s
+FROM unnest(%s::text[], %s::timestamptz[]) AS r(id, at), before b
+WHERE w.id = r.id AND b.id = r.id
+RETURNING w.id, b.announced
 """
 
 
-def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
+def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> list[str]:
     # Sorted ids: concurrent recorders lock the webhooks they share in the same order.
     ids = sorted(last_success)
-    _execute(SUCCEEDED_SQL, [now, ids, [last_success[i] for i in ids]])
+    rows = _execute(SUCCEEDED_SQL, [ids, now, ids, [last_success[i] for i in ids]])
+    return sorted(webhook_id for webhook_id, announced in rows if announced)

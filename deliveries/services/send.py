@@ -9,18 +9,22 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import DataError
+from django.db import DataError, transaction
 from django.utils import timezone
 
 from core.logging import log_delivery
+from core.models import Site
 from deliveries import bulk, endpoint_health, engine, handoff, http
+from deliveries.alerts import alert_email_queue
 from deliveries.endpoint_auth import webhook_controls
 from deliveries.formats import DeliveryFormat, get_format
-from deliveries.models import Delivery
+from deliveries.models import Delivery, Event
 from deliveries.rate_limit import rate_reserve
 from deliveries.services.leases import dispatch_until, lease_token
 from deliveries.services.publish import event_publish
 from subscriptions.controls import rate_interval
+from subscriptions.event_types import DELIVERY_EXHAUSTED, OPERATIONAL_EVENTS
+from subscriptions.models import Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -332,13 +336,49 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
         )
     except Exception:  # the attempts are stored; health catches up with the next outcomes
         logger.exception("could not update endpoint health for %d attempts", len(outcomes))
+    ended = [(job, o) for (job, _), o in zip(sent, outcomes, strict=True) if o.status == Delivery.Status.FAILED]
+    if ended:
+        try:
+            deliveries_exhausted_publish(ended=ended)
+        except Exception:  # the attempts are stored; only the announcement is lost
+            logger.exception("could not publish delivery.exhausted for %d deliveries", len(ended))
 
 
 def webhooks_health_record(*, outcomes: list[endpoint_health.Outcome]) -> None:
     """Fold attempt outcomes into their webhooks' health and publish what their owners should hear
     of (a circuit opened, a webhook disabled), each with the change it tells of."""
     for notice in endpoint_health.webhooks_record_outcomes(outcomes=outcomes):
-        event_publish(site=notice.site, event_type=notice.event_type, data=notice.data)
+        event, _ = event_publish(site=notice.site, event_type=notice.event_type, data=notice.data)
+        alert_email_queue(event_id=event.id, event_type=notice.event_type)
+
+
+def deliveries_exhausted_publish(*, ended: list[tuple[engine.Job, bulk.Outcome]]) -> None:
+    """A `delivery.exhausted` for each delivery that ended failed, on its event's site; none for
+    the deliveries of the service's own notices (a failing owner's webhook would feed on them)."""
+    ended = [(job, outcome) for job, outcome in ended if job.event_type not in OPERATIONAL_EVENTS]
+    if not ended:
+        return
+    sites = dict(Event.objects.filter(pk__in={job.event_id for job, _ in ended}).values_list("id", "site_id"))
+    webhooks = Webhook.objects.filter(pk__in={job.webhook_id for job, _ in ended}).only("id", "url", "format")
+    urls = {webhook.id: webhook.displayed_url for webhook in webhooks}  # a credential URL only as its hint
+    for job, outcome in ended:
+        if job.event_id not in sites or job.webhook_id not in urls:
+            continue  # deleted meanwhile
+        with transaction.atomic():
+            event_publish(
+                site=Site(pk=sites[job.event_id]),
+                event_type=DELIVERY_EXHAUSTED.name,
+                data={
+                    "delivery_id": job.delivery_id,
+                    "event_id": job.event_id,
+                    "event_type": job.event_type,
+                    "webhook_id": job.webhook_id,
+                    "url": urls[job.webhook_id],
+                    "attempts": outcome.number,
+                    "last_status_code": outcome.status_code,
+                    "last_error": outcome.error,
+                },
+            )
 
 
 def outcomes_store(outcomes: list[bulk.Outcome], *, now: datetime) -> None:
