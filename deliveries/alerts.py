@@ -22,7 +22,11 @@ ALERT_TASK = "deliveries.tasks.webhook_alert_email"
 def alert_email_queue(*, event_id: str, event_type: str) -> None:
     """After the caller's transaction commits, queue the e-mail for this notice (by task name)."""
     if event_type in EMAILED_EVENTS:
-        transaction.on_commit(lambda: signature(ALERT_TASK, args=[event_id]).apply_async())
+        transaction.on_commit(lambda: alert_email_enqueue(event_id))
+
+
+def alert_email_enqueue(event_id: str) -> None:
+    signature(ALERT_TASK, args=[event_id]).apply_async()
 
 
 def webhook_alert_email(*, event_id: str) -> int:
