@@ -25,6 +25,9 @@ REFRESH_MARGIN = 30.0
 # A token endpoint that gives no expires_in: its token is used for this long.
 DEFAULT_LIFETIME = 300.0
 TOKEN_BODY_CAP = 65_536
+# A token endpoint that failed is not asked again for this long: the deliveries waiting for the
+# same token fail with the same reason instead of each asking in turn.
+FAILURE_HOLD = 5.0
 TOKEN_TIMEOUT = 10.0
 
 
@@ -44,6 +47,7 @@ class Tokens:
     def __init__(self) -> None:
         self.tokens: dict[tuple[str, OAuth2], Token] = {}
         self.locks: dict[tuple[str, OAuth2], asyncio.Lock] = {}
+        self.failures: dict[tuple[str, OAuth2], tuple[str, float]] = {}  # the reason, until when it holds
         self.fetches = 0  # how many tokens this process fetched (for tests and metrics)
 
     async def get(self, webhook_id: str, grant: OAuth2, *, stale: str | None = None) -> str:
@@ -57,10 +61,18 @@ class Tokens:
             found = self._live(key, stale)
             if found:
                 return found
+            failed = self.failures.get(key)
+            if failed and failed[1] > time.monotonic():
+                raise TokenError(failed[0])
             for old in [k for k in self.tokens if k[0] == webhook_id]:
                 del self.tokens[old]  # a previous grant of this webhook (its secret or scope changed)
             self.fetches += 1
-            token = await token_fetch(grant)
+            try:
+                token = await token_fetch(grant)
+            except TokenError as exc:
+                self.failures[key] = (str(exc), time.monotonic() + FAILURE_HOLD)
+                raise
+            self.failures.pop(key, None)
             self.tokens[key] = token
             return token.value
 
