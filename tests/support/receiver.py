@@ -35,7 +35,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class Receiver:
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, tls=None) -> None:
+        """`tls`: an ssl.SSLContext (server side) to listen with HTTPS instead of HTTP."""
         self.received: list[Received] = []
         self._cond = threading.Condition()
         self.responder: Responder = lambda n: (200, b'{"ok":true}')
@@ -76,12 +77,15 @@ class Receiver:
                 pass
 
         self.server = _Server(("127.0.0.1", port), Handler)
+        self.scheme = "https" if tls is not None else "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_port}/hook"
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout
