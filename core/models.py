@@ -33,6 +33,17 @@ class Site(models.Model):
     def contacts(self) -> list[str]:
         return [a for a in re.split(r"[\s,;]+", self.contact_emails) if a]
 
+    def clean(self) -> None:
+        """Each contact is an e-mail address (the admin's form calls this)."""
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        for address in self.contacts:
+            try:
+                validate_email(address)
+            except ValidationError as exc:
+                raise ValidationError({"contact_emails": f"{address!r} is not an e-mail address"}) from exc
+
 
 def hash_api_key(key: str) -> str:
     # API keys are 32 random bytes: a fast hash is enough, a slow KDF would only slow every request.

@@ -74,6 +74,8 @@ def headers_validate(headers) -> dict[str, str]:
             raise ValidationError({"headers": f"the value of {name} is longer than {MAX_HEADER_VALUE} characters"})
         if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
             raise ValidationError({"headers": f"the value of {name} must not contain line breaks or control characters"})
+        if not value.isascii():
+            raise ValidationError({"headers": f"the value of {name} must be ASCII text (HTTP header values are bytes)"})
     return dict(headers)
 
 

@@ -146,3 +146,14 @@ def test_a_delivery_that_ends_failed_is_announced_as_exhausted_but_not_a_notice_
     assert ended("delivery.exhausted").status == "failed"
     announced = [e.data["event_type"] for e in Event.objects.filter(type="delivery.exhausted") if "event_type" in e.data]
     assert announced == ["ticket.created"], "no announcement of an announcement"
+
+
+def test_site_contacts_are_checked_as_e_mail_addresses(site):
+    from django.core.exceptions import ValidationError
+
+    site.contact_emails = "ops@example.com\noncall@example.com; a@b.co"
+    site.full_clean()
+    assert site.contacts == ["ops@example.com", "oncall@example.com", "a@b.co"]
+    site.contact_emails = "ops@example.com, not-an-address"
+    with pytest.raises(ValidationError, match="'not-an-address' is not an e-mail address"):
+        site.full_clean()

@@ -65,6 +65,7 @@ def test_a_change_of_the_same_auth_type_without_its_secret_keeps_the_stored_one(
         ({"Bad Name": "x"}, "'Bad Name' is not a header name"),
         ({"X-Ok": "line\r\nX-Injected: 1"}, "the value of X-Ok must not contain line breaks"),
         ({"X-Ok": 5}, "the value of X-Ok must be a string"),
+        ({"X-Ok": "café"}, "the value of X-Ok must be ASCII text"),
         (["X-Ok"], "headers are an object"),
     ],
 )
