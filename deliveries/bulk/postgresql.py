@@ -220,9 +220,10 @@ def record(outcomes: list[Outcome], *, now: datetime) -> None:
 
 SUCCEEDED_SQL = """
 WITH before AS (
-    -- Locked first, so of two recorders that see one webhook recover only one is told it was in trouble.
+    -- Locked first, so of two recorders that see one webhook recover only one is told it was in trouble;
+    -- NO KEY UPDATE, the lock the UPDATE takes anyway: a publish holding KEY SHARE on the webhook is not blocked.
     SELECT id, failing_level > 0 OR circuit_opened_at IS NOT NULL AS announced
-    FROM subscriptions_webhook WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
+    FROM subscriptions_webhook WHERE id = ANY(%s::text[]) ORDER BY id FOR NO KEY UPDATE
 )
 UPDATE subscriptions_webhook w
 SET consecutive_failures = 0, failing_since = NULL, circuit_opened_at = NULL, circuit_probe_at = NULL,
