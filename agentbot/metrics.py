@@ -6,7 +6,7 @@ reports the same numbers) by the apps' selectors (deliveries/, subscriptions/, i
 selectors.py), with queries that stay cheap as the tables grow: deliveries and attempts of the
 last hour (at most the latest METRICS_ROW_CAP of each), the due part of the pending index, and
 the small webhook table.
-docs/OPERATIONS.md (the README's metrics table) says what each metric means.
+docs/OPERATIONS.md (its metrics table) says what each metric means.
 """
 
 from django.db import DatabaseError, connection, transaction

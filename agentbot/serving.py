@@ -1,4 +1,4 @@
-"""Django served from a fixed pool of threads inside the ASGI server (README "Serving").
+"""Django served from a fixed pool of threads inside the ASGI server (docs/configuration.md, "Serving").
 
 Django's own ASGI handler starts a new thread for every request and adapts each sync middleware
 and signal across the event loop; running Django's WSGI handler on AGENTBOT_WEB_THREADS long-lived

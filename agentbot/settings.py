@@ -68,12 +68,14 @@ INSTALLED_APPS = [
     "deliveries",
     "domain",
     "inbound",
+    "portal",
 ]
 
 MIDDLEWARE = [
     "core.request_limits.refuse_control_characters",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.cookies.partitioned_cookies",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -291,7 +293,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # Events, deliveries and attempts older than this are deleted by an hourly beat task.
 AGENTBOT_RETENTION_DAYS = env_float("AGENTBOT_RETENTION_DAYS", 30.0)
 # How long a web process trusts an API key it found valid before looking it up again: a key revoked
-# in the admin of another process keeps working at most this long (README "Configuration").
+# in the admin of another process keeps working at most this long (docs/configuration.md).
 AGENTBOT_API_KEY_CACHE_SECONDS = env_float("AGENTBOT_API_KEY_CACHE_SECONDS", 5.0)
 
 # Endpoint health (deliveries/endpoint_health.py).
@@ -313,7 +315,7 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Agentbot Webhooks <webhooks@localhost>")
 
-# --- inbound channels (seed 000) ---------------------------------------------------------------
+# --- inbound channels (the inbound webhooks document) ------------------------------------------
 # The service's public base URL, for the webhook URL the register-webhook helper gives Chat2Desk;
 # unset, the URL of the request that asked for the registration.
 AGENTBOT_PUBLIC_URL = os.environ.get("AGENTBOT_PUBLIC_URL", "").rstrip("/")
@@ -334,9 +336,24 @@ AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 300
 # How often the sweep hands out stored inbound events no worker finished (whole seconds: see
 # CELERY_BEAT_SCHEDULE).
 AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_SWEEP_INTERVAL", 30.0)))
-# The webhook channel (seed 003), v2 synchronous with polling: how long a request waits for the
+# The webhook channel, v2 synchronous with polling: how long a request waits for the
 # agent before it answers with a pollId instead.
 AGENTBOT_WEBHOOK_POLL_WAIT = env_float("AGENTBOT_WEBHOOK_POLL_WAIT", 3.0)
+
+# --- the site portal (portal/) ------------------------------------------------------------------
+# How long a portal session lasts from the moment it was opened (a link or a member's login).
+AGENTBOT_PORTAL_SESSION_SECONDS = env_float("AGENTBOT_PORTAL_SESSION_SECONDS", 4 * 3600)
+# A host app on another site (not a subdomain of the same registrable domain) frames the portal
+# only if the session and CSRF cookies go with the iframe's requests: DJANGO_COOKIE_SAMESITE=None,
+# which browsers accept only with Secure cookies (HTTPS); they are then also Partitioned
+# (core/cookies.py), kept by browsers that block third-party cookies. Lax (the default) serves
+# same-site hosts.
+COOKIE_SAMESITE = os.environ.get("DJANGO_COOKIE_SAMESITE", "Lax").strip() or "Lax"
+if COOKIE_SAMESITE not in ("Lax", "Strict", "None"):
+    raise ImproperlyConfigured(f"DJANGO_COOKIE_SAMESITE is Lax, Strict or None, got {COOKIE_SAMESITE!r}")
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = COOKIE_SAMESITE
+if COOKIE_SAMESITE == "None":
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 # --- periodic tasks (django-celery-beat) -------------------------------------------------------
 # django-celery-beat stores an interval as whole seconds: a fractional one would be saved rounded
@@ -349,7 +366,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": _SWEEP_EVERY,
         "options": {"expires": _SWEEP_EVERY},
     },
-    # Seed 004: once a day, each lead or appointment of the past day whose delivery failed is offered once more.
+    # The Leads webhook document: once a day, each lead or appointment of the past day whose delivery failed is offered once more.
     "leads-reoffer-failed": {
         "task": "deliveries.tasks.leads_reoffer_failed",
         "schedule": crontab(minute=0, hour=4),
@@ -365,13 +382,15 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
     "inbound-retention": {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0},
+    # Portal links that can open nothing any more (expired a day ago) are deleted.
+    "portal-links-purge": {"task": "portal.tasks.portal_links_purge", "schedule": 3600.0},
 }
 
 # --- web server (agentbot/management/commands/serve.py) ------------------------------------------
 # uvicorn processes `make run` starts on the one port, and the threads Django runs on in each
-# (agentbot/serving.py; 0: Django's ASGI handler). Chosen by bench/api.py (README "Serving"). Each
+# (agentbot/serving.py; 0: Django's ASGI handler). Chosen by bench/api.py (docs/configuration.md, "Serving"). Each
 # process has its own database pool and its own webchat connection limits.
-# One by default: a webchat long-polling session lives in the process that opened it (README "Serving").
+# One by default: a webchat long-polling session lives in the process that opened it (docs/configuration.md, "Serving").
 AGENTBOT_WEB_WORKERS = int(env_float("AGENTBOT_WEB_WORKERS", 1))
 AGENTBOT_WEB_THREADS = int(env_float("AGENTBOT_WEB_THREADS", 8))
 if AGENTBOT_WEB_WORKERS < 1 or AGENTBOT_WEB_THREADS < 0:

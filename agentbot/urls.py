@@ -11,6 +11,7 @@ from inbound import api as inbound_api
 from inbound.connectors.chat2desk import views as chat2desk_views
 from inbound.connectors.webchat import views as webchat_views
 from inbound.connectors.webhook_channel import views as webhook_channel_views
+from portal import api as portal_api
 from subscriptions import api as subscriptions_api
 
 # Every id in a path is matched by its grammar (core/ids.py): junk there is a 404, never a query.
@@ -61,6 +62,8 @@ api_v1 = [
     route(
         "integrations/<intg:integration_id>/inbound-events", inbound_api.IntegrationInboundEventListView, "integration-inbound"
     ),
+    route("portal-links", portal_api.PortalLinkCreateView, "portal-link-create"),
+    route("portal-settings", portal_api.PortalSettingsView, "portal-settings"),
     route("knowledge", inbound_api.KnowledgeListView, "knowledge-list"),
     route("knowledge/<kb:entry_id>", inbound_api.KnowledgeDetailView, "knowledge-detail"),
 ]
@@ -81,9 +84,10 @@ urlpatterns = [
     *moved_admin,
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    # Seed 000's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
+    path("portal/", include("portal.urls")),
+    # The inbound webhooks document's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
     path("api/webhook/<slug:connector_type>/<intg:integration_id>", chat2desk_views.connector_webhook, name="connector-webhook"),
-    # Seed 003's URLs: the webhook channel, its further instances, and v2 polling.
+    # The webhook channel's URLs, as its document names them: the first instance, the further ones, and v2 polling.
     path("chatbot/hooks/<site:bot_id>", webhook_channel_views.hook, name="webhook-channel"),
     path(
         "chatbot/hooks/<site:bot_id>/hookInstance/<intg:instance_id>",

@@ -18,7 +18,7 @@ _CONTROL = bytes(range(32)) + b"\x7f"
 
 
 def error_body(path: str, error: str, message: str) -> dict:
-    """An error in the shape of the URL's API: the connector endpoint (seed 000) adds `"ok": false`."""
+    """An error in the shape of the URL's API: the connector endpoint (the inbound webhooks document) adds `"ok": false`."""
     if path.startswith("/api/webhook/"):
         return {"ok": False, "error": error, "message": message}
     return {"error": error, "message": message}

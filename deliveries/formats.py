@@ -115,7 +115,7 @@ def hmac_hex(algorithm: str, key: str, message: bytes) -> str:
 def timestamped_signature(s: Signing, *, old_first: bool = False) -> str:
     """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, one v1 per live secret: newest
     first, or during a grace period the old secret's first (`old_first`). The documents' receivers
-    read only one v1 (seed 002's the first, seed 004's the last), so each format puts the old
+    read only one v1 (the Agentbot webhook format's document the first, the Leads webhook document the last), so each format puts the old
     secret's where its document's receiver looks: one not yet switched keeps verifying until the
     grace period ends."""
     secrets = s.secrets[::-1] if old_first else s.secrets
@@ -137,7 +137,7 @@ def object_or_empty(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-# --- agentbot (seed 002) ----------------------------------------------------------------------
+# --- agentbot (the Agentbot webhook format) ---------------------------------------------------
 def agentbot_body(e: Envelope) -> dict:
     return {"event": e.event_type, "timestamp": iso_utc(e.created_at), "site_id": e.site_id, "data": e.data_fragment}
 
@@ -145,12 +145,12 @@ def agentbot_body(e: Envelope) -> dict:
 def agentbot_sign(s: Signing) -> dict[str, str]:
     return {
         "X-Agentbot-Event": s.event_type,
-        # Seed 002's receiver reads the first v1: `v1=<old>,v1=<new>` during a grace period.
+        # The Agentbot webhook format's document's receiver reads the first v1: `v1=<old>,v1=<new>` during a grace period.
         "X-Agentbot-Signature": timestamped_signature(s, old_first=True),
     }
 
 
-# --- chatzuri (seed 001) ----------------------------------------------------------------------
+# --- chatzuri (the Chatzuri format) -----------------------------------------------------------
 CHATZURI_MESSAGE_RECEIVED = MESSAGE_RECEIVED
 # A message.created without a channel comes from the website widget, Agentbot's own channel.
 CHATZURI_DEFAULT_CHANNEL = "web"
@@ -204,7 +204,7 @@ def chatzuri_sign(s: Signing) -> dict[str, str]:
     return {"x-chatzuri-signature": hmac_hex("sha1", s.secrets[-1], s.body)}
 
 
-# --- leads (seed 004) -------------------------------------------------------------------------
+# --- leads (the Leads webhook) ----------------------------------------------------------------
 LEADS_SUCCESS_BODIES = ({"status": "success"}, {"status": "Success: test request received"})
 LEADS_TYPES = {LEAD_SUBMIT.name: "Lead", APPOINTMENT_CREATED.name: "Appointment", WEBHOOK_TEST.name: "Lead"}
 
@@ -233,7 +233,7 @@ def leads_body(e: Envelope) -> dict:
 
 
 def leads_sign(s: Signing) -> dict[str, str]:
-    # Seed 004's receiver keeps the last v1: `v1=<new>,v1=<old>` during a grace period.
+    # The Leads webhook document's receiver keeps the last v1: `v1=<new>,v1=<old>` during a grace period.
     return {"X-Webhook-Signature": timestamped_signature(s)}
 
 

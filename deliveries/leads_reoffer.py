@@ -1,4 +1,4 @@
-"""The leads document (seed 004) posts records to a CRM "daily": once a day, each lead or
+"""The Leads webhook document posts records to a CRM "daily": once a day, each lead or
 appointment of the past day whose leads delivery ended failed is offered once more.
 
 "Once more" is one extra attempt beyond the retry schedule. A delivery that already had one (from

@@ -33,7 +33,7 @@ def conversation_needs_human(conversation: Conversation) -> dict:
 
 
 def message_created(message: Message) -> dict:
-    """Seed 002's fields first, then what the chatzuri format needs for `message.received`."""
+    """The Agentbot webhook format's document's fields first, then what the chatzuri format needs for `message.received`."""
     conversation = message.conversation
     return {
         "conversation_id": conversation.id,

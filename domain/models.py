@@ -29,7 +29,7 @@ class Conversation(models.Model):
     needs_human_at = models.DateTimeField(null=True, blank=True)
     handoff_reason = models.TextField(blank=True)
     # The AI session: `active` (the agent answers) → `paused` (a human has the dialog; the agent is
-    # silent) → `closed` (with the conversation). README, "Sessions", has the state machine.
+    # silent) → `closed` (with the conversation). docs/inbound/index.md, "Sessions", has the state machine.
     session = models.CharField(max_length=10, choices=SessionState.choices, default=SessionState.ACTIVE)
     # Conversations that arrive through an inbound integration: which one, and the visitor's id there.
     integration = models.ForeignKey(

@@ -1,4 +1,4 @@
-"""Inbound channels: integrations (seed 000), what they deliver, and the knowledge the agent answers from."""
+"""Inbound channels: integrations (the inbound webhooks document), what they deliver, and the knowledge the agent answers from."""
 
 import secrets
 import uuid
@@ -58,7 +58,7 @@ CONNECTOR_SETTINGS: dict[str, dict] = {
     ConnectorType.WEBCHAT: {
         "allowed_origins": "",  # the origins whose pages may open the widget, one per line
     },
-    ConnectorType.WEBHOOK: {  # seed 003: how its callers authenticate and how it answers them
+    ConnectorType.WEBHOOK: {  # the webhook channel's document: how its callers authenticate and how it answers them
         "api_version": ApiVersion.V2.value,
         "mode": ChannelMode.SYNC.value,
         "post_url": "",  # asynchronous mode: where each of the agent's messages is posted
@@ -143,7 +143,7 @@ class Integration(models.Model):
         if self.connector_type == ConnectorType.WEBCHAT:
             return None
         if self.connector_type == ConnectorType.WEBHOOK:
-            # Seed 003: the site's first instance at the short URL, the others by their id.
+            # The webhook channel's document: the site's first instance at the short URL, the others by their id.
             first = (
                 Integration.objects.filter(site_id=self.site_id, connector_type=ConnectorType.WEBHOOK)
                 .order_by("created_at", "id")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tests that run integrators' own Node code (the official socket.io-client, the README's Express
+# The tests that run integrators' own Node code (the official socket.io-client, the receiver guide's Express
 # receiver) need tests/support/js/node_modules: install it with npm when it is missing or older
 # than package.json. Without node or npm, say so and go on: those tests then skip.
 set -u

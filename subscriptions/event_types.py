@@ -18,7 +18,7 @@ _STR = {"type": "string"}
 _STR_OR_NULL = {"type": ["string", "null"]}
 
 # Per channel, the identifiers a conversation's `source` may carry, in the order the Chatzuri
-# document (seed 001) lists them in a `message.received` payload.
+# document lists them in a `message.received` payload.
 CHANNEL_SOURCE_FIELDS: dict[str, dict[str, dict]] = {
     Channel.WHATSAPP: {"from": {**_STR, "description": "the visitor's phone number, as in +1234567890"}},
     Channel.TELEGRAM: {
@@ -164,7 +164,7 @@ MESSAGE_CREATED = _event(
         "source": _SOURCE,
         "page_url": _PAGE_URL,
     },
-    # The first six are the fields of the Agentbot document (seed 002); Agentbot's own
+    # The first six are the fields of the Agentbot webhook format's document; Agentbot's own
     # conversations add the last three, which the chatzuri format needs.
     optional=("channel", "source", "page_url"),
     allOf=_SOURCE_MATCHES_CHANNEL,
@@ -351,7 +351,7 @@ CATALOGUE: dict[str, EventType] = {
 }
 # Types a webhook can list in its subscription (the test ping reaches every webhook anyway).
 SUBSCRIBABLE = [name for name in CATALOGUE if name != WEBHOOK_TEST.name]
-# The Chatzuri document's (seed 001) name for a visitor's message. A webhook may subscribe to it
+# The Chatzuri document's name for a visitor's message. A webhook may subscribe to it
 # (it is stored as given): it gets the `message.created` events whose sender is the visitor, and
 # no others; the chatzuri format names them `message.received` on the wire, the others keep
 # `message.created`. Never published under this name, so not in the catalogue.
@@ -364,7 +364,7 @@ SUBSCRIPTION_NAMES = [*SUBSCRIBABLE, MESSAGE_RECEIVED]
 CHANNEL_REPLY = _event(
     "channel.reply",
     "The agent's (or a person's) reply to a visitor, sent back through the channel the visitor wrote on; "
-    "on the webhook channel (seed 003) also the end of the agent's turn (`end_reason`, no message).",
+    "on the webhook channel also the end of the agent's turn (`end_reason`, no message).",
     {
         "conversation_id": "conv_xyz",
         "message_id": "msg_124",
@@ -378,7 +378,10 @@ CHANNEL_REPLY = _event(
         "connector": _STR,
         "text": {**_STR, "minLength": 1},
         "recipient": {"type": "object", "description": "the channel's addressing of the visitor"},
-        "end_reason": {**_STR, "description": "the end of the turn (seed 003's endReason): Fulfilled or AgentTransfer"},
+        "end_reason": {
+            **_STR,
+            "description": "the end of the turn (the webhook channel's endReason): Fulfilled or AgentTransfer",
+        },
         "handoff_reason": {**_STR_OR_NULL, "description": "why a human has the conversation (AgentTransfer)"},
     },
     optional=("message_id", "text", "end_reason", "handoff_reason"),

@@ -22,7 +22,7 @@ def test_compose_runs_web_worker_beat_postgres_and_redis():
 
 
 def test_compose_starts_web_worker_and_beat_again_when_they_die():
-    """The README's Guarantees say so: Docker supervises the containers as `make run` its children."""
+    """docs/guarantees.md says so: Docker supervises the containers as `make run` its children."""
     for name in ("web", "worker", "beat"):
         assert COMPOSE["services"][name]["restart"] in ("unless-stopped", "always", "on-failure"), name
 

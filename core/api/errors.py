@@ -115,7 +115,7 @@ def exception_handler(exc, context):
 def json_not_found(request, exception=None):
     """Also the answer for an id outside the id grammar (core/ids.py): no URL matches it."""
     message = f"nothing at {request.path}"
-    if request.path.startswith("/api/webhook/"):  # the connector endpoint's shape (seed 000)
+    if request.path.startswith("/api/webhook/"):  # the connector endpoint's shape (the inbound webhooks document)
         message += "; the URL is /api/webhook/{connectorType}/{integrationId}, as in /api/webhook/chat2desk/intg_01jd5…"
         return JsonResponse({"ok": False, "error": "not_found", "message": message}, status=404)
     return JsonResponse({"error": "not_found", "message": message}, status=404)

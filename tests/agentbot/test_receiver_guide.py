@@ -1,5 +1,5 @@
-"""The receiver guide's verification code (README.md), run as written, accepts what we
-send and refuses a wrong secret or a changed body, in Python and in Node."""
+"""The receiver guide's verification code (docs/receivers/, one page per format), run as written,
+accepts what we send and refuses a wrong secret or a changed body, in Python and in Node."""
 
 import json
 import re
@@ -15,8 +15,8 @@ from deliveries import jsjson
 from deliveries.formats import Envelope, Signing, get_format
 from subscriptions.models import generate_secret
 
-GUIDE = Path(__file__).resolve().parents[2] / "README.md"
 FORMATS = ["agentbot", "chatzuri", "leads", "standard"]
+GUIDE_PAGES = [Path(__file__).resolve().parents[2] / "docs" / "receivers" / f"{name}.md" for name in FORMATS]
 LEAD = {
     "conversation_id": "conv_1",
     "first_name": "Zoë",
@@ -40,7 +40,8 @@ MESSAGE = {
 
 
 def code_blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", GUIDE.read_text(), flags=re.S)
+    """The guide's fenced blocks in `language`, from every format's page."""
+    return [block for page in GUIDE_PAGES for block in re.findall(rf"```{language}\n(.*?)```", page.read_text(), flags=re.S)]
 
 
 def signed_request(format_name: str, secrets: list[str]) -> tuple[dict, bytes]:

@@ -1,14 +1,13 @@
-"""The receiver guide's Express receiver (README.md), run as written with the real express package,
+"""The receiver guide's Express receiver (docs/receivers/agentbot.md), run as written with the real express package,
 takes an event near the 256 KB data limit from a real worker and verifies it."""
 
-import re
 import subprocess
 
 import pytest
 import requests
 
 from deliveries.models import Delivery
-from tests.agentbot.test_receiver_guide import GUIDE
+from tests.agentbot.test_receiver_guide import code_blocks
 from tests.deliveries.test_end_to_end import wait_for_status
 from tests.support.asgi_server import free_port
 from tests.support.node import node_modules
@@ -17,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def guide_js(marker: str) -> str:
-    (block,) = [b for b in re.findall(r"```js\n(.*?)```", GUIDE.read_text(), flags=re.S) if marker in b]
+    (block,) = [b for b in code_blocks("js") if marker in b]
     return block
 
 

@@ -40,7 +40,7 @@ event_data = st.dictionaries(
 
 
 def refused_because(value, path="data") -> str | None:
-    """Why the service must refuse this (parsed) data, by the README's rules; None if it must not."""
+    """Why the service must refuse this (parsed) data, by docs/guarantees.md's rules; None if it must not."""
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return None
     if isinstance(value, int):

@@ -30,6 +30,7 @@ def owner_objects(api, site):
         "/api/v1/integrations", {"name": "Support", "api_url": "https://api.chat2desk.com", "api_token": "t"}, format="json"
     ).json()
     entry = api.post("/api/v1/knowledge", {"question": "Open on Sundays?", "answer": "No."}, format="json").json()
+    api.put("/api/v1/portal-settings", {"allowed_origins": ["https://owner.example.com"]}, format="json")
     return {
         "webhook_id": webhook["id"],
         "conversation_id": conversation["id"],
@@ -75,6 +76,9 @@ def test_lists_never_show_another_sites_objects(api_client, owner_objects):
             continue
         response = stranger.get(path)
         assert response.status_code == 200, path
+        if path.endswith("/portal-settings"):  # one object per site, not a list
+            assert response.json() == {"allowed_origins": []}, "another site's portal settings"
+            continue
         assert response.json()["count"] == 0, f"GET {path} shows another site's objects"
         listed.append(path)
     assert {"/api/v1/webhooks", "/api/v1/deliveries", "/api/v1/integrations", "/api/v1/knowledge"} <= set(listed)

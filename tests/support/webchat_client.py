@@ -8,7 +8,7 @@ import socketio
 SERVER_EVENTS = ("session", "message", "typing", "handoff", "notice", "error")
 # websocket-client sends an Origin of its own (the server's address) beside the one in `headers`,
 # and uvicorn refuses a handshake with two ("invalid Origin header: multiple values"): a client
-# that names its page's origin tells websocket-client to send none of its own (README, webchat).
+# that names its page's origin tells websocket-client to send none of its own (docs/inbound/webchat.md).
 SUPPRESS_OWN_ORIGIN = {"suppress_origin": True}
 
 

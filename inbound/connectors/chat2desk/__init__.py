@@ -1,4 +1,4 @@
-"""The Chat2Desk connector (seed 000).
+"""The Chat2Desk connector.
 
 Chat2Desk posts a client's message or a status event to `/api/webhook/chat2desk/{id}` (views.py,
 parse.py); a status event closes or pauses the session (services.py). The agent's replies are

@@ -1,4 +1,4 @@
-"""Chat2Desk's API (seed 000): the register-webhook helper's calls to `{apiUrl}/v1/webhooks`.
+"""Chat2Desk's API: the register-webhook helper's calls to `{apiUrl}/v1/webhooks`.
 The agent's replies go to `{apiUrl}/v1/messages` through the delivery engine instead (reply.py).
 """
 

@@ -1,4 +1,4 @@
-"""What Chat2Desk posts to us (seed 000): a client's message (`text, client_id, channel_id,
+"""What Chat2Desk posts to us: a client's message (`text, client_id, channel_id,
 transport`) or, when a human operator acts on a dialog, a status event named by `hook_type`.
 """
 
@@ -9,7 +9,7 @@ from deliveries.jsjson import MAX_SAFE_INTEGER
 from deliveries.services.publish import text_is_storable
 from inbound.parsed import Parsed, PayloadError
 
-# hook_type → the internal action (seed 000's table).
+# hook_type → the internal action (the inbound webhooks document's table).
 SESSION_CLOSE = "session_close"
 SESSION_TRANSFER_EXTERNAL = "session_transfer_external"
 STATUS_HOOKS = {
@@ -17,7 +17,7 @@ STATUS_HOOKS = {
     "close_request": SESSION_CLOSE,
     "dialog_transferred": SESSION_TRANSFER_EXTERNAL,
 }
-# A client's message comes without a hook_type (the seed's payload) or as Chat2Desk's `inbox`.
+# A client's message comes without a hook_type (the document's payload) or as Chat2Desk's `inbox`.
 MESSAGE_HOOKS = (None, "inbox")
 # What the register-webhook helper subscribes to.
 REGISTERED_EVENTS = ["inbox", *STATUS_HOOKS]
@@ -126,7 +126,7 @@ PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{4,30}$")
 
 def _client_identity(body: dict, channel: str) -> dict:
     """What Chat2Desk's `client` object tells about the visitor: the conversation's `source` (the
-    channel's identifiers, seed 001's `from`, `chatId`, `senderId`) and `visitor` {name, phone}."""
+    channel's identifiers, the Chatzuri document's `from`, `chatId`, `senderId`) and `visitor` {name, phone}."""
     client = body.get("client")
     if client is None:
         return {}

@@ -1,4 +1,4 @@
-"""Chat2Desk's reply format (seed 000): the agent's reply, posted through Chat2Desk's API.
+"""Chat2Desk's reply format: the agent's reply, posted through Chat2Desk's API.
 
 The integration's reply destination (a Webhook row of its own, inbound/connectors/__init__.py)
 posts to `{apiUrl}/v1/messages`; its secret is the integration's API token, which Chat2Desk

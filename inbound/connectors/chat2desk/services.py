@@ -1,4 +1,4 @@
-"""Chat2Desk's services (seed 000): a stored status event applied to the session it names, and
+"""Chat2Desk's services: a stored status event applied to the session it names, and
 the register-webhook helper."""
 
 from django.db import transaction

@@ -1,6 +1,6 @@
-"""Chat2Desk's endpoint, `POST|GET /api/webhook/{connectorType}/{integrationId}` (seed 000).
+"""Chat2Desk's endpoint, `POST|GET /api/webhook/{connectorType}/{integrationId}`.
 
-Answers as the seed's table says: 200 `{"ok": true}` when the webhook is stored (or ignored),
+Answers as the document's table says: 200 `{"ok": true}` when the webhook is stored (or ignored),
 401 for a missing or wrong signature, 403 for an inactive integration, 404 for an unknown
 connector or integration. The answer never waits for the agent: a worker processes what is stored.
 """

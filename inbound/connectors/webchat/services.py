@@ -1,4 +1,4 @@
-"""The webchat connector (seed 000): visitors talk to the agent from the embeddable widget over a
+"""The webchat connector: visitors talk to the agent from the embeddable widget over a
 Socket.IO connection instead of HTTP webhooks.
 
 The socket server (socket.py) only translates between Socket.IO and the

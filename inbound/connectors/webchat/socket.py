@@ -5,7 +5,7 @@ Thin handlers: the rules are in inbound/connectors/webchat/services.py. Everythi
 runs on a thread pool of its own, never on the event loop, so a slow model answer for one visitor
 holds one thread, not the server. A connection's messages are handled one at a time, in order.
 
-Events (README "Inbound channels: webchat"):
+Events (docs/inbound/webchat.md):
   client → server  connect with auth {integration, session?, page_url?}; `message` {text} (ack:
                    {ok: true, id} or {ok: false, error, message})
   server → client  `session` {session, resumed, conversation_id, messages, limits}; `message` (the
@@ -74,7 +74,7 @@ def _origin_checked_at_connect(origin, environ) -> bool:
 # Both Engine.IO transports, as the official socket.io-client's defaults use them: HTTP
 # long-polling first, then the upgrade to a websocket (or polling alone, where a network blocks
 # websockets). Polling keeps a client's session in this process, so several web processes need
-# sticky sessions for it (README); the websocket transport needs none. The size limit applies to
+# sticky sessions for it (docs/inbound/webchat.md); the websocket transport needs none. The size limit applies to
 # a polling POST as to a websocket frame; the rate and connection limits are the connection's.
 sio = socketio.AsyncServer(
     async_mode="asgi",

@@ -1,4 +1,4 @@
-"""The webhook channel connector (seed 003).
+"""The webhook channel connector.
 
 Callers post to `/chatbot/hooks/{botId}[/hookInstance/{id}]` with a JWT (views.py, auth.py,
 parse.py); an instance answers in its mode (services.py): synchronously in the response, v2

@@ -1,5 +1,5 @@
 """The webhook channel's part of the integrations' REST API (inbound/api.py): an instance's
-settings (seed 003) as shown and as taken; on other connectors they keep their defaults."""
+settings (the webhook channel's document) as shown and as taken; on other connectors they keep their defaults."""
 
 from rest_framework import serializers
 

@@ -1,4 +1,4 @@
-"""The webhook channel's caller authentication (seed 003): a JWT in `Authorization: bearer <token>`.
+"""The webhook channel's caller authentication: a JWT in `Authorization: bearer <token>`.
 
 HS256/HS512 tokens are signed with the instance's client secret, RS256/RS512 ones with the
 caller's private key and checked with the public key it gave us. Either way the token's `appId`
@@ -100,6 +100,6 @@ def jwt_claims(*, integration: Integration, authorization: str) -> dict:
 
 
 def user_identity_matches(*, claims: dict, user_id: str) -> bool:
-    """Seed 003: a token that names a `userIdentity` is good only for that user's messages."""
+    """The webhook channel's document: a token that names a `userIdentity` is good only for that user's messages."""
     identity = claims.get("userIdentity")
     return identity in (None, "") or str(identity) == user_id

@@ -1,4 +1,4 @@
-"""A webhook channel instance's settings (seed 003): its API version, mode, POST_URL, polling,
+"""A webhook channel instance's settings (the webhook channel's document): its API version, mode, POST_URL, polling,
 and how its callers' JWTs are verified; checked against each other."""
 
 from django.core.exceptions import ValidationError

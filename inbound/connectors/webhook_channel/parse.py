@@ -1,10 +1,10 @@
-"""What the webhook channel's callers post (seed 003), v1 and v2.
+"""What the webhook channel's callers post, v1 and v2.
 
 A message becomes the connector-neutral payload of `_accept_message` (inbound/services.py): the visitor is
 `from.id`, user-level and session-level tags go to the conversation's context, message-level tags,
 attachments and structured values (template, formData) to the visitor's Message.metadata. The
 v2 events ON_CONNECT and SESSION_CLOSURE are `status` events applied in the request (see
-services.py). README, "Inbound channels: the webhook channel (seed 003)", shows every shape.
+services.py). docs/inbound/webhook-channel.md shows every shape.
 """
 
 import json
@@ -71,7 +71,7 @@ def _text(body: dict, name: str, path: str, *, limit: int, required: bool = Fals
 
 
 def _flag(body: dict, name: str, path: str) -> bool:
-    """A boolean; the seed's `mergeIdentity` also comes as the strings "true" and "false"."""
+    """A boolean; the document's `mergeIdentity` also comes as the strings "true" and "false"."""
     value = body.get(name)
     if value is None:
         return False

@@ -1,4 +1,4 @@
-"""What the webhook channel answers (seed 003): a synchronous answer in the response, and the
+"""What the webhook channel answers: a synchronous answer in the response, and the
 reply format of the asynchronous mode's messages, posted to the instance's POST_URL.
 
 The reply format is one message per delivery, in the instance's API version; signed like the
@@ -62,7 +62,7 @@ def reply_body(e: Envelope) -> dict:
     text, message_id, created_on = e.data.get("text"), e.data.get("message_id"), iso_utc(e.created_at)
     addressing = {"from": {"id": e.site_id}, "to": {"id": recipient.get("user_id")}, "sessionId": e.data.get("conversation_id")}
     if text_or_none(e.data.get("end_reason")):
-        # Seed 003: "endOfTask, endReason, … are delivered as a separate message."
+        # The webhook channel's document: "endOfTask, endReason, … are delivered as a separate message."
         end = {**addressing, "endOfTask": True, "endReason": e.data["end_reason"]}
         if text_or_none(e.data.get("handoff_reason")):
             end["handoff"] = {"reason": e.data["handoff_reason"]}

@@ -1,4 +1,4 @@
-"""The webhook channel's services (seed 003): find an instance, apply the v2 session events,
+"""The webhook channel's services: find an instance, apply the v2 session events,
 take a message in the instance's mode, and relay a person's replies and the end of the agent's turn.
 
 - synchronous: processed in the request (`inbound_answer`) within the 15 s budget; the answer is
@@ -22,7 +22,7 @@ from inbound.connectors.webhook_channel.parse import CHANNEL, EVENT_SESSION_CLOS
 from inbound.models import INBOUND_PENDING, ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration
 from inbound.parsed import Parsed
 
-# Seed 003: "Synchronous Webhook channel requests timeout after 15 seconds."
+# The webhook channel's document: "Synchronous Webhook channel requests timeout after 15 seconds."
 SYNC_BUDGET = 15.0
 
 
@@ -186,7 +186,7 @@ def posts_to_post_url(integration: Integration) -> bool:
 
 def end_of_task_send(*, event: InboundEvent, conversation: Conversation, handed_off: bool) -> None:
     """The asynchronous mode tells the POST_URL that the agent's turn ended, in a message of its
-    own (seed 003): `endOfTask`, `endReason`, and the handoff's reason."""
+    own (the webhook channel's document): `endOfTask`, `endReason`, and the handoff's reason."""
     if not posts_to_post_url(event.integration):
         return
     fields = {"end_reason": reply.AGENT_TRANSFER if handed_off else reply.FULFILLED}

@@ -1,10 +1,10 @@
-"""The webhook channel's URLs (seed 003):
+"""The webhook channel's URLs:
 
     POST /chatbot/hooks/{botId}                                 the site's first instance
     POST /chatbot/hooks/{botId}/hookInstance/{webHookId}        any instance
     POST /chatbot/hooks/{botId}/poll/{pollId}                   v2 polling (GET works too)
 
-Errors are JSON `{"error", "message"}`: 401 for a missing or refused JWT (the seed's "Invalid
+Errors are JSON `{"error", "message"}`: 401 for a missing or refused JWT (the document's "Invalid
 access token" when its userIdentity is not the payload's from.id), 403 for an inactive instance,
 404 for an unknown bot, instance or poll, 400 naming the field of a bad payload.
 """
