@@ -26,7 +26,12 @@ def rate_reserve(*, webhook_id: str, interval: float, count: int, now: datetime,
     step = timedelta(seconds=interval)
     limit = now + timedelta(seconds=horizon)
     with transaction.atomic():
-        stored = Webhook.objects.select_for_update(no_key=True).filter(pk=webhook_id).values_list("rate_limited_until", flat=True).first()
+        stored = (
+            Webhook.objects.select_for_update(no_key=True)
+            .filter(pk=webhook_id)
+            .values_list("rate_limited_until", flat=True)
+            .first()
+        )
         at = max(stored or now, now)
         starts = []
         while len(starts) < count and at <= limit:
