@@ -101,7 +101,7 @@ class WebhookForm(forms.ModelForm):
     )
     filter = forms.JSONField(
         required=False,
-        label=_("Filter"),
+        label=_("Event filter"),
         help_text=_('Only events whose data matches, as {"channel": {"$in": ["whatsapp", "telegram"]}}. Empty: every event.'),
     )
     rate_limit_count = forms.IntegerField(label=_("Rate limit"), required=False, min_value=1, max_value=10_000)
