@@ -1,4 +1,6 @@
-"""E-mail to a site's contacts when one of its webhooks is failing, was disabled or recovered.
+"""What the service tells a site about its own deliveries beyond the notices of endpoint health:
+`delivery.exhausted` when a delivery ends failed, and an e-mail to the site's contacts when one of
+its webhooks is failing, was disabled or recovered.
 
 The notice's event is stored by the fold that changed the webhook (deliveries/endpoint_health.py),
 once per state change; when that transaction commits, a task is queued with the event's id, and
@@ -10,10 +12,19 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
+from core.models import Site
 from deliveries.chat_message import chat_message
 from deliveries.formats import Envelope
 from deliveries.models import Event
-from subscriptions.event_types import WEBHOOK_DISABLED, WEBHOOK_FAILING, WEBHOOK_RECOVERED
+from deliveries.services.publish import event_publish
+from subscriptions.event_types import (
+    DELIVERY_EXHAUSTED,
+    OPERATIONAL_EVENTS,
+    WEBHOOK_DISABLED,
+    WEBHOOK_FAILING,
+    WEBHOOK_RECOVERED,
+)
+from subscriptions.models import Webhook
 
 EMAILED_EVENTS = frozenset({WEBHOOK_FAILING.name, WEBHOOK_DISABLED.name, WEBHOOK_RECOVERED.name})
 ALERT_TASK = "deliveries.tasks.webhook_alert_email"
@@ -48,3 +59,33 @@ def webhook_alert_email(*, event_id: str) -> int:
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=event.site.contacts,
     )
+
+
+def deliveries_exhausted_publish(*, ended: list) -> None:
+    """A `delivery.exhausted` for each delivery that ended failed (`ended`: the engine's job and
+    the stored outcome of each), on its event's site; none for the deliveries of the service's own
+    notices (a failing owner's webhook would feed on them)."""
+    ended = [(job, outcome) for job, outcome in ended if job.event_type not in OPERATIONAL_EVENTS]
+    if not ended:
+        return
+    sites = dict(Event.objects.filter(pk__in={job.event_id for job, _ in ended}).values_list("id", "site_id"))
+    webhooks = Webhook.objects.filter(pk__in={job.webhook_id for job, _ in ended}).only("id", "url", "format")
+    urls = {webhook.id: webhook.displayed_url for webhook in webhooks}  # a credential URL only as its hint
+    for job, outcome in ended:
+        if job.event_id not in sites or job.webhook_id not in urls:
+            continue  # deleted meanwhile
+        with transaction.atomic():
+            event_publish(
+                site=Site(pk=sites[job.event_id]),
+                event_type=DELIVERY_EXHAUSTED.name,
+                data={
+                    "delivery_id": job.delivery_id,
+                    "event_id": job.event_id,
+                    "event_type": job.event_type,
+                    "webhook_id": job.webhook_id,
+                    "url": urls[job.webhook_id],
+                    "attempts": outcome.number,
+                    "last_status_code": outcome.status_code,
+                    "last_error": outcome.error,
+                },
+            )

@@ -9,22 +9,19 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import DataError, transaction
+from django.db import DataError
 from django.utils import timezone
 
 from core.logging import log_delivery
-from core.models import Site
 from deliveries import bulk, endpoint_health, engine, handoff, http
-from deliveries.alerts import alert_email_queue
+from deliveries.alerts import alert_email_queue, deliveries_exhausted_publish
 from deliveries.endpoint_auth import webhook_controls
 from deliveries.formats import DeliveryFormat, get_format
-from deliveries.models import Delivery, Event
-from deliveries.rate_limit import rate_reserve
+from deliveries.models import Delivery
+from deliveries.rate_limit import deliveries_pace
 from deliveries.services.leases import dispatch_until, lease_token
 from deliveries.services.publish import event_publish
 from subscriptions.controls import rate_interval
-from subscriptions.event_types import DELIVERY_EXHAUSTED, OPERATIONAL_EVENTS
-from subscriptions.models import Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +155,7 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
     if unsendable:
         attempts_record_unsendable(unsendable, token=token)
     if any(job.rate_interval for job in jobs):
-        jobs = deliveries_pace(jobs, token=token)
+        jobs = deliveries_pace(jobs, token=token)  # deliveries/rate_limit.py
     latch = engine.Latch(len(jobs)) if wait else None
     for job in jobs:
         job.deadline, job.done = deadline, latch
@@ -242,33 +239,6 @@ def deliveries_defer(jobs: list[engine.Job], *, token: str) -> None:
     bulk.release(ids=[j.delivery_id for j in jobs], token=token, next_attempt_at=later)
 
 
-def deliveries_pace(jobs: list[engine.Job], *, token: str) -> list[engine.Job]:
-    """Space the jobs of rate-limited webhooks by their limits (deliveries/rate_limit.py): each
-    reserved job gets its start time; the rest go back to the database, due when the limit frees
-    up (not an attempt: the schedule is untouched). Returns the jobs to submit."""
-    limited: dict[str, list[engine.Job]] = {}
-    ready = []
-    for job in jobs:
-        if job.rate_interval:
-            limited.setdefault(job.webhook_id, []).append(job)
-        else:
-            ready.append(job)
-    now, started = timezone.now(), time.monotonic()
-    # A reservation covers at most one request timeout (or half the queue budget): a job's wait for
-    # its turn stays inside its send lease.
-    horizon = min(settings.AGENTBOT_HTTP_TIMEOUT, engine.queue_budget() / 2)
-    for webhook_id, paced in limited.items():
-        interval = paced[0].rate_interval
-        reserved = rate_reserve(webhook_id=webhook_id, interval=interval, count=len(paced), now=now, horizon=horizon)
-        for job, start in zip(paced, reserved.starts, strict=False):
-            job.not_before = started + (start - now).total_seconds()
-            ready.append(job)
-        later = [job.delivery_id for job in paced[len(reserved.starts) :]]
-        if later:
-            bulk.release(ids=later, token=token, next_attempt_at=reserved.next_free)
-    return ready
-
-
 def deliveries_release(jobs: list[engine.Job]) -> None:
     """Give back deliveries the engine did not send in time: due as they were, for the sweep."""
     by_token: dict[str, list[str]] = {}
@@ -350,35 +320,6 @@ def webhooks_health_record(*, outcomes: list[endpoint_health.Outcome]) -> None:
     for notice in endpoint_health.webhooks_record_outcomes(outcomes=outcomes):
         event, _ = event_publish(site=notice.site, event_type=notice.event_type, data=notice.data)
         alert_email_queue(event_id=event.id, event_type=notice.event_type)
-
-
-def deliveries_exhausted_publish(*, ended: list[tuple[engine.Job, bulk.Outcome]]) -> None:
-    """A `delivery.exhausted` for each delivery that ended failed, on its event's site; none for
-    the deliveries of the service's own notices (a failing owner's webhook would feed on them)."""
-    ended = [(job, outcome) for job, outcome in ended if job.event_type not in OPERATIONAL_EVENTS]
-    if not ended:
-        return
-    sites = dict(Event.objects.filter(pk__in={job.event_id for job, _ in ended}).values_list("id", "site_id"))
-    webhooks = Webhook.objects.filter(pk__in={job.webhook_id for job, _ in ended}).only("id", "url", "format")
-    urls = {webhook.id: webhook.displayed_url for webhook in webhooks}  # a credential URL only as its hint
-    for job, outcome in ended:
-        if job.event_id not in sites or job.webhook_id not in urls:
-            continue  # deleted meanwhile
-        with transaction.atomic():
-            event_publish(
-                site=Site(pk=sites[job.event_id]),
-                event_type=DELIVERY_EXHAUSTED.name,
-                data={
-                    "delivery_id": job.delivery_id,
-                    "event_id": job.event_id,
-                    "event_type": job.event_type,
-                    "webhook_id": job.webhook_id,
-                    "url": urls[job.webhook_id],
-                    "attempts": outcome.number,
-                    "last_status_code": outcome.status_code,
-                    "last_error": outcome.error,
-                },
-            )
 
 
 def outcomes_store(outcomes: list[bulk.Outcome], *, now: datetime) -> None:
