@@ -324,6 +324,9 @@ DELIVERY_EXHAUSTED = _event(
         "last_error": _STR,
     },
 )
+# Sent only to webhooks that name it: one per failed delivery is too many for every "*" subscriber
+# (a failing one would get one more failing delivery for each of its own).
+NAMED_ONLY_EVENTS = frozenset({DELIVERY_EXHAUSTED.name})
 # What the service says about its own deliveries: never itself the subject of a delivery.exhausted,
 # so a failing owner's webhook does not feed on its own failures.
 OPERATIONAL_EVENTS = frozenset(

@@ -9,7 +9,7 @@ from django.utils import timezone
 from core.crypto import EncryptedTextField
 from core.ids import new_webhook_id
 from core.models import Site
-from subscriptions.event_types import ALL_EVENTS, MESSAGE_CREATED, MESSAGE_RECEIVED, WEBHOOK_TEST
+from subscriptions.event_types import ALL_EVENTS, MESSAGE_CREATED, MESSAGE_RECEIVED, NAMED_ONLY_EVENTS, WEBHOOK_TEST
 from subscriptions.url_policy import is_broker_url
 
 SECRET_PREFIX = "whsec_"
@@ -60,7 +60,10 @@ def url_is_credential(url: str, format: str) -> bool:
 
 def subscribed(events: list[str], event_type: str, data=None) -> bool:
     """Whether a webhook subscribed to `events` gets an event of `event_type` with `data` (the test
-    ping goes to any; `message.received` is a visitor's `message.created`)."""
+    ping goes to any; `message.received` is a visitor's `message.created`; `delivery.exhausted` only
+    to webhooks that name it)."""
+    if event_type in NAMED_ONLY_EVENTS:
+        return event_type in events
     if event_type == WEBHOOK_TEST.name or ALL_EVENTS in events or event_type in events:
         return True
     return (

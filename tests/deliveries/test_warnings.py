@@ -111,6 +111,7 @@ def test_no_contacts_no_mail(site, webhook_factory, settings, eager_tasks, djang
 def test_a_delivery_that_ends_failed_is_announced_as_exhausted_but_not_a_notice_about_one(site, webhook_factory, settings):
     settings.AGENTBOT_RETRY_SCHEDULE = [0]
     webhook = webhook_factory(site=site, url="https://crm.example.com/hooks")
+    owner = webhook_factory(site=site, url="https://ops.example.com/hooks", events=["delivery.exhausted"])
 
     def ended(event_type: str) -> Delivery:
         event = Event.objects.create(site=site, type=event_type, data={})
@@ -143,6 +144,7 @@ def test_a_delivery_that_ends_failed_is_announced_as_exhausted_but_not_a_notice_
         "last_status_code": 503,
         "last_error": "HTTP 503",
     }
+    assert list(exhausted.deliveries.values_list("webhook_id", flat=True)) == [owner.id], "named only: not to *"
     assert ended("delivery.exhausted").status == "failed"
     announced = [e.data["event_type"] for e in Event.objects.filter(type="delivery.exhausted") if "event_type" in e.data]
     assert announced == ["ticket.created"], "no announcement of an announcement"
