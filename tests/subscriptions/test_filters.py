@@ -174,3 +174,14 @@ def test_a_filtered_out_event_creates_no_delivery(site, webhook_factory):
         chat, _ = event_publish(site=site, event_type="message.created", data={"channel": "whatsapp", "body": "hi"})
     assert list(web.deliveries.values_list("webhook_id", flat=True)) == [everything.id]
     assert set(chat.deliveries.values_list("webhook_id", flat=True)) == {whatsapp.id, everything.id}
+
+
+@pytest.mark.django_db
+def test_the_filter_holds_on_the_idempotent_publish_path_too(site, webhook_factory):
+    """With an idempotency key the candidates are read through the ORM (a dict filter, not JSON text)."""
+    ticket = webhook_factory(site=site, events=["ticket.created"], filter={"priority": "high"})
+    with transaction.atomic():
+        low, _ = event_publish(site=site, event_type="ticket.created", data={"priority": "low"}, idempotency_key="k1")
+        high, _ = event_publish(site=site, event_type="ticket.created", data={"priority": "high"}, idempotency_key="k2")
+    assert not low.deliveries.exists()
+    assert list(high.deliveries.values_list("webhook_id", flat=True)) == [ticket.id]
