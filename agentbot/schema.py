@@ -24,8 +24,11 @@ ERRORS = {
     "401": "No API key, or one that is unknown or revoked.",
     "404": "No such object on this API key's site, or a page past the last one.",
     "409": "The delivery is being sent right now.",
+    "409-conversation": "The conversation is closed; start a new one.",
     "413": "The event data or the request body is too large.",
     "415": "The body is not JSON.",
+    "429": "Too many requests with this API key (AGENTBOT_API_RATE), or with keys that are not valid from this "
+    "address; the Retry-After header says how many seconds to wait.",
 }
 
 ERROR_EXAMPLES = {
@@ -37,11 +40,16 @@ ERROR_EXAMPLES = {
     "401": {"error": "not_authenticated", "message": HasSiteKey.message},
     "404": {"error": "not_found", "message": "no such object on this site"},
     "409": {"error": "conflict", "message": "this delivery is being sent right now; look again in a few seconds"},
+    "409-conversation": {
+        "error": "conflict",
+        "message": "conversation conv_01khx3a0x2z4b6d8f0h2k4m6p8 is closed; start a new one with POST /api/v1/conversations",
+    },
     "413": {
         "error": "payload_too_large",
         "message": "data is 300012 bytes once serialised; the limit is 262144 bytes (256 KB)",
     },
     "415": {"error": "unsupported_media_type", "message": 'Unsupported media type "text/plain" in request.'},
+    "429": {"error": "throttled", "message": "Request was throttled. Expected available in 1 second."},
 }
 
 # --- examples of the resources, by the name of their component schema ---------------------------
@@ -65,6 +73,7 @@ WEBHOOK = {
     **WEBHOOK_INPUT,
     "exchange": "",
     "routing_key": "",
+    "ordering": "none",
     "state": "active",
     "waiting_deliveries": None,
     "secret_hint": "whsec_…Qx8c",
@@ -110,17 +119,27 @@ DELIVERY = {
     "last_attempt_at": "2026-01-15T09:31:01Z",
     "last_status_code": 200,
     "last_error": "",
+    "ordering_key": CONVERSATION_ID,
+    "waiting_behind": None,
     "created_at": AT,
     "attempts": ATTEMPTS,
 }
-EVENT_INPUT = {"event": MESSAGE_CREATED.name, "data": MESSAGE_CREATED.example, "idempotency_key": "msg_123"}
+EVENT_INPUT = {
+    "event": MESSAGE_CREATED.name,
+    "data": MESSAGE_CREATED.example,
+    "idempotency_key": "msg_123",
+    "ordering_key": CONVERSATION_ID,
+}
 EVENT = {
     "id": EVENT_ID,
     "event": MESSAGE_CREATED.name,
     "data": MESSAGE_CREATED.example,
     "idempotency_key": "msg_123",
+    "ordering_key": CONVERSATION_ID,
     "created_at": AT,
     "deliveries": [{"id": DELIVERY_ID, "webhook": WEBHOOK_ID, "status": "pending", "attempt_count": 0, "next_attempt_at": AT}],
+    "deliveries_count": 1,
+    "deliveries_next": None,
 }
 VISITOR = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0958"}
 CONVERSATION_INPUT = {"channel": "web", "visitor": VISITOR, "page_url": "https://shop.example.com/pricing"}
@@ -189,6 +208,7 @@ EXAMPLES = {
     "Appointment": {"id": "apt_01khx3c0a2c4e6g8j0l2n4q6s9", **CONTACT_INPUT, "created_at": AT},
     **INBOUND_EXAMPLES,
 }
+CONVERSATION_ACTIONS = "/api/v1/conversations/{"
 PAGINATED_PREFIX, PAGINATED_SUFFIX = "Paginated", "List"
 
 
@@ -221,7 +241,7 @@ def _error(code: str) -> dict:
 
 
 def _error_codes(path: str, method: str, operation: dict) -> list[str]:
-    codes = ["401"] if operation.get("security") != [{}] else []
+    codes = ["401", "429"] if operation.get("security") != [{}] else []
     pages = any(p.get("name") == "page" for p in operation.get("parameters", []))
     if "{" in path or pages:
         codes.append("404")
@@ -231,6 +251,8 @@ def _error_codes(path: str, method: str, operation: dict) -> list[str]:
         codes.append("415")
     if path.endswith("/retry"):
         codes.append("409")
+    if path.startswith(CONVERSATION_ACTIONS) and path.endswith(("/messages", "/handoff", "/resume")):
+        codes.append("409-conversation")
     if method in ("post", "patch", "put"):
         codes.append("413")
     return codes
@@ -243,7 +265,7 @@ def add_error_responses(result, generator, request, public):
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for code in _error_codes(path, method, operation):
-                responses.setdefault(code, _error(code))
+                responses.setdefault(code.split("-")[0], _error(code))
             for media in operation.get("requestBody", {}).get("content", {}).values():
                 _with_example(media, example_of(media.get("schema", {}).get("$ref")))
             for response in responses.values():
@@ -304,4 +326,73 @@ def defaults_beside_alternatives(result, generator, request, public):
                 walk(value)
 
     walk(result.get("components", {}))
+    return result
+
+
+def patch_bodies_name_a_field(result, generator, request, public):
+    """A PATCH changes the fields it sends and needs at least one (core.api.serializers.
+    PatchSerializer): its body is required and names a field. (Its properties carry no default:
+    PatchSerializer drops them, and tests/agentbot/test_schema_docs.py checks every PATCH.)"""
+    components = result.get("components", {}).get("schemas", {})
+    for operations in result.get("paths", {}).values():
+        operation = operations.get("patch")
+        if not operation or "requestBody" not in operation:
+            continue
+        operation["requestBody"]["required"] = True
+        for media in operation["requestBody"].get("content", {}).values():
+            ref = media.get("schema", {}).get("$ref", "")
+            body = components.get(ref.rsplit("/", 1)[-1]) if ref else media.get("schema")
+            if body and body.get("properties"):
+                body["minProperties"] = 1
+    return result
+
+
+def _ref_name(node: dict | None) -> str:
+    return ((node or {}).get("$ref") or "").rsplit("/", 1)[-1]
+
+
+def _json_schema(container: dict) -> dict | None:
+    return container.get("content", {}).get("application/json", {}).get("schema")
+
+
+def read_only_and_write_once_fields(result, generator, request, public):
+    """Which fields of a resource a client may set, said on the resource's response components:
+    a field no request body of its collection takes is `readOnly`; one the create takes but the
+    PATCH does not is set once, when created (its description says so); the rest are writable.
+    (A response serializer lists its fields as read-only for its own reasons: that is not what a
+    client needs to know.)"""
+    components = result.get("components", {}).get("schemas", {})
+    collections: dict[str, dict] = {}
+    for path, operations in result.get("paths", {}).items():
+        for method in ("post", "patch"):
+            operation = operations.get(method)
+            if not operation or "requestBody" not in operation:
+                continue
+            collection = path if method == "post" else path.rsplit("/", 1)[0]
+            if method == "post" and path.rsplit("/", 1)[-1].startswith("{"):
+                continue
+            entry = collections.setdefault(collection, {"post": set(), "patch": None, "responses": set()})
+            body = components.get(_ref_name(_json_schema(operation["requestBody"])), {})
+            names = set(body.get("properties", {}))
+            if method == "post":
+                entry["post"] |= names
+            else:
+                entry["patch"] = (entry["patch"] or set()) | names
+            for code, response in operation.get("responses", {}).items():
+                if code.startswith("2") and _ref_name(_json_schema(response)):
+                    entry["responses"].add(_ref_name(_json_schema(response)))
+    for entry in collections.values():
+        # A collection without a PATCH (conversations, leads) is not changed after its create.
+        if entry["patch"] is None:
+            continue
+        writable = entry["post"] | entry["patch"]
+        for name in entry["responses"]:
+            for field, prop in components.get(name, {}).get("properties", {}).items():
+                if field not in writable:
+                    prop["readOnly"] = True
+                    continue
+                prop.pop("readOnly", None)
+                if field not in entry["patch"]:
+                    note = "Set when created; a PATCH cannot change it."
+                    prop["description"] = f"{prop['description']} {note}" if prop.get("description") else note
     return result

@@ -4,6 +4,7 @@ With no DATABASE_URL / CELERY_BROKER_URL the service runs on embedded defaults (
 filesystem broker under .data/), so `make run` works on a machine with nothing but Python.
 """
 
+import json
 import math
 import os
 from datetime import timedelta
@@ -171,10 +172,36 @@ WHITENOISE_USE_FINDERS = True
 # Requests larger than this are refused before parsing; event data has its own, smaller limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
+# Files the webhook channel's callers upload (seed 003, v2): kept through Django's storage API in
+# the "agentbot_uploads" storage, a local folder unless AGENTBOT_UPLOAD_STORAGE names another
+# backend (its OPTIONS as JSON in AGENTBOT_UPLOAD_STORAGE_OPTIONS, e.g. django-storages' S3).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "agentbot_uploads": {
+        "BACKEND": os.environ.get("AGENTBOT_UPLOAD_STORAGE", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": json.loads(os.environ.get("AGENTBOT_UPLOAD_STORAGE_OPTIONS", "") or "null")
+        or {"location": str(Path(os.environ.get("AGENTBOT_UPLOAD_DIR", DATA_DIR / "uploads")))},
+    },
+}
+# A file's size limit (bytes), the types a caller may upload, and how long the signed link a
+# subscriber gets in message.created stays valid (seconds).
+AGENTBOT_UPLOAD_MAX_BYTES = int(env_float("AGENTBOT_UPLOAD_MAX_BYTES", 10 * 1024 * 1024))
+AGENTBOT_UPLOAD_TYPES = [
+    t.strip().lower()
+    for t in os.environ.get(
+        "AGENTBOT_UPLOAD_TYPES",
+        "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,audio/mpeg,audio/ogg,audio/wav,video/mp4",
+    ).split(",")
+    if t.strip()
+]
+AGENTBOT_UPLOAD_URL_TTL = env_float("AGENTBOT_UPLOAD_URL_TTL", 7 * 24 * 3600.0)
+
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.auth.HasSiteKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.auth.ApiKeyRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
@@ -203,6 +230,8 @@ SPECTACULAR_SETTINGS = {
         "agentbot.schema.add_error_responses",
         "agentbot.schema.refuse_unknown_request_fields",
         "agentbot.schema.defaults_beside_alternatives",
+        "agentbot.schema.patch_bodies_name_a_field",
+        "agentbot.schema.read_only_and_write_once_fields",
     ],
 }
 
@@ -267,6 +296,23 @@ AGENTBOT_HTTP_LOOP = os.environ.get("AGENTBOT_HTTP_LOOP", "uvloop")  # or "async
 AGENTBOT_RESPONSE_BODY_CAP = 16 * 1024
 AGENTBOT_MAX_EVENT_DATA_BYTES = 256 * 1024
 AGENTBOT_SECRET_GRACE = timedelta(hours=24)
+# Rendering one event's body for one format (docs/limits.md): longer than AGENTBOT_RENDER_BUDGET
+# seconds, the attempt is recorded as failed and the delivery moves on its schedule; a body over
+# AGENTBOT_RENDER_MAX_BYTES fails the delivery at once (every attempt would render the same body).
+AGENTBOT_RENDER_BUDGET = env_float("AGENTBOT_RENDER_BUDGET", 2.0)
+# REST API rate limits (core/ratelimit.py, docs/limits.md): requests a second per API key on
+# average and at once (0: no limit), and failed API-key checks per client address. The buckets are
+# in Redis (the broker's by default) so every web process shares them.
+AGENTBOT_API_RATE = env_float("AGENTBOT_API_RATE", 200.0)
+AGENTBOT_API_BURST = int(env_float("AGENTBOT_API_BURST", 1000))
+AGENTBOT_API_AUTH_FAILURE_RATE = env_float("AGENTBOT_API_AUTH_FAILURE_RATE", 5.0)
+AGENTBOT_API_AUTH_FAILURE_BURST = int(env_float("AGENTBOT_API_AUTH_FAILURE_BURST", 50))
+AGENTBOT_RATE_LIMIT_URL = os.environ.get("AGENTBOT_RATE_LIMIT_URL", "").strip() or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+# Subscriber webhooks a site may have (0: no cap): every publish fans out to each (docs/limits.md).
+AGENTBOT_MAX_WEBHOOKS_PER_SITE = int(env_float("AGENTBOT_MAX_WEBHOOKS_PER_SITE", 100))
+AGENTBOT_RENDER_MAX_BYTES = int(env_float("AGENTBOT_RENDER_MAX_BYTES", 1024 * 1024))
 
 # One JSON object per line (core/logging.py); LOG_FORMAT=plain for reading by eye.
 LOGGING = {
@@ -330,9 +376,11 @@ AGENTBOT_LLM_TIMEOUT = env_float("AGENTBOT_LLM_TIMEOUT", 30.0)
 # The lease outlasts a model call, so a slow answer is never taken for a dead worker.
 AGENTBOT_INBOUND_LEASE = max(env_float("AGENTBOT_INBOUND_LEASE", 120.0), AGENTBOT_LLM_TIMEOUT * 1.5)
 AGENTBOT_INBOUND_ATTEMPTS = int(env_float("AGENTBOT_INBOUND_ATTEMPTS", 5))
-# A signed Chat2Desk body without a message_id that arrives again within this many seconds is a
-# replay: answered as the first was, stored once (0: off).
-AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 300.0)
+# Body de-duplication, off by default (0): a Chat2Desk message without a delivery id (message_id,
+# event_id, X-Request-Id) whose signed body arrives again within this many seconds is taken for a
+# replay and stored once. Its cost: a client who repeats a message ("yes", "yes") inside the
+# window is answered once. Status events are never de-duplicated by body.
+AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 0.0)
 # How often the sweep hands out stored inbound events no worker finished (whole seconds: see
 # CELERY_BEAT_SCHEDULE).
 AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_SWEEP_INTERVAL", 30.0)))
@@ -392,6 +440,10 @@ CELERY_BEAT_SCHEDULE = {
 # process has its own database pool and its own webchat connection limits.
 # One by default: a webchat long-polling session lives in the process that opened it (docs/configuration.md, "Serving").
 AGENTBOT_WEB_WORKERS = int(env_float("AGENTBOT_WEB_WORKERS", 1))
+# Seconds a client has to send a request's headers (agentbot/serving.py) and then its body
+# (core/request_limits.py) on the web port; 408 and the connection closed past them (0: no limit).
+AGENTBOT_WEB_HEADER_TIMEOUT = env_float("AGENTBOT_WEB_HEADER_TIMEOUT", 10.0)
+AGENTBOT_WEB_BODY_TIMEOUT = env_float("AGENTBOT_WEB_BODY_TIMEOUT", 30.0)
 AGENTBOT_WEB_THREADS = int(env_float("AGENTBOT_WEB_THREADS", 8))
 if AGENTBOT_WEB_WORKERS < 1 or AGENTBOT_WEB_THREADS < 0:
     raise ImproperlyConfigured(

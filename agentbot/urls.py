@@ -10,6 +10,7 @@ from domain import api as domain_api
 from inbound import api as inbound_api
 from inbound.connectors.chat2desk import views as chat2desk_views
 from inbound.connectors.webchat import views as webchat_views
+from inbound.connectors.webhook_channel import upload_views
 from inbound.connectors.webhook_channel import views as webhook_channel_views
 from portal import api as portal_api
 from subscriptions import api as subscriptions_api
@@ -33,8 +34,10 @@ api_v1 = [
     route("deliveries", deliveries_api.DeliveryListView, "delivery-list"),
     route("deliveries/<dlv:delivery_id>", deliveries_api.DeliveryDetailView, "delivery-detail"),
     route("deliveries/<dlv:delivery_id>/retry", deliveries_api.DeliveryRetryView, "delivery-retry"),
+    route("deliveries/<dlv:delivery_id>/skip", deliveries_api.DeliverySkipView, "delivery-skip"),
     route("events", deliveries_api.EventPublishView, "event-publish"),
     route("events/<evt:event_id>", deliveries_api.EventDetailView, "event-detail"),
+    route("events/<evt:event_id>/deliveries", deliveries_api.EventDeliveryListView, "event-deliveries"),
     route("event-types", deliveries_api.EventTypeListView, "event-types"),
     path("schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
@@ -95,6 +98,21 @@ urlpatterns = [
         name="webhook-channel-instance",
     ),
     path("chatbot/hooks/<site:bot_id>/poll/<inb:poll_id>", webhook_channel_views.poll, name="webhook-channel-poll"),
+    # The webhook channel's uploads (v2), at either of an instance's URLs, and the signed file link.
+    *[
+        path(f"{hook}/uploads{tail}", view, name=f"webhook-channel-upload{suffix}{name}")
+        for hook, suffix in (
+            ("chatbot/hooks/<site:bot_id>", ""),
+            ("chatbot/hooks/<site:bot_id>/hookInstance/<intg:instance_id>", "-instance"),
+        )
+        for tail, view, name in (
+            ("", upload_views.upload, ""),
+            ("/init", upload_views.upload_init, "-init"),
+            ("/<file:file_id>/parts/<int:number>", upload_views.upload_part, "-part"),
+            ("/<file:file_id>/finish", upload_views.upload_finish, "-finish"),
+        )
+    ],
+    path("chatbot/files/<str:token>", upload_views.file_download, name="webhook-channel-file"),
     route(
         "api/integrations/<intg:integration_id>/register-webhook",
         inbound_api.IntegrationRegisterWebhookView,

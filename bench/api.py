@@ -54,6 +54,7 @@ class Service:
             "PORT": str(port),
             "AGENTBOT_DATA_DIR": str(log_dir / "data"),
             "AGENTBOT_ALLOW_PRIVATE_URLS": "1",
+            "AGENTBOT_API_RATE": "0",  # one key, as fast as the service takes it
             **(extra_env or {}),
         }
         with open(self.log, "wb") as out:

@@ -22,7 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import harness  # noqa: E402
 
-MEASURES = ("limit", "throughput", "latency", "isolation", "backlog", "api")
+MEASURES = ("limit", "throughput", "latency", "isolation", "backlog", "api", "ordered")
+# The ordered runs (docs/ordering.md): one webhook, the same events and receiver; unordered, ordered
+# by key over --ordered-keys keys, and ordered by key with every event on one (hot) key.
+ORDERED_RUNS = (("ordered_none", "none", None), ("ordered_keys", "key", None), ("ordered_hot", "key", 1))
 
 
 class StepFailed(Exception):
@@ -55,6 +58,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--api-events", type=int, default=1000, help="events published through the API per run (default 1000)")
     parser.add_argument("--api-clients", default="16,64", help="concurrent HTTP clients of the api runs (default 16,64)")
     parser.add_argument("--web-port", type=int, default=8790, help="the port of the service the api runs start")
+    parser.add_argument("--ordered-keys", type=int, default=100, help="ordering keys of the ordered runs (default 100)")
+    parser.add_argument(
+        "--ordered-events",
+        type=int,
+        default=None,
+        help="events per ordered run (default --events; the hot key's are sent one by one)",
+    )
     args = parser.parse_args()
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = set(args.only) - set(MEASURES)
@@ -65,6 +75,7 @@ def parse_args() -> argparse.Namespace:
     args.latency_seconds = args.latency_seconds or (10.0 if args.quick else 30.0)
     args.backlog = args.backlog or (100_000 if args.quick else 1_000_000)
     args.api_clients = [int(c) for c in args.api_clients.split(",") if c.strip()]
+    args.ordered_events = args.ordered_events or args.events
     return args
 
 
@@ -176,6 +187,13 @@ def main() -> None:
             )
             for out in runs:
                 results.setdefault(f"api_{out['clients']}", []).append({**out, "limit": limit})
+        elif measure == "ordered":
+            for name, ordering, keys in ORDERED_RUNS:
+                keys = keys or args.ordered_keys
+                out = step(
+                    f"{name} #{n}", scenarios.burst, ctx, events=args.ordered_events, webhooks=1, ordering=ordering, keys=keys
+                )
+                results.setdefault(name, []).append(out)
 
     try:
         for measure in MEASURES:
@@ -281,6 +299,17 @@ def report(args: argparse.Namespace, results: dict) -> None:
             f"{med(runs, 'web_cpu_ms_per_publish'):.1f} ms",
             spread(runs, "web_cpu_ms_per_publish", "{:.1f}"),
         )
+    if "ordered_none" in results:
+        ev, keys = f"{args.ordered_events:,}", args.ordered_keys
+        none = med(results["ordered_none"], "per_second")
+        table.rate(f"7 ordering none: {ev} events × 1 webhook", results["ordered_none"])
+        if "ordered_keys" in results:
+            share = med(results["ordered_keys"], "per_second") / none
+            table.rate(f"7 ordering key: {keys} keys", results["ordered_keys"], f"≥ 50% of none: {share:.0%}")
+        if "ordered_hot" in results:
+            table.rate("7 ordering key: one hot key", results["ordered_hot"])
+        late = sum(r["out_of_order"] for name in ("ordered_keys", "ordered_hot") for r in results.get(name, []))
+        table.plain("7 ordered deliveries that arrived out of order (all runs)", f"{late}", "", "0")
     runs = [r for name in ("throughput_10", "throughput_1", "latency", "isolation") for r in results.get(name, [])]
     runs += [r for clients in args.api_clients for r in results.get(f"api_{clients}", [])]
     if runs:
@@ -299,7 +328,7 @@ def report(args: argparse.Namespace, results: dict) -> None:
                     f"! api, {clients} clients: {r['accepted']} accepted, {r['events_stored']} stored, "
                     f"{r['deliveries']}/{r['expected']} delivered; statuses {r['statuses']}; {r['failures'][:2]}"
                 )
-    for name in ("throughput_10", "throughput_1", "latency", "isolation"):
+    for name in ("throughput_10", "throughput_1", "latency", "isolation", *(r[0] for r in ORDERED_RUNS)):
         runs = results.get(name, [])
         if any(r["deliveries"] < r["expected"] or r["duplicates"] for r in runs):
             print(

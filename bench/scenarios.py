@@ -75,7 +75,7 @@ def tables_reset() -> None:
         )
 
 
-def site_with_webhooks(receiver: Receiver, count: int, *, hanging: int = 0) -> tuple[Site, list[Webhook]]:
+def site_with_webhooks(receiver: Receiver, count: int, *, hanging: int = 0, ordering: str = "none") -> tuple[Site, list[Webhook]]:
     site = Site.objects.create(id="site_bench", name="Benchmark")
     hooks = [
         Webhook.objects.create(
@@ -83,6 +83,7 @@ def site_with_webhooks(receiver: Receiver, count: int, *, hanging: int = 0) -> t
             url=receiver.url(f"wh{n}", hang=n >= count - hanging),
             events=["*"],
             secret=generate_secret(),
+            ordering=ordering,
         )
         for n in range(count)
     ]
@@ -90,18 +91,19 @@ def site_with_webhooks(receiver: Receiver, count: int, *, hanging: int = 0) -> t
 
 
 # --- publishing -------------------------------------------------------------------------------
-def publish_one(site: Site) -> tuple[str, float]:
+def publish_one(site: Site, key: str | None = None) -> tuple[str, float]:
     """Publish in its own transaction; returns the event id and the moment the commit returned."""
     stamp: list[float] = []
     with transaction.atomic():
         # Registered first, so it runs right after COMMIT and before the hand-off to Celery.
         transaction.on_commit(lambda: stamp.append(time.time()))
-        event, _ = event_publish(site=site, event_type="message.created", data=MESSAGE)
+        event, _ = event_publish(site=site, event_type="message.created", data=MESSAGE, ordering_key=key)
     return event.id, stamp[0]
 
 
-def publish(site: Site, count: int, *, threads: int, rate: float | None = None) -> dict[str, float]:
-    """`count` events from `threads` publishers, as fast as possible or paced at `rate` per second."""
+def publish(site: Site, count: int, *, threads: int, rate: float | None = None, keys: int = 0) -> dict[str, float]:
+    """`count` events from `threads` publishers, as fast as possible or paced at `rate` per second;
+    with `keys`, event n has ordering key `k{n % keys}` (the keys interleaved)."""
     commits: dict[str, float] = {}
     lock = threading.Lock()
     issued = iter(range(count))
@@ -118,7 +120,7 @@ def publish(site: Site, count: int, *, threads: int, rate: float | None = None) 
                     delay = started + n / rate - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                event_id, at = publish_one(site)
+                event_id, at = publish_one(site, f"k{n % keys}" if keys else None)
                 commits[event_id] = at
         finally:
             connection.close()
@@ -179,10 +181,30 @@ def unfinished_by_state(webhooks: set[str]) -> dict[str, int]:
 
 
 # --- runs -------------------------------------------------------------------------------------
-def burst(ctx: Context, *, events: int, webhooks: int, hanging: int = 0) -> dict:
-    """Publish `events` as fast as the publishers go; time to the last healthy attempt recorded."""
+def out_of_order(receiver: Receiver) -> int:
+    """Deliveries of an ordered key that first arrived before one published ahead of them on it."""
+    order = {
+        d: (k, s) for d, k, s in Delivery.objects.filter(ordering_key__isnull=False).values_list("id", "ordering_key", "sequence")
+    }
+    last: dict[tuple[str, str], int] = {}
+    seen, late = set(), 0
+    for _at, delivery_id, path in receiver.arrivals():
+        if delivery_id in seen or delivery_id not in order:
+            continue
+        seen.add(delivery_id)
+        key, sequence = order[delivery_id]
+        if sequence < last.get((path, key), -1):
+            late += 1
+        last[(path, key)] = max(sequence, last.get((path, key), -1))
+    return late
+
+
+def burst(ctx: Context, *, events: int, webhooks: int, hanging: int = 0, ordering: str = "none", keys: int = 0) -> dict:
+    """Publish `events` as fast as the publishers go; time to the last healthy attempt recorded.
+    `ordering` is the webhooks' (docs/ordering.md) and `keys` how many ordering keys the events
+    are spread over."""
     tables_reset()
-    site, hooks = site_with_webhooks(ctx.receiver, webhooks, hanging=hanging)
+    site, hooks = site_with_webhooks(ctx.receiver, webhooks, hanging=hanging, ordering=ordering)
     healthy = {h.id for h in hooks[: webhooks - hanging]}
     ctx.receiver.reset()
     workers = ctx.start_workers()
@@ -190,7 +212,7 @@ def burst(ctx: Context, *, events: int, webhooks: int, hanging: int = 0) -> dict
     try:
         first_publish, cpu_before, worker_cpu_before = time.time(), time.process_time(), workers.cpu_seconds()
         postgres_cpu_before = postgres_cpu_seconds()
-        commits = publish(site, events, threads=ctx.publishers)
+        commits = publish(site, events, threads=ctx.publishers, keys=keys)
         published, publisher_cpu = time.time(), time.process_time() - cpu_before
         expected = events * len(healthy)
         done_at, done = wait_succeeded(expected, stall=ctx.settle_timeout, limit=ctx.run_limit)
@@ -203,6 +225,7 @@ def burst(ctx: Context, *, events: int, webhooks: int, hanging: int = 0) -> dict
     values, duplicates = latencies(ctx.receiver, commits, healthy)
     seconds = done_at - first_publish
     return {
+        "out_of_order": out_of_order(ctx.receiver) if ordering != "none" else 0,
         "unfinished": unfinished,
         "deliveries": done,
         "expected": expected,

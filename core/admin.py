@@ -3,6 +3,7 @@ from django.contrib.admin.utils import quote, unquote
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, ngettext
 
 from core.models import ApiKey, Site
@@ -58,6 +59,10 @@ class ObjectActionsMixin:
         if response is not None:
             return response
         opts = self.model._meta
+        if request.GET.get("from") == "list":  # a row's control on the list: back to it, filters kept
+            back = request.META.get("HTTP_REFERER", "")
+            safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+            return HttpResponseRedirect(back if safe else reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
         return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)]))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):

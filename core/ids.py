@@ -79,13 +79,17 @@ def new_knowledge_id() -> str:
     return new_id("kb")
 
 
+def new_file_id() -> str:
+    return new_id("file")
+
+
 # --- the id grammar, for URLs ------------------------------------------------------------------
 # `<prefix>_` and 26 base32 digits; a site id is `site_` and 1 to 60 of [a-z0-9_-] (`site_demo`,
 # ids chosen with create_api_key). Anything else in an id's place of a URL (a NUL byte, a quote, a
 # wrong prefix, upper case) is a 404 before any view or query runs.
 ULID_PATTERN = f"[{_ALPHABET}]{{26}}"
 SITE_ID_PATTERN = "site_[a-z0-9_-]{1,60}"
-PREFIXES = ("wh", "evt", "dlv", "conv", "msg", "tkt", "lead", "apt", "intg", "inb", "kb")
+PREFIXES = ("wh", "evt", "dlv", "conv", "msg", "tkt", "lead", "apt", "intg", "inb", "kb", "file")
 
 
 def id_pattern(prefix: str) -> str:

@@ -8,6 +8,7 @@ being read at the byte that passes the limit. (Under WSGI, Django reads a body o
 the parsers read at most the limit.)
 """
 
+import asyncio
 import json
 from urllib.parse import unquote_to_bytes
 
@@ -49,6 +50,19 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _BodyTooSlow(Exception):
+    pass
+
+
+async def refuse_too_slow(scope, send, seconds: float) -> None:
+    """The ASGI 408 for a body not received within `seconds`; the connection is closed."""
+    message = f"the request body did not arrive within {seconds:g} s"
+    body = json.dumps(error_body(scope.get("path", ""), "request_timeout", message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 408, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _too_large_body(path: str, limit: int) -> bytes:
     message = f"the request body must be at most {limit // 1024} KB"
     error = "too_large" if path.startswith("/api/webhook/") else "payload_too_large"  # each API's own code
@@ -73,7 +87,9 @@ async def refuse_too_large(scope, send, limit: int) -> None:
 
 
 class BodyLimit:
-    """ASGI middleware: HTTP request bodies over `limit` bytes are answered 413 unread."""
+    """ASGI middleware: HTTP request bodies over `limit` bytes are answered 413 unread, and one not
+    received in full within AGENTBOT_WEB_BODY_TIMEOUT seconds 408 (a client that drips its body
+    holds nothing for longer; the request headers' own timeout is agentbot/serving.py's)."""
 
     def __init__(self, app, limit: int | None = None):
         self.app = app
@@ -88,14 +104,26 @@ class BodyLimit:
             return await refuse_too_large(scope, send, limit)
         received = 0
         started = False
+        seconds = settings.AGENTBOT_WEB_BODY_TIMEOUT
+        body_by: float | None = None  # the body's deadline, from the first read; None once it is whole
 
         async def limited_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_by
+            if body_by is None and received == 0 and seconds > 0:
+                body_by = asyncio.get_running_loop().time() + seconds
+            if body_by is not None:
+                try:
+                    message = await asyncio.wait_for(receive(), max(body_by - asyncio.get_running_loop().time(), 0))
+                except TimeoutError:
+                    raise _BodyTooSlow from None
+            else:
+                message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise _BodyTooLarge
+                if not message.get("more_body", False):
+                    body_by, received = None, max(received, 1)  # whole: what comes next is the disconnect
             return message
 
         async def tracking_send(message):
@@ -109,3 +137,6 @@ class BodyLimit:
         except _BodyTooLarge:
             if not started:
                 await refuse_too_large(scope, send, limit)
+        except _BodyTooSlow:
+            if not started:
+                await refuse_too_slow(scope, send, seconds)

@@ -29,6 +29,7 @@ from deliveries.selectors import (
     attempt_stats,
     deliveries_by_status,
     deliveries_per_hour,
+    deliveries_with_waiting_behind,
     due_backlog,
     webhooks_with_health,
 )
@@ -92,12 +93,14 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
     search_help_text = _("A delivery, event or webhook id, whole, or part of a webhook's URL.")
     list_select_related = ["event", "webhook"]
     show_full_result_count = False  # the delivery table is large; one count per page view is enough
-    actions = ["retry"]
+    actions = ["retry", "skip"]
     readonly_fields = [
         "id",
         "event",
         "webhook",
         "status",
+        "ordering_key",
+        "waiting_behind_link",
         "attempt_count",
         "next_attempt_at",
         "last_attempt_at",
@@ -129,7 +132,7 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return queryset, False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("event", "webhook")
+        return deliveries_with_waiting_behind(super().get_queryset(request).select_related("event", "webhook"))
 
     def has_add_permission(self, request):
         return False
@@ -138,7 +141,15 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return False
 
     def object_actions(self, request, obj):
-        return ["retry"]
+        return ["retry", "skip"] if obj.status == Delivery.Status.PENDING else ["retry"]
+
+    @admin.display(description=_("waiting behind"))
+    def waiting_behind_link(self, obj):
+        """The delivery of its ordering key that must succeed or fail before this one is sent."""
+        if not obj.waiting_behind:
+            return "—"
+        url = reverse("admin:deliveries_delivery_change", args=[obj.waiting_behind])
+        return format_html('<a href="{}">{}</a>', url, obj.waiting_behind)
 
     @admin.display(description="event", ordering="event__type")
     def event_type(self, obj):
@@ -185,6 +196,28 @@ class DeliveryAdmin(ObjectActionsMixin, admin.ModelAdmin):
             request, f"Queued {done} deliveries to be sent again now{note}.", messages.WARNING if busy else messages.SUCCESS
         )
 
+    @admin.action(description=_("Skip (end as failed, not sent; the next of its ordering key goes)"))
+    def skip(self, request, queryset):
+        done, refused = 0, []
+        for delivery in queryset:
+            try:
+                operator.delivery_skip(delivery=delivery, by=request.user.get_username())
+            except operator.DeliveryBusy as exc:
+                refused.append(f"{delivery.id}: {exc}")
+                continue
+            done += 1
+            log_delivery(
+                logger,
+                logging.INFO,
+                "delivery skipped from the admin",
+                delivery_id=delivery.id,
+                event_id=delivery.event_id,
+                webhook_id=delivery.webhook_id,
+                operator=request.user.get_username(),
+            )
+        note = f" Left alone: {'; '.join(refused)}." if refused else ""
+        self.message_user(request, f"Skipped {done} deliveries.{note}", messages.WARNING if refused else messages.SUCCESS)
+
     def dashboard_view(self, request):
         now = timezone.now()
         by_status: dict[str, int] = dict.fromkeys(Delivery.Status.values, 0)
@@ -213,7 +246,7 @@ class EventAdmin(admin.ModelAdmin):
     search_fields = ["=id", "=idempotency_key"]  # the box; get_search_results searches
     search_help_text = _("An event id or an idempotency key, whole.")
     show_full_result_count = False
-    readonly_fields = ["id", "site", "type", "data", "idempotency_key", "created_at"]
+    readonly_fields = ["id", "site", "type", "data", "idempotency_key", "ordering_key", "created_at"]
     fields = readonly_fields
 
     def get_search_results(self, request, queryset, search_term):
@@ -255,7 +288,10 @@ class WebhookAdmin(subscriptions_admin.WebhookAdmin):
     that send (a test event, the failed deliveries again)."""
 
     list_display = [*subscriptions_admin.WebhookAdmin.list_display]
-    list_display[list_display.index("enabled") + 1 : list_display.index("enabled") + 1] = ["last_delivery", "success_24h"]
+    list_display[list_display.index("enabled_switch") + 1 : list_display.index("enabled_switch") + 1] = [
+        "last_delivery",
+        "success_24h",
+    ]
     readonly_fields = [*subscriptions_admin.WebhookAdmin.readonly_fields, "test_preview", "deliveries_chart", "recent_deliveries"]
     actions = ["send_test", "redeliver_failed", *subscriptions_admin.WebhookAdmin.actions]
 

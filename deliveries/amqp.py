@@ -22,6 +22,7 @@ in a result, a log line or an error.
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -273,11 +274,21 @@ def _text(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
+# A password at least this long is masked wherever it appears; a shorter one only where it is a
+# URL's password (`:<password>@`): a one-character password must not mask that character
+# everywhere in the line.
+SCRUB_ANYWHERE_CHARS = 8
+
+
 def scrub(text: str, password: str) -> str:
-    """Whatever a library's error says, it never carries the password (nor its URL-encoded form)."""
+    """Whatever a library's error says, it never carries the password (nor its URL-encoded form)
+    in a URL; a password of SCRUB_ANYWHERE_CHARS or more is masked wherever it appears."""
     if password:
         for form in {password, quote(password, safe="")}:
-            text = text.replace(form, MASKED_PASSWORD)
+            if len(form) >= SCRUB_ANYWHERE_CHARS:
+                text = text.replace(form, MASKED_PASSWORD)
+            else:
+                text = re.sub(f"(?<=:){re.escape(form)}(?=@)", MASKED_PASSWORD, text)
     return text
 
 

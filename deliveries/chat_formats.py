@@ -35,10 +35,17 @@ def units(text: str) -> int:
 
 def fit(text: str, limit: int, escape: Callable[[str], str] = str) -> str:
     """`text` escaped, and if that is longer than `limit`, the longest prefix that fits with an
-    ellipsis. The prefix is cut before escaping, so no escape sequence is ever split."""
-    rendered = escape(text)
-    if units(rendered) <= limit:
-        return rendered
+    ellipsis. The prefix is cut before escaping, so no escape sequence is ever split.
+
+    Linear in `limit`, whatever the text's length: an escape never makes text shorter, so a text
+    of more than `limit` characters cannot fit, and only prefixes of at most `limit` characters are
+    ever escaped (a megabyte from an integrator costs what its first few thousand characters do)."""
+    if limit < 1:
+        return ""
+    if len(text) <= limit:
+        rendered = escape(text)
+        if units(rendered) <= limit:
+            return rendered
 
     def cut(keep: int) -> str:
         return escape(text[:keep].rstrip()) + ELLIPSIS
@@ -55,6 +62,7 @@ SLACK_TEXT_CHARS = 40_000  # the message's top-level text (the notification's fa
 SLACK_HEADER_CHARS = 150
 SLACK_SECTION_CHARS = 3000
 SLACK_FIELD_CHARS = 2000
+SLACK_FIELD_NAME_CHARS = 200  # a field's name, shown bold above its value
 SLACK_FIELDS = 10  # per section
 SLACK_BLOCKS = 50
 
@@ -69,6 +77,12 @@ def slack_mrkdwn(value: str) -> dict:
     return {"type": "mrkdwn", "text": value, "verbatim": True}
 
 
+def slack_field(name: str, value: str) -> dict:
+    """`*name*` over its value, both escaped and cut so the field stays within its limit."""
+    shown = fit(name, SLACK_FIELD_NAME_CHARS, slack_escape)
+    return slack_mrkdwn(f"*{shown}*\n" + fit(value, SLACK_FIELD_CHARS - units(shown) - 3, slack_escape))
+
+
 def slack_body(e: Envelope) -> dict:
     m = chat_message(e)
     blocks: list[dict] = [
@@ -79,10 +93,7 @@ def slack_body(e: Envelope) -> dict:
         blocks.append(
             {
                 "type": "section",
-                "fields": [
-                    slack_mrkdwn(f"*{slack_escape(name)}*\n" + fit(value, SLACK_FIELD_CHARS - units(name) - 3, slack_escape))
-                    for name, value in m.fields[:SLACK_FIELDS]
-                ],
+                "fields": [slack_field(name, value) for name, value in m.fields[:SLACK_FIELDS]],
             }
         )
     if m.text:
@@ -97,6 +108,20 @@ def slack_body(e: Envelope) -> dict:
 def slack_success(status: int, body: bytes) -> bool:
     """Slack answers 200 with the body `ok`; anything else (`invalid_payload`, …) is a refusal."""
     return status == 200 and body == b"ok"
+
+
+# Slack's answers when the webhook or its channel is gone on Slack's side: no retry brings it back.
+SLACK_GONE = {
+    b"no_service": "the incoming webhook was removed or disabled in Slack",
+    b"channel_not_found": "the webhook's channel was deleted in Slack",
+    b"channel_is_archived": "the webhook's channel is archived in Slack",
+}
+
+
+def slack_gone(status: int, body: bytes) -> str:
+    """Why Slack will never take this webhook's messages again (404 or 410 with its error), or ""."""
+    meaning = SLACK_GONE.get(body.strip()) if status in (404, 410) else None
+    return f"Slack answered {status} {body.strip().decode()}: {meaning}" if meaning else ""
 
 
 # --- Discord: content and an embed ----------------------------------------------------------------
@@ -121,7 +146,10 @@ DISCORD_DEFAULT_COLOUR = 0x99AAB5
 
 # Markdown that Discord reads anywhere, and at the start of a line (quotes, headings, lists).
 _DISCORD_INLINE = re.compile(r"([\\*_~`|\[\]<>])")
-_DISCORD_LINE_START = re.compile(r"^(\s*)([>#+-]|\d+\.)", re.MULTILINE)
+# The indent is whitespace other than a line break, so a match never runs on into the next line:
+# the pattern is tried once per line and scans only that line (linear; `\s*` here once made a text
+# of n line breaks cost n²/2 steps with the GIL held).
+_DISCORD_LINE_START = re.compile(r"^([^\S\n]*)(?:([>#+-])|(\d+)\.)", re.MULTILINE)
 # @everyone, @here, and role/user/channel mentions: a zero-width space breaks every one of them.
 _DISCORD_MENTION = re.compile(r"@(?=everyone|here|[!&]?\d)", re.IGNORECASE)
 
@@ -131,7 +159,14 @@ def discord_escape(value: str) -> str:
     punctuation), and no mention can form. allowed_mentions says the same to Discord's server."""
     value = _DISCORD_MENTION.sub("@\u200b", value)
     value = _DISCORD_INLINE.sub(r"\\\1", value)
-    return _DISCORD_LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", value)
+    return _DISCORD_LINE_START.sub(_discord_line_start, value)
+
+
+def _discord_line_start(m: re.Match) -> str:
+    """`# `, `> `, `- `, `+ ` become `\\# `…; a numbered line `1. ` becomes `1\\. `: Discord keeps a
+    backslash before a digit (it would show `\\1.`) and drops it before the dot."""
+    indent, mark, number = m.groups()
+    return f"{indent}\\{mark}" if mark else f"{indent}{number}\\."
 
 
 def discord_embed(m: ChatMessage) -> dict:
@@ -143,8 +178,15 @@ def discord_embed(m: ChatMessage) -> dict:
     limits = [DISCORD_FIELD_VALUE_CHARS] * len(values) + ([DISCORD_DESCRIPTION_CHARS] if m.text else [])
     raw = values + ([m.text] if m.text else [])
     budget = DISCORD_EMBED_CHARS - units(title) - units(footer) - sum(units(n) for n in names)
+    fitted: dict[tuple[int, int], str] = {}  # a value cut to a limit is cut once, however often asked
+
+    def fitted_value(index: int, limit: int) -> str:
+        if (index, limit) not in fitted:
+            fitted[index, limit] = fit(raw[index], limit, discord_escape)
+        return fitted[index, limit]
+
     while True:
-        shown = [fit(value, limit, discord_escape) for value, limit in zip(raw, limits, strict=True)]
+        shown = [fitted_value(i, limit) for i, limit in enumerate(limits)]
         over = sum(units(s) for s in shown) - budget
         longest = max(range(len(shown)), key=lambda i: units(shown[i]), default=None)
         if over <= 0 or longest is None or units(shown[longest]) <= 1:
@@ -187,6 +229,25 @@ def discord_success(status: int, body: bytes) -> bool:
     return isinstance(answer, dict) and "id" in answer
 
 
+DISCORD_UNKNOWN_WEBHOOK = 10015
+
+
+def discord_gone(status: int, body: bytes) -> str:
+    """Why Discord will never take this webhook's messages again, or "": a 404 "Unknown Webhook"
+    (code 10015) when it was deleted, a 401 when its token no longer holds."""
+    if status == 401:
+        return "Discord answered 401: the webhook's token is no longer valid (the webhook was deleted or reset in Discord)"
+    if status != 404:
+        return ""
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
+        return ""
+    if isinstance(answer, dict) and answer.get("code") == DISCORD_UNKNOWN_WEBHOOK:
+        return "Discord answered 404 Unknown Webhook (10015): the webhook was deleted in Discord"
+    return ""
+
+
 # --- Microsoft Teams: an Adaptive Card, as Workflows webhooks take it ---------------------------------
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 ADAPTIVE_CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -195,6 +256,8 @@ ADAPTIVE_CARD_VERSION = "1.4"
 TEAMS_BODY_BYTES = 20_000
 TEAMS_TEXT_CHARS = 10_000
 TEAMS_SUMMARY_CHARS = 500
+TEAMS_FIELD_NAME_CHARS = 200
+TEAMS_FIELDS = 25  # as Discord's embed: an event with thousands of top-level values shows the first
 
 
 def text_run(value: str, **style) -> dict:
@@ -207,12 +270,12 @@ def teams_card(m: ChatMessage, *, text_chars: int, field_chars: int) -> dict:
     body: list[dict] = [
         {"type": "RichTextBlock", "inlines": [text_run(fit(m.summary, TEAMS_SUMMARY_CHARS), weight="Bolder", size="Medium")]},
     ]
-    for name, value in m.fields:
-        inlines = [text_run(f"{name}: ", weight="Bolder"), text_run(fit(value, field_chars))]
+    for name, value in m.fields[:TEAMS_FIELDS]:
+        inlines = [text_run(f"{fit(name, TEAMS_FIELD_NAME_CHARS)}: ", weight="Bolder"), text_run(fit(value, field_chars))]
         body.append({"type": "RichTextBlock", "spacing": "None", "inlines": inlines})
     if m.text:
         body.append({"type": "RichTextBlock", "separator": True, "inlines": [text_run(fit(m.text, text_chars))]})
-    body.append({"type": "RichTextBlock", "inlines": [text_run(m.footer, isSubtle=True, size="Small")]})
+    body.append({"type": "RichTextBlock", "inlines": [text_run(fit(m.footer, TEAMS_SUMMARY_CHARS), isSubtle=True, size="Small")]})
     card: dict = {"$schema": ADAPTIVE_CARD_SCHEMA, "type": "AdaptiveCard", "version": ADAPTIVE_CARD_VERSION, "body": body}
     if m.link:
         card["actions"] = [{"type": "Action.OpenUrl", "title": m.link.label, "url": m.link.url}]
@@ -233,7 +296,7 @@ def teams_body(e: Envelope) -> dict:
         if text_chars > 1:
             text_chars = max(text_chars - over, 1)
         else:
-            field_chars = max(field_chars - over // max(len(m.fields), 1) - 1, 1)
+            field_chars = max(field_chars - over // max(len(m.fields[:TEAMS_FIELDS]), 1) - 1, 1)
 
 
 def teams_success(status: int, body: bytes) -> bool:

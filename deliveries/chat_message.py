@@ -18,6 +18,7 @@ from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CONVERSATION_CLOSED,
     CONVERSATION_CREATED,
+    CONVERSATION_MERGED,
     CONVERSATION_NEEDS_HUMAN,
     DELIVERY_EXHAUSTED,
     LEAD_SUBMIT,
@@ -125,6 +126,15 @@ def describe_conversation_created(data: dict) -> Described:
 
 def describe_conversation_closed(data: dict) -> Described:
     return f"Conversation with {who(data)} closed", conversation_fields(data), None
+
+
+def describe_conversation_merged(data: dict) -> Described:
+    return (
+        f"Conversation with {who(data)} merged{on_channel(data)}",
+        conversation_fields(data)
+        + fields(("Merged from", data.get("merged_conversation_id")), ("Messages moved", data.get("moved_message_count"))),
+        None,
+    )
 
 
 def describe_needs_human(data: dict) -> Described:
@@ -256,6 +266,7 @@ DESCRIBE: dict[str, Callable[[dict], Described]] = {
     CONVERSATION_CREATED.name: describe_conversation_created,
     CONVERSATION_CLOSED.name: describe_conversation_closed,
     CONVERSATION_NEEDS_HUMAN.name: describe_needs_human,
+    CONVERSATION_MERGED.name: describe_conversation_merged,
     MESSAGE_CREATED.name: describe_message_created,
     TICKET_CREATED.name: describe_ticket_created,
     TICKET_UPDATED.name: describe_ticket_updated,

@@ -4,7 +4,8 @@
 - After AGENTBOT_CIRCUIT_THRESHOLD consecutive failures the circuit opens: the webhook's
   deliveries stay pending (nothing is lost) but are not handed to workers, except one probe per
   AGENTBOT_CIRCUIT_PROBE_INTERVAL; the first success closes the circuit again.
-- A receiver that answers 410 Gone is disabled at once; one whose every delivery has failed for
+- A receiver that answers 410 Gone, or that its format reads as gone for good (Slack's
+  `no_service`, Discord's Unknown Webhook), is disabled at once; one whose every delivery has failed for
   AGENTBOT_DISABLE_AFTER_DAYS is disabled too. Both record the reason and the time.
 - Before that, the owner is warned: `webhook.failing` when the failing streak has lasted 50, 75
   and 90 per cent of AGENTBOT_DISABLE_AFTER_DAYS (once each per streak, `failing_level`), and
@@ -36,6 +37,7 @@ class Outcome:
     ok: bool
     status_code: int | None
     at: datetime
+    gone_reason: str = ""  # the format read the answer as the receiver gone for good (formats.DeliveryFormat.gone)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,9 @@ def _fold(webhook: Webhook, outcomes: list[Outcome]) -> list[Notice]:
             webhook.consecutive_failures += 1
             webhook.failing_since = webhook.failing_since or outcome.at
     recovered = announced and outcomes[-1].ok
-    gone = any(o.status_code == 410 for o in outcomes if not o.ok)
+    gone = next((o.gone_reason for o in outcomes if not o.ok and o.gone_reason), "")
+    if not gone and any(o.status_code == 410 for o in outcomes if not o.ok):
+        gone = "the receiver answered 410 Gone"
     opens = not was_open and webhook.consecutive_failures >= settings.AGENTBOT_CIRCUIT_THRESHOLD and not outcomes[-1].ok
     if opens:
         webhook.circuit_opened_at = now
@@ -112,7 +116,7 @@ def _fold(webhook: Webhook, outcomes: list[Outcome]) -> list[Notice]:
     window = timedelta(days=settings.AGENTBOT_DISABLE_AFTER_DAYS)
     reason = ""
     if gone:
-        reason = "the receiver answered 410 Gone"
+        reason = gone
     elif webhook.failing_since and now - webhook.failing_since >= window:
         reason = f"every delivery failed since {webhook.failing_since:%Y-%m-%d %H:%M} UTC ({window.days} days or more)"
     disables = bool(reason) and webhook.enabled
@@ -207,7 +211,8 @@ def retry_delay(step: float, *, status_code: int | None, headers: dict[str, str]
 
 
 def probes_claim(*, now: datetime, until: datetime, token: str) -> list[str]:
-    """One due delivery for each open circuit whose probe time has come, leased with `token`."""
+    """One due delivery for each open circuit whose probe time has come, leased with `token` (of an
+    ordered webhook, the head of a key: a probe never jumps its key's order)."""
     from deliveries import bulk
     from deliveries.models import Delivery
 
@@ -217,8 +222,7 @@ def probes_claim(*, now: datetime, until: datetime, token: str) -> list[str]:
             if not webhook_probe_take(webhook_id=webhook_id, now=now):
                 continue
             probe = (
-                bulk.due_unleased(now=now)
-                .filter(webhook_id=webhook_id)
+                bulk.heads(bulk.due_unleased(now=now).filter(webhook_id=webhook_id))
                 .order_by("next_attempt_at")
                 .select_for_update(skip_locked=True)
                 .values_list("id", flat=True)

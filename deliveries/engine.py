@@ -64,6 +64,8 @@ class Job:
     # time.monotonic() before which it must not start (deliveries/rate_limit.py).
     rate_interval: float | None = None
     not_before: float = 0.0
+    # Its ordering key (None: unordered): the next delivery of the key goes when this one ends.
+    ordering_key: str | None = None
     deadline: float = 0.0  # time.monotonic() after which the attempt must not start any more
     started: datetime | None = None
     request: http.OutboundRequest | None = None

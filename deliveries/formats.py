@@ -84,6 +84,10 @@ class DeliveryFormat:
     is_success: Callable[[int, bytes], bool]
     schedule: tuple[float, ...]
     carries: Callable[[str], bool] = lambda event_type: True
+    # A failed answer that says the receiver is gone for good (a 410; a chat platform's own words
+    # for a webhook deleted on its side): the reason, which ends the delivery and disables the
+    # webhook (deliveries/endpoint_health.py); "" for a failure worth retrying.
+    gone: Callable[[int, bytes], str] = lambda status, body: answered_gone(status)
 
     def render(self, envelope: Envelope) -> bytes:
         """The request body: the same bytes for every attempt of every delivery of the event."""
@@ -121,6 +125,10 @@ def timestamped_signature(s: Signing, *, old_first: bool = False) -> str:
     secrets = s.secrets[::-1] if old_first else s.secrets
     signed = f"{s.timestamp}.".encode() + s.body
     return ",".join([f"t={s.timestamp}"] + [f"v1={hmac_hex('sha256', k, signed)}" for k in secrets])
+
+
+def answered_gone(status: int) -> str:
+    return "the receiver answered 410 Gone" if status == 410 else ""
 
 
 def is_2xx(status: int, body: bytes) -> bool:
@@ -289,9 +297,21 @@ FORMATS: dict[str, DeliveryFormat] = {
             carries=lambda t: t in LEADS_TYPES,
         ),
         DeliveryFormat(WebhookFormat.STANDARD, standard_body, standard_sign, is_2xx, DEFAULT_SCHEDULE),
-        DeliveryFormat(WebhookFormat.SLACK, chat_formats.slack_body, unsigned, chat_formats.slack_success, DEFAULT_SCHEDULE),
         DeliveryFormat(
-            WebhookFormat.DISCORD, chat_formats.discord_body, unsigned, chat_formats.discord_success, DEFAULT_SCHEDULE
+            WebhookFormat.SLACK,
+            chat_formats.slack_body,
+            unsigned,
+            chat_formats.slack_success,
+            DEFAULT_SCHEDULE,
+            gone=lambda status, body: chat_formats.slack_gone(status, body) or answered_gone(status),
+        ),
+        DeliveryFormat(
+            WebhookFormat.DISCORD,
+            chat_formats.discord_body,
+            unsigned,
+            chat_formats.discord_success,
+            DEFAULT_SCHEDULE,
+            gone=lambda status, body: chat_formats.discord_gone(status, body) or answered_gone(status),
         ),
         DeliveryFormat(WebhookFormat.TEAMS, chat_formats.teams_body, unsigned, chat_formats.teams_success, DEFAULT_SCHEDULE),
     )

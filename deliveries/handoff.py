@@ -17,8 +17,10 @@ import logging
 import secrets
 import threading
 import time
+from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
 
 from core.process import PerProcess
 
@@ -34,6 +36,7 @@ class Outbox:
         self._clock = clock
         self._cond = threading.Condition()
         self._queued: dict[str, list[str]] = {}  # token -> ids, in arrival order
+        self._behind: list[str] = []  # ordered deliveries stored behind their key's head
         self._sending = False
         self._thread: threading.Thread | None = None
         self._token, self._token_born = "", float("-inf")
@@ -54,11 +57,21 @@ class Outbox:
             self._queued.setdefault(token, []).extend(ids)
             self._cond.notify_all()
 
+    def put_behind(self, ids: list[str]) -> None:
+        """Ordered deliveries stored without a lease behind a pending one of their key: the thread
+        hands out those whose key's head has ended by now (see deliveries_next)."""
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deliveries-handoff", daemon=True)
+                self._thread.start()
+            self._behind.extend(ids)
+            self._cond.notify_all()
+
     def flush(self, timeout: float) -> bool:
         """Wait until everything put has been sent (or refused); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queued or self._sending:
+            while self._queued or self._behind or self._sending:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -69,7 +82,7 @@ class Outbox:
         last_sent = float("-inf")
         while True:
             with self._cond:
-                while not self._queued:
+                while not self._queued and not self._behind:
                     self._cond.wait()
                 # Within AGENTBOT_HANDOFF_LINGER of the last message, let the next one gather (up to
                 # a full batch): a stream of publishes shares messages, a lone publish goes at once.
@@ -77,7 +90,13 @@ class Outbox:
                 while time.monotonic() < until and self._count() < settings.AGENTBOT_SEND_BATCH:
                     self._cond.wait(until - time.monotonic())
                 queued, self._queued, self._sending = self._queued, {}, True
+                behind, self._behind = self._behind, []
             try:
+                if behind:
+                    try:
+                        next_send(behind)
+                    finally:
+                        connection.close()  # the thread's own connection: back to the pool
                 for token, ids in queued.items():
                     send(ids, token)
             finally:
@@ -103,6 +122,23 @@ def send(ids: list[str], token: str) -> None:
             deliveries_send.apply_async((chunk, token), argsrepr=f"({len(chunk)} ids)", kwargsrepr="{}")
         except Exception:  # broker unreachable: the lease runs out and the sweep takes over
             logger.warning("could not queue %d deliveries; the sweep will send them", len(chunk), exc_info=True)
+
+
+def next_send(ids: list[str]) -> None:
+    """Hand out the head of each ordering key of `ids` if it is free to go now (bulk.claim_next)."""
+    from django.utils import timezone
+
+    from deliveries import bulk
+
+    token, now = secrets.token_hex(16), timezone.now()
+    until = now + timedelta(seconds=settings.AGENTBOT_DISPATCH_LEASE)
+    try:
+        claimed = bulk.claim_next(ids=ids, now=now, until=until, token=token)
+    except Exception:  # the sweep hands them out
+        logger.warning("could not look for the next deliveries of %d ordering keys", len(ids), exc_info=True)
+        return
+    if claimed:
+        send(claimed, token)
 
 
 _OUTBOX = PerProcess(Outbox)

@@ -185,7 +185,8 @@ async def send(request: OutboundRequest) -> OutboundResult:
     except UrlNotAllowed as exc:
         result.error = f"refused: {exc}"
     except TimeoutError:
-        result.error = f"timed out after {timeout:g} s"
+        reading = f" reading the response body (HTTP {result.status_code})" if result.status_code is not None else ""
+        result.error = f"timed out after {timeout:g} s{reading}"
     except aiohttp.ClientConnectionError as exc:
         result.error = f"connection failed: {_short(exc)}"
     except (aiohttp.ClientError, ValueError) as exc:

@@ -48,6 +48,8 @@ class Event(models.Model):
     # JavaScript's serialisation of the publisher's data, rendered once at publish (JSONTextField).
     data = JSONTextField()
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # Events with the same key reach a webhook ordered by key one at a time, in publish order.
+    ordering_key = models.CharField(max_length=200, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -87,6 +89,12 @@ class Delivery(models.Model):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Ordered delivery (docs/ordering.md): the key this delivery is ordered by on its webhook
+    # (None: unordered; "" for a webhook ordered as a whole) and its place in that order. Only the
+    # head of a key (no pending delivery of the same webhook and key with a lower sequence) is
+    # taken; a retried delivery gets a new sequence, after those already waiting.
+    ordering_key = models.CharField(max_length=200, null=True, blank=True, editable=False)
+    sequence = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -94,6 +102,13 @@ class Delivery(models.Model):
         ordering = ["-created_at"]
         verbose_name_plural = "deliveries"
         indexes = [
+            # The head check: the pending deliveries of one webhook's key, in order. Partial, so
+            # unordered deliveries cost it nothing.
+            models.Index(
+                fields=["webhook", "ordering_key", "sequence"],
+                condition=Q(status="pending", ordering_key__isnull=False),
+                name="delivery_key_queue_idx",
+            ),
             # The sweep reads only pending rows in due order: its cost follows what is due, not
             # how many deliveries wait for a later retry.
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due_idx"),

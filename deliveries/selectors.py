@@ -5,7 +5,7 @@ they stay cheap as the tables grow."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Case, CharField, Count, Min, OuterRef, Q, Subquery, Sum, When
 from django.db.models.functions import Coalesce, TruncHour
 
 from core.charts import Hour
@@ -80,6 +80,26 @@ class Backlog:
 
     def oldest_age(self, now: datetime) -> timedelta:
         return max(now - self.oldest_due_at, timedelta(0)) if self.oldest_due_at else timedelta(0)
+
+
+def deliveries_with_waiting_behind(queryset):
+    """`queryset` with `waiting_behind`: for a pending ordered delivery that is not its key's head,
+    the head's id (the delivery that must succeed or fail first); None otherwise. One correlated
+    subquery along delivery_key_queue_idx per row shown."""
+    head = Delivery.objects.filter(
+        Q(sequence__lt=OuterRef("sequence")) | Q(sequence=OuterRef("sequence"), id__lt=OuterRef("id")),
+        webhook_id=OuterRef("webhook_id"),
+        ordering_key=OuterRef("ordering_key"),
+        ordering_key__isnull=False,
+        status=PENDING,
+    ).order_by("sequence", "id")
+    return queryset.annotate(
+        waiting_behind=Case(
+            When(status=PENDING, ordering_key__isnull=False, then=Subquery(head.values("id")[:1])),
+            default=None,
+            output_field=CharField(),
+        )
+    )
 
 
 def due_backlog(*, now: datetime) -> Backlog:

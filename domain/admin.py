@@ -4,7 +4,6 @@ so the admin shows them and never edits them behind the event stream's back."""
 import json
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -77,7 +76,7 @@ class ConversationAdmin(ObjectActionsMixin, ReadOnlyAdmin):
             try:
                 services.conversation_resume(conversation=conversation)
                 resumed += 1
-            except ValidationError:  # closed meanwhile
+            except services.ConversationClosed:  # closed meanwhile
                 pass
         skipped = len(queryset) - resumed
         note = ngettext(

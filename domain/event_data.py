@@ -28,13 +28,30 @@ def conversation_created(conversation: Conversation) -> dict:
     }
 
 
+def conversation_merged(conversation: Conversation, *, merged_id: str | None, moved: int) -> dict:
+    return {**conversation_ref(conversation), "merged_conversation_id": merged_id, "moved_message_count": moved}
+
+
 def conversation_needs_human(conversation: Conversation) -> dict:
     return {**conversation_ref(conversation), "reason": _or_none(conversation.handoff_reason)}
 
 
+def attachments(message: Message) -> list[dict]:
+    """The message's files that subscribers can fetch (a webhook channel upload's signed link)."""
+    found = (message.metadata or {}).get("attachments") or []
+    return [
+        {"name": a.get("fileName"), "type": a.get("fileType"), "content_type": a.get("contentType"), "url": a["url"]}
+        for a in found
+        if isinstance(a, dict) and a.get("fileId") and a.get("url")
+    ]
+
+
 def message_created(message: Message) -> dict:
-    """The Agentbot webhook format's document's fields first, then what the chatzuri format needs for `message.received`."""
+    """The Agentbot webhook format's document's fields first, then what the chatzuri format needs
+    for `message.received`, then the message's files when it has any."""
     conversation = message.conversation
+    files = attachments(message)
+    extra = {"attachments": files} if files else {}
     return {
         "conversation_id": conversation.id,
         "message_id": message.id,
@@ -45,6 +62,7 @@ def message_created(message: Message) -> dict:
         "channel": conversation.channel,
         "source": conversation.source,
         "page_url": _or_none(conversation.page_url),
+        **extra,
     }
 
 

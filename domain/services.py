@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from core.errors import Refused
 from core.models import Site
 from core.vocabulary import ConversationStatus, SenderType, SessionState, TicketPriority, TicketStatus
 from deliveries.services.publish import event_publish, text_is_storable
@@ -17,6 +18,7 @@ from subscriptions.event_types import (
     CHANNEL_SOURCE_FROM_VISITOR,
     CONVERSATION_CLOSED,
     CONVERSATION_CREATED,
+    CONVERSATION_MERGED,
     CONVERSATION_NEEDS_HUMAN,
     LEAD_SUBMIT,
     MESSAGE_CREATED,
@@ -60,9 +62,17 @@ def conversation_source_complete(*, channel: str, source: dict, visitor_phone: s
     return completed
 
 
+class ConversationClosed(Refused):
+    """The conversation is closed: nothing more happens in it. The request itself was well formed
+    (a 409, not a 400: what it asks for conflicts with the conversation's state)."""
+
+    status_code = 409
+    code = "conflict"
+
+
 def _conversation_require_open(conversation: Conversation) -> None:
     if not conversation.is_open:
-        raise ValidationError(f"conversation {conversation.id} is closed; start a new one with POST /api/v1/conversations")
+        raise ConversationClosed(f"conversation {conversation.id} is closed; start a new one with POST /api/v1/conversations")
 
 
 def _conversation_of_site(*, site: Site, conversation_id: str | None) -> Conversation | None:
@@ -111,7 +121,12 @@ def conversation_create(
             external_id=external_id,
             context=context or {},
         )
-        event_publish(site=site, event_type=CONVERSATION_CREATED.name, data=event_data.conversation_created(conversation))
+        event_publish(
+            site=site,
+            event_type=CONVERSATION_CREATED.name,
+            data=event_data.conversation_created(conversation),
+            ordering_key=conversation.id,
+        )
     return conversation
 
 
@@ -120,7 +135,12 @@ def message_create(*, conversation: Conversation, sender_type: str, body: str, m
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         _conversation_require_open(conversation)
         message = Message.objects.create(conversation=conversation, sender_type=sender_type, body=body, metadata=metadata or {})
-        event_publish(site=conversation.site, event_type=MESSAGE_CREATED.name, data=event_data.message_created(message))
+        event_publish(
+            site=conversation.site,
+            event_type=MESSAGE_CREATED.name,
+            data=event_data.message_created(message),
+            ordering_key=conversation.id,
+        )
         if sender_type == SenderType.AGENT and conversation.integration_id is not None:
             # The inbound side builds on the domain: it registered its relay in domain/hooks.py.
             hooks.person_reply_hooks_run(conversation=conversation, message=message)
@@ -140,6 +160,7 @@ def conversation_handoff(*, conversation: Conversation, reason: str = "") -> Con
             site=conversation.site,
             event_type=CONVERSATION_NEEDS_HUMAN.name,
             data=event_data.conversation_needs_human(conversation),
+            ordering_key=conversation.id,
         )
     return conversation
 
@@ -154,8 +175,46 @@ def conversation_close(*, conversation: Conversation) -> Conversation:
         conversation.session = SessionState.CLOSED
         conversation.closed_at = timezone.now()
         conversation.save(update_fields=["status", "session", "closed_at"])
-        event_publish(site=conversation.site, event_type=CONVERSATION_CLOSED.name, data=event_data.conversation_ref(conversation))
+        event_publish(
+            site=conversation.site,
+            event_type=CONVERSATION_CLOSED.name,
+            data=event_data.conversation_ref(conversation),
+            ordering_key=conversation.id,
+        )
     return conversation
+
+
+def conversation_merge(*, source: Conversation | None, target: Conversation, integration_id: str | None = None) -> Conversation:
+    """The visitor's conversation `source` (None: they have none on this channel) continues in
+    their other open conversation `target`: the source's messages, tickets, leads and appointments
+    move to it (keeping their times), the source's shared context joins it and the source closes.
+    `integration_id`: the channel the visitor now writes on, which the target follows. One
+    `conversation.merged`; nothing is deleted."""
+    with transaction.atomic():
+        target = Conversation.objects.select_for_update().get(pk=target.pk)
+        _conversation_require_open(target)
+        moved = 0
+        if source is not None:
+            source = Conversation.objects.select_for_update().get(pk=source.pk)
+            moved = Message.objects.filter(conversation=source).update(conversation=target)
+            Ticket.objects.filter(conversation=source).update(conversation=target)
+            for record in (Lead, Appointment):
+                record.objects.filter(conversation=source).update(conversation=target)
+            # The source's addressing is the channel the visitor now writes on: it wins.
+            target.context = {**target.context, **source.context}
+            source.status = ConversationStatus.CLOSED
+            source.session = SessionState.CLOSED
+            source.closed_at = timezone.now()
+            source.save(update_fields=["status", "session", "closed_at"])
+        if integration_id is not None:
+            target.integration_id = integration_id
+        target.save(update_fields=["context", "integration"])
+        event_publish(
+            site=target.site,
+            event_type=CONVERSATION_MERGED.name,
+            data=event_data.conversation_merged(target, merged_id=source.id if source else None, moved=moved),
+        )
+    return target
 
 
 def conversation_transfer(*, conversation: Conversation, transfer: dict) -> Conversation:
@@ -206,7 +265,9 @@ def ticket_create(
             priority=priority,
             assignee=assignee,
         )
-        event_publish(site=site, event_type=TICKET_CREATED.name, data=event_data.ticket(ticket))
+        event_publish(
+            site=site, event_type=TICKET_CREATED.name, data=event_data.ticket(ticket), ordering_key=ticket.conversation_id
+        )
     return ticket
 
 
@@ -226,7 +287,12 @@ def ticket_update(*, ticket: Ticket, **changes) -> Ticket:
                 setattr(ticket, name, value)
         if changed:
             ticket.save(update_fields=[*changed, "updated_at"])
-            event_publish(site=ticket.site, event_type=TICKET_UPDATED.name, data=event_data.ticket(ticket, changes=changed))
+            event_publish(
+                site=ticket.site,
+                event_type=TICKET_UPDATED.name,
+                data=event_data.ticket(ticket, changes=changed),
+                ordering_key=ticket.conversation_id,
+            )
     return ticket
 
 
@@ -268,7 +334,12 @@ def lead_create(*, site: Site, conversation_id: str | None = None, **fields: str
     """A visitor submitted contact details: first_name, last_name, email, phone, content, uri."""
     with transaction.atomic():
         lead = _contact_record_create(Lead, site=site, conversation_id=conversation_id, **fields)
-        event_publish(site=site, event_type=LEAD_SUBMIT.name, data=event_data.contact(lead, id_field="lead_id"))
+        event_publish(
+            site=site,
+            event_type=LEAD_SUBMIT.name,
+            data=event_data.contact(lead, id_field="lead_id"),
+            ordering_key=lead.conversation_id,
+        )
     return lead
 
 
@@ -280,5 +351,6 @@ def appointment_create(*, site: Site, conversation_id: str | None = None, **fiel
             site=site,
             event_type=APPOINTMENT_CREATED.name,
             data=event_data.contact(appointment, id_field="appointment_id"),
+            ordering_key=appointment.conversation_id,
         )
     return appointment

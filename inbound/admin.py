@@ -126,7 +126,7 @@ class IntegrationAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The site and the connector make the webhook's URL and the reply destination: fixed once made.
-        return self.readonly_fields + (["site", "connector_type", "client_id"] if obj is not None else [])
+        return self.readonly_fields + (["site", "connector_type", "client_id", "jwe_public_key"] if obj is not None else [])
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [(None, {"fields": ["name", "site", "connector_type", "active"]})]

@@ -16,9 +16,10 @@ from inbound.models import (
     Integration,
     generate_client_id,
     generate_inbound_secret,
+    generate_jwe_private_key,
 )
 from inbound.origins import origins_clean
-from subscriptions.models import Webhook, generate_secret
+from subscriptions.models import Webhook, WebhookOrdering, generate_secret
 from subscriptions.services import webhook_delete, webhook_rotate_secret, webhook_validate_url
 
 
@@ -48,8 +49,16 @@ def _reply_webhook_sync(integration: Integration) -> None:
     url, reply_format, secret = target.url, target.format, target.secret
     held = target.held or ("" if integration.active else "the integration is inactive")
     if webhook is None:
-        webhook = Webhook(site=integration.site, events=[], format=reply_format, connector=integration.connector_type)
+        # Ordered per conversation: the channel gets a conversation's replies in the order they were made.
+        webhook = Webhook(
+            site=integration.site,
+            events=[],
+            format=reply_format,
+            connector=integration.connector_type,
+            ordering=WebhookOrdering.KEY,
+        )
     webhook.url = url
+    webhook.ordering = WebhookOrdering.KEY
     webhook.secret = secret or webhook.secret or generate_secret()
     webhook.description = f"Replies of integration {integration.id}"
     webhook.enabled = not held
@@ -81,6 +90,7 @@ def integration_create(
     if connector_type == ConnectorType.WEBHOOK:
         channel = {**channel_settings(changes=channel, current=None), "client_id": generate_client_id()}
         credentials["client_secret"] = generate_client_secret()
+        credentials["jwe_private_key"] = generate_jwe_private_key()
     elif channel:
         raise ValidationError({next(iter(channel)): "only a webhook channel instance (connector_type webhook) has this setting"})
     given = {

@@ -3,18 +3,40 @@
 import secrets
 import uuid
 from datetime import datetime
+from functools import lru_cache
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.crypto import EncryptedTextField
-from core.ids import new_inbound_id, new_integration_id, new_knowledge_id
+from core.ids import new_file_id, new_inbound_id, new_integration_id, new_knowledge_id
 from core.models import Site
 
 
 def generate_inbound_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+def generate_jwe_private_key() -> str:
+    """A webhook channel instance's JWE key: RSA 2048, PKCS#8 PEM (stored encrypted)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+
+
+@lru_cache(maxsize=256)
+def _public_pem(private_pem: str) -> str:
+    # Loading an RSA private key costs ~150 ms: a list of instances must not pay it per row.
+    key = load_pem_private_key(private_pem.encode(), password=None)
+    return key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def generate_client_id() -> str:
@@ -66,6 +88,11 @@ CONNECTOR_SETTINGS: dict[str, dict] = {
         "jwt_algorithm": JwtAlgorithm.HS256.value,
         "client_id": "",  # the appId of the callers' JWTs
         "public_key": "",  # RS256/RS512: the caller's public key (PEM)
+        # The scopes (seed 003): a request without a user identity is refused unless anonymous users
+        # may chat (then it gets an anonymous one); an identity the site has never seen is
+        # registered unless auto-registration is off (then it is refused).
+        "allow_anonymous": False,
+        "auto_register": True,
     },
 }
 SETTING_DEFAULTS = {name: default for names in CONNECTOR_SETTINGS.values() for name, default in names.items()}
@@ -99,6 +126,9 @@ class Integration(models.Model):
     api_token = EncryptedTextField("API token", blank=True, default="", editable=False)
     # The webhook channel's HS256/HS512 key its callers sign their JWTs with. Shown once, like the webhook secret.
     client_secret = EncryptedTextField(blank=True, default="", editable=False)
+    # The webhook channel's RSA key pair for JSON Web Encryption: callers may encrypt their JWT to
+    # its public key (shown in the admin and the API); the private key (PEM) never leaves the service.
+    jwe_private_key = EncryptedTextField("JWE private key", blank=True, default="", editable=False)
     # The connector's settings (CONNECTOR_SETTINGS), each also an attribute of the integration (below).
     settings = models.JSONField(
         blank=True, default=dict, help_text="The connector's settings (inbound.models.CONNECTOR_SETTINGS)."
@@ -127,6 +157,8 @@ class Integration(models.Model):
     jwt_algorithm = _setting("jwt_algorithm", _("JWT signing algorithm"))
     client_id = _setting("client_id", _("client id"))
     public_key = _setting("public_key", _("public key"))
+    allow_anonymous = _setting("allow_anonymous", _("allow anonymous users to chat"))
+    auto_register = _setting("auto_register", _("auto register new users"))
 
     class Meta:
         db_table = "agentbot_integration"  # the table kept its name when the model left the agentbot app
@@ -136,6 +168,13 @@ class Integration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_connector_type_display()} {self.name or self.id}"
+
+    @property
+    def jwe_public_key(self) -> str:
+        """The public half of the JWE key pair (PEM), to which a caller encrypts its token; "" when none."""
+        return _public_pem(self.jwe_private_key) if self.jwe_private_key else ""
+
+    jwe_public_key.fget.short_description = _("JWE public key")
 
     @property
     def webhook_path(self) -> str | None:
@@ -218,6 +257,34 @@ class InboundEvent(models.Model):
 
 # Statuses of an inbound event a worker still has to finish (the pending index's condition).
 INBOUND_PENDING = [InboundEvent.Status.RECEIVED, InboundEvent.Status.ACCEPTED]
+
+
+class UploadedFile(models.Model):
+    """A file a webhook channel caller uploaded (seed 003, v2), in one request or in parts; kept in
+    the "agentbot_uploads" storage, referenced by its id in a message's attachments."""
+
+    class Status(models.TextChoices):
+        UPLOADING = "uploading"  # parts arriving (chunked)
+        COMPLETE = "complete"
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_file_id, editable=False)
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="uploaded_files")
+    name = models.CharField(max_length=255)
+    file_type = models.CharField(max_length=20, help_text="image, audio, video or attachment (seed 003's fileType)")
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADING)
+    storage_name = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("uploaded file")
+        verbose_name_plural = _("uploaded files")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
 
 
 class KnowledgeEntry(models.Model):

@@ -16,8 +16,10 @@ from typing import Protocol
 
 from django.conf import settings
 
+from core.db import db_connection_release
 from core.models import Site
 from deliveries import http
+from inbound import forms
 from inbound.models import KnowledgeEntry
 
 HANDOFF = "HANDOFF"
@@ -41,6 +43,7 @@ def answering_by(deadline: float):
 class Answer:
     text: str = ""
     handoff_reason: str = ""
+    form: str = ""  # a form the visitor is asked to fill in with the text (inbound/forms.py)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class KnowledgeBaseResponder:
         entry = match(question, knowledge_of(site))
         if entry is None:
             return Answer(handoff_reason="The knowledge base has no answer to the visitor's question.")
+        if forms.MARKER in entry.answer:
+            return Answer(text=entry.answer.replace(forms.MARKER, "").strip() or forms.ASK_TEXT, form=forms.LEAD_FORM)
         return Answer(text=entry.answer)
 
 
@@ -119,7 +124,8 @@ def system_prompt(site: Site, entries: list[KnowledgeEntry]) -> str:
     return (
         f"You are the customer-service agent of {site.name or 'this website'}. Answer the visitor briefly, "
         "in the visitor's language, using only the knowledge base below. If the knowledge base does not "
-        f"answer the question, or the visitor asks for a person, reply with exactly {HANDOFF} and nothing else.\n\n"
+        f"answer the question, or the visitor asks for a person, reply with exactly {HANDOFF} and nothing else. "
+        f"If the visitor asks to be contacted or called back, reply with exactly {forms.MODEL_REPLY} and nothing else.\n\n"
         f"Knowledge base:\n{knowledge}"
     )
 
@@ -151,6 +157,8 @@ class LLMResponder:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         body = json.dumps({"model": self.model, "messages": messages, "temperature": 0.2}).encode()
+        # The model may take seconds: no pooled database connection waits with it (docs/limits.md).
+        db_connection_release()
         # The one hardened client: the URL policy at connect time, no redirects, no proxies from
         # the environment, a capped response.
         response = http.post(http.OutboundRequest(self.url, body, headers, timeout=self._timeout(), body_cap=MODEL_RESPONSE_CAP))
@@ -166,6 +174,8 @@ class LLMResponder:
         text = content.strip() if isinstance(content, str) else ""
         if not text or text.strip(" .") == HANDOFF:
             return Answer(handoff_reason="The language model could not answer from the knowledge base.")
+        if text.strip(" .") == forms.MODEL_REPLY:
+            return Answer(text=forms.ASK_TEXT, form=forms.LEAD_FORM)
         return Answer(text=text)
 
 

@@ -21,10 +21,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.db import db_connection_release
 from deliveries.retention import purge_in_batches, retention_cutoff
 from deliveries.services.publish import event_publish
 from domain import services as domain
 from domain.models import Conversation, Message
+from inbound import forms
 from inbound.connectors import connector_of
 from inbound.models import INBOUND_PENDING as PENDING
 from inbound.models import InboundEvent, Integration
@@ -48,11 +50,15 @@ def _replay_keys(body: bytes, now) -> tuple[str, str]:
 
 
 def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool = True, body: bytes = b"") -> InboundEvent:
-    """Store what arrived and queue it for a worker when the transaction commits. A message the
-    platform sends again (same message id) is stored once; so is a `body` without one that arrives
-    again within AGENTBOT_INBOUND_REPLAY_WINDOW seconds (a replayed signed request). A channel that
-    answers in its own response (`dispatch=False`) processes the event itself with `inbound_answer`;
-    the sweep still finishes it should that process die."""
+    """Store what arrived and queue it for a worker when the transaction commits. A delivery the
+    platform sends again is stored once when it says which delivery it is (`parsed.external_id`:
+    Chat2Desk's message_id, event_id or X-Request-Id). Without one, identical bodies are separate
+    messages (a client who writes "yes" twice is answered twice), unless
+    AGENTBOT_INBOUND_REPLAY_WINDOW turns body de-duplication on: then a message `body` that arrives
+    again within that many seconds is taken for a replay. Status events are never de-duplicated by
+    their body: a close sent again is applied again. A channel that answers in its own response
+    (`dispatch=False`) processes the event itself with `inbound_answer`; the sweep still finishes
+    it should that process die."""
     if parsed.kind == "ignored":
         return InboundEvent.objects.create(
             integration=integration,
@@ -63,7 +69,7 @@ def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool 
             processed_at=timezone.now(),
         )
     external_id = parsed.external_id
-    if not external_id and body and settings.AGENTBOT_INBOUND_REPLAY_WINDOW > 0:
+    if not external_id and body and parsed.kind == "message" and settings.AGENTBOT_INBOUND_REPLAY_WINDOW > 0:
         now = timezone.now()
         external_id, previous = _replay_keys(body, now)
         window = timedelta(seconds=settings.AGENTBOT_INBOUND_REPLAY_WINDOW)
@@ -103,6 +109,7 @@ def inbound_wait(*, event_id: str, wait: float) -> InboundEvent:
     deadline = time.monotonic() + wait
     event = InboundEvent.objects.get(pk=event_id)
     while event.status in PENDING and time.monotonic() < deadline:
+        db_connection_release()  # another process is answering: wait without a pooled connection
         time.sleep(0.05)
         event = InboundEvent.objects.get(pk=event_id)
     return event
@@ -239,6 +246,8 @@ def _accept_message(event: InboundEvent) -> None:
     if conversation is not None and payload.get("new_session"):
         domain.conversation_close(conversation=conversation)
         conversation = None
+    if (payload.get("metadata") or {}).get("mergeIdentity"):
+        conversation = _merge_identity(integration, payload["client_id"], conversation)
     if conversation is None:
         visitor = payload.get("visitor") or {}
         conversation = domain.conversation_create(
@@ -282,6 +291,23 @@ def _accept_message(event: InboundEvent) -> None:
         )
 
 
+def _merge_identity(integration: Integration, client_id, conversation: Conversation | None) -> Conversation | None:
+    """mergeIdentity (the webhook channel): the visitor's conversation here continues in their other
+    open conversation on the site (the same user id, another channel or instance), which follows
+    them to this integration; without another, nothing changes."""
+    other = (
+        Conversation.objects.filter(site_id=integration.site_id, external_id=str(client_id), status="open")
+        .exclude(pk=conversation.pk if conversation is not None else None)
+        .order_by("-created_at")
+        .first()
+    )
+    if other is None:
+        return conversation
+    if conversation is not None:
+        InboundEvent.objects.filter(conversation=conversation).update(conversation=other)
+    return domain.conversation_merge(source=conversation, target=other, integration_id=integration.id)
+
+
 def _apply_status(event: InboundEvent) -> None:
     """The connector applies a status event (Chat2Desk's: an operator closed or took the dialog)."""
     integration = event.integration
@@ -303,8 +329,12 @@ def _reply(event: InboundEvent) -> str:
     """Ask the responder (outside any transaction: a model may take seconds), then store its
     answer and send it, or hand the conversation to a human."""
     conversation = event.conversation
+    form_data = forms.form_of(event.payload)
     try:
-        answer = responder().answer(site=conversation.site, question=event.payload["text"], history=_history(conversation))
+        if form_data is not None:
+            answer = Answer()  # the visitor answered a form: the form decides the reply, not the responder
+        else:
+            answer = responder().answer(site=conversation.site, question=event.payload["text"], history=_history(conversation))
     except ResponderUnavailable as exc:
         if event.attempts < settings.AGENTBOT_INBOUND_ATTEMPTS:
             InboundEvent.objects.filter(pk=event.pk).update(outcome=f"attempt {event.attempts}: {exc}")
@@ -318,18 +348,35 @@ def _reply(event: InboundEvent) -> str:
         if conversation.session != "active":
             _finish(event, InboundEvent.Status.PROCESSED, f"not answered: the session became {conversation.session}")
             return event.status
+        if form_data is not None:
+            text, metadata = _form_answered(conversation, form_data)
+            answer = Answer(text=text)
+        else:
+            metadata = {"form": forms.lead_form_definition(site_name=conversation.site.name)} if answer.form else None
         if not answer.text:
             conversation = domain.conversation_handoff(conversation=conversation, reason=answer.handoff_reason)
             connector_of(event.integration.connector_type).turn_ended(event=event, conversation=conversation, handed_off=True)
             _finish(event, InboundEvent.Status.PROCESSED, f"handed to a human: {answer.handoff_reason}")
             return event.status
-        message = domain.message_create(conversation=conversation, sender_type="ai", body=answer.text)
+        message = domain.message_create(conversation=conversation, sender_type="ai", body=answer.text, metadata=metadata)
         event.replies = [*event.replies, message.id]
         event.save(update_fields=["replies"])
         outcome = _send_reply(event.integration, conversation, message)
         connector_of(event.integration.connector_type).turn_ended(event=event, conversation=conversation, handed_off=False)
         _finish(event, InboundEvent.Status.PROCESSED, outcome)
     return event.status
+
+
+def _form_answered(conversation: Conversation, val: dict) -> tuple[str, dict]:
+    """The visitor sent the lead form's data: valid, a lead (lead.submit, once: the event is
+    finished in this transaction) and thanks; invalid, the form again with each field's error.
+    The reply's text and metadata."""
+    fields, errors = forms.lead_form_clean(val)
+    if errors:
+        form = forms.lead_form_definition(site_name=conversation.site.name, errors=errors, values=val)
+        return forms.FIX_TEXT, {"form": form}
+    lead = domain.lead_create(site=conversation.site, conversation_id=conversation.id, **fields)
+    return forms.THANKS_TEXT.format(name=fields["first_name"]), {"completed_task": forms.LEAD_FORM, "lead_id": lead.id}
 
 
 def _send_reply(integration: Integration, conversation: Conversation, message: Message) -> str:
@@ -340,9 +387,10 @@ def _send_reply(integration: Integration, conversation: Conversation, message: M
     webhook = integration.reply_webhook
     if webhook is None or not webhook.enabled:
         return f"answered with {message.id}, not sent: the integration has no API URL and token, or is inactive"
-    reply = reply_publish(
-        integration, conversation, {"message_id": message.id, "text": message.body}, idempotency_key=f"reply:{message.id}"
-    )
+    fields = {"message_id": message.id, "text": message.body}
+    if (message.metadata or {}).get("form"):
+        fields["form"] = message.metadata["form"]
+    reply = reply_publish(integration, conversation, fields, idempotency_key=f"reply:{message.id}")
     return f"answered with {message.id}, sent as {reply.id}"
 
 
@@ -359,6 +407,8 @@ def reply_publish(integration: Integration, conversation: Conversation, fields: 
         },
         idempotency_key=idempotency_key,
         only_webhook=integration.reply_webhook,
+        # The reply destination is ordered by key: a conversation's replies reach the channel in turn.
+        ordering_key=conversation.id,
     )
     return reply
 

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from inbound import services
+from inbound.connectors.webhook_channel import uploads
 
 
 # The names keep the module these tasks had before inbound became an app: beat schedules and
@@ -19,4 +20,5 @@ def inbound_sweep() -> int:
 
 @shared_task(name="agentbot.tasks.inbound_retention", ignore_result=True)
 def inbound_retention() -> int:
-    return services.inbound_purge_old()
+    # The webhook channel's uploaded files age with the inbound log they came with.
+    return services.inbound_purge_old() + uploads.uploads_purge_old()

@@ -14,7 +14,7 @@ from deliveries.models import Delivery
 from portal.templatetags.portal import STATUS_LABELS
 from subscriptions import services as subscription_services
 from subscriptions.event_types import ALL_EVENTS, CATALOGUE, MESSAGE_RECEIVED, SUBSCRIPTION_NAMES
-from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
+from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat, WebhookOrdering
 
 # One line on what each format is for, shown beside its choice.
 FORMAT_PURPOSES = {
@@ -26,6 +26,13 @@ FORMAT_PURPOSES = {
     WebhookFormat.DISCORD: _("A message in a Discord channel, through its webhook URL."),
     WebhookFormat.TEAMS: _("An Adaptive Card in a Microsoft Teams channel, through a Workflows webhook URL."),
 }
+
+# The same words as the operator's admin, so one translation serves both.
+ORDERING_CHOICES = [
+    (WebhookOrdering.NONE.value, _("None: every delivery on its own, concurrently (fastest)")),
+    (WebhookOrdering.KEY.value, _("Per ordering key: one at a time per key, in publish order")),
+    (WebhookOrdering.WEBHOOK.value, _("Whole webhook: one at a time, in publish order")),
+]
 
 EVENT_DESCRIPTIONS = {MESSAGE_RECEIVED: _("A visitor's message.created only (the Chatzuri name for it).")}
 
@@ -41,6 +48,13 @@ class WebhookForm(forms.Form):
         label=_("Format"),
         choices=[(f.value, f.value) for f in SUBSCRIBER_FORMATS],
         initial=WebhookFormat.AGENTBOT,
+        widget=forms.RadioSelect,
+    )
+    ordering = forms.ChoiceField(
+        label=_("Ordering"),
+        choices=ORDERING_CHOICES,
+        initial=WebhookOrdering.NONE,
+        required=False,
         widget=forms.RadioSelect,
     )
     description = forms.CharField(label=_("Description"), max_length=500, required=False)
@@ -88,6 +102,7 @@ class WebhookForm(forms.Form):
                     "url": "" if webhook.url_is_credential else webhook.url,
                     "events": webhook.events,
                     "format": webhook.format,
+                    "ordering": webhook.ordering,
                     "description": webhook.description,
                     "headers": json.dumps(webhook.headers) if webhook.headers else "",
                     "filter": json.dumps(webhook.filter) if webhook.filter else "",
@@ -106,6 +121,10 @@ class WebhookForm(forms.Form):
         if webhook is not None and webhook.url_is_credential:
             self.fields["url"].required = False
             self.fields["url"].help_text = _("Shown as %(hint)s. Leave empty to keep it.") % {"hint": webhook.url_hint()}
+
+    def clean_ordering(self):
+        # Left out (a script's POST): a new webhook is unordered, an edited one keeps its ordering.
+        return self.cleaned_data.get("ordering") or (self.webhook.ordering if self.webhook else WebhookOrdering.NONE)
 
     def event_options(self):
         """(checkbox, its catalogue entry as JSON to read or None, description) for the template."""

@@ -11,24 +11,26 @@ from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ObjectActionsMixin, secrets_show_once
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.filters import filter_matches
-from subscriptions.models import CREDENTIAL_URL_FORMATS, SUBSCRIBER_FORMATS, Webhook
+from subscriptions.models import CREDENTIAL_URL_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookOrdering
 from subscriptions.selectors import WEBHOOK_STATES, webhook_rate_held_until, webhook_waiting_count, webhooks_by_url_part
 
 logger = logging.getLogger(__name__)
 
 EVENT_CHOICES = [(ALL_EVENTS, "All events (*)")] + [(name, name) for name in SUBSCRIPTION_NAMES]
-EDITABLE = ["url", "exchange", "routing_key", "events", "format", "enabled", "description"]
+EDITABLE = ["url", "exchange", "routing_key", "events", "format", "ordering", "enabled", "description"]
 CONTROL_FORM_FIELDS = [
     "headers",
     "auth_type",
@@ -68,6 +70,19 @@ class WebhookForm(forms.ModelForm):
     events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple)
     # The connector formats belong to integrations' reply webhooks, made with the integration.
     format = forms.ChoiceField(choices=[(f.value, f.label) for f in SUBSCRIBER_FORMATS])
+    ordering = forms.ChoiceField(
+        choices=[
+            (WebhookOrdering.NONE, _("None: every delivery on its own, concurrently (fastest)")),
+            (WebhookOrdering.KEY, _("Per ordering key: one at a time per key, in publish order")),
+            (WebhookOrdering.WEBHOOK, _("Whole webhook: one at a time, in publish order")),
+        ],
+        initial=WebhookOrdering.NONE,
+        required=False,  # left out: kept as it is (a new webhook's: none)
+        help_text=_(
+            "Key: the events of one conversation (or of one ordering_key given to the API) arrive one at a time, "
+            "each after the one before it succeeded or failed. A failing delivery holds up only its own key."
+        ),
+    )
     # --- delivery controls (subscriptions/controls.py, subscriptions/filters.py) ---
     headers = forms.JSONField(
         required=False,
@@ -177,6 +192,9 @@ class WebhookForm(forms.ModelForm):
             return self.instance.url
         return self.cleaned_data.get("url")
 
+    def clean_ordering(self):
+        return self.cleaned_data.get("ordering") or self.instance.ordering or WebhookOrdering.NONE
+
     def clean_events(self):
         return self._validated(services.webhook_validate_events, "events")
 
@@ -199,6 +217,12 @@ class WebhookForm(forms.ModelForm):
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
+        site = cleaned.get("site") or getattr(self.instance, "site", None) if self.instance._state.adding else None
+        if site is not None:
+            try:
+                services.webhooks_check_room(site=site)
+            except ValidationError as exc:
+                self.add_error(None, exc.messages)
         self.controls = self._controls(cleaned)
         return cleaned
 
@@ -247,6 +271,15 @@ class HealthFilter(admin.SimpleListFilter):
         return queryset.filter(WEBHOOK_STATES[state]) if state in WEBHOOK_STATES else queryset
 
 
+KNOB = mark_safe('<span class="row-switch-knob"></span>')  # noqa: S308 - a constant
+
+
+def _icon(enabled: bool) -> str:
+    name = "yes" if enabled else "no"
+    alt = pgettext("webhook row", "on") if enabled else pgettext("webhook row", "off")
+    return format_html('<img src="{}" alt="{}">', static(f"admin/img/icon-{name}.svg"), alt)
+
+
 def _ago(moment) -> str:
     return f"{timesince(moment)} ago" if moment else "—"
 
@@ -289,9 +322,10 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         "site_key",
         "format_name",
         "event_list",
-        "enabled",
+        "enabled_switch",
         "failures_in_a_row",
         "health",
+        "row_delete",
     ]
     list_filter = ["enabled", HealthFilter, "format", "site"]
     list_select_related = ["site"]
@@ -372,6 +406,38 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     @admin.display(description="events")
     def event_list(self, obj):
         return ", ".join(obj.events)
+
+    @admin.display(description=pgettext_lazy("webhook row", "Enabled"), ordering="enabled")
+    def enabled_switch(self, obj):
+        """A switch on the row: pressing it pauses or enables this webhook alone (the same action
+        as the bulk one, through the object's action URL); back to the list, its filters kept."""
+        if obj.connector:  # changes with its integration: shown, not switched here
+            return _icon(obj.enabled)
+        opts = self.model._meta
+        action = "disable" if obj.enabled else "enable"
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_act", args=[obj.pk, action])
+        return format_html(
+            '<button type="submit" class="row-switch" role="switch" aria-checked="{}" aria-label="{}" title="{}" '
+            'formaction="{}?from=list" formmethod="post" formnovalidate>{}</button>',
+            "true" if obj.enabled else "false",
+            pgettext("webhook row", "Enabled"),
+            gettext("Pause this webhook") if obj.enabled else gettext("Enable this webhook"),
+            url,
+            KNOB,
+        )
+
+    @admin.display(description="")
+    def row_delete(self, obj):
+        """× on the row: Django's delete page for this webhook, which asks to confirm."""
+        if obj.connector:
+            return ""
+        opts = self.model._meta
+        return format_html(
+            '<a class="row-delete" href="{}" aria-label="{}" title="{}">×</a>',
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[obj.pk]),
+            pgettext("webhook row", "Delete"),
+            gettext("Delete this webhook (asks to confirm)"),
+        )
 
     @admin.display(description="failures", ordering="consecutive_failures")
     def failures_in_a_row(self, obj):

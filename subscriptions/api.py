@@ -17,7 +17,13 @@ from subscriptions import selectors, services
 from subscriptions.controls import auth_shown
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.filters import filter_matches
-from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat
+from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat, WebhookOrdering
+
+ORDERING_HELP = (
+    "none: every delivery on its own, concurrently; key: deliveries of events with the same ordering_key one at a "
+    "time, in publish order; webhook: every delivery one at a time, in publish order (docs/ordering.md)"
+)
+ORDERING_CHOICES = ", ".join(WebhookOrdering.values)
 
 
 class WebhookSerializer(serializers.ModelSerializer):
@@ -27,6 +33,7 @@ class WebhookSerializer(serializers.ModelSerializer):
         help_text="for slack, discord and teams, and for a broker (amqp) URL, only a hint: the URL is or carries the credential",
     )
     format = serializers.ChoiceField(choices=SUBSCRIBER_FORMATS, read_only=True)
+    ordering = serializers.ChoiceField(choices=WebhookOrdering.values, read_only=True, help_text=ORDERING_HELP)
     secret_hint = serializers.CharField(source="masked_secret", read_only=True)
     state = serializers.SerializerMethodField(
         help_text="active; paused (enabled off: deliveries wait, pending, and go out in order once enabled); "
@@ -51,6 +58,7 @@ class WebhookSerializer(serializers.ModelSerializer):
             "format",
             "exchange",
             "routing_key",
+            "ordering",
             "enabled",
             "state",
             "waiting_deliveries",
@@ -103,7 +111,14 @@ class WebhookWithSecretSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
-@extend_schema_field({"type": "string", "pattern": "^(https?://[^/?#@\\s]+|amqps?://[^/?#\\s]+)\\S*$", "maxLength": 2048})
+@extend_schema_field(
+    {
+        "type": "string",
+        # No whitespace or control character anywhere (url_policy._check_text).
+        "pattern": "^(https?://[^/?#@\\s\\u0000-\\u001f\\u007f]+|amqps?://[^/?#\\s\\u0000-\\u001f\\u007f]+)[^\\s\\u0000-\\u001f\\u007f]*$",
+        "maxLength": 2048,
+    }
+)
 class WebhookUrlField(StrictCharField):
     pass
 
@@ -139,6 +154,13 @@ class WebhookInputSerializer(StrictSerializer):
         default="",
         trim_whitespace=False,
         help_text="amqp URLs only: the routing key (empty: the event's type, as in message.created)",
+    )
+    # No default here (a PATCH leaves what is not sent as it is): a new webhook's is the model's, none.
+    ordering = serializers.ChoiceField(
+        choices=WebhookOrdering.values,
+        required=False,
+        help_text=f"{ORDERING_HELP}; a new webhook's is none",
+        error_messages={"invalid_choice": f'"{{input}}" is not an ordering; choose one of {ORDERING_CHOICES}'},
     )
     description = StrictCharField(max_length=500, allow_blank=True, default="")
     enabled = StrictBooleanField(default=True)

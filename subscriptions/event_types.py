@@ -139,6 +139,20 @@ CONVERSATION_NEEDS_HUMAN = _event(
     {**_EXAMPLE_CONVERSATION_REF, "reason": "Visitor asked for a refund"},
     {**_CONVERSATION_REF, "reason": {**_STR_OR_NULL, "description": "why a human is needed"}},
 )
+CONVERSATION_MERGED = _event(
+    "conversation.merged",
+    "A visitor's conversation continues in their other open conversation (the webhook channel's "
+    "mergeIdentity): the merged conversation's messages, tickets and leads move to it and it closes.",
+    {**_EXAMPLE_CONVERSATION_REF, "merged_conversation_id": "conv_abc", "moved_message_count": 3},
+    {
+        **_CONVERSATION_REF,
+        "merged_conversation_id": {
+            **_nullable(_CONVERSATION_ID),
+            "description": "the conversation that closed into this one; null when the visitor had none on that channel",
+        },
+        "moved_message_count": {"type": "integer", "minimum": 0, "description": "how many messages moved"},
+    },
+)
 MESSAGE_CREATED = _event(
     "message.created",
     "Any new message: visitor, agent, or AI.",
@@ -163,10 +177,23 @@ MESSAGE_CREATED = _event(
         "channel": _CHANNEL,
         "source": _SOURCE,
         "page_url": _PAGE_URL,
+        "attachments": {
+            "type": "array",
+            "description": "the message's uploaded files (webhook channel): a signed link that expires fetches each",
+            "items": _obj(
+                {
+                    "name": _STR,
+                    "type": {"enum": ["image", "audio", "video", "attachment"]},
+                    "content_type": _STR,
+                    "url": {**_STR, "description": "the signed link (absolute when AGENTBOT_PUBLIC_URL is set)"},
+                }
+            ),
+        },
     },
     # The first six are the fields of the Agentbot webhook format's document; Agentbot's own
-    # conversations add the last three, which the chatzuri format needs.
-    optional=("channel", "source", "page_url"),
+    # conversations add the next three, which the chatzuri format needs, and a message with
+    # uploaded files its attachments.
+    optional=("channel", "source", "page_url", "attachments"),
     allOf=_SOURCE_MATCHES_CHANNEL,
 )
 
@@ -339,6 +366,7 @@ CATALOGUE: dict[str, EventType] = {
         CONVERSATION_CREATED,
         CONVERSATION_CLOSED,
         CONVERSATION_NEEDS_HUMAN,
+        CONVERSATION_MERGED,
         MESSAGE_CREATED,
         TICKET_CREATED,
         TICKET_UPDATED,
@@ -386,7 +414,10 @@ CHANNEL_REPLY = _event(
             "description": "the end of the turn (the webhook channel's endReason): Fulfilled or AgentTransfer",
         },
         "handoff_reason": {**_STR_OR_NULL, "description": "why a human has the conversation (AgentTransfer)"},
+        "form": {"type": "object", "description": "a form the visitor is asked to fill in (the webhook channel's lead form)"},
+        "completed_task_id": {**_STR, "description": "with end_reason: the task the agent finished (answer, handoff, lead_form)"},
+        "completed_task_name": {**_STR, "description": "with end_reason: that task's name"},
     },
-    optional=("message_id", "text", "end_reason", "handoff_reason"),
+    optional=("message_id", "text", "end_reason", "handoff_reason", "form", "completed_task_id", "completed_task_name"),
 )
 CONNECTOR_EVENTS: dict[str, EventType] = {CHANNEL_REPLY.name: CHANNEL_REPLY}

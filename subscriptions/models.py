@@ -105,6 +105,22 @@ BROKER_FORMATS = [WebhookFormat.AGENTBOT, WebhookFormat.CHATZURI, WebhookFormat.
 CREDENTIAL_URL_FORMATS = frozenset({WebhookFormat.SLACK, WebhookFormat.DISCORD, WebhookFormat.TEAMS})
 
 
+class WebhookOrdering(models.TextChoices):
+    NONE = "none", "None: every delivery on its own, concurrently (fastest)"
+    KEY = "key", "Per ordering key: one at a time per key, in publish order"
+    WEBHOOK = "webhook", "Whole webhook: one at a time, in publish order"
+
+
+def ordering_key_for(ordering: str, event_key: str | None) -> str | None:
+    """The key a webhook with `ordering` orders its delivery of an event with `event_key` by
+    (None: unordered). A webhook ordered as a whole puts every delivery on one key, ""."""
+    if ordering == WebhookOrdering.WEBHOOK:
+        return ""
+    if ordering == WebhookOrdering.KEY:
+        return event_key
+    return None
+
+
 class Webhook(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_webhook_id, editable=False)
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="webhooks")
@@ -114,6 +130,8 @@ class Webhook(models.Model):
     events = models.JSONField(default=list, help_text='Event types to send, or ["*"] for all.')
     format = models.CharField(max_length=20, choices=WebhookFormat.choices, default=WebhookFormat.AGENTBOT)
     enabled = models.BooleanField(default=True)
+    # How its deliveries are ordered (docs/ordering.md): none, per event ordering key, or all of them.
+    ordering = models.CharField(max_length=10, choices=WebhookOrdering.choices, default=WebhookOrdering.NONE)
     description = models.CharField(max_length=500, blank=True)
     # A broker webhook's exchange ("" is the broker's default exchange, which routes by queue
     # name) and routing key (blank: the event's type). Empty for an HTTP webhook.

@@ -1,19 +1,20 @@
 """Writes for subscriptions: create, change, rotate and delete webhooks."""
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from core.models import Site
 from subscriptions.controls import auth_validate, headers_validate, rate_limit_validate, tls_validate
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
 from subscriptions.filters import filter_validate
-from subscriptions.models import BROKER_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookFormat, generate_secret
+from subscriptions.models import BROKER_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookFormat, WebhookOrdering, generate_secret
 from subscriptions.url_policy import (
     MASKED_PASSWORD,
     UrlNotAllowed,
@@ -22,6 +23,8 @@ from subscriptions.url_policy import (
     check_url,
     is_broker_url,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def webhook_validate_url(url: str) -> str:
@@ -138,6 +141,12 @@ def webhook_validate_format(fmt: str) -> str:
     return fmt
 
 
+def webhook_validate_ordering(ordering) -> str:
+    if ordering not in WebhookOrdering.values:
+        raise ValidationError({"ordering": f"unknown ordering {ordering!r}; choose one of {', '.join(WebhookOrdering.values)}"})
+    return ordering
+
+
 def webhook_create(
     *,
     site: Site,
@@ -148,9 +157,29 @@ def webhook_create(
     enabled: bool = True,
     exchange: str = "",
     routing_key: str = "",
+    ordering: str = WebhookOrdering.NONE,
     **controls,
 ) -> Webhook:
     destination = webhook_validate_destination(url=url, format=format, exchange=exchange, routing_key=routing_key)
+    with transaction.atomic():
+        # The site's row is held while its webhooks are counted: two creates cannot both take the last place.
+        Site.objects.select_for_update(no_key=True).filter(pk=site.pk).first()
+        webhooks_check_room(site=site)
+        return _webhook_insert(site, destination, events, description, enabled, ordering, controls)
+
+
+def webhooks_check_room(*, site: Site) -> None:
+    """A site has at most AGENTBOT_MAX_WEBHOOKS_PER_SITE subscriber webhooks (0: no cap): each
+    publish fans out to every one of them (docs/limits.md)."""
+    cap = settings.AGENTBOT_MAX_WEBHOOKS_PER_SITE
+    if cap and Webhook.objects.filter(site=site, connector="").count() >= cap:
+        raise ValidationError(
+            f"this site has {cap} webhooks already, the most a site may have (AGENTBOT_MAX_WEBHOOKS_PER_SITE); "
+            "delete one it no longer needs, or subscribe one to more events"
+        )
+
+
+def _webhook_insert(site: Site, destination, events, description, enabled, ordering, controls: dict) -> Webhook:
     webhook = Webhook(
         site=site,
         url=destination.url,
@@ -161,6 +190,7 @@ def webhook_create(
         broker_password=destination.broker_password,
         description=description or "",
         enabled=enabled,
+        ordering=webhook_validate_ordering(ordering),
         secret=generate_secret(),
     )
     webhook_controls_apply(webhook, controls)
@@ -207,10 +237,12 @@ def webhook_controls_apply(webhook: Webhook, changes: dict) -> set[str]:
 def webhook_update(*, webhook: Webhook, **changes) -> Webhook:
     controls = {field: changes.pop(field) for field in CONTROL_FIELDS if field in changes}
     for field, value in changes.items():
-        if field not in {*DESTINATION_FIELDS, "events", "description", "enabled"}:
+        if field not in {*DESTINATION_FIELDS, "events", "description", "enabled", "ordering"}:
             raise ValidationError({field: "this field cannot be changed"})
         if field == "events":
             value = webhook_validate_events(value)
+        if field == "ordering":
+            value = webhook_validate_ordering(value)
         if field not in DESTINATION_FIELDS:
             setattr(webhook, field, value)
     fields = set(changes) - set(DESTINATION_FIELDS)
@@ -285,7 +317,27 @@ def webhook_delete(*, webhook: Webhook) -> None:
     """Delete the webhook and its delivery log. Its row is locked first, so a publish in flight
     either commits its deliveries before (and they are deleted with it) or skips the webhook
     (deliveries/bulk.py inserts only for webhooks that still exist, under KEY SHARE)."""
-    with transaction.atomic():
-        locked = Webhook.objects.select_for_update().filter(pk=webhook.pk).first()
-        if locked is not None:
-            locked.delete()
+    for attempt in range(DELETE_TRIES):
+        try:
+            with transaction.atomic():
+                locked = Webhook.objects.select_for_update().filter(pk=webhook.pk).first()
+                if locked is not None:
+                    # Its deliveries in id order, the order the worker's recorder locks them in
+                    # (deliveries/bulk/postgresql.py), then the collector's deletes; attempts
+                    # recorded meanwhile go with their delivery (ON DELETE CASCADE).
+                    list(locked.deliveries.order_by("pk").select_for_update().values_list("pk", flat=True))
+                    locked.delete()
+            return
+        except OperationalError as exc:
+            # A deadlock with a statement that does not lock in that order: PostgreSQL rolled
+            # this transaction back whole, so it is tried again (docs/limits.md).
+            if not _is_deadlock(exc) or attempt == DELETE_TRIES - 1:
+                raise
+            logger.info("deleting webhook %s met a deadlock; trying again", webhook.pk)
+
+
+DELETE_TRIES = 3
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "40P01"

@@ -4,6 +4,7 @@ from rest_framework.test import APIClient
 from agentbot.celery import app as celery_app
 from core.services import api_key_create
 from tests.factories import SiteFactory, WebhookFactory
+from tests.support.ports import closed_port as _closed_port
 from tests.support.receiver import Receiver
 from tests.support.worker import Workers
 
@@ -12,6 +13,14 @@ from tests.support.worker import Workers
 def _local_urls_allowed(settings):
     # Tests call receivers on 127.0.0.1; the URL policy's own tests switch this off again.
     settings.AGENTBOT_ALLOW_PRIVATE_URLS = True
+
+
+@pytest.fixture(autouse=True)
+def _api_rate_limits_off(settings):
+    # The buckets live in the tests' Redis across tests: a test that means them sets them low
+    # (tests/core/test_limits.py); the others must not meet one another's.
+    settings.AGENTBOT_API_RATE = 0
+    settings.AGENTBOT_API_AUTH_FAILURE_RATE = 0
 
 
 @pytest.fixture
@@ -58,3 +67,10 @@ def workers(transactional_db, tmp_path, settings):
     yield pool
     pool.stop_all()
     celery_app.control.purge()
+
+
+@pytest.fixture
+def closed_port():
+    """A local port nothing answers on while the test runs (tests/support/ports.py)."""
+    with _closed_port() as port:
+        yield port

@@ -2,10 +2,12 @@
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions, permissions, throttling
 
 from core.models import Site
+from core.ratelimit import rate_take
 from core.services import api_key_authenticate
 
 
@@ -30,6 +32,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed('send the API key as "Authorization: Bearer <key>"')
         key = api_key_authenticate(plain=plain.strip())
         if key is None:
+            # Guessing keys costs a client its address's bucket of failures (docs/limits.md).
+            verdict = rate_take(
+                key=f"auth-failed:{request.META.get('REMOTE_ADDR', '')}",
+                rate=settings.AGENTBOT_API_AUTH_FAILURE_RATE,
+                burst=settings.AGENTBOT_API_AUTH_FAILURE_BURST,
+            )
+            if not verdict.allowed:
+                raise exceptions.Throttled(
+                    wait=verdict.retry_after, detail="too many requests with API keys that are not valid from your address"
+                )
             raise exceptions.AuthenticationFailed("this API key is not valid (unknown or revoked)")
         return SiteClient(site=key.site), key
 
@@ -42,6 +54,22 @@ class HasSiteKey(permissions.BasePermission):
 
     def has_permission(self, request, view):
         return isinstance(request.user, SiteClient)
+
+
+class ApiKeyRateThrottle(throttling.BaseThrottle):
+    """AGENTBOT_API_RATE requests a second per API key on average, AGENTBOT_API_BURST at once,
+    shared by every web process (core/ratelimit.py); past it, 429 with Retry-After."""
+
+    def allow_request(self, request, view):
+        key = getattr(request, "auth", None)
+        if key is None or not hasattr(key, "pk"):
+            return True
+        verdict = rate_take(key=f"api-key:{key.pk}", rate=settings.AGENTBOT_API_RATE, burst=settings.AGENTBOT_API_BURST)
+        self.retry_after = verdict.retry_after
+        return verdict.allowed
+
+    def wait(self):
+        return max(self.retry_after, 1.0)
 
 
 def site_of(request) -> Site:

@@ -1,14 +1,26 @@
 """Serializer fields that accept exactly what the OpenAPI schema says they accept."""
 
+from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+# A character that trimming leaves (Python's str.strip, which DRF's CharField applies): a string
+# without one is blank once trimmed. In the schema as a `pattern`, so a client or a fuzzer knows
+# that "   " is refused where text is required.
+NOT_ONLY_WHITESPACE = r"[^\s\u001c-\u001f\u0085]"
 
 
 class StrictCharField(serializers.CharField):
     """A string, and only a string: DRF's CharField would quietly turn 12 or true into text."""
 
     default_error_messages = {"not_a_string": "must be a JSON string"}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not self.allow_blank and self.trim_whitespace:
+            # Never fails here (a blank string is refused before validators run); it documents that.
+            self.validators.append(RegexValidator(NOT_ONLY_WHITESPACE))
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -24,3 +24,14 @@ class Pagination(PageNumberPagination):
             if upper and int(values[0]) > upper:
                 raise ValidationError({name: f"{name} must be a whole number from 1 to {upper}"})
         return super().paginate_queryset(queryset, request, view)
+
+    def get_schema_operation_parameters(self, view):
+        # What paginate_queryset above accepts: whole numbers from 1, a page size up to the maximum.
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {
+            self.page_query_param: {"minimum": 1},
+            self.page_size_query_param: {"minimum": 1, "maximum": self.max_page_size},
+        }
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters

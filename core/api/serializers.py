@@ -9,6 +9,7 @@ see agentbot.schema.refuse_unknown_request_fields)."""
 from collections.abc import Iterable
 
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 
 def _field_list(names: Iterable[str]) -> str:
@@ -50,8 +51,20 @@ class StrictSerializer(serializers.Serializer):
 class PatchSerializer(StrictSerializer):
     """Any of the fields, at least one of them; a field not listed here is refused with a 400 that names it."""
 
+    # The input serializer it extends gives its fields the defaults a create fills in. A PATCH
+    # changes only the fields it sends (DRF skips defaults in a partial update), so its fields carry
+    # none: the OpenAPI document then shows none, and a client generated from it does not send a
+    # create's default for every field it was not asked to change.
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, partial=True, **kwargs)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            field.default = empty
+            field.required = False
+        return fields
 
     def validate(self, attrs):
         if not attrs:

@@ -14,7 +14,7 @@ from types import ModuleType
 from django.db import connection
 
 from deliveries.bulk import portable, postgresql
-from deliveries.bulk.common import Candidate, Outcome, Taken, due, due_unleased, release, webhook_candidates
+from deliveries.bulk.common import Candidate, Outcome, Taken, due, due_unleased, heads, release, webhook_candidates
 from deliveries.models import Event
 
 __all__ = [
@@ -22,12 +22,17 @@ __all__ = [
     "Outcome",
     "Taken",
     "claim_due",
+    "claim_next",
+    "claim_stalled",
     "deliveries_create",
     "due",
     "due_unleased",
     "event_create",
+    "heads",
+    "keys_lock",
     "record",
     "release",
+    "sequences",
     "take",
     "webhook_candidates",
     "webhooks_succeeded",
@@ -41,22 +46,59 @@ def implementation() -> ModuleType:
     return postgresql if connection.vendor == "postgresql" else portable
 
 
-def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -> tuple[Event, list[Candidate]]:
+def event_create(
+    *, site_id: str, event_type: str, data: dict, data_json: str, ordering_key: str | None = None
+) -> tuple[Event, list[Candidate]]:
     """Store the event and read the site's webhooks that get it (webhook_candidates), in one
     statement on PostgreSQL (the ORM's INSERT and SELECT cost a publish more CPU than the rest of
     it). `data_json` is `data` as the publish already rendered it (jsjson.dumps), stored as it is."""
-    return implementation().event_create(site_id=site_id, event_type=event_type, data=data, data_json=data_json)
+    return implementation().event_create(
+        site_id=site_id, event_type=event_type, data=data, data_json=data_json, ordering_key=ordering_key
+    )
 
 
 def deliveries_create(
-    *, event_id: str, webhook_ids: list[str], now: datetime, until: datetime | None, token: str | None
+    *,
+    event_id: str,
+    webhook_ids: list[str],
+    now: datetime,
+    until: datetime | None,
+    token: str | None,
+    keys: list[str | None] | None = None,
+    behind: list[str] | None = None,
 ) -> list[tuple[str, str]]:
     """One delivery per webhook, due `now`, under the dispatch lease `token` until `until`; the
-    (delivery id, webhook id) of each stored. A webhook deleted meanwhile gets none."""
+    (delivery id, webhook id) of each stored. A webhook deleted meanwhile gets none. `keys`: the
+    ordering key of each (None: unordered), each numbered after every delivery stored before it.
+    One stored behind a pending delivery of its key gets no lease (it goes when that one ends):
+    its id is added to `behind`, and it must not be handed to the workers."""
     if not webhook_ids:
         return []
     given = {"event_id": event_id, "next_attempt_at": now, "leased_until": until, "lease_token": token}
-    return implementation().deliveries_create(given=given, webhook_ids=webhook_ids, now=now)
+    keys = list(keys) if keys is not None else [None] * len(webhook_ids)
+    return implementation().deliveries_create(given=given, webhook_ids=webhook_ids, keys=keys, now=now, behind=behind)
+
+
+def keys_lock(*, keys: list[str]) -> None:
+    """Hold each ordering key's publish lock until the caller's transaction ends, so a key's
+    deliveries are numbered in the order their publishes commit (nothing on SQLite, whose writes
+    are one at a time)."""
+    if keys:
+        implementation().keys_lock(keys)
+
+
+def sequences(*, count: int) -> list[int]:
+    """`count` places after every delivery stored so far, in every key's order."""
+    return implementation().sequences(count) if count else []
+
+
+def claim_next(*, ids: list[str], now: datetime, until: datetime, token: str) -> list[str]:
+    """For each key of the ordered deliveries `ids`: lease its head (its first pending delivery)
+    if it is due, unleased and its webhook is not held. Called when a head ends, so the next one
+    goes at once rather than at the next sweep."""
+    if not ids:
+        return []
+    return implementation().claim_next(ids=ids, now=now, until=until, token=token)
 
 
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
@@ -64,12 +106,19 @@ def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list
     return implementation().claim_due(now=now, limit=limit, until=until, token=token)
 
 
+def claim_stalled(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
+    """Lease up to `limit` heads of ordering keys that wait with no due time and no lease: the
+    hand-out that should have followed their predecessor's end was lost. The sweep's safety net."""
+    return implementation().claim_stalled(now=now, limit=limit, until=until, token=token)
+
+
 def take(
     *, ids: list[str], token: str, until: datetime, skip_webhooks: list[str] = (), hold_until: datetime | None = None
-) -> list[Taken]:
+) -> tuple[list[Taken], list[str]]:
     """Extend the lease of the deliveries still held by `token` to `until` and load what sending
     needs. Deliveries to `skip_webhooks` are not taken: their lease is cut to `hold_until` (never
-    lengthened), or left as it is without one."""
+    lengthened), or left as it is without one. An ordered delivery that waits behind another of its
+    key is not taken either: its lease is dropped and its id returned second (taken, behind)."""
     return implementation().take(ids=ids, token=token, until=until, skip_webhooks=skip_webhooks, hold_until=hold_until)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from core.crypto import decrypt
 from deliveries.formats import Envelope
@@ -29,6 +29,7 @@ class Candidate:
     format: str
     circuit_opened_at: datetime | None
     paused: bool
+    ordering: str = "none"
     filter: dict | str | None = None  # the webhook's filter (subscriptions/filters.py), or its JSON text
 
     @property
@@ -44,8 +45,25 @@ def webhook_candidates(*, site_id: str | None = None, webhook_id: str | None = N
         found = Webhook.objects.filter(pk=webhook_id)
     else:
         found = Webhook.objects.filter(Q(enabled=True) | Q(disabled_reason=""), site_id=site_id)
-    rows = found.values_list("id", "events", "format", "circuit_opened_at", "enabled", "filter")
-    return [Candidate(id, events, format, opened, not enabled, cond) for id, events, format, opened, enabled, cond in rows]
+    rows = found.values_list("id", "events", "format", "circuit_opened_at", "enabled", "ordering", "filter")
+    return [
+        Candidate(id, events, format, opened, not enabled, ordering, cond)
+        for id, events, format, opened, enabled, ordering, cond in rows
+    ]
+
+
+def heads(queryset):
+    """`queryset` less the deliveries that wait behind another of their key: an ordered delivery
+    is sendable only while no pending delivery of the same webhook and key comes before it. An
+    unordered one (no key) always is."""
+    earlier = Delivery.objects.filter(
+        Q(sequence__lt=OuterRef("sequence")) | Q(sequence=OuterRef("sequence"), id__lt=OuterRef("id")),
+        webhook_id=OuterRef("webhook_id"),
+        ordering_key=OuterRef("ordering_key"),
+        ordering_key__isnull=False,
+        status=PENDING,
+    )
+    return queryset.exclude(Exists(earlier))
 
 
 def due_unleased(*, now: datetime):
@@ -57,8 +75,9 @@ def due_unleased(*, now: datetime):
 
 def due(*, now: datetime):
     """What the sweep may claim: due and unleased, except a paused webhook's (they wait) and an
-    open circuit's (it gets probes)."""
-    return due_unleased(now=now).exclude(webhook__circuit_opened_at__isnull=False).exclude(Webhook.paused_q("webhook__"))
+    open circuit's (it gets probes), and an ordered delivery that waits behind another of its key."""
+    flowing = due_unleased(now=now).exclude(webhook__circuit_opened_at__isnull=False).exclude(Webhook.paused_q("webhook__"))
+    return heads(flowing)
 
 
 @dataclass
@@ -75,6 +94,7 @@ class Taken:
     format: str
     webhook: Webhook | None
     problem: str = ""
+    ordering_key: str | None = None
 
 
 # The event's data is returned once per event, not once per delivery of it, as the text stored at

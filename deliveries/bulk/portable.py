@@ -9,26 +9,99 @@ from datetime import datetime
 from functools import partial
 
 from django.db import transaction
+from django.db.models import Max, Q
 
 from deliveries import jsjson
-from deliveries.bulk.common import PENDING, Candidate, Outcome, Taken, _ready, due, webhook_candidates
+from deliveries.bulk.common import PENDING, Candidate, Outcome, Taken, _ready, due, heads, webhook_candidates
 from deliveries.formats import Envelope
 from deliveries.models import Attempt, Delivery, Event
 from subscriptions.models import Webhook
 
 
-def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -> tuple[Event, list[Candidate]]:
-    event = Event(site_id=site_id, type=event_type, data=data)
+def event_create(
+    *, site_id: str, event_type: str, data: dict, data_json: str, ordering_key: str | None = None
+) -> tuple[Event, list[Candidate]]:
+    event = Event(site_id=site_id, type=event_type, data=data, ordering_key=ordering_key)
     event.save(force_insert=True)
     return event, webhook_candidates(site_id=site_id)
 
 
-def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> list[tuple[str, str]]:
+def deliveries_create(
+    *, given: dict, webhook_ids: list[str], keys: list[str | None], now: datetime, behind: list[str] | None = None
+) -> list[tuple[str, str]]:
     with transaction.atomic():
         # A webhook deleted since it was chosen gets none (its row is locked until this commits).
         present = set(Webhook.objects.select_for_update().filter(pk__in=webhook_ids).values_list("id", flat=True))
-        created = Delivery.objects.bulk_create(Delivery(webhook_id=w, **given) for w in webhook_ids if w in present)
+        rows = [(w, k) for w, k in zip(webhook_ids, keys, strict=True) if w in present]
+        numbers = sequences(len(rows))
+        made = []
+        for (w, k), n in zip(rows, numbers, strict=True):
+            delivery = Delivery(webhook_id=w, ordering_key=k, sequence=n, **given)
+            if k is not None and Delivery.objects.filter(webhook_id=w, ordering_key=k, status=PENDING).exists():
+                # Behind its key's head: no message and no due time (claim_next hands it out).
+                delivery.leased_until = delivery.lease_token = delivery.next_attempt_at = None
+                if behind is not None and given["lease_token"] is not None:
+                    behind.append(delivery.id)
+            made.append(delivery)
+        created = Delivery.objects.bulk_create(made)
     return [(d.id, d.webhook_id) for d in created]
+
+
+def keys_lock(keys: list[str]) -> None:
+    """Nothing: SQLite writes one transaction at a time."""
+
+
+def sequences(count: int) -> list[int]:
+    # Inside a write transaction on SQLite, which no other writer can interleave with.
+    last = Delivery.objects.aggregate(last=Max("sequence"))["last"] or 0
+    return list(range(last + 1, last + 1 + count))
+
+
+def claim_next(*, ids: list[str], now: datetime, until: datetime, token: str) -> list[str]:
+    claimed = []
+    with transaction.atomic():
+        keys = set(
+            Delivery.objects.filter(id__in=ids, ordering_key__isnull=False).values_list("webhook_id", "ordering_key").distinct()
+        )
+        for webhook_id, key in sorted(keys):
+            head = (
+                Delivery.objects.filter(webhook_id=webhook_id, ordering_key=key, status=PENDING)
+                .order_by("sequence", "id")
+                .values_list("id", flat=True)
+                .first()
+            )
+            if head and _free(now).filter(pk=head).update(leased_until=until, lease_token=token):
+                Delivery.objects.filter(pk=head, next_attempt_at__isnull=True).update(next_attempt_at=now)
+                claimed.append(head)
+    return claimed
+
+
+def _free(now: datetime):
+    """Pending, due or waiting without a due time, unleased, of a webhook that is not held."""
+    return (
+        Delivery.objects.filter(status=PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .exclude(webhook__circuit_opened_at__isnull=False)
+        .exclude(Webhook.paused_q("webhook__"))
+    )
+
+
+def claim_stalled(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
+    with transaction.atomic():
+        keys = (
+            Delivery.objects.filter(status=PENDING, ordering_key__isnull=False)
+            .values_list("webhook_id", "ordering_key")
+            .distinct()
+        )
+        heads_found = [
+            Delivery.objects.filter(webhook_id=w, ordering_key=k, status=PENDING).order_by("sequence", "id").first()
+            for w, k in sorted(keys)
+        ]
+        stalled = [d.id for d in heads_found if d is not None and d.next_attempt_at is None][:limit]
+        ids = list(_free(now).filter(id__in=stalled).values_list("id", flat=True))
+        Delivery.objects.filter(id__in=ids).update(leased_until=until, lease_token=token, next_attempt_at=now)
+    return ids
 
 
 def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
@@ -41,13 +114,18 @@ def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list
     return ids
 
 
-def take(*, ids, token, until, skip_webhooks, hold_until) -> list[Taken]:
+def take(*, ids, token, until, skip_webhooks, hold_until) -> tuple[list[Taken], list[str]]:
+    held = Delivery.objects.filter(id__in=ids, lease_token=token, status=PENDING)
+    sendable = heads(held)
+    behind = list(held.exclude(pk__in=sendable.values("pk")).values_list("id", flat=True))
+    if behind:
+        Delivery.objects.filter(id__in=behind).update(leased_until=None, lease_token=None, next_attempt_at=None)
     held = Delivery.objects.filter(id__in=ids, lease_token=token, status=PENDING)
     if hold_until is not None:
         held.filter(webhook_id__in=skip_webhooks, leased_until__gt=hold_until).update(leased_until=hold_until)
     owned = held.exclude(webhook_id__in=skip_webhooks)
     if not owned.update(leased_until=until):
-        return []
+        return [], behind
     taken = []
     for d in owned.select_related("event"):
         e = d.event
@@ -55,8 +133,20 @@ def take(*, ids, token, until, skip_webhooks, hold_until) -> list[Taken]:
         webhook, problem = _ready(partial(Webhook.objects.get, pk=d.webhook_id))
         # Only a webhook that cannot be read whole costs a second query, for its format.
         webhook_format = webhook.format if webhook else Webhook.objects.values_list("format", flat=True).get(pk=d.webhook_id)
-        taken.append(Taken(d.id, d.attempt_count, d.schedule_position, envelope, d.webhook_id, webhook_format, webhook, problem))
-    return taken
+        taken.append(
+            Taken(
+                d.id,
+                d.attempt_count,
+                d.schedule_position,
+                envelope,
+                d.webhook_id,
+                webhook_format,
+                webhook,
+                problem,
+                d.ordering_key,
+            )
+        )
+    return taken, behind
 
 
 def record(outcomes: list[Outcome], *, now: datetime) -> None:

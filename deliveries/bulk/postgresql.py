@@ -26,7 +26,7 @@ def _execute(sql: str, params: list) -> list[tuple]:
 
 
 # --- create (publish) -------------------------------------------------------------------------
-_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at, NOT enabled, filter::text"
+_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at, NOT enabled, ordering, filter::text"
 # Webhooks that get deliveries of new events: enabled ones and paused ones (whose deliveries wait);
 # not those the service disabled.
 _GETS_EVENTS = "(enabled OR disabled_reason = '')"
@@ -34,11 +34,16 @@ _GETS_EVENTS = "(enabled OR disabled_reason = '')"
 
 def _candidates(rows: list[tuple]) -> list[Candidate]:
     # The filter stays JSON text: most webhooks have none, and one that has is compiled once per text.
-    return [Candidate(id, json.loads(events), format, opened, paused, cond) for id, events, format, opened, paused, cond in rows]
+    return [
+        Candidate(id, json.loads(events), format, opened, paused, ordering, cond)
+        for id, events, format, opened, paused, ordering, cond in rows
+    ]
 
 
-def event_create(*, site_id: str, event_type: str, data: dict, data_json: str) -> tuple[Event, list[Candidate]]:
-    event = Event(site_id=site_id, type=event_type, data=data)
+def event_create(
+    *, site_id: str, event_type: str, data: dict, data_json: str, ordering_key: str | None = None
+) -> tuple[Event, list[Candidate]]:
+    event = Event(site_id=site_id, type=event_type, data=data, ordering_key=ordering_key)
     sql, fields = _event_plan()
     values = [data_json if f.attname == "data" else f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
     rows = _execute(sql, values + [site_id])
@@ -59,7 +64,9 @@ def _event_plan() -> tuple[str, list]:
     return sql, fields
 
 
-def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> list[tuple[str, str]]:
+def deliveries_create(
+    *, given: dict, webhook_ids: list[str], keys: list[str | None], now: datetime, behind: list[str] | None = None
+) -> list[tuple[str, str]]:
     ids = [new_delivery_id() for _ in webhook_ids]
     sql, constant = _insert_plan()
     params = []
@@ -69,7 +76,10 @@ def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> 
         else:
             value = given[f.attname] if f.attname in given else f.get_default()
         params.append(f.get_db_prep_save(value, connection))
-    inserted = {row[0] for row in _execute(sql, params + [ids, list(webhook_ids)])}
+    rows = _execute(sql, params + [ids, list(webhook_ids), list(keys), given["lease_token"]])
+    inserted = {row[0] for row in rows}
+    if behind is not None:
+        behind.extend(row[0] for row in rows if row[1])
     # A webhook deleted meanwhile gets none (see _insert_plan).
     return [(i, w) for i, w in zip(ids, webhook_ids, strict=True) if i in inserted]
 
@@ -78,12 +88,21 @@ def deliveries_create(*, given: dict, webhook_ids: list[str], now: datetime) -> 
 def _insert_plan() -> tuple[str, list]:
     """The INSERT of `deliveries_create` (built once per process) and the fields whose values are
     the same for every row of one call, in the order of its parameters."""
-    per_row = {"id", "webhook_id"}
+    per_row = {"id", "webhook_id", "ordering_key"}
     columns, values, constant = [], [], []
     for f in Delivery._meta.concrete_fields:
         columns.append(connection.ops.quote_name(f.column))
         if f.attname in per_row:
             values.append(f"r.{f.attname}")
+            continue
+        if f.attname == "sequence":  # publish order, drawn under the key's lock (keys_lock)
+            values.append(f"nextval('{SEQUENCE}')")
+            continue
+        # A delivery behind its key's head: no lease and no due time (not in the sweep's due index:
+        # a long queue behind a failing head costs the sweep nothing); claim_next hands it out.
+        if f.attname in ("leased_until", "lease_token", "next_attempt_at"):
+            values.append(f"CASE WHEN {WAITS} THEN NULL ELSE %s::{f.db_type(connection)} END")
+            constant.append(f)
             continue
         values.append(f"%s::{f.db_type(connection)}")
         constant.append(f)
@@ -94,24 +113,137 @@ def _insert_plan() -> tuple[str, list]:
     webhooks = Webhook._meta.db_table
     sql = (
         f"INSERT INTO {Delivery._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[]) AS r(id, webhook_id) "
-        f"JOIN {webhooks} w ON w.id = r.webhook_id FOR KEY SHARE OF w RETURNING {Delivery._meta.pk.column}"
+        f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[], %s::text[]) "
+        "AS r(id, webhook_id, ordering_key) "
+        f"JOIN {webhooks} w ON w.id = r.webhook_id FOR KEY SHARE OF w "
+        f"RETURNING {Delivery._meta.pk.column}, ordering_key IS NOT NULL AND lease_token IS NULL AND %s::text IS NOT NULL"
     )
     return sql, constant
 
 
+# --- ordered delivery ---------------------------------------------------------------------------
+# The sequence that numbers deliveries in publish order (created by the migration that added it).
+SEQUENCE = "deliveries_delivery_sequence_seq"
+
+# At publish (under the key's lock): the new delivery `r` has a pending delivery of its key before
+# it, so it gets no dispatch lease and no message; it is handed out when the one before it ends.
+WAITS = """(r.ordering_key IS NOT NULL AND EXISTS (
+    SELECT 1 FROM deliveries_delivery p
+    WHERE p.webhook_id = r.webhook_id AND p.ordering_key = r.ordering_key AND p.ordering_key IS NOT NULL
+      AND p.status = 'pending'))"""
+
+# The head check (docs/ordering.md): `d` is sendable unless it is ordered (has a key) and a pending
+# delivery of the same webhook and key comes before it. Along delivery_key_queue_idx; an unordered
+# delivery never reaches the subquery.
+HEAD = """(d.ordering_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM deliveries_delivery p
+    WHERE p.webhook_id = d.webhook_id AND p.ordering_key = d.ordering_key AND p.ordering_key IS NOT NULL
+      AND p.status = 'pending' AND (p.sequence, p.id) < (d.sequence, d.id)))"""
+
+# A paused webhook's deliveries wait; an open circuit's are held, its probes claimed on their own.
+HELD_WEBHOOKS = """
+    SELECT id FROM subscriptions_webhook
+    WHERE circuit_opened_at IS NOT NULL OR (NOT enabled AND disabled_reason = '')"""
+
+
+def keys_lock(keys: list[str]) -> None:
+    """Hold the publish lock of each (webhook, key) until the transaction ends, in one order (no
+    deadlock between two publishes of the same keys): a key's sequence numbers are then drawn in
+    the order its publishes commit, so no delivery can appear before one already being sent."""
+    _execute(
+        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (SELECT k FROM unnest(%s::text[]) k ORDER BY k) s",
+        [sorted(set(keys))],
+    )
+
+
+def sequences(count: int) -> list[int]:
+    """`count` new places at the end of every key's order (a retried delivery goes behind those waiting)."""
+    return [row[0] for row in _execute(f"SELECT nextval('{SEQUENCE}') FROM generate_series(1, %s)", [count])]
+
+
+NEXT_SQL = f"""
+UPDATE deliveries_delivery
+SET leased_until = %(until)s, lease_token = %(token)s, next_attempt_at = COALESCE(next_attempt_at, %(now)s)
+WHERE id IN (
+    SELECT d.id FROM deliveries_delivery d
+    WHERE d.id IN (
+        SELECT h.id FROM (
+            SELECT DISTINCT webhook_id, ordering_key FROM deliveries_delivery
+            WHERE id = ANY(%(ids)s::text[]) AND ordering_key IS NOT NULL
+        ) f
+        CROSS JOIN LATERAL (
+            SELECT n.id FROM deliveries_delivery n
+            WHERE n.webhook_id = f.webhook_id AND n.ordering_key = f.ordering_key AND n.ordering_key IS NOT NULL
+              AND n.status = 'pending'
+            ORDER BY n.sequence, n.id LIMIT 1
+        ) h
+    )
+      -- a delivery that waited behind its head has no due time: it is due now
+      AND d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %(now)s)
+      AND (d.leased_until IS NULL OR d.leased_until < %(now)s)
+      AND d.webhook_id NOT IN ({HELD_WEBHOOKS})
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+
+def claim_next(*, ids: list[str], now: datetime, until: datetime, token: str) -> list[str]:
+    return [row[0] for row in _execute(NEXT_SQL, {"ids": list(ids), "now": now, "until": until, "token": token})]
+
+
+# Keys whose head waits with no due time and no lease: its predecessor ended but the hand-out that
+# follows (claim_next) was lost (a worker killed in between, a publish that committed just as the
+# head ended, a webhook paused meanwhile). A loose scan of delivery_key_queue_idx: one descent per
+# key with pending deliveries, however long each key's queue is.
+STALLED_SQL = f"""
+WITH RECURSIVE k AS (
+    (SELECT webhook_id, ordering_key FROM deliveries_delivery
+     WHERE status = 'pending' AND ordering_key IS NOT NULL
+     ORDER BY webhook_id, ordering_key LIMIT 1)
+    UNION ALL
+    SELECT n.webhook_id, n.ordering_key FROM k CROSS JOIN LATERAL (
+        SELECT webhook_id, ordering_key FROM deliveries_delivery
+        WHERE status = 'pending' AND ordering_key IS NOT NULL
+          AND (webhook_id, ordering_key) > (k.webhook_id, k.ordering_key)
+        ORDER BY webhook_id, ordering_key LIMIT 1
+    ) n
+)
+UPDATE deliveries_delivery
+SET leased_until = %(until)s, lease_token = %(token)s, next_attempt_at = %(now)s
+WHERE id IN (
+    SELECT d.id FROM deliveries_delivery d
+    WHERE d.id IN (
+        SELECT h.id FROM k CROSS JOIN LATERAL (
+            SELECT id FROM deliveries_delivery n
+            WHERE n.webhook_id = k.webhook_id AND n.ordering_key = k.ordering_key AND n.ordering_key IS NOT NULL
+              AND n.status = 'pending'
+            ORDER BY n.sequence, n.id LIMIT 1
+        ) h
+    )
+      AND d.status = 'pending' AND d.next_attempt_at IS NULL AND (d.leased_until IS NULL OR d.leased_until < %(now)s)
+      AND d.webhook_id NOT IN ({HELD_WEBHOOKS})
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+
+def claim_stalled(*, now: datetime, limit: int, until: datetime, token: str) -> list[str]:
+    params = {"now": now, "until": until, "token": token, "limit": limit}
+    return [row[0] for row in _execute(STALLED_SQL, params)]
+
+
 # --- claim (the sweep) ------------------------------------------------------------------------
-CLAIM_SQL = """
+CLAIM_SQL = f"""
 UPDATE deliveries_delivery SET leased_until = %s, lease_token = %s
 WHERE id IN (
-    SELECT id FROM deliveries_delivery
-    WHERE status = 'pending' AND next_attempt_at <= %s AND (leased_until IS NULL OR leased_until < %s)
-      -- a paused webhook's deliveries wait; an open circuit's are held, its probes claimed on their own
-      AND webhook_id NOT IN (
-          SELECT id FROM subscriptions_webhook
-          WHERE circuit_opened_at IS NOT NULL OR (NOT enabled AND disabled_reason = '')
-      )
-    ORDER BY next_attempt_at
+    SELECT d.id FROM deliveries_delivery d
+    WHERE d.status = 'pending' AND d.next_attempt_at <= %s AND (d.leased_until IS NULL OR d.leased_until < %s)
+      AND d.webhook_id NOT IN ({HELD_WEBHOOKS})
+      AND {HEAD}
+    ORDER BY d.next_attempt_at
     LIMIT %s
     FOR UPDATE SKIP LOCKED
 )
@@ -123,40 +255,60 @@ def claim_due(*, now: datetime, limit: int, until: datetime, token: str) -> list
     return [row[0] for row in _execute(CLAIM_SQL, [until, token, now, now, limit])]
 
 
-TAKE_SQL = """
-WITH taken AS (
+# An ordered delivery that is not the head of its key is not taken: its lease is dropped (its
+# `behind` row comes back with no event), and it is claimed when the one before it ends.
+TAKE_SQL = f"""
+WITH k AS (
+    -- In id order, and past rows another transaction holds (a webhook's delete): a take never
+    -- waits on a delete that may be waiting on it. One skipped keeps its dispatch lease, which
+    -- runs out, and the sweep hands it out again if it still exists.
+    SELECT d.id FROM deliveries_delivery d
+    WHERE d.id = ANY(%(ids)s::text[]) AND d.lease_token = %(token)s
+    ORDER BY d.id
+    FOR NO KEY UPDATE SKIP LOCKED
+), taken AS (
     UPDATE deliveries_delivery d
-    SET leased_until = CASE WHEN d.webhook_id = ANY(%(skip)s) THEN LEAST(d.leased_until, %(hold)s) ELSE %(until)s END
-    FROM unnest(%(ids)s::text[]) AS k(id)
+    SET leased_until = CASE WHEN NOT {HEAD} THEN NULL
+                            WHEN d.webhook_id = ANY(%(skip)s) THEN LEAST(d.leased_until, %(hold)s)
+                            ELSE %(until)s END,
+        lease_token = CASE WHEN {HEAD} THEN d.lease_token END,
+        next_attempt_at = CASE WHEN {HEAD} THEN d.next_attempt_at END
+    FROM k
     WHERE d.id = k.id AND d.lease_token = %(token)s
-    RETURNING d.id, d.event_id, d.webhook_id, d.attempt_count, d.schedule_position, d.status,
-              d.webhook_id = ANY(%(skip)s) AS skipped
+    RETURNING d.id, d.event_id, d.webhook_id, d.attempt_count, d.schedule_position, d.status, d.ordering_key,
+              d.webhook_id = ANY(%(skip)s) AS skipped, d.lease_token IS NULL AS behind
 )
 SELECT t.id, t.attempt_count, t.schedule_position,
        e.id, e.type, e.site_id, e.created_at,
        CASE WHEN row_number() OVER (PARTITION BY e.id) = 1 THEN e.data::text END,
        w.id, w.url, w.format, w.enabled, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at,
-       w.exchange, w.routing_key, w.broker_password,
+       w.exchange, w.routing_key, w.broker_password, t.ordering_key, t.behind,
        w.headers::text, w.auth::text, w.auth_secret, w.rate_limit::text, w.tls_client_cert, w.tls_client_key, w.tls_ca_cert
 FROM taken t
 JOIN deliveries_event e ON e.id = t.event_id
 JOIN subscriptions_webhook w ON w.id = t.webhook_id
-WHERE t.status = 'pending' AND NOT t.skipped
+WHERE t.status = 'pending' AND (t.behind OR NOT t.skipped)
 """
 
 
-def take(*, ids, token, until, skip_webhooks, hold_until) -> list[Taken]:
+def take(*, ids, token, until, skip_webhooks, hold_until) -> tuple[list[Taken], list[str]]:
     params = {"until": until, "hold": hold_until, "ids": list(ids), "token": token, "skip": list(skip_webhooks)}
     rows = _execute(TAKE_SQL, params)
     events: dict[str, Envelope] = {}
     webhooks: dict[str, tuple[Webhook | None, str]] = {}
+    taken, behind = [], []
     for row in rows:
         event_id, data = row[3], row[7]
         if data is not None:
             events[event_id] = Envelope(event_id, row[4], row[5], row[6], data)
+    for row in rows:
+        if row[20]:
+            behind.append(row[0])
+            continue
         if row[8] not in webhooks:
-            webhooks[row[8]] = _ready(lambda row=row: _webhook(*row[8:26]))
-    return [Taken(row[0], row[1], row[2], events[row[3]], row[8], row[10], *webhooks[row[8]]) for row in rows]
+            webhooks[row[8]] = _ready(lambda row=row: _webhook(*row[8:19], *row[21:28]))
+        taken.append(Taken(row[0], row[1], row[2], events[row[3]], row[8], row[10], *webhooks[row[8]], row[19]))
+    return taken, behind
 
 
 RECORD_SQL = """
@@ -165,20 +317,28 @@ WITH r AS (
         AS r(id text, token text, number int, at timestamptz, status_code int, request_headers jsonb,
              response_headers jsonb, response_body text, duration_ms int, error text, succeeded bool, status text,
              schedule_position int, next_attempt_at timestamptz)
+), present AS (
+    -- The deliveries that still exist, held (KEY SHARE) until commit so none can be deleted under
+    -- the attempts written for it. SKIP LOCKED: one a delete holds is being deleted (or re-leased
+    -- by the sweep or an operator); waiting for it could deadlock with the delete and roll the
+    -- whole batch back, so its attempt is not logged. docs/limits.md.
+    SELECT d.id FROM deliveries_delivery d
+    WHERE d.id IN (SELECT r.id FROM r)
+    ORDER BY d.id
+    FOR KEY SHARE SKIP LOCKED
 ), moved AS (
     UPDATE deliveries_delivery d
     SET status = r.status, attempt_count = r.number, schedule_position = r.schedule_position,
         next_attempt_at = r.next_attempt_at, last_attempt_at = %s, last_status_code = r.status_code,
         last_error = r.error, leased_until = NULL, lease_token = NULL, updated_at = %s
-    FROM r
+    FROM r JOIN present p ON p.id = r.id
     WHERE d.id = r.id AND d.lease_token = r.token
 )
 INSERT INTO deliveries_attempt (delivery_id, number, at, status_code, request_headers, response_headers,
                                 response_body, duration_ms, error, succeeded)
 SELECT r.id, r.number, r.at, r.status_code, r.request_headers, r.response_headers,
        r.response_body, r.duration_ms, r.error, r.succeeded
-FROM r
-WHERE EXISTS (SELECT 1 FROM deliveries_delivery d WHERE d.id = r.id)
+FROM r JOIN present p ON p.id = r.id
 """
 
 

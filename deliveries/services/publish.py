@@ -16,7 +16,7 @@ from deliveries.models import Event
 from deliveries.services.leases import dispatch_until
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS
 from subscriptions.filters import filter_matches
-from subscriptions.models import Webhook, subscribed
+from subscriptions.models import Webhook, ordering_key_for, subscribed
 
 
 class PublishError(Refused):
@@ -28,6 +28,20 @@ class PublishError(Refused):
 class EventTooLarge(PublishError):
     status_code = 413
     code = "payload_too_large"
+
+
+ORDERING_KEY_MAX = 200
+
+
+def ordering_key_validate(ordering_key) -> str | None:
+    """An event's ordering key: None, or a string of 1 to 200 characters that can be stored."""
+    if ordering_key is None:
+        return None
+    if not isinstance(ordering_key, str) or not 1 <= len(ordering_key) <= ORDERING_KEY_MAX:
+        raise PublishError(f"ordering_key must be a string of 1 to {ORDERING_KEY_MAX} characters")
+    if not text_is_storable(ordering_key):
+        raise PublishError("ordering_key contains a NUL character or an unpaired surrogate, which cannot be stored")
+    return ordering_key
 
 
 def event_validate(*, event_type: str, data, connector: bool = False) -> str:
@@ -93,14 +107,19 @@ def event_publish(
     data: dict,
     idempotency_key: str | None = None,
     only_webhook: Webhook | None = None,
+    ordering_key: str | None = None,
 ) -> tuple[Event, bool]:
     """Store the event and one delivery per subscribed webhook, in the caller's transaction.
 
     Returns (event, created). With an idempotency key already used on this site the stored event
     is returned and nothing new is sent. Workers are kicked only when the transaction commits, so
-    a rollback stores and sends nothing.
+    a rollback stores and sends nothing. `ordering_key`: a webhook ordered by key sends the events
+    of one key one at a time, in publish order (docs/ordering.md); the domain's events carry their
+    conversation's id.
     """
     data_json = event_validate(event_type=event_type, data=data, connector=only_webhook is not None)
+    ordering_key = ordering_key_validate(ordering_key)
+    fields = {"ordering_key": ordering_key} if ordering_key is not None else {}
     # Inside the caller's transaction no savepoint of its own (two round trips per event): a
     # failure here fails the caller's transaction, which is what a publish that did not happen means.
     with transaction.atomic(savepoint=False):
@@ -111,11 +130,11 @@ def event_publish(
             try:
                 # A savepoint only where a concurrent publish with the same key can win the race.
                 with transaction.atomic():
-                    event = Event.objects.create(site=site, type=event_type, data=data, idempotency_key=idempotency_key)
+                    event = Event.objects.create(site=site, type=event_type, data=data, idempotency_key=idempotency_key, **fields)
             except IntegrityError:
                 return Event.objects.get(site=site, idempotency_key=idempotency_key), False
         elif only_webhook is not None:
-            event = Event.objects.create(site=site, type=event_type, data=data)
+            event = Event.objects.create(site=site, type=event_type, data=data, **fields)
         # Only what the choice needs (loading the secrets would decrypt each one), read now: the
         # caller's copy of a webhook may predate its circuit opening.
         if only_webhook is not None:
@@ -124,7 +143,9 @@ def event_publish(
             if idempotency_key:
                 candidates = bulk.webhook_candidates(site_id=site.pk)
             else:  # the usual publish: the event stored and the webhooks read in one statement
-                event, candidates = bulk.event_create(site_id=site.pk, event_type=event_type, data=data, data_json=data_json)
+                event, candidates = bulk.event_create(
+                    site_id=site.pk, event_type=event_type, data=data, data_json=data_json, ordering_key=ordering_key
+                )
             webhooks = [
                 w
                 for w in candidates
@@ -138,12 +159,30 @@ def event_publish(
         # A paused webhook's deliveries are stored and wait for it to be enabled again; an open
         # circuit's are stored and held, its probes let them through later.
         held = [w.id for w in webhooks if w.held]
-        sent = bulk.deliveries_create(event_id=event.id, webhook_ids=flowing, now=now, until=dispatch_until(now), token=token)
-        waiting = bulk.deliveries_create(event_id=event.id, webhook_ids=held, now=now, until=None, token=None)
-        ids = [delivery_id for delivery_id, _ in sent]
+        keys = {w.id: ordering_key_for(w.ordering, ordering_key) for w in webhooks}
+        # An ordered webhook's key is locked until commit, so its deliveries are numbered in commit order.
+        bulk.keys_lock(keys=[f"{w}\x1f{k}" for w, k in keys.items() if k is not None])
+        behind: list[str] = []
+        sent = bulk.deliveries_create(
+            event_id=event.id,
+            webhook_ids=flowing,
+            keys=[keys[w] for w in flowing],
+            now=now,
+            until=dispatch_until(now),
+            token=token,
+            behind=behind,
+        )
+        waiting = bulk.deliveries_create(
+            event_id=event.id, webhook_ids=held, keys=[keys[w] for w in held], now=now, until=None, token=None
+        )
+        ids = [delivery_id for delivery_id, _ in sent if delivery_id not in behind]
         if ids:
             # Batched with other publishes of this process by deliveries/handoff.py.
             transaction.on_commit(lambda: handoff.outbox().put(ids, token))
+        if behind:
+            # Sent when the one before ends; if it ended while this transaction was open, its
+            # worker could not see these yet: the outbox looks once more after the commit.
+            transaction.on_commit(lambda: handoff.outbox().put_behind(behind))
     event.published = Published(data_json=data_json, deliveries=sent + waiting, at=now)
     return event, True
 

@@ -41,6 +41,11 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
     if probes:
         handoff.send(probes, token)
     handed = len(probes)
+    # Ordered keys whose next delivery was not handed out when the one before it ended.
+    stalled = bulk.claim_stalled(now=now, limit=settings.AGENTBOT_SEND_BATCH, until=dispatch_until(now), token=token)
+    if stalled:
+        handoff.send(stalled, token)
+    handed += len(stalled)
     for _ in range(max_batches):
         ids, token = deliveries_claim_due(now=timezone.now(), limit=settings.AGENTBOT_SEND_BATCH)
         if not ids:
@@ -54,15 +59,37 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
 def deliveries_take(*, ids: list[str], token: str, skip_webhooks: list[str] = ()) -> list[bulk.Taken]:
     """Swap the dispatch lease for a send lease; only deliveries still held by `token` are taken,
     and none to `skip_webhooks` (saturated ones: their lease is cut short, and the sweep offers them
-    again once it runs out)."""
+    again once it runs out). An ordered delivery that waits behind another of its key is not taken:
+    it goes when the one before it ends (deliveries_next)."""
     now = timezone.now()
-    return bulk.take(
+    taken, behind = bulk.take(
         ids=ids,
         token=token,
         until=now + engine.send_lease(),
         skip_webhooks=skip_webhooks,
         hold_until=now + engine.overflow_hold(),
     )
+    if behind:
+        # The one before may have ended while this take ran: then no one else hands these out.
+        deliveries_next(ids=behind)
+    return taken
+
+
+def deliveries_next(*, ids: list[str]) -> int:
+    """Hand the next delivery of each ordering key of `ids` (whose head just ended, or may have)
+    to the workers at once, rather than at the next sweep; returns how many. Only ordered
+    deliveries' ids need to be passed; a failure is left to the sweep."""
+    if not ids:
+        return 0
+    now, token = timezone.now(), lease_token()
+    try:
+        claimed = bulk.claim_next(ids=ids, now=now, until=dispatch_until(now), token=token)
+    except Exception:  # what ended is recorded; the sweep hands the next ones out
+        logger.exception("could not hand out the next deliveries of %d ordering keys", len(ids))
+        return 0
+    if claimed:
+        handoff.outbox().put(claimed, token)
+    return len(claimed)
 
 
 class Unsendable(Exception):
@@ -84,7 +111,9 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
         fmt = get_format(taken.format)
         body = bodies.get((event.event_id, fmt.name))
         if body is None:
-            body = bodies[(event.event_id, fmt.name)] = fmt.render(event)
+            body = bodies[(event.event_id, fmt.name)] = body_render(fmt, event)
+    except Unsendable:
+        raise
     except Exception as exc:
         log_delivery(
             logger,
@@ -100,6 +129,8 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
             "not retried, as every attempt would render it the same way",
             final=True,
         ) from exc
+    if isinstance(body, Unsendable):
+        raise body
     if webhook is None:
         raise Unsendable(taken.problem, final=False)
     try:
@@ -123,7 +154,32 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
         broker_password=webhook.broker_password,
         controls=controls,
         rate_interval=rate_interval(webhook.rate_limit),
+        ordering_key=taken.ordering_key,
     )
+
+
+def body_render(fmt: DeliveryFormat, event) -> bytes | Unsendable:
+    """The event's body in `fmt`, within the render budgets (docs/limits.md): a body over
+    AGENTBOT_RENDER_MAX_BYTES is unsendable for good; one that took longer than
+    AGENTBOT_RENDER_BUDGET seconds is not sent this time (the attempt fails and the delivery moves
+    on its schedule), so no event can hold a worker's task thread attempt after attempt unnoticed.
+    The answer is kept per event and format, so each delivery of the event fares the same."""
+    started = time.monotonic()
+    body = fmt.render(event)
+    took = time.monotonic() - started
+    if len(body) > settings.AGENTBOT_RENDER_MAX_BYTES:
+        return Unsendable(
+            f"the {fmt.name} body is {len(body)} bytes, over the limit of {settings.AGENTBOT_RENDER_MAX_BYTES} bytes "
+            "(AGENTBOT_RENDER_MAX_BYTES); not retried, as every attempt would render it the same way",
+            final=True,
+        )
+    if took > settings.AGENTBOT_RENDER_BUDGET:
+        return Unsendable(
+            f"rendering the {fmt.name} body took {took:.1f} s, over the budget of {settings.AGENTBOT_RENDER_BUDGET:g} s "
+            "(AGENTBOT_RENDER_BUDGET); not sent this time",
+            final=False,
+        )
+    return body
 
 
 def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
@@ -137,21 +193,30 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
     sender = engine.engine(attempts_record, deliveries_release)
     if not sender.wait_for_room(len(ids), timeout=settings.AGENTBOT_DISPATCH_LEASE / 2):
         return 0  # the engine is full: the dispatch lease runs out and the sweep hands these out again
-    deadline = time.monotonic() + engine.queue_budget() + engine.START_GRACE
     taken = deliveries_take(ids=ids, token=token, skip_webhooks=sender.saturated())
     now = timezone.now()
     bodies: dict = {}
-    jobs, off, unsendable = [], [], []
+    jobs, off, unsendable, later = [], [], [], []
+    # Rendering is paid from the send lease's margin for recording: a batch stops rendering after
+    # half of it, and what is left goes back, due as it was (each batch renders at least one).
+    render_until = time.monotonic() + settings.AGENTBOT_DISPATCH_LEASE / 2
     for t in taken:
         if t.webhook is not None and not t.webhook.enabled:
             off.append(t)
+            continue
+        if (jobs or unsendable) and time.monotonic() > render_until:
+            later.append(t.id)
             continue
         try:
             jobs.append(delivery_render(t, token=token, now=now, bodies=bodies))
         except Unsendable as exc:
             unsendable.append((t, exc))
+    # The wait for a slot is counted from here: rendering never eats the send's deadline.
+    deadline = time.monotonic() + engine.queue_budget() + engine.START_GRACE
     if off:
         deliveries_hold_or_drop(off, token=token)
+    if later:
+        bulk.release(ids=later, token=token)
     if unsendable:
         attempts_record_unsendable(unsendable, token=token)
     if any(job.rate_interval for job in jobs):
@@ -185,6 +250,7 @@ def deliveries_hold_or_drop(taken: list[bulk.Taken], *, token: str) -> None:
             next_attempt_at=None,
             last_error=f"webhook is disabled: {reason}",
         )
+    deliveries_next(ids=[t.id for t in taken if not t.webhook.paused and t.ordering_key is not None])
 
 
 def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, token: str) -> None:
@@ -230,6 +296,8 @@ def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, to
             delivery_status=status,
         )
     outcomes_store(outcomes, now=now)
+    ended = {o.delivery_id for o in outcomes if o.status != Delivery.Status.PENDING}
+    deliveries_next(ids=[t.id for t, _ in items if t.id in ended and t.ordering_key is not None])
 
 
 def deliveries_defer(jobs: list[engine.Job], *, token: str) -> None:
@@ -252,10 +320,12 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
     """Store the attempts and move each delivery on (succeeded, next retry, or failed), in bulk."""
     now = timezone.now()
     outcomes = []
+    gone_reasons: dict[str, str] = {}
     for job, result in sent:
         fmt = get_format(job.format)
         ok = attempt_succeeded(job, result, fmt)
-        error = result.error or ("" if ok else _failure_reason(fmt.name, result))
+        gone = attempt_gone(job, result, fmt) if not ok else ""
+        error = result.error or gone or ("" if ok else _failure_reason(fmt.name, result))
         status, position, next_at = delivery_schedule_next(
             format_name=fmt.name,
             schedule_position=job.schedule_position,
@@ -263,7 +333,9 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
             now=now,
             status_code=result.status_code,
             headers=result.headers,
+            gone=bool(gone),
         )
+        gone_reasons[job.delivery_id] = gone
         outcomes.append(
             bulk.Outcome(
                 delivery_id=job.delivery_id,
@@ -283,6 +355,14 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
             )
         )
     outcomes_store(outcomes, now=now)
+    # An ordered delivery that ended lets the next of its key go now.
+    deliveries_next(
+        ids=[
+            job.delivery_id
+            for (job, _), o in zip(sent, outcomes, strict=True)
+            if job.ordering_key is not None and o.status != Delivery.Status.PENDING
+        ]
+    )
     for (job, _), outcome in zip(sent, outcomes, strict=True):
         log_delivery(
             logger,
@@ -300,7 +380,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
     try:
         webhooks_health_record(
             outcomes=[
-                endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at)
+                endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at, gone_reasons[job.delivery_id])
                 for (job, _), o in zip(sent, outcomes, strict=True)
             ]
         )
@@ -351,7 +431,16 @@ def attempt_succeeded(job: engine.Job, result: http.OutboundResult, fmt: Deliver
     """A broker's confirm, or the format's rule (`fmt`, the job's) on the HTTP answer."""
     if job.is_broker:
         return result.confirmed and not result.error
-    return result.status_code is not None and fmt.is_success(result.status_code, result.body)
+    # An answer cut short (its body timed out, the connection dropped) is no success, whatever its
+    # status line said: an attempt is succeeded or failed with an error, never both.
+    return result.status_code is not None and not result.error and fmt.is_success(result.status_code, result.body)
+
+
+def attempt_gone(job: engine.Job, result: http.OutboundResult, fmt: DeliveryFormat) -> str:
+    """Why a failed HTTP answer means the receiver is gone for good (the format's rule), or ""."""
+    if job.is_broker or result.status_code is None:
+        return ""
+    return fmt.gone(result.status_code, result.body)
 
 
 def _failure_reason(format_name: str, result: http.OutboundResult) -> str:
@@ -370,14 +459,16 @@ def delivery_schedule_next(
     now: datetime,
     status_code: int | None = None,
     headers: dict[str, str] | None = None,
+    gone: bool = False,
 ) -> tuple[str, int, datetime | None]:
     """After an attempt: (status, schedule position, next attempt time) from the format's schedule,
-    stretched by a 429/503's Retry-After; a 410 Gone ends the delivery (its webhook is disabled)."""
+    stretched by a 429/503's Retry-After; a 410 Gone, or an answer the format reads as the receiver
+    gone for good (`gone`), ends the delivery (its webhook is disabled)."""
     schedule = get_format(format_name).retry_schedule()
     position = schedule_position + 1
     if ok:
         return Delivery.Status.SUCCEEDED, position, None
-    if position < len(schedule) and status_code != 410:
+    if position < len(schedule) and status_code != 410 and not gone:
         delay = endpoint_health.retry_delay(schedule[position], status_code=status_code, headers=headers or {}, now=now)
         return Delivery.Status.PENDING, position, now + timedelta(seconds=delay)
     return Delivery.Status.FAILED, position, None

@@ -13,8 +13,8 @@ def test_readyz_reports_database_and_broker(client):
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_and_names_the_broker_when_it_is_unreachable(client, settings):
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+def test_readyz_is_503_and_names_the_broker_when_it_is_unreachable(client, settings, closed_port):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port}/0"
     response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()

@@ -97,3 +97,67 @@ def test_schema_is_a_valid_openapi_document_for_integrators_tools(schema):
     validate(schema)  # raises, naming the place, on anything an OpenAPI tool would refuse
     visitor_email = schema["components"]["schemas"]["VisitorInputRequest"]["properties"]["email"]
     assert visitor_email["default"] == "" and all("default" not in branch for branch in visitor_email["oneOf"])
+
+
+def _defaults(node, components, where, seen):
+    """Where `node` (and every schema it reaches) gives a `default`."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _defaults(item, components, f"{where}[{i}]", seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref", "")
+    if ref.startswith("#/components/schemas/") and ref not in seen:
+        seen.add(ref)
+        yield from _defaults(components[ref.rsplit("/", 1)[-1]], components, ref, seen)
+    if "default" in node:
+        yield f"{where}: default {node['default']!r}"
+    for key in ("properties", "items", "allOf", "oneOf", "anyOf", "additionalProperties"):
+        value = node.get(key)
+        if key == "properties" and isinstance(value, dict):
+            for name, prop in value.items():
+                yield from _defaults(prop, components, f"{where}.{name}", seen)
+        elif isinstance(value, dict | list):
+            yield from _defaults(value, components, f"{where}.{key}", seen)
+
+
+def test_no_patch_request_carries_a_default_so_a_generated_client_sends_only_the_fields_set(schema):
+    # openapi-python-client (and others) send a property's default in every PATCH that does not
+    # set it: a default in a PATCH body would reset the fields a PATCH did not name.
+    components = schema["components"]["schemas"]
+    patches = [(name, op) for name, op in operations(schema) if name.startswith("PATCH ")]
+    assert patches
+    found = []
+    for name, operation in patches:
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            found += [f"{name} {hit}" for hit in _defaults(media["schema"], components, "body", set())]
+    for component, body in components.items():
+        if component.startswith("Patched"):
+            found += list(_defaults(body, components, component, set()))
+    assert not found, "\n".join(found)
+
+
+def test_a_resources_response_marks_read_only_exactly_the_fields_no_request_sets(schema):
+    components = schema["components"]["schemas"]
+
+    def component(container):
+        ref = container.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        return ref.rsplit("/", 1)[-1]
+
+    checked = 0
+    for path, operations in schema["paths"].items():
+        patch = operations.get("patch")
+        if not patch:
+            continue
+        collection = path.rsplit("/", 1)[0]
+        create = schema["paths"][collection].get("post", {})
+        patchable = set(components[component(patch["requestBody"])]["properties"])
+        creatable = set(components[component(create["requestBody"])]["properties"]) if create else set()
+        returned = components[component(patch["responses"]["200"])]["properties"]
+        for name, prop in returned.items():
+            checked += 1
+            assert bool(prop.get("readOnly")) == (name not in patchable | creatable), f"{path} {name}"
+            once = name in creatable - patchable
+            assert once == ("Set when created" in prop.get("description", "")), f"{path} {name}: set once"
+    assert checked

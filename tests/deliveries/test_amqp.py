@@ -117,9 +117,9 @@ def test_a_wrong_password_is_a_failure_that_does_not_show_the_password(broker_qu
     assert "Wr0ng-s3cret-pass" not in result.error
 
 
-def test_a_broker_that_is_not_listening_is_a_connection_failure(broker_queue):
-    result = publish(message(broker_queue, url="amqp://guest:****@127.0.0.1:5679/"))
-    assert result.error == "connection failed: Connection refused (127.0.0.1:5679)"
+def test_a_broker_that_is_not_listening_is_a_connection_failure(broker_queue, closed_port):
+    result = publish(message(broker_queue, url=f"amqp://guest:****@127.0.0.1:{closed_port}/"))
+    assert result.error == f"connection failed: Connection refused (127.0.0.1:{closed_port})"
 
 
 def test_the_url_policy_refuses_a_private_broker_when_connecting(broker_queue, settings):
@@ -132,6 +132,16 @@ def test_the_url_policy_refuses_a_private_broker_when_connecting(broker_queue, s
 
 def test_a_library_error_that_names_the_password_is_scrubbed():
     assert amqp.scrub("login p@ss:word failed (p%40ss%3Aword)", "p@ss:word") == "login **** failed (****)"
+
+
+@pytest.mark.parametrize("password", ["a", "e", "x:y", "/"])
+def test_a_short_password_is_masked_only_as_a_urls_password_never_as_ordinary_characters(password):
+    from urllib.parse import quote
+
+    text = f"cannot connect to amqp://agent:{quote(password, safe='')}@broker.example:5672/ (a reason, and more text)"
+    scrubbed = amqp.scrub(text, password)
+    assert scrubbed == "cannot connect to amqp://agent:****@broker.example:5672/ (a reason, and more text)"
+    assert amqp.scrub(f"amqp://agent:{password}@h/", password) == "amqp://agent:****@h/"
 
 
 def test_a_job_publishes_with_the_event_type_as_routing_key_unless_the_webhook_names_one():

@@ -90,11 +90,12 @@ def test_take_takes_only_what_the_token_holds_and_cuts_the_lease_of_skipped_webh
     now = timezone.now()
     event, created = publish(site, [busy, free], now=now, until=now + timedelta(seconds=60), token="t")
     ids = [d for d, _ in created]
-    assert bulk.take(ids=ids, token="other", until=now + timedelta(seconds=90)) == []
+    assert bulk.take(ids=ids, token="other", until=now + timedelta(seconds=90)) == ([], [])
     taken = bulk.take(
         ids=ids, token="t", until=now + timedelta(seconds=90), skip_webhooks=[busy.id], hold_until=now + timedelta(seconds=5)
     )
-    (one,) = taken
+    (one,) = taken[0]
+    assert taken[1] == []
     assert (one.webhook_id, one.event.event_id, one.webhook.url, one.format) == (free.id, event.id, free.url, free.format)
     assert one.webhook.signing_secrets(now) == free.signing_secrets(now)
     skipped = Delivery.objects.get(webhook=busy)

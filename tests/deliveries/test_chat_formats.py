@@ -109,6 +109,7 @@ SHOWN = {
     "conversation.created": ["New conversation with Ada Lovelace on web", "conv_xyz", "ada@example.com"],
     "conversation.closed": ["Conversation with Ada Lovelace closed", "conv_xyz"],
     "conversation.needs_human": ["Ada Lovelace needs a human on web", "Visitor asked for a refund"],
+    "conversation.merged": ["Conversation with Ada Lovelace merged on web", "conv_xyz", "conv_abc", "3"],
     "message.created": ["A visitor wrote on web", "Hi, what's your pricing?", "conv_xyz"],
     "ticket.created": ["Ticket opened: Refund request", "tkt_123", "open", "nobody"],
     "ticket.updated": ["Ticket updated: Refund request", "pending", "sam@example.com", "status: open → pending"],

@@ -49,7 +49,7 @@ def test_sweep_claims_only_due_deliveries_whose_lease_ran_out(site, webhook_fact
 def test_an_attempt_is_logged_but_the_delivery_not_moved_once_its_lease_is_lost(site, webhook_factory, receiver):
     webhook_factory(site=site, url=receiver.url)
     delivery = publish(site)
-    (taken,) = bulk.take(ids=[delivery.id], token=delivery.lease_token, until=timezone.now() + timedelta(minutes=1))
+    (taken,), _ = bulk.take(ids=[delivery.id], token=delivery.lease_token, until=timezone.now() + timedelta(minutes=1))
     job = delivery_render(taken, token=delivery.lease_token, now=timezone.now(), bodies={})
     Delivery.objects.filter(pk=delivery.pk).update(lease_token="someone-else")
 

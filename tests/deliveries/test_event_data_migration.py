@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from tests.support.migrations import migrate, migrate_to_latest
+from tests.support.migrations import migrate, migrate_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,4 +39,4 @@ def test_stored_events_keep_their_value_and_are_rewritten_as_a_delivery_sent_the
         # as an integer beyond 2**53 and could never render the event).
         assert text == '{"a":[1,"é"],"b":1,"big":1e+300}'
     finally:
-        migrate_to_latest()
+        migrate_latest()

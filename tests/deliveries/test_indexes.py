@@ -24,6 +24,8 @@ def indexes(table: str) -> dict[str, str]:
                 "(webhook_id, created_at DESC)",
                 "(status, created_at DESC)",
                 "(next_attempt_at) WHERE ((status)::text = 'pending'::text)",
+                # the head check of ordered delivery (docs/ordering.md)
+                "(webhook_id, ordering_key, sequence) WHERE ((ordering_key IS NOT NULL) AND ((status)::text = 'pending'::text))",
             },
         ),
         ("deliveries_attempt", {"(id)", "(delivery_id, number)", "(at)"}),

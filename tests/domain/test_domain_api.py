@@ -139,9 +139,11 @@ def test_closing_publishes_conversation_closed_once_and_refuses_later_messages(a
         "channel": "telegram",
         "visitor": {"name": "John Doe", "email": None, "phone": None},
     }
-    refused = post(api, f"{path}/messages", {"sender_type": "agent", "body": "Still there?"}, status=400)
+    # A well-formed request the closed conversation's state refuses: 409, not 400.
+    refused = post(api, f"{path}/messages", {"sender_type": "agent", "body": "Still there?"}, status=409)
     assert "closed" in refused["message"] and "POST /api/v1/conversations" in refused["message"]
-    assert post(api, f"{path}/handoff", status=400)["error"] == "invalid_request"
+    assert post(api, f"{path}/handoff", status=409)["error"] == "conflict"
+    assert post(api, f"{path}/resume", status=409)["error"] == "conflict"
 
 
 # --- tickets ----------------------------------------------------------------------------------
@@ -332,6 +334,9 @@ def test_star_subscription_gets_every_event_and_the_test_ping_reaches_every_webh
     assert api.patch(f"/api/v1/tickets/{ticket['id']}", {"status": "solved"}, format="json").status_code == 200
     post(api, "leads", {"conversation_id": conversation["id"], "email": "ada@example.com"})
     post(api, "appointments", {"conversation_id": conversation["id"], "email": "ada@example.com"})
+    # No endpoint merges: the webhook channel's mergeIdentity does, through the domain service.
+    other = Conversation.objects.get(pk=post(api, "conversations", {"channel": "web"})["id"])
+    services.conversation_merge(source=other, target=Conversation.objects.get(pk=conversation["id"]))
     post(api, f"{path}/close", status=200)
     for webhook in (everything, tickets_only, leads_crm):
         assert api.post(f"/api/v1/webhooks/{webhook.id}/test").status_code == 202

@@ -64,6 +64,18 @@ def test_a_webchat_integration_can_be_created(api):
     assert response.json()["reply_webhook_id"] is None
 
 
+def test_the_limit_on_allowed_origins_counts_origins_not_characters(api):
+    long_origin = "https://" + "shop-" * 20 + "example.com"  # 119 characters, one origin
+    response = create(api, connector_type="webchat", allowed_origins=[long_origin])
+    assert response.status_code == 201, response.json()
+    assert response.json()["allowed_origins"] == [long_origin]
+
+    many = [f"https://shop{n}.example" for n in range(101)]
+    refused = create(api, connector_type="webchat", allowed_origins=many)
+    assert refused.status_code == 400
+    assert refused.json()["fields"]["allowed_origins"] == ["Ensure this field has no more than 100 elements."]
+
+
 @pytest.mark.parametrize(
     "body, phrase",
     [
@@ -414,7 +426,8 @@ def test_a_closed_conversation_cannot_be_resumed(api, site):
 
     response = api.post(f"/api/v1/conversations/{conversation.id}/resume")
 
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["error"] == "conflict"
     assert "is closed" in response.json()["message"]
     conversation.refresh_from_db()
     assert conversation.session == "closed"

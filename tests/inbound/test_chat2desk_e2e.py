@@ -10,7 +10,7 @@ from django.test import Client
 from agentbot.celery import app as celery_app
 from deliveries.models import Delivery
 from domain.models import Conversation
-from inbound.models import InboundEvent
+from inbound.models import InboundEvent, KnowledgeEntry
 from inbound.services import PENDING
 from tests.inbound.conftest import post_webhook
 from tests.support.fake_chat2desk import FakeCompletions
@@ -173,9 +173,42 @@ def test_the_same_chat2desk_message_posted_twice_is_stored_and_answered_once(sit
     ]
 
 
+def test_a_client_who_writes_yes_twice_without_message_ids_is_answered_twice(site, integration, chat2desk, workers):
+    KnowledgeEntry.objects.create(site=site, question="Shall we confirm?", answer="Confirmed, thank you.", keywords="yes")
+    workers.start()
+    yes = message("888", "yes")
+
+    first = settled(post(integration, yes))
+    second = settled(post(integration, yes))
+
+    assert first.pk != second.pk and (first.status, second.status) == ("processed", "processed")
+    sent = sent_to_chat2desk(chat2desk, 2)
+    assert [(m["client_id"], m["text"]) for m in sent] == [("888", "Confirmed, thank you.")] * 2
+    conversation = Conversation.objects.get(integration=integration)
+    assert transcript(conversation) == [("visitor", "yes"), ("ai", "Confirmed, thank you.")] * 2
+
+
 # --- status events (seed 000's hook_type table) ---------------------------------------------------
 def status(hook_type: str, request_id: int, **more) -> dict:
     return {"hook_type": hook_type, "request_id": request_id, **more}
+
+
+def test_the_documents_close_dialog_sent_again_after_a_message_with_its_ids_closes_the_session(
+    site, integration, knowledge, chat2desk, workers
+):
+    workers.start()
+    close = status("close_dialog", 12345, dialog_id=67890)  # seed 000's literal sample
+    early = settled(post(integration, close))
+    assert early.status == "unmatched", "no session carried these ids yet"
+    settled(post(integration, message("999", HOURS, request_id=12345, dialog_id=67890)))
+    sent_to_chat2desk(chat2desk, 1)
+
+    again = settled(post(integration, close))
+
+    assert again.pk != early.pk, "the same status body sent again is a new event"
+    assert (again.status, again.conversation_id) == ("processed", Conversation.objects.get(integration=integration).id)
+    conversation = Conversation.objects.get(integration=integration)
+    assert (conversation.status, conversation.session) == ("closed", "closed")
 
 
 def test_status_events_close_pause_or_are_ignored_and_a_closed_client_starts_a_new_conversation(

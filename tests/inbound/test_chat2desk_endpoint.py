@@ -54,7 +54,7 @@ def test_a_signed_message_in_either_header_is_stored_normalised_and_answered_ok(
     assert response.status_code == 200 and response.json() == {"ok": True}
     event = InboundEvent.objects.get(integration=integration)
     assert (event.kind, event.status) == ("message", "received")
-    assert event.external_id.startswith("body:"), "without a message_id the body's digest guards against replays"
+    assert event.external_id == "", "without a delivery id nothing marks it as a replay of another"
     assert event.payload == MESSAGE, "the payload keeps the fields Agentbot uses and nothing else"
 
 
@@ -133,6 +133,47 @@ def test_a_redelivered_message_is_stored_once(client, integration):
     assert InboundEvent.objects.filter(integration=integration).count() == 1
     assert post_webhook(client, integration, {**payload, "message_id": "m-2"}).status_code == 200
     assert InboundEvent.objects.filter(integration=integration).count() == 2
+
+
+def test_identical_bodies_without_a_delivery_id_are_separate_messages_by_default(client, integration):
+    yes = {**MESSAGE, "text": "yes"}
+
+    responses = [post_webhook(client, integration, yes) for _ in range(2)]
+
+    assert [r.status_code for r in responses] == [200, 200]
+    events = InboundEvent.objects.filter(integration=integration)
+    assert events.count() == 2, "a client who writes the same thing twice wrote two messages"
+    assert {e.external_id for e in events} == {""}
+
+
+@pytest.mark.parametrize(
+    "extra, headers, external_id",
+    [
+        ({"event_id": "ev-9"}, {}, "event:ev-9"),
+        ({}, {"X-Request-Id": "req-7"}, "request:req-7"),
+        ({"message_id": 55, "event_id": "ev-9"}, {"X-Request-Id": "req-7"}, "55"),
+    ],
+)
+def test_a_delivery_sent_again_with_its_event_or_request_id_is_stored_once(client, integration, extra, headers, external_id):
+    payload = {**MESSAGE, **extra}
+    body, signature = signed(integration.webhook_secret, payload)
+
+    for _ in range(2):
+        response = post_raw(client, url_of(integration), body, {"x-webhook-signature": signature, **headers})
+        assert response.status_code == 200 and response.json() == {"ok": True}
+
+    (event,) = InboundEvent.objects.filter(integration=integration)
+    assert event.external_id == external_id
+
+
+def test_a_status_event_sent_again_is_stored_again_even_with_body_de_duplication_on(client, integration, settings):
+    settings.AGENTBOT_INBOUND_REPLAY_WINDOW = 300
+    close = {"hook_type": "close_dialog", "request_id": 12345, "dialog_id": 67890}
+
+    assert [post_webhook(client, integration, close).status_code for _ in range(2)] == [200, 200]
+
+    events = InboundEvent.objects.filter(integration=integration, kind="status")
+    assert events.count() == 2, "a close is applied whenever it arrives"
 
 
 def test_a_replayed_body_without_a_message_id_is_stored_once_within_the_window(client, integration, settings):
@@ -278,6 +319,14 @@ def test_an_inactive_integration_is_403_and_stores_nothing(client, integration):
 
     assert_refused(response, 403, "integration_inactive", "not active")
     assert not InboundEvent.objects.exists()
+
+
+def test_get_verification_of_an_inactive_integration_is_403(client, integration):
+    integrations.integration_update(integration=integration, active=False)
+
+    response = client.get(url_of(integration))
+
+    assert_refused(response, 403, "integration_inactive", "not active")
 
 
 def test_an_unknown_connector_is_404(client, integration):

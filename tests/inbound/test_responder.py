@@ -139,6 +139,28 @@ def test_a_handoff_reply_hands_the_conversation_to_a_human(completions, reply):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("reply", ["LEAD_FORM", " LEAD_FORM. "])
+def test_a_lead_form_reply_asks_the_visitor_for_the_lead_form(completions, reply):
+    completions.reply = lambda messages: reply
+    answer = llm(completions).answer(site=SiteFactory(), question="Can you call me back?", history=[])
+    assert (answer.form, answer.handoff_reason) == ("lead_form", "") and answer.text
+    assert "LEAD_FORM" in completions.calls[0].body["messages"][0]["content"], "the prompt says when to ask for it"
+
+
+@pytest.mark.django_db
+def test_a_knowledge_base_answer_with_the_marker_asks_for_the_lead_form():
+    site = SiteFactory()
+    KnowledgeEntry.objects.create(site=site, question="Can someone contact me?", answer="[[lead_form]] We will call you.")
+    KnowledgeEntry.objects.create(site=site, question="What are your opening hours?", answer="9:00 to 18:00.")
+
+    asked = KnowledgeBaseResponder().answer(site=site, question="Can someone contact me?", history=[])
+    hours = KnowledgeBaseResponder().answer(site=site, question="What are your opening hours?", history=[])
+
+    assert (asked.text, asked.form) == ("We will call you.", "lead_form")
+    assert (hours.text, hours.form) == ("9:00 to 18:00.", "")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "status, answer",
     [

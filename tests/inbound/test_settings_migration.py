@@ -57,22 +57,28 @@ def test_the_settings_move_with_every_value_and_back():
     try:
         fill_the_columns(migrate(BEFORE))
         migrate(AFTER)
+        kept = Integration.objects.defer("jwe_private_key")  # a column a later migration adds
 
-        chat2desk = Integration.objects.get(pk="intg_c2d")
+        chat2desk = kept.get(pk="intg_c2d")
         assert chat2desk.settings == {
             "api_url": "https://api.chat2desk.com", "remote_webhook_id": "77", "webhook_registered_at": REGISTERED.isoformat(),
         }  # fmt: skip
         assert chat2desk.webhook_registered_at == REGISTERED and chat2desk.api_token == "token-kept"
-        assert Integration.objects.get(pk="intg_chat").settings == {"allowed_origins": "https://shop.example"}
-        hook = Integration.objects.get(pk="intg_hook")
+        assert kept.get(pk="intg_chat").settings == {"allowed_origins": "https://shop.example"}
+        hook = kept.get(pk="intg_hook")
         assert hook.settings == {
             "api_version": "v1", "mode": "async", "post_url": "https://receiver.example/post", "polling": False,
             "jwt_algorithm": "RS256", "client_id": "cs-1", "public_key": PEM,
         }  # fmt: skip
         assert (hook.mode, hook.polling, hook.client_secret) == ("async", False, "client-secret-kept")
-        odd = Integration.objects.get(pk="intg_odd")
+        odd = kept.get(pk="intg_odd")
         assert odd.settings == {"allowed_origins": "", "api_url": "https://api.chat2desk.eu"}
-        assert Integration.objects.filter(settings__api_version="v1").get() == hook, "settings can be queried"
+        assert kept.filter(settings__api_version="v1").get() == hook, "settings can be queried"
+
+        latest()
+        keys = dict(Integration.objects.values_list("id", "jwe_private_key"))
+        assert keys["intg_hook"].startswith("-----BEGIN PRIVATE KEY-----"), "inbound 0003 gives each instance a JWE key"
+        assert keys["intg_c2d"] == "" and "BEGIN PUBLIC KEY" in Integration.objects.get(pk="intg_hook").jwe_public_key
 
         old = migrate(BEFORE).get_model("inbound", "Integration")
         back = old.objects.get(pk="intg_hook")

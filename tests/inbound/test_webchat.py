@@ -236,3 +236,21 @@ def test_the_webchat_panel_speaks_brazilian_portuguese(admin_client, chat):
     html = admin_client.get(f"{INTEGRATIONS}{chat.pk}/change/", HTTP_ACCEPT_LANGUAGE="pt-br").content.decode()
     for text in ("Incorporar o widget", "Página de demonstração", "Origens permitidas"):
         assert text in html
+
+
+@pytest.mark.parametrize("junk", ["\u0000", "intg_\u0000", "intg_" + "z" * 26 + "\u0000", "'; drop table x; --", "\ud800"])
+def test_an_integration_id_out_of_its_grammar_is_refused_before_any_query(junk, django_assert_num_queries):
+    with django_assert_num_queries(0), pytest.raises(Refused) as refused:
+        webchat.session_open(auth={"integration": junk}, origin=SHOP, own_origins=[])
+    assert refused.value.code == "integration_not_found"
+    assert "\x00" not in str(refused.value), "the message names it printably"
+
+
+def test_webchat_work_for_a_visitor_who_has_left_is_not_done():
+    from inbound.connectors.webchat import socket as webchat_socket
+
+    done = []
+    with pytest.raises(webchat_socket.Gone):
+        webchat_socket._in_thread(lambda: done.append(1), {}, lambda: False)
+    assert done == [], "a flood's queued messages are not stored once their clients are gone"
+    assert webchat_socket._in_thread(lambda: "stored", {}, lambda: True) == "stored"

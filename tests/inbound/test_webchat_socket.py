@@ -131,10 +131,10 @@ def test_an_unanswerable_question_is_handed_to_a_person_whose_reply_reaches_the_
 
 
 def test_an_answer_the_model_could_not_give_yet_is_announced_and_the_event_kept_for_the_sweep(
-    site, webchat, start_server, visitors
+    site, webchat, start_server, visitors, closed_port
 ):
     # A language model nobody listens to: the attempt fails and the event waits for its next one.
-    server = start_server(AGENTBOT_LLM_BASE_URL="http://127.0.0.1:9/v1", AGENTBOT_WEBCHAT_ANSWER_WAIT="0.2")
+    server = start_server(AGENTBOT_LLM_BASE_URL=f"http://127.0.0.1:{closed_port}/v1", AGENTBOT_WEBCHAT_ANSWER_WAIT="0.2")
     visitor = visitors()
     visitor.connect(server.url, webchat.id, origin=SHOP)
     event_id = visitor.send(HOURS)["id"]

@@ -52,8 +52,12 @@ def test_a_v2_message_is_answered_in_the_response_as_an_array(v2, knowledge, sit
         "sessionId": conversation.id,
         "endOfTask": True,
         "endReason": "Fulfilled",
+        "completedTaskId": "answer",
+        "completedTaskName": "Answer the visitor",
+        "createdOn": body["createdOn"],
         "_v": "v2",
     }
+    assert body["createdOn"] >= body["data"][0]["createdOn"], "the end of the turn comes after its message"
     assert (conversation.channel, conversation.external_id) == ("other", "caller-1")
     # Outbound subscribers see both messages, like any other conversation's.
     assert [(d["sender_type"], d["body"]) for d in events_of("message.created")] == [("visitor", HOURS), ("ai", knowledge.answer)]
@@ -84,6 +88,7 @@ def test_a_question_without_an_answer_is_handed_to_a_human_with_a_defined_respon
     assert response.status_code == 200
     body = response.json()
     assert body["data"] == [] and body["endReason"] == "AgentTransfer"
+    assert (body["completedTaskId"], body["completedTaskName"]) == ("handoff", "Hand the conversation to a person")
     assert body["handoff"] == {"reason": "The knowledge base has no answer to the visitor's question."}
     # The next message waits for the human: stored, not answered.
     again = post_hook(Client(), v2, v2_message("caller-1", HOURS)).json()
@@ -209,7 +214,7 @@ def test_other_methods_are_405(v2):
     "payload, phrase",
     [
         ({"from": {"id": "u"}}, "message is required"),
-        ({"message": {"type": "text", "val": "hi"}}, "from is required"),
+        ({"message": {"type": "text", "val": "hi"}}, "from.id is required"),
         ({"message": {"type": "text", "val": "hi"}, "from": {"id": ""}}, "from.id is required"),
         ({"message": {"type": "text"}, "from": {"id": "u"}}, "message.val is required"),
         ({"message": {"type": "text", "val": 5}, "from": {"id": "u"}}, "message.val must be a string"),
@@ -333,11 +338,11 @@ def test_any_json_object_gets_an_answer_and_never_a_500(site, knowledge, version
     assert "error" in response.json() if response.status_code == 400 else True
 
 
-def test_an_agent_that_cannot_answer_within_the_budget_is_a_504_and_the_message_is_kept(v2, settings, monkeypatch):
+def test_an_agent_that_cannot_answer_within_the_budget_is_a_504_and_the_message_is_kept(v2, settings, monkeypatch, closed_port):
     from inbound.connectors.webhook_channel import services as webhook_services
 
     monkeypatch.setattr(webhook_services, "SYNC_BUDGET", 0.5)
-    settings.AGENTBOT_LLM_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens: the model is unavailable
+    settings.AGENTBOT_LLM_BASE_URL = f"http://127.0.0.1:{closed_port}/v1"  # nothing listens: the model is unavailable
 
     response = post_hook(Client(), v2, v2_message("caller-1", HOURS))
 

@@ -4,6 +4,7 @@ client secret (HS256, HS512) or the client's RSA key pair (RS256, RS512), made i
 import jwt
 import pytest
 from django.test import Client
+from jwcrypto import jwe, jwk
 
 from inbound import integrations
 from inbound.models import InboundEvent
@@ -98,3 +99,40 @@ def test_after_rotation_the_old_client_secret_no_longer_verifies(site):
     old = token(instance)
     integrations.integration_rotate_secret(integration=instance)
     assert_refused(post_hook(Client(), instance, v2_message("u", "hi"), bearer=old), "signature does not match")
+
+
+# --- JSON Web Encryption (the npm jose round trip is in test_webhook_channel_features_e2e) ---------
+def jwe_of(instance, inner: str, **header) -> str:
+    key = jwk.JWK.from_pem(instance.jwe_public_key.encode())
+    protected = {"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT", **header}
+    encrypted = jwe.JWE(inner.encode(), protected=protected, algs=[protected["alg"], protected["enc"]])
+    encrypted.add_recipient(key)
+    return encrypted.serialize(compact=True)
+
+
+@pytest.mark.parametrize("instance", ["RS512"], indirect=True)
+def test_an_encrypted_token_is_verified_as_its_plain_jwt_is(instance):
+    good = jwe_of(instance, token(instance))
+    assert post_hook(Client(), instance, v2_message("caller-1", "What are your opening hours?"), bearer=good).status_code == 200
+    expired = jwe_of(instance, token(instance, expires_in=-120))
+    refused = post_hook(Client(), instance, v2_message("caller-1", "Hi"), bearer=expired)
+    assert refused.status_code == 401 and "expired" in refused.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "header, phrase",
+    [
+        ({"alg": "RSA1_5", "enc": "A128GCM"}, "decrypts alg RSA-OAEP or RSA-OAEP-256"),
+        ({"enc": "A128CBC-HS256"}, "with enc A128GCM or A256GCM"),
+        ({"zip": "DEF"}, "compressed"),
+    ],
+)
+@pytest.mark.parametrize("instance", ["HS256"], indirect=True)
+def test_an_encrypted_token_of_another_kind_is_401_saying_why(instance, header, phrase):
+    refused = post_hook(Client(), instance, v2_message("caller-1", "Hi"), bearer=jwe_of(instance, token(instance), **header))
+    assert_refused(refused, phrase)
+
+
+@pytest.mark.parametrize("instance", ["HS256"], indirect=True)
+def test_five_parts_that_are_no_jwe_are_401(instance):
+    assert_refused(post_hook(Client(), instance, v2_message("caller-1", "Hi"), bearer="a.b.c.d.e"), "header")

@@ -60,10 +60,21 @@ def test_async_mode_posts_the_end_of_each_turn_and_a_persons_reply_after_the_han
     assert [m["data"][0]["val"] for m in messages] == [knowledge.answer, PERSON]
     assert all({k: m[k] for k in addressing} == addressing and m["_v"] == "v2" for m in messages)
     ends = [b for b in bodies if b.get("endOfTask")]
-    assert ends[0] == {**addressing, "endOfTask": True, "endReason": "Fulfilled", "_v": "v2"}
+    assert ends[0] == {
+        **addressing,
+        "endOfTask": True,
+        "endReason": "Fulfilled",
+        "completedTaskId": "answer",
+        "completedTaskName": "Answer the visitor",
+        "createdOn": ends[0]["createdOn"],
+        "_v": "v2",
+    }
+    assert ends[0]["createdOn"].endswith("Z")
     assert (ends[1]["endReason"], set(ends[1]["handoff"])) == ("AgentTransfer", {"reason"})
+    assert (ends[1]["completedTaskId"], ends[1]["completedTaskName"]) == ("handoff", "Hand the conversation to a person")
     assert len(ends) == 2, "a person's reply ends no turn of the agent"
-    assert [json.loads(r.body).get("endReason") for r in answered] in (["Fulfilled", None], [None, "Fulfilled"])
+    # The reply destination is ordered per conversation: the answer, then the end of its turn.
+    assert [json.loads(r.body).get("endReason") for r in answered] == [None, "Fulfilled"]
     assert json.loads(handed_over[2].body)["endReason"] == "AgentTransfer"
 
 

@@ -457,6 +457,20 @@ def test_a_host_app_sets_its_allowed_origins_with_the_api_key(api, site, portal)
     assert portal.get("/portal/")["X-Frame-Options"] == "SAMEORIGIN"
 
 
+def test_a_webhook_chooses_its_ordering_in_the_portal_and_keeps_it_when_left_out(portal, site):
+    form = {"url": "https://example.com/ordered", "events": ["message.created"], "format": "agentbot", "ordering": "key"}
+    assert portal.post("/portal/webhooks/new", form).status_code == 302
+    webhook = Webhook.objects.get(site=site, url="https://example.com/ordered")
+    assert webhook.ordering == "key"
+    page = portal.get(f"/portal/webhooks/{webhook.id}").content.decode()
+    assert 'name="ordering" value="key" id="id_ordering_1" checked' in page
+    form.pop("ordering")
+    form["description"] = "still ordered"
+    portal.post(f"/portal/webhooks/{webhook.id}", form)
+    webhook.refresh_from_db()
+    assert (webhook.ordering, webhook.description) == ("key", "still ordered")
+
+
 def test_the_webhook_form_sets_delivery_controls_and_keeps_the_secret_write_only(portal, site):
     import json
 

@@ -403,3 +403,49 @@ def test_dashboard_counts_the_last_day_the_due_backlog_and_the_failing_webhooks(
     failing_table = dashboard[dashboard.index('id="failing-webhooks"') :]
     assert "down.example.com" in failing_table and "ok.example.com" not in failing_table
     assert '<svg class="console-chart-svg"' in dashboard
+
+
+def row_controls(html: str, webhook_id: str) -> tuple[str, str]:
+    """The row's switch (<button …>) and × (<a …>) of `webhook_id` in the list's HTML."""
+    switch = re.search(rf'<button [^>]*formaction="[^"]*/{webhook_id}/act/[^"]*"[^>]*>', html)
+    cross = re.search(rf'<a class="row-delete" href="[^"]*/{webhook_id}/delete/"[^>]*>', html)
+    return (switch.group(0) if switch else ""), (cross.group(0) if cross else "")
+
+
+def test_each_webhook_row_has_its_own_enabled_switch_and_a_delete_cross(admin, site, webhook_factory):
+    on = webhook_factory(site=site, url="https://on.example.com/h")
+    off = webhook_factory(site=site, url="https://off.example.com/h", enabled=False)
+    listed = page(admin, WEBHOOKS)
+
+    switch_on, cross_on = row_controls(listed, on.pk)
+    assert 'role="switch"' in switch_on and 'aria-checked="true"' in switch_on and 'aria-label="Enabled"' in switch_on
+    assert f"/{on.pk}/act/disable/?from=list" in switch_on and 'formmethod="post"' in switch_on
+    switch_off, _ = row_controls(listed, off.pk)
+    assert 'aria-checked="false"' in switch_off and f"/{off.pk}/act/enable/?from=list" in switch_off
+    assert 'aria-label="Delete"' in cross_on and ">×</a>" in listed
+
+    # The switch pauses that webhook alone and comes back to the list as it was (filters kept).
+    filtered = f"{WEBHOOKS}?format=agentbot"
+    response = admin.post(f"{WEBHOOKS}{on.pk}/act/disable/?from=list", HTTP_REFERER=f"http://testserver{filtered}", follow=True)
+    assert response.redirect_chain[-1][0] == f"http://testserver{filtered}"
+    assert any("Paused 1 webhook" in m for m in messages_of(response))
+    on.refresh_from_db()
+    off.refresh_from_db()
+    assert on.enabled is False and off.enabled is False
+    admin.post(f"{WEBHOOKS}{off.pk}/act/enable/?from=list", HTTP_REFERER="https://elsewhere.example/")
+    off.refresh_from_db()
+    assert off.enabled is True
+
+    # × asks first (Django's delete page), and deleting goes through the service.
+    confirm = page(admin, f"{WEBHOOKS}{on.pk}/delete/")
+    assert "Are you sure" in confirm and on.url in confirm
+    assert Webhook.objects.filter(pk=on.pk).exists()
+    admin.post(f"{WEBHOOKS}{on.pk}/delete/", {"post": "yes"})
+    assert not Webhook.objects.filter(pk=on.pk).exists()
+
+
+def test_the_row_controls_speak_brazilian_portuguese(admin, site, webhook_factory):
+    webhook = webhook_factory(site=site)
+    switch, cross = row_controls(page_pt := admin.get(WEBHOOKS, HTTP_ACCEPT_LANGUAGE="pt-br").content.decode(), webhook.pk)
+    assert 'aria-label="Ativado"' in switch and 'title="Pausar este webhook"' in switch
+    assert 'aria-label="Excluir"' in cross and "Ativado" in page_pt

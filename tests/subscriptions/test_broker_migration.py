@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from tests.support.migrations import migrate, migrate_to_latest
+from tests.support.migrations import migrate, migrate_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,4 +30,4 @@ def test_existing_webhooks_keep_their_rows_and_get_empty_broker_fields(site):
             )
             assert cursor.fetchone() == ("https://crm.example.com/hooks", "kept", 3, "", "", "")
     finally:
-        migrate_to_latest()
+        migrate_latest()

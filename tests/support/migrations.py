@@ -10,9 +10,9 @@ def migrate(target: tuple[str, str]) -> None:
     executor.migrate([target])
 
 
-def migrate_to_latest() -> None:
-    """Every app at its newest migration again: a test that stepped one app back leaves the
-    database as the other tests expect it, whatever migrations came after the one it tests."""
+def migrate_latest() -> None:
+    """Back to every app's latest migration, as the other tests expect the schema to be (a test of
+    one migration that stopped at it left the columns of later migrations missing)."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())

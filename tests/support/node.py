@@ -1,6 +1,7 @@
 """Run the Node verifier (the documents' receiver code) over recorded requests."""
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,5 +38,23 @@ def node_modules() -> Path:
         pytest.skip("Node.js is not installed")
     subprocess.run(["bash", str(NODE_DEPS)], check=True, timeout=300)
     found = PACKAGES / "node_modules"
-    assert (found / "express").is_dir() and (found / "socket.io-client").is_dir(), f"npm install in {PACKAGES} failed"
+    assert all((found / name).is_dir() for name in ("express", "socket.io-client", "jose")), f"npm install in {PACKAGES} failed"
     return found
+
+
+JWE_ENCRYPT_JS = Path(__file__).with_name("jwe_encrypt.js")
+
+
+def jose_encrypt(jwt: str, public_key: str, *, alg: str = "RSA-OAEP-256", enc: str = "A256GCM") -> str:
+    """A compact JWE of `jwt` made by npm `jose` (CompactEncrypt) with the instance's public key."""
+    modules = node_modules()
+    done = subprocess.run(
+        ["node", str(JWE_ENCRYPT_JS)],
+        input=json.dumps({"jwt": jwt, "publicKey": public_key, "alg": alg, "enc": enc}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env={"NODE_PATH": str(modules), "PATH": os.environ.get("PATH", "")},
+    )
+    return done.stdout.strip()

@@ -52,6 +52,9 @@ def service_commands(*, host: str, port: int) -> list[ChildSpec]:
         "1048576",
         "--lifespan",
         "off",
+        # A deadline for each request's headers (AGENTBOT_WEB_HEADER_TIMEOUT), which uvicorn lacks.
+        "--http",
+        "agentbot.serving:HeaderTimeoutH11Protocol",
     ]
     if settings.AGENTBOT_WEB_WORKERS > 1:
         web += ["--workers", str(settings.AGENTBOT_WEB_WORKERS)]

@@ -65,7 +65,32 @@ def _optional_number(payload: dict, name: str) -> int | None:
     return value
 
 
-def parse(body: dict) -> Parsed:
+def delivery_id(body: dict, request_id: str = "") -> str:
+    """What identifies this delivery, so that the same delivery sent again is stored once: the
+    message's `message_id` (kept as it is), else an `event_id`, else the sender's `X-Request-Id`
+    header; "" when there is none. A status event's `request_id` names Chat2Desk's request (the
+    ticket), not the delivery: a close sent again for it is a new event and applied again."""
+    message_id = _identifier(body, "message_id", required=False) if body.get("hook_type") in MESSAGE_HOOKS else None
+    if message_id is not None:
+        return str(message_id)
+    event_id = _identifier(body, "event_id", required=False)
+    if event_id is not None:
+        return f"event:{event_id}"
+    request_id = request_id.strip()
+    if request_id and len(request_id) <= 200 and request_id.isprintable():
+        return f"request:{request_id}"
+    return ""
+
+
+def parse(body: dict, *, request_id: str = "") -> Parsed:
+    """The payload as Agentbot stores it; `request_id` is the request's X-Request-Id header."""
+    parsed = _parse(body)
+    if parsed.kind == "ignored" or parsed.external_id:
+        return parsed
+    return Parsed(parsed.kind, parsed.payload, external_id=delivery_id(body, request_id), reason=parsed.reason)
+
+
+def _parse(body: dict) -> Parsed:
     hook_type = body.get("hook_type")
     if hook_type is not None and not isinstance(hook_type, str):
         raise PayloadError("hook_type must be a string")

@@ -55,10 +55,10 @@ def connector_webhook(request, connector_type: str, integration_id: str):
     integration = Integration.objects.select_related("site").filter(pk=integration_id, connector_type=connector_type).first()
     if integration is None:
         return refuse(404, "integration_not_found", f"there is no {connector_type} integration {integration_id}")
-    if request.method == "GET":
-        return JsonResponse({"ok": True, "verified": True})
     if not integration.active:
         return refuse(403, "integration_inactive", f"integration {integration.id} is not active; activate it to receive webhooks")
+    if request.method == "GET":
+        return JsonResponse({"ok": True, "verified": True})
     if not integration.webhook_secret:
         return refuse(
             401,
@@ -79,7 +79,7 @@ def connector_webhook(request, connector_type: str, integration_id: str):
     except BodyRefused as exc:
         return refuse(exc.status, exc.error, str(exc))
     try:
-        parsed = parse(payload)
+        parsed = parse(payload, request_id=request.headers.get("X-Request-Id", ""))
     except PayloadError as exc:
         return refuse(400, "invalid_payload", str(exc))
     event = services.inbound_receive(integration=integration, parsed=parsed, body=body)

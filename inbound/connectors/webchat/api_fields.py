@@ -13,7 +13,14 @@ class OriginListField(serializers.ListField):
     child = StrictCharField(max_length=300)
 
     def to_internal_value(self, data):
-        return "\n".join(super().to_internal_value(data))
+        origins = super().to_internal_value(data)
+        # The list's own limits (max_length: how many origins) apply to the list, not to the text
+        # it becomes (a single origin of 101 characters was refused as "more than 100 elements").
+        super().run_validators(origins)
+        return "\n".join(origins)
+
+    def run_validators(self, value):
+        pass  # done on the list in to_internal_value
 
 
 class WebchatOutput(serializers.Serializer):

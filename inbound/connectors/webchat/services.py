@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 
+from core import ids
 from deliveries.services.publish import text_is_storable
 from domain.models import Conversation, Message
 from inbound import services
@@ -123,6 +124,13 @@ def session_open(*, auth, origin: str | None, own_origins: list[str]) -> Session
     if not isinstance(auth, dict) or not isinstance(auth.get("integration"), str):
         raise Refused("invalid_auth", 'connect with auth {"integration": "intg_…", "session": "<saved session, optional>"}')
     integration_id = auth["integration"][:100]
+    # Checked by its grammar before any query: an anonymous client's NUL or other junk is a clear
+    # refusal, never a database error (and an ERROR line) it could cause at will.
+    if not ids.is_id(integration_id, "intg"):
+        raise Refused(
+            "integration_not_found",
+            f"there is no webchat integration {ascii(integration_id)[1:-1][:100]}; check data-integration (an id as intg_01…)",
+        )
     integration = (
         Integration.objects.select_related("site").filter(pk=integration_id, connector_type=ConnectorType.WEBCHAT).first()
     )

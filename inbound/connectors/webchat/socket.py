@@ -90,17 +90,31 @@ sio = socketio.AsyncServer(
 _pool = ThreadPoolExecutor(max_workers=settings.AGENTBOT_WEBCHAT_THREADS, thread_name_prefix="webchat")
 
 
-def _in_thread(fn, kwargs):
+class Gone(Exception):
+    """The work was for a client that has left before a thread was free for it: not done."""
+
+
+def _in_thread(fn, kwargs, wanted):
+    if wanted is not None and not wanted():
+        raise Gone
     close_old_connections()
     try:
         return fn(**kwargs)
     finally:
+        # Back to the process's pool (shared with the REST API) as soon as the work is done; the
+        # services give it back themselves while they wait on a model (core/db.py).
         close_old_connections()
 
 
-async def db(fn, **kwargs):
-    """Run `fn(**kwargs)` (ORM work) on the webchat thread pool."""
-    return await asyncio.get_running_loop().run_in_executor(_pool, partial(_in_thread, fn, kwargs))
+async def db(fn, *, wanted=None, **kwargs):
+    """Run `fn(**kwargs)` (ORM work) on the webchat thread pool. `wanted`: asked once a thread is
+    free; when it says no (the visitor has left), nothing is done and Gone is raised, so a flood's
+    queue drains without being stored once its clients are gone."""
+    return await asyncio.get_running_loop().run_in_executor(_pool, partial(_in_thread, fn, kwargs, wanted))
+
+
+def _connected(sid: str, visitor: "Visitor"):
+    return lambda: visitors.get(sid) is visitor
 
 
 @dataclass
@@ -236,7 +250,9 @@ async def message(sid, data=None, *ignored):
     visitor.refused_in_a_row = 0
     async with visitor.storing:
         try:
-            event = await db(webchat.message_receive, session=visitor.session, text=text)
+            event = await db(webchat.message_receive, wanted=_connected(sid, visitor), session=visitor.session, text=text)
+        except Gone:
+            return {"ok": False, "error": "not_connected", "message": "connect first"}
         except Exception:
             logger.exception("webchat message not stored", extra={"integration_id": visitor.session.integration.id})
             return await _refuse(
@@ -250,7 +266,9 @@ async def _answer(sid: str, visitor: Visitor, event_id: str) -> None:
     async with visitor.answering:
         await sio.emit("typing", {"typing": True}, to=sid)
         try:
-            outcome = await db(webchat.message_answer, event_id=event_id)
+            outcome = await db(webchat.message_answer, wanted=_connected(sid, visitor), event_id=event_id)
+        except Gone:  # stored, and answered by a worker's inbound sweep instead
+            return
         except Exception:
             logger.exception("webchat answer failed", extra={"inbound_event_id": event_id})
             outcome = webchat.Outcome(None, [], False, True)

@@ -18,7 +18,8 @@ class WebhookChannelFields(forms.Form):
     @staticmethod
     def fieldset(obj) -> tuple:
         # The client id is made with the instance: shown (read-only) once there is one.
-        return WebhookChannelFields.TITLE, ([] if obj is None else ["client_id"]) + list(CHANNEL_FIELDS)
+        # So is the JWE public key a client may encrypt its token to.
+        return WebhookChannelFields.TITLE, ([] if obj is None else ["client_id", "jwe_public_key"]) + list(CHANNEL_FIELDS)
 
     post_url = forms.URLField(
         label="POST_URL",
@@ -41,6 +42,18 @@ class WebhookChannelFields(forms.Form):
         required=False,
         widget=forms.Textarea,
         help_text=_("RS256/RS512: the client's public key, PEM."),
+    )
+
+    allow_anonymous = forms.BooleanField(
+        label=_("Allow anonymous users to chat"),
+        required=False,
+        help_text=_("A request without a user identity (from.id) gets an anonymous one instead of being refused."),
+    )
+    auto_register = forms.BooleanField(
+        label=_("Auto register new users"),
+        required=False,
+        initial=True,
+        help_text=_("Off: a user identity this site has never seen is refused (Invalid access token)."),
     )
 
     def channel_changes(self) -> dict:

@@ -6,7 +6,18 @@ from rest_framework import serializers
 from core.api.fields import StrictBooleanField, StrictCharField
 from inbound.models import ApiVersion, ChannelMode, JwtAlgorithm
 
-OUTPUT_FIELDS = ["api_version", "mode", "post_url", "polling", "jwt_algorithm", "client_id", "public_key"]
+OUTPUT_FIELDS = [
+    "api_version",
+    "mode",
+    "post_url",
+    "polling",
+    "jwt_algorithm",
+    "client_id",
+    "public_key",
+    "allow_anonymous",
+    "auto_register",
+    "jwe_public_key",
+]
 
 
 class WebhookChannelOutput(serializers.Serializer):
@@ -24,6 +35,17 @@ class WebhookChannelOutput(serializers.Serializer):
     jwt_algorithm = serializers.ChoiceField(choices=JwtAlgorithm.choices, required=False, label="JWT signing algorithm")
     client_id = serializers.CharField(read_only=True)
     public_key = serializers.CharField(required=False, allow_blank=True, help_text="RS256/RS512: the client's public key, PEM.")
+    allow_anonymous = serializers.BooleanField(
+        required=False, help_text="Webhook channel: a request without from.id gets an anonymous user identity."
+    )
+    jwe_public_key = serializers.CharField(
+        read_only=True,
+        help_text="Webhook channel: the RSA public key (PEM) a client may encrypt its JWT to "
+        "(JWE: RSA-OAEP or RSA-OAEP-256, A128GCM or A256GCM); empty on other connectors.",
+    )
+    auto_register = serializers.BooleanField(
+        required=False, help_text="Webhook channel: false refuses a user identity the site has never seen."
+    )
 
 
 class WebhookChannelInput(serializers.Serializer):
@@ -45,4 +67,10 @@ class WebhookChannelInput(serializers.Serializer):
     )
     public_key = StrictCharField(
         max_length=10000, allow_blank=True, required=False, help_text="Webhook channel, RS256/RS512: your public key (PEM)"
+    )
+    allow_anonymous = StrictBooleanField(
+        required=False, help_text="Webhook channel: a request without from.id gets an anonymous user identity (default false)"
+    )
+    auto_register = StrictBooleanField(
+        required=False, help_text="Webhook channel: false refuses a user identity the site has never seen (default true)"
     )

@@ -7,7 +7,7 @@ from inbound.connectors.webhook_channel.auth import RSA_ALGORITHMS, public_key_p
 from inbound.models import SETTING_DEFAULTS, ApiVersion, ChannelMode, Integration, JwtAlgorithm
 from subscriptions.services import webhook_validate_url
 
-CHANNEL_FIELDS = ("api_version", "mode", "post_url", "polling", "jwt_algorithm", "public_key")
+CHANNEL_FIELDS = ("api_version", "mode", "post_url", "polling", "jwt_algorithm", "public_key", "allow_anonymous", "auto_register")
 
 
 def channel_settings(*, changes: dict, current: Integration | None) -> dict:
@@ -20,6 +20,9 @@ def channel_settings(*, changes: dict, current: Integration | None) -> dict:
     for name, kind in choices.items():
         if merged[name] not in kind.values:
             raise ValidationError({name: f"unknown value {merged[name]!r}; choose one of {', '.join(kind.values)}"})
+    for name in ("allow_anonymous", "auto_register"):
+        if name in changes and not isinstance(changes[name], bool):
+            raise ValidationError({name: "must be true or false"})
     if "public_key" in changes:
         pem = (changes["public_key"] or "").strip()
         problem = public_key_problem(pem) if pem else None

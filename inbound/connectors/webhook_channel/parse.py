@@ -82,7 +82,20 @@ def _flag(body: dict, name: str, path: str) -> bool:
     return value
 
 
-def _user_id(body: dict) -> str:
+def has_user_id(body: dict) -> bool:
+    """Whether the caller says who the user is (`from.id`); an anonymous caller does not."""
+    sender = body.get("from")
+    return isinstance(sender, dict) and sender.get("id") not in (None, "")
+
+
+def _user_id(body: dict, anonymous_id: str | None) -> str:
+    if not has_user_id(body):
+        if anonymous_id is not None:
+            return anonymous_id
+        if body.get("from") is None:
+            raise PayloadError(
+                "from.id is required: the user's id (this channel instance does not let anonymous users chat: allow_anonymous)"
+            )
     sender = _object(body, "from", "from", required=True)
     value = sender.get("id")
     if isinstance(value, int) and not isinstance(value, bool):
@@ -148,12 +161,13 @@ def _attachments(message: dict, path: str) -> list[dict]:
     return attachments
 
 
-def parse(body: dict, *, api_version: str) -> Parsed:
-    """What a caller posted: a message, or (v2) an event; PayloadError naming the field."""
+def parse(body: dict, *, api_version: str, anonymous_id: str | None = None) -> Parsed:
+    """What a caller posted: a message, or (v2) an event; PayloadError naming the field.
+    `anonymous_id`: the user a request without `from.id` is (anonymous users may chat)."""
     session = _object(body, "session", "session")
     if "new" in session and not isinstance(session["new"], bool):
         raise PayloadError("session.new must be true or false")
-    user_id = _user_id(body)
+    user_id = _user_id(body, anonymous_id)
     message = _object(body, "message", "message", required=True)
     common = {
         "client_id": user_id,

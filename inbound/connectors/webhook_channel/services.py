@@ -8,6 +8,7 @@ take a message in the instance's mode, and relay a person's replies and the end 
 - asynchronous: handed to a worker; each reply is a delivery to the POST_URL.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -17,10 +18,11 @@ from django.utils import timezone
 from domain import services as domain
 from domain.models import Conversation, Message
 from inbound import services
-from inbound.connectors.webhook_channel import reply
-from inbound.connectors.webhook_channel.parse import CHANNEL, EVENT_SESSION_CLOSURE
+from inbound.connectors.webhook_channel import reply, uploads
+from inbound.connectors.webhook_channel.auth import user_identity_matches
+from inbound.connectors.webhook_channel.parse import CHANNEL, EVENT_SESSION_CLOSURE, has_user_id, parse
 from inbound.models import INBOUND_PENDING, ApiVersion, ChannelMode, ConnectorType, InboundEvent, Integration
-from inbound.parsed import Parsed
+from inbound.parsed import Parsed, PayloadError
 
 # The webhook channel's document: "Synchronous Webhook channel requests timeout after 15 seconds."
 SYNC_BUDGET = 15.0
@@ -56,6 +58,52 @@ def poll_event_find(*, bot_id: str, poll_id: str) -> InboundEvent:
     return event
 
 
+# --- the scopes: anonymous users and auto-registration ----------------------------------------------
+ANONYMOUS_PREFIX = "anonymous-"
+
+
+def anonymous_identity(*, integration: Integration, token: str) -> str:
+    """The user a request without `from.id` is, when the instance lets anonymous users chat: the
+    same for every request made with the same token (the client's session), another for another
+    token. The answer's `to.id` tells the caller, who may send it as `from.id` from then on."""
+    digest = hashlib.sha256(f"{integration.id}:{token}".encode()).hexdigest()[:32]
+    return ANONYMOUS_PREFIX + digest
+
+
+def user_known(*, integration: Integration, user_id: str) -> bool:
+    """Whether the site has seen this user identity: a conversation of the site is theirs."""
+    return Conversation.objects.filter(site_id=integration.site_id, external_id=user_id).exists()
+
+
+class UserRefused(Exception):
+    """The request's user may not chat here (the seed's "Invalid access token"); the message says why."""
+
+
+def request_admit(*, integration: Integration, body: dict, claims: dict, token: str) -> Parsed:
+    """What a caller posted, parsed, with its user decided: the anonymous identity when anonymous
+    users may chat and none is given, the token's userIdentity checked, an unknown user refused
+    when auto-registration is off, and attachments by fileId checked and described. PayloadError
+    (a 400) or UserRefused (a 401)."""
+    anonymous_id = None
+    if integration.allow_anonymous and not has_user_id(body) and not claims.get("userIdentity"):
+        anonymous_id = anonymous_identity(integration=integration, token=token)
+    parsed = parse(body, api_version=integration.api_version, anonymous_id=anonymous_id)
+    user_id = parsed.payload["client_id"]
+    if not user_identity_matches(claims=claims, user_id=user_id):
+        raise UserRefused("the token's userIdentity is not from.id")
+    if anonymous_id is None and not integration.auto_register and not user_known(integration=integration, user_id=user_id):
+        raise UserRefused(
+            f"user {user_id!r} is not registered on this site, and this channel instance does not register new users "
+            "(auto_register is off)"
+        )
+    attachments = parsed.payload.get("metadata", {}).get("attachments")
+    if attachments and any(item.get("fileId") for item in attachments):
+        if integration.api_version != ApiVersion.V2:
+            raise PayloadError("attachments by fileId are a v2 feature; this channel instance speaks v1")
+        parsed.payload["metadata"]["attachments"] = uploads.attachments_resolve(integration=integration, attachments=attachments)
+    return parsed
+
+
 @dataclass(frozen=True)
 class HookAnswer:
     """What the channel answers: the response's JSON body and status."""
@@ -72,6 +120,7 @@ def _answer(integration: Integration, user_id: str, conversation, messages: list
         messages=messages,
         conversation=conversation,
         end_reason=end_reason,
+        task=reply.task_of(messages),
     )
     return HookAnswer(200, body)
 
@@ -189,7 +238,9 @@ def end_of_task_send(*, event: InboundEvent, conversation: Conversation, handed_
     own (the webhook channel's document): `endOfTask`, `endReason`, and the handoff's reason."""
     if not posts_to_post_url(event.integration):
         return
-    fields = {"end_reason": reply.AGENT_TRANSFER if handed_off else reply.FULFILLED}
+    end_reason = reply.AGENT_TRANSFER if handed_off else reply.FULFILLED
+    task_id, task_name = reply.task_of(services.inbound_replies(event)) or reply.TASKS_BY_REASON[end_reason]
+    fields = {"end_reason": end_reason, "completed_task_id": task_id, "completed_task_name": task_name}
     if handed_off:
         fields["handoff_reason"] = conversation.handoff_reason or "a human has the conversation"
     services.reply_publish(event.integration, conversation, fields, idempotency_key=f"end:{event.id}")

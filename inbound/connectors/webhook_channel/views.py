@@ -15,8 +15,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from inbound.connectors.webhook_channel import services as webhook_services
-from inbound.connectors.webhook_channel.auth import AuthError, jwt_claims, user_identity_matches
-from inbound.connectors.webhook_channel.parse import parse
+from inbound.connectors.webhook_channel.auth import AuthError, bearer_token, jwt_claims, user_identity_matches
 from inbound.models import ApiVersion, Integration
 from inbound.parsed import PayloadError
 from inbound.request_body import BodyRefused, json_object, request_body
@@ -74,12 +73,13 @@ def _hook(request, bot_id: str, instance_id: str | None = None):
     _allowed(request, ("POST",))
     integration = webhook_services.instance_find(bot_id=bot_id, instance_id=instance_id)
     claims = _claims(request, integration)
+    token = bearer_token(request.headers.get("Authorization", ""))
     try:
-        parsed = parse(_body(request), api_version=integration.api_version)
+        parsed = webhook_services.request_admit(integration=integration, body=_body(request), claims=claims, token=token)
     except PayloadError as exc:
         raise Refused(400, "invalid_payload", str(exc)) from None
-    if not user_identity_matches(claims=claims, user_id=parsed.payload["client_id"]):
-        raise Refused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: the token's userIdentity is not from.id")
+    except webhook_services.UserRefused as exc:
+        raise Refused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: {exc}") from None
     if parsed.kind == "status":
         answer = webhook_services.session_event_apply(integration=integration, parsed=parsed)
     else:

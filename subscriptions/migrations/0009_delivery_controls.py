@@ -7,7 +7,7 @@ import core.crypto
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("subscriptions", "0007_broker_destination"),
+        ("subscriptions", "0008_webhook_ordering"),
     ]
 
     operations = [
