@@ -28,6 +28,7 @@ api_v1 = [
     route("webhooks", subscriptions_api.WebhookListView, "webhook-list"),
     route("webhooks/<wh:webhook_id>", subscriptions_api.WebhookDetailView, "webhook-detail"),
     route("webhooks/<wh:webhook_id>/rotate-secret", subscriptions_api.WebhookRotateSecretView, "webhook-rotate"),
+    route("webhooks/<wh:webhook_id>/filter-test", subscriptions_api.WebhookFilterTestView, "webhook-filter-test"),
     route("webhooks/<wh:webhook_id>/test", deliveries_api.WebhookTestView, "webhook-test"),
     route("webhooks/<wh:webhook_id>/deliveries", deliveries_api.WebhookDeliveryListView, "webhook-deliveries"),
     route("deliveries", deliveries_api.DeliveryListView, "delivery-list"),

@@ -168,6 +168,8 @@ def record(outcomes: list[Outcome], *, now: datetime) -> None:
         implementation().record(outcomes, now=now)
 
 
-def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
-    """Webhooks whose latest attempts all succeeded: streak reset, circuit closed, last success at."""
-    implementation().webhooks_succeeded(last_success=last_success, now=now)
+def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> list[str]:
+    """Webhooks whose latest attempts all succeeded: streak reset, circuit closed, warnings
+    cleared, last success at. Returns those whose owner had been told they were in trouble (a
+    webhook.failing or an open circuit), for a webhook.recovered."""
+    return implementation().webhooks_succeeded(last_success=last_success, now=now)

@@ -205,13 +205,19 @@ def record(outcomes: list[Outcome], *, now: datetime) -> None:
         )
 
 
-def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
-    for webhook_id in sorted(last_success):
-        Webhook.objects.filter(pk=webhook_id).update(
-            consecutive_failures=0,
-            failing_since=None,
-            circuit_opened_at=None,
-            circuit_probe_at=None,
-            last_success_at=last_success[webhook_id],
-            updated_at=now,
-        )
+def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> list[str]:
+    announced = []
+    with transaction.atomic():
+        for webhook in Webhook.objects.select_for_update().filter(pk__in=sorted(last_success)).order_by("pk"):
+            if webhook.failing_level > 0 or webhook.circuit_opened_at is not None:
+                announced.append(webhook.pk)
+            Webhook.objects.filter(pk=webhook.pk).update(
+                consecutive_failures=0,
+                failing_since=None,
+                circuit_opened_at=None,
+                circuit_probe_at=None,
+                failing_level=0,
+                last_success_at=last_success[webhook.pk],
+                updated_at=now,
+            )
+    return announced

@@ -26,16 +26,17 @@ def _execute(sql: str, params: list) -> list[tuple]:
 
 
 # --- create (publish) -------------------------------------------------------------------------
-_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at, NOT enabled, ordering"
+_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at, NOT enabled, ordering, filter::text"
 # Webhooks that get deliveries of new events: enabled ones and paused ones (whose deliveries wait);
 # not those the service disabled.
 _GETS_EVENTS = "(enabled OR disabled_reason = '')"
 
 
 def _candidates(rows: list[tuple]) -> list[Candidate]:
+    # The filter stays JSON text: most webhooks have none, and one that has is compiled once per text.
     return [
-        Candidate(id, _subscription(events), format, opened, paused, ordering)
-        for id, events, format, opened, paused, ordering in rows
+        Candidate(id, _subscription(events), format, opened, paused, ordering, cond)
+        for id, events, format, opened, paused, ordering, cond in rows
     ]
 
 
@@ -341,7 +342,8 @@ SELECT t.id, t.attempt_count, t.schedule_position,
        e.id, e.type, e.site_id, e.created_at,
        CASE WHEN row_number() OVER (PARTITION BY e.id) = 1 THEN e.data::text END,
        w.id, w.url, w.format, w.enabled, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at,
-       w.exchange, w.routing_key, w.broker_password, t.ordering_key, t.behind
+       w.exchange, w.routing_key, w.broker_password, t.ordering_key, t.behind,
+       w.headers::text, w.auth::text, w.auth_secret, w.rate_limit::text, w.tls_client_cert, w.tls_client_key, w.tls_ca_cert
 FROM taken t
 JOIN deliveries_event e ON e.id = t.event_id
 JOIN subscriptions_webhook w ON w.id = t.webhook_id
@@ -364,7 +366,7 @@ def take(*, ids, token, until, skip_webhooks, hold_until) -> tuple[list[Taken], 
             behind.append(row[0])
             continue
         if row[8] not in webhooks:
-            webhooks[row[8]] = _ready(lambda row=row: _webhook(*row[8:19]))
+            webhooks[row[8]] = _ready(lambda row=row: _webhook(*row[8:19], *row[21:28]))
         taken.append(Taken(row[0], row[1], row[2], events[row[3]], row[8], row[10], *webhooks[row[8]], row[19]))
     return taken, behind
 
@@ -437,15 +439,23 @@ def record(outcomes: list[Outcome], *, now: datetime) -> None:
 
 
 SUCCEEDED_SQL = """
+WITH before AS (
+    -- Locked first, so of two recorders that see one webhook recover only one is told it was in trouble;
+    -- NO KEY UPDATE, the lock the UPDATE takes anyway: a publish holding KEY SHARE on the webhook is not blocked.
+    SELECT id, failing_level > 0 OR circuit_opened_at IS NOT NULL AS announced
+    FROM subscriptions_webhook WHERE id = ANY(%s::text[]) ORDER BY id FOR NO KEY UPDATE
+)
 UPDATE subscriptions_webhook w
 SET consecutive_failures = 0, failing_since = NULL, circuit_opened_at = NULL, circuit_probe_at = NULL,
-    last_success_at = r.at, updated_at = %s
-FROM unnest(%s::text[], %s::timestamptz[]) AS r(id, at)
-WHERE w.id = r.id
+    failing_level = 0, last_success_at = r.at, updated_at = %s
+FROM unnest(%s::text[], %s::timestamptz[]) AS r(id, at), before b
+WHERE w.id = r.id AND b.id = r.id
+RETURNING w.id, b.announced
 """
 
 
-def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
+def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> list[str]:
     # Sorted ids: concurrent recorders lock the webhooks they share in the same order.
     ids = sorted(last_success)
-    _execute(SUCCEEDED_SQL, [now, ids, [last_success[i] for i in ids]])
+    rows = _execute(SUCCEEDED_SQL, [ids, now, ids, [last_success[i] for i in ids]])
+    return sorted(webhook_id for webhook_id, announced in rows if announced)

@@ -15,6 +15,7 @@ from deliveries.formats import get_format
 from deliveries.models import Event
 from deliveries.services.leases import dispatch_until
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS
+from subscriptions.filters import filter_matches
 from subscriptions.models import Webhook, ordering_key_for, subscribed
 
 
@@ -145,9 +146,7 @@ def event_publish(
                 event, candidates = bulk.event_create(
                     site_id=site.pk, event_type=event_type, data=data, data_json=data_json, ordering_key=ordering_key
                 )
-            webhooks = [
-                w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
-            ]
+            webhooks = [w for w in candidates if _receives(w, event_type, data)]
         now = timezone.now()
         token = handoff.outbox().token()
         flowing = [w.id for w in webhooks if not w.held]
@@ -180,6 +179,16 @@ def event_publish(
             transaction.on_commit(lambda: handoff.outbox().put_behind(behind))
     event.published = Published(data_json=data_json, deliveries=sent + waiting, at=now)
     return event, True
+
+
+def _receives(webhook: bulk.Candidate, event_type: str, data) -> bool:
+    """The webhook gets a delivery of this event: subscribed to its type, its format carries it,
+    and its filter (if it has one) matches the data."""
+    return (
+        subscribed(webhook.events, event_type, data)
+        and get_format(webhook.format).carries(event_type)
+        and (webhook.filter is None or filter_matches(webhook.filter, data))
+    )
 
 
 @dataclass(frozen=True)
@@ -294,7 +303,7 @@ def _deliveries_store(*, site: Site, events: list[Event]) -> dict[str, int]:
     for event in events:
         keyed = []
         for w in candidates:
-            if subscribed(w.events, event.type, event.data) and get_format(w.format).carries(event.type):
+            if _receives(w, event.type, event.data):
                 if ordering_key_for(w.ordering, event.ordering_key) is not None:
                     keyed.append(w)
                 else:

@@ -163,3 +163,13 @@ def test_a_batch_keeps_each_ordering_key_in_its_order_for_an_ordered_webhook(api
     by_event = {d.event_id: d for d in Delivery.objects.filter(webhook=ordered)}
     sequences = [by_event[i].sequence for i in ids[:3]]
     assert sequences == sorted(sequences), "numbered in the batch's order"
+
+
+def test_a_batch_applies_each_webhooks_filter_as_a_single_publish_does(api, site, webhook_factory):
+    high = webhook_factory(site=site, events=["ticket.created"], filter={"priority": "high"})
+    every = webhook_factory(site=site, events=["ticket.created"])
+    events = [{"event": "ticket.created", "data": {"ticket_id": f"T-{n}", "priority": p}} for n, p in enumerate(["high", "low"])]
+    results = batch(api, events).json()["results"]
+    assert [r["deliveries"] for r in results] == [2, 1]
+    assert list(Delivery.objects.filter(webhook=high).values_list("event_id", flat=True)) == [results[0]["id"]]
+    assert Delivery.objects.filter(webhook=every).count() == 2
