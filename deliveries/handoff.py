@@ -19,6 +19,7 @@ import threading
 import time
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 
@@ -26,6 +27,7 @@ from core.process import PerProcess
 
 logger = logging.getLogger(__name__)
 
+SEND_TASK = "deliveries.tasks.deliveries_send"  # deliveries/tasks.py registers it under this name
 TOKEN_LIFETIME = 1.0  # seconds one shared dispatch token is handed to new publishes
 
 
@@ -112,14 +114,14 @@ class Outbox:
 def send(ids: list[str], token: str) -> None:
     """Queue deliveries for the workers, AGENTBOT_SEND_BATCH to a message. If the broker is down
     the sweep sends them when their lease runs out."""
-    from deliveries.tasks import deliveries_send
-
     batch = settings.AGENTBOT_SEND_BATCH
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         try:
             # The ids need no repr in the message's headers (saves the time of formatting them).
-            deliveries_send.apply_async((chunk, token), argsrepr=f"({len(chunk)} ids)", kwargsrepr="{}")
+            # By the task's name, as inbound_dispatch does: the tasks module imports the services,
+            # which import this module, so importing the task here would close a circle.
+            current_app.send_task(SEND_TASK, args=(chunk, token), argsrepr=f"({len(chunk)} ids)", kwargsrepr="{}")
         except Exception:  # broker unreachable: the lease runs out and the sweep takes over
             logger.warning("could not queue %d deliveries; the sweep will send them", len(chunk), exc_info=True)
 

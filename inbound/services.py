@@ -21,8 +21,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.db import db_connection_release
-from deliveries.retention import purge_in_batches, retention_cutoff
+from core.db import db_connection_release, purge_in_batches
+from deliveries.retention import retention_cutoff
 from deliveries.services.publish import event_publish
 from domain import services as domain
 from domain.models import Conversation, Message

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.errors import Refused
 from core.models import Site
+from core.text import text_is_storable
 from deliveries import bulk, handoff, jsjson
 from deliveries.formats import get_format
 from deliveries.models import Event
@@ -84,19 +85,6 @@ def _unstorable_text(value, path: str) -> str | None:
             if found:
                 return found
     return None
-
-
-def text_is_storable(text: str) -> bool:
-    """PostgreSQL text and jsonb hold neither NUL nor unpaired surrogates (they are not UTF-8)."""
-    if "\x00" in text:
-        return False
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def event_publish(

@@ -21,7 +21,7 @@ from django.core import signing
 from django.utils import timezone
 
 from core import ids
-from deliveries.services.publish import text_is_storable
+from core.text import text_is_storable
 from domain.models import Conversation, Message
 from inbound import services
 from inbound.models import INBOUND_PENDING, ConnectorType, InboundEvent, Integration
