@@ -410,12 +410,12 @@ CELERY_BEAT_SCHEDULE = {
     "retention": {"task": "deliveries.tasks.retention_run", "schedule": 3600.0},
     # Stored inbound events no worker finished go to the workers again.
     "inbound-sweep": {
-        "task": "agentbot.tasks.inbound_sweep",
+        "task": "inbound.tasks.inbound_sweep",
         "schedule": AGENTBOT_INBOUND_SWEEP_INTERVAL,
         "options": {"expires": AGENTBOT_INBOUND_SWEEP_INTERVAL},
     },
     # Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
-    "inbound-retention": {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0},
+    "inbound-retention": {"task": "inbound.tasks.inbound_retention", "schedule": 3600.0},
     # Portal links that can open nothing any more (expired a day ago) are deleted.
     "portal-links-purge": {"task": "portal.tasks.portal_links_purge", "schedule": 3600.0},
 }

@@ -36,7 +36,7 @@ from subscriptions.event_types import CHANNEL_REPLY
 
 logger = logging.getLogger(__name__)
 
-INBOUND_PROCESS_TASK = "agentbot.tasks.inbound_process"
+INBOUND_PROCESS_TASK = "inbound.tasks.inbound_process"
 
 
 # --- receive -----------------------------------------------------------------------------------

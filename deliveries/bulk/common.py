@@ -151,7 +151,7 @@ def _ready(build: Callable[[], Webhook]) -> tuple[Webhook | None, str]:
 
 
 @dataclass
-class Outcome:
+class AttemptRecord:
     """One attempt to store and the state its delivery moves to."""
 
     delivery_id: str

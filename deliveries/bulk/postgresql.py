@@ -9,7 +9,7 @@ import psycopg
 from django.db import connection, transaction
 
 from core.ids import new_delivery_id
-from deliveries.bulk.common import Candidate, Outcome, Taken, _ready, _webhook
+from deliveries.bulk.common import AttemptRecord, Candidate, Taken, _ready, _webhook
 from deliveries.formats import Envelope
 from deliveries.models import Delivery, Event
 from subscriptions.models import Webhook
@@ -352,7 +352,7 @@ def _moment(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def record(outcomes: list[Outcome], *, now: datetime) -> None:
+def record(outcomes: list[AttemptRecord], *, now: datetime) -> None:
     batch = [
         {
             "id": o.delivery_id,

@@ -253,7 +253,7 @@ def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, to
                 format_name=taken.format, schedule_position=taken.schedule_position, ok=False, now=now
             )
         outcomes.append(
-            bulk.Outcome(
+            bulk.AttemptRecord(
                 delivery_id=taken.id,
                 token=token,
                 number=taken.attempt_count + 1,
@@ -323,7 +323,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
         )
         gone_reasons[job.delivery_id] = gone
         outcomes.append(
-            bulk.Outcome(
+            bulk.AttemptRecord(
                 delivery_id=job.delivery_id,
                 token=job.token,
                 number=job.attempt_count + 1,
@@ -366,7 +366,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
     try:
         webhooks_health_record(
             outcomes=[
-                endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at, gone_reasons[job.delivery_id])
+                endpoint_health.EndpointAnswer(job.webhook_id, o.succeeded, o.status_code, o.at, gone_reasons[job.delivery_id])
                 for (job, _), o in zip(sent, outcomes, strict=True)
             ]
         )
@@ -374,14 +374,14 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
         logger.exception("could not update endpoint health for %d attempts", len(outcomes))
 
 
-def webhooks_health_record(*, outcomes: list[endpoint_health.Outcome]) -> None:
+def webhooks_health_record(*, outcomes: list[endpoint_health.EndpointAnswer]) -> None:
     """Fold attempt outcomes into their webhooks' health and publish what their owners should hear
     of (a circuit opened, a webhook disabled), each with the change it tells of."""
     for notice in endpoint_health.webhooks_record_outcomes(outcomes=outcomes):
         event_publish(site=notice.site, event_type=notice.event_type, data=notice.data)
 
 
-def outcomes_store(outcomes: list[bulk.Outcome], *, now: datetime) -> None:
+def outcomes_store(outcomes: list[bulk.AttemptRecord], *, now: datetime) -> None:
     """Store a batch of outcomes. If the database refuses the batch for its data, each is stored
     alone, and one it still refuses is stored without the receiver's headers and body: one odd
     response must not leave a whole batch unrecorded (to be sent again when its leases run out).

@@ -8,7 +8,7 @@ from deliveries import bulk
 from deliveries.services import send
 
 
-def outcome(delivery_id: str, **fields) -> bulk.Outcome:
+def outcome(delivery_id: str, **fields) -> bulk.AttemptRecord:
     now = timezone.now()
     values = dict(
         delivery_id=delivery_id,
@@ -26,11 +26,11 @@ def outcome(delivery_id: str, **fields) -> bulk.Outcome:
         schedule_position=1,
         next_attempt_at=None,
     )
-    return bulk.Outcome(**{**values, **fields})
+    return bulk.AttemptRecord(**{**values, **fields})
 
 
 def test_one_refused_row_is_stored_without_its_response_and_the_rest_as_they_are(monkeypatch):
-    stored: list[bulk.Outcome] = []
+    stored: list[bulk.AttemptRecord] = []
 
     def record(outcomes, *, now):
         if any(o.response_body == "poison" for o in outcomes):
