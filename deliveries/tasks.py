@@ -4,11 +4,11 @@ from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 
-from deliveries import engine, handoff, leads_reoffer, retention
+from deliveries import engine, leads_reoffer, outbox, retention
 from deliveries.services import send
 
 
-@shared_task(name=handoff.SEND_TASK, ignore_result=True)
+@shared_task(name=outbox.SEND_TASK, ignore_result=True)
 def deliveries_send(delivery_ids: list[str], lease_token: str) -> int:
     # Hands the batch to this process's engine and returns: a slow endpoint never holds the worker.
     return send.deliveries_send(ids=delivery_ids, token=lease_token, wait=False)

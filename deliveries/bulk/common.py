@@ -32,7 +32,7 @@ class Candidate:
 
     @property
     def held(self) -> bool:
-        """Its deliveries are stored but not handed out: paused, or its circuit is open."""
+        """Its deliveries are stored but not enqueued: paused, or its circuit is open."""
         return self.paused or self.circuit_opened_at is not None
 
 

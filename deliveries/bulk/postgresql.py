@@ -125,7 +125,7 @@ def _insert_plan() -> tuple[str, list]:
 SEQUENCE = "deliveries_delivery_sequence_seq"
 
 # At publish (under the key's lock): the new delivery `r` has a pending delivery of its key before
-# it, so it gets no dispatch lease and no message; it is handed out when the one before it ends.
+# it, so it gets no dispatch lease and no message; it is enqueued when the one before it ends.
 WAITS = """(r.ordering_key IS NOT NULL AND EXISTS (
     SELECT 1 FROM deliveries_delivery p
     WHERE p.webhook_id = r.webhook_id AND p.ordering_key = r.ordering_key AND p.ordering_key IS NOT NULL

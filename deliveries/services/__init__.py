@@ -1,5 +1,5 @@
 """Writes of the delivery engine, by stage: `publish` (an event and its deliveries, in the caller's
-transaction), `send` (hand out, take, render, record, schedule the next attempt) and `operator`
+transaction), `send` (enqueue, take, render, record, schedule the next attempt) and `operator`
 (what a person asks for: retry, redeliver, send a test event). Reads are in deliveries/selectors.py.
 
 Leases: a delivery is owned by whoever holds an unexpired `leased_until` with its `lease_token`.

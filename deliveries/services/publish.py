@@ -11,7 +11,7 @@ from django.utils import timezone
 from core.errors import Refused
 from core.models import Site
 from core.text import text_is_storable
-from deliveries import bulk, handoff, jsjson
+from deliveries import bulk, jsjson, outbox
 from deliveries.formats import get_format
 from deliveries.models import Event
 from deliveries.services.leases import dispatch_until
@@ -137,7 +137,7 @@ def event_publish(
                 w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
             ]
         now = timezone.now()
-        token = handoff.outbox().token()
+        token = outbox.this_process().token()
         flowing = [w.id for w in webhooks if not w.held]
         # A paused webhook's deliveries are stored and wait for it to be enabled again; an open
         # circuit's are stored and held, its probes let them through later.
@@ -160,12 +160,12 @@ def event_publish(
         )
         ids = [delivery_id for delivery_id, _ in sent if delivery_id not in behind]
         if ids:
-            # Batched with other publishes of this process by deliveries/handoff.py.
-            transaction.on_commit(lambda: handoff.outbox().put(ids, token))
+            # Batched with other publishes of this process by deliveries/outbox.py.
+            transaction.on_commit(lambda: outbox.this_process().put(ids, token))
         if behind:
             # Sent when the one before ends; if it ended while this transaction was open, its
             # worker could not see these yet: the outbox looks once more after the commit.
-            transaction.on_commit(lambda: handoff.outbox().put_behind(behind))
+            transaction.on_commit(lambda: outbox.this_process().put_behind(behind))
     event.published = Published(data_json=data_json, deliveries=sent + waiting, at=now)
     return event, True
 

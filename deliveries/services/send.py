@@ -11,7 +11,7 @@ from django.db import DataError
 from django.utils import timezone
 
 from core.logging import log_delivery
-from deliveries import bulk, endpoint_health, engine, handoff, http
+from deliveries import bulk, endpoint_health, engine, http, outbox
 from deliveries.formats import DeliveryFormat, get_format
 from deliveries.models import Delivery
 from deliveries.services.leases import dispatch_until, lease_token
@@ -20,7 +20,7 @@ from deliveries.services.publish import event_publish
 logger = logging.getLogger(__name__)
 
 
-# --- hand out ---------------------------------------------------------------------------------
+# --- enqueue ----------------------------------------------------------------------------------------
 def deliveries_claim_due(*, now: datetime, limit: int) -> tuple[list[str], str]:
     """Take a dispatch lease on up to `limit` due deliveries whose lease has run out."""
     token = lease_token()
@@ -33,18 +33,18 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
     now, token = timezone.now(), lease_token()
     probes = endpoint_health.probes_claim(now=now, until=dispatch_until(now), token=token)
     if probes:
-        handoff.send(probes, token)
+        outbox.enqueue(probes, token)
     handed = len(probes)
-    # Ordered keys whose next delivery was not handed out when the one before it ended.
+    # Ordered keys whose next delivery was not enqueued when the one before it ended.
     stalled = bulk.claim_stalled(now=now, limit=settings.AGENTBOT_SEND_BATCH, until=dispatch_until(now), token=token)
     if stalled:
-        handoff.send(stalled, token)
+        outbox.enqueue(stalled, token)
     handed += len(stalled)
     for _ in range(max_batches):
         ids, token = deliveries_claim_due(now=timezone.now(), limit=settings.AGENTBOT_SEND_BATCH)
         if not ids:
             break
-        handoff.send(ids, token)
+        outbox.enqueue(ids, token)
         handed += len(ids)
     return handed
 
@@ -79,10 +79,10 @@ def deliveries_next(*, ids: list[str]) -> int:
     try:
         claimed = bulk.claim_next(ids=ids, now=now, until=dispatch_until(now), token=token)
     except Exception:  # what ended is recorded; the sweep hands the next ones out
-        logger.exception("could not hand out the next deliveries of %d ordering keys", len(ids))
+        logger.exception("could not enqueue the next deliveries of %d ordering keys", len(ids))
         return 0
     if claimed:
-        handoff.outbox().put(claimed, token)
+        outbox.this_process().put(claimed, token)
     return len(claimed)
 
 

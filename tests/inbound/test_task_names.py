@@ -22,7 +22,7 @@ def test_each_inbound_task_has_its_modules_name_and_answers_to_its_earlier_one()
 @pytest.mark.django_db(transaction=True)
 def test_a_message_queued_under_the_earlier_task_name_is_run_by_a_worker(integration, knowledge, chat2desk, workers, monkeypatch):
     # Stored but not queued: only the message sent below under the earlier name can process it.
-    monkeypatch.setattr(services, "inbound_dispatch", lambda ids: None)
+    monkeypatch.setattr(services, "inbound_enqueue", lambda ids: None)
     assert post_webhook(Client(), integration, message("4242", "When are you open?")).status_code == 200
     event = InboundEvent.objects.get(integration=integration)
     assert event.status in services.PENDING
