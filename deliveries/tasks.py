@@ -4,8 +4,8 @@ from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 
-from deliveries import engine, leads_reoffer, outbox, retention
-from deliveries.services import send
+from deliveries import engine, outbox, retention
+from deliveries.services import leads_reoffer, send
 
 
 @shared_task(name=outbox.SEND_TASK, ignore_result=True)
