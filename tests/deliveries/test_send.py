@@ -2,16 +2,21 @@
 gone, the next attempt), what is stored of it, the render budget, and outcomes_store's fallback to
 row by row. The worker's whole path with real parts is in test_engine.py and test_end_to_end.py."""
 
+import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import DataError
+from django.db import DataError, transaction
 from django.utils import timezone
 
-from deliveries import bulk, engine, http
+from deliveries import bulk, engine, formats, http
 from deliveries.format_types import Envelope
 from deliveries.formats import get_format
+from deliveries.models import Attempt, Delivery
 from deliveries.services import send
+from deliveries.services.publish import event_publish
+from deliveries.services.send import deliveries_send
 from subscriptions.models import WebhookFormat
 
 NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
@@ -176,3 +181,61 @@ def test_a_body_within_the_limits_is_the_formats_bytes():
     fmt = get_format(WebhookFormat.STANDARD)
     event = envelope({"text": "hello"})
     assert send.body_render(fmt, event) == fmt.render(event)
+
+
+# --- deliveries_send: the render budgets, with a real receiver ----------------------------------
+DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "hi"}
+
+
+@pytest.fixture
+def engine_stopped_afterwards():
+    yield
+    engine.engine_stop(timeout=5)
+
+
+def publish_one(site) -> Delivery:
+    with transaction.atomic():
+        event, _ = event_publish(site=site, event_type="message.created", data=DATA)
+    return event.deliveries.get()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_body_over_the_size_budget_fails_at_once_with_the_reason(
+    site, webhook_factory, receiver, settings, engine_stopped_afterwards
+):
+    settings.AGENTBOT_RENDER_MAX_BYTES = 100
+    webhook_factory(site=site, url=receiver.url)
+    delivery = publish_one(site)
+
+    deliveries_send(ids=[delivery.id], token=delivery.lease_token)
+
+    failed = Delivery.objects.get(pk=delivery.pk)
+    assert (failed.status, failed.attempt_count) == ("failed", 1)
+    (attempt,) = Attempt.objects.filter(delivery=delivery)
+    assert "AGENTBOT_RENDER_MAX_BYTES" in attempt.error and not attempt.succeeded
+    assert receiver.received == [], "nothing was sent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_render_over_the_time_budget_is_a_failed_attempt_and_moves_on_its_schedule(
+    site, webhook_factory, receiver, settings, monkeypatch, engine_stopped_afterwards
+):
+    settings.AGENTBOT_RENDER_BUDGET = 0.05
+    webhook_factory(site=site, url=receiver.url)
+    delivery = publish_one(site)
+    agentbot = formats.FORMATS["agentbot"]
+
+    def slow_body(envelope):
+        time.sleep(0.2)
+        return agentbot.build_body(envelope)
+
+    monkeypatch.setitem(formats.FORMATS, "agentbot", dataclasses.replace(agentbot, build_body=slow_body))
+
+    deliveries_send(ids=[delivery.id], token=delivery.lease_token, wait=False)
+
+    moved = Delivery.objects.get(pk=delivery.pk)
+    assert (moved.status, moved.attempt_count, moved.schedule_position) == ("pending", 1, 1)
+    assert moved.next_attempt_at > timezone.now() + timedelta(seconds=30), "the schedule's next step"
+    (attempt,) = Attempt.objects.filter(delivery=delivery)
+    assert "AGENTBOT_RENDER_BUDGET" in attempt.error
+    assert receiver.received == []
