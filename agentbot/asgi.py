@@ -36,6 +36,11 @@ from inbound.connectors.webchat.socket import sio  # noqa: E402  (needs the sett
 
 application = socketio.ASGIApp(sio, other_asgi_app=django_application, socketio_path="socket.io")
 
+from inbound.connectors.webchat import affinity  # noqa: E402
+
+if affinity.enabled():  # several web processes: a polling session's requests reach its process
+    application = affinity.PollingAffinity(application, sio)
+
 from agentbot.startup import freeze_startup_objects  # noqa: E402
 
 freeze_startup_objects()

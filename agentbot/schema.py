@@ -25,6 +25,7 @@ ERRORS = {
     "404": "No such object on this API key's site, or a page past the last one.",
     "409": "The delivery is being sent right now.",
     "409-conversation": "The conversation is closed; start a new one.",
+    "409-skip": "The delivery is being sent right now, or it is not pending.",
     "413": "The event data or the request body is too large.",
     "415": "The body is not JSON.",
     "429": "Too many requests with this API key (AGENTBOT_API_RATE), or with keys that are not valid from this "
@@ -40,6 +41,7 @@ ERROR_EXAMPLES = {
     "401": {"error": "not_authenticated", "message": HasSiteKey.message},
     "404": {"error": "not_found", "message": "no such object on this site"},
     "409": {"error": "conflict", "message": "this delivery is being sent right now; look again in a few seconds"},
+    "409-skip": {"error": "conflict", "message": "this delivery is being sent right now; look again in a few seconds"},
     "409-conversation": {
         "error": "conflict",
         "message": "conversation conv_01khx3a0x2z4b6d8f0h2k4m6p8 is closed; start a new one with POST /api/v1/conversations",
@@ -80,6 +82,13 @@ WEBHOOK = {
     "previous_secret_expires_at": None,
     "disabled_reason": "",
     "disabled_at": None,
+    "headers": {"X-Tenant": "acme"},
+    "auth": {"type": "basic", "username": "agentbot"},
+    "tls_client_cert_set": False,
+    "tls_ca_cert_set": False,
+    "filter": {"channel": {"$in": ["whatsapp", "telegram"]}},
+    "rate_limit": {"per_second": 20},
+    "rate_limited_until": None,
     "created_at": AT,
     "updated_at": AT,
 }
@@ -170,6 +179,11 @@ EXAMPLES = {
     "WebhookInputRequest": WEBHOOK_INPUT,
     "PatchedWebhookPatchRequest": {"enabled": False},
     "RotateInputRequest": {"grace_seconds": 3600},
+    "FilterTestInputRequest": {
+        "data": {"channel": "whatsapp", "body": "Hi"},
+        "filter": {"channel": {"$in": ["whatsapp", "telegram"]}},
+    },
+    "FilterTestOutput": {"matches": True, "filter": {"channel": {"$in": ["whatsapp", "telegram"]}}},
     "EventInputRequest": EVENT_INPUT,
     "ConversationInputRequest": CONVERSATION_INPUT,
     "MessageInputRequest": MESSAGE_INPUT,
@@ -239,6 +253,8 @@ def _error_codes(path: str, method: str, operation: dict) -> list[str]:
         codes.append("415")
     if path.endswith("/retry"):
         codes.append("409")
+    if path.endswith("/skip"):
+        codes.append("409-skip")
     if path.startswith(CONVERSATION_ACTIONS) and path.endswith(("/messages", "/handoff", "/resume")):
         codes.append("409-conversation")
     if method in ("post", "patch", "put"):

@@ -347,6 +347,20 @@ AGENTBOT_CIRCUIT_THRESHOLD = int(env_float("AGENTBOT_CIRCUIT_THRESHOLD", 10))
 AGENTBOT_CIRCUIT_PROBE_INTERVAL = env_float("AGENTBOT_CIRCUIT_PROBE_INTERVAL", 60.0)
 AGENTBOT_DISABLE_AFTER_DAYS = env_float("AGENTBOT_DISABLE_AFTER_DAYS", 5.0)
 
+# E-mail to a site's contacts (webhook failing, disabled, recovered: deliveries/alerts.py). With no
+# EMAIL_HOST the messages are printed (the console backend, as in `make run`).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = int(env_float("EMAIL_PORT", 587))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Agentbot Webhooks <webhooks@localhost>")
+
 # --- inbound channels (the inbound webhooks document) ------------------------------------------
 # The service's public base URL, for the webhook URL the register-webhook helper gives Chat2Desk;
 # unset, the URL of the request that asked for the registration.

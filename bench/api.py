@@ -9,6 +9,7 @@ sampled every 50 ms, the sampler's own excluded) and whether every 201 was store
 
 Run it through bench/run.py (`make bench BENCH_ARGS="--only api --runs 3"`), or alone for one run:
     .venv/bin/python bench/api.py --events 1000 --clients 16,64
+    .venv/bin/python bench/api.py --clients 16 --batch 0,100 --batch-events 5000   # single, then batches of 100
 """
 
 import asyncio
@@ -144,29 +145,46 @@ def tables_reset() -> None:
         conn.execute("TRUNCATE deliveries_attempt, deliveries_delivery, deliveries_event, subscriptions_webhook CASCADE")
 
 
-async def _publish(base: str, key: str, events: int, clients: int) -> dict:
+async def _publish(base: str, key: str, events: int, clients: int, batch: int = 0) -> dict:
+    """`events` publishes from `clients` concurrent clients: one `POST /api/v1/events` each, or
+    with `batch`, `POST /api/v1/events/batch` requests of that many events."""
     import aiohttp
 
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    body = json.dumps({"event": "message.created", "data": MESSAGE})
+    single = {"event": "message.created", "data": MESSAGE}
     statuses: dict[int, int] = {}
     accepted: list[str] = []
     failures: list[str] = []
-    issued = iter(range(events))
+    size = max(batch, 1)
+    issued = iter([min(size, events - start) for start in range(0, events, size)])
     timeout = aiohttp.ClientTimeout(total=60)
 
+    def count(status: int, n: int = 1) -> None:
+        statuses[status] = statuses.get(status, 0) + n
+
     async def client(session) -> None:
-        for _ in issued:
+        for n in issued:
+            url, body = base + "/api/v1/events", json.dumps(single)
+            if batch:
+                url, body = base + "/api/v1/events/batch", json.dumps({"events": [single] * n})
             try:
-                async with session.post(base + "/api/v1/events", data=body, headers=headers) as response:
+                async with session.post(url, data=body, headers=headers) as response:
                     text = await response.text()
-                    statuses[response.status] = statuses.get(response.status, 0) + 1
+                    if batch and response.status == 200:
+                        for result in json.loads(text)["results"]:  # each as its own publish would answer
+                            count(result["status"])
+                            if result["status"] == 201:
+                                accepted.append(result["id"])
+                            elif len(failures) < 5:
+                                failures.append(json.dumps(result)[:200])
+                        continue
+                    count(response.status, n)
                     if response.status == 201:
                         accepted.append(json.loads(text)["id"])
                     elif len(failures) < 5:
                         failures.append(f"{response.status}: {text[:200]}")
             except (TimeoutError, aiohttp.ClientError) as exc:
-                statuses[0] = statuses.get(0, 0) + 1  # no response at all
+                count(0, n)  # no response at all
                 if len(failures) < 5:
                     failures.append(repr(exc))
 
@@ -215,8 +233,11 @@ def _stored(accepted: list[str]) -> tuple[int, int]:
     return len(ids), len(ids - set(accepted))
 
 
-def api_run(service: Service, receiver: Receiver, *, events: int, clients: int, limit: float, run_limit: float = 180.0) -> dict:
-    """One measured run against a started service: fresh tables, 10 webhooks, `events` publishes."""
+def api_run(
+    service: Service, receiver: Receiver, *, events: int, clients: int, limit: float, batch: int = 0, run_limit: float = 180.0
+) -> dict:
+    """One measured run against a started service: fresh tables, 10 webhooks, `events` publishes
+    (in batches of `batch` events, if given)."""
     tables_reset()
     receiver.reset()
     _webhooks_create(service, receiver)
@@ -224,7 +245,7 @@ def api_run(service: Service, receiver: Receiver, *, events: int, clients: int, 
     cpu_before = service.cpu_seconds()
     try:
         started = time.time()
-        out = asyncio.run(_publish(service.base, service.key, events, clients))
+        out = asyncio.run(_publish(service.base, service.key, events, clients, batch))
         published = time.time()
         accepted = out["accepted"]
         done, last_at = _wait_delivered(len(accepted) * WEBHOOKS, stall=30.0, limit=run_limit)
@@ -236,6 +257,7 @@ def api_run(service: Service, receiver: Receiver, *, events: int, clients: int, 
     statuses = out["statuses"]
     return {
         "clients": clients,
+        "batch": batch,
         "events": events,
         "accepted": len(accepted),
         "publish_seconds": published - started,
@@ -267,13 +289,19 @@ def measure(
     limit: float,
     port: int,
     service_env: dict[str, str] | None = None,
+    batches: list[int] = (0,),
+    batch_events: int | None = None,
 ) -> list[dict]:
-    """Start the service once, then one run per client count."""
+    """Start the service once, then one run per batch size (0: single publishes) and client count."""
     broker_flush()
     service = Service(log_dir, port, service_env)
     try:
         service.wait_ready()
-        return [api_run(service, receiver, events=events, clients=c, limit=limit) for c in clients]
+        return [
+            api_run(service, receiver, events=(batch_events or events) if b else events, clients=c, limit=limit, batch=b)
+            for b in batches
+            for c in clients
+        ]
     finally:
         service.stop()
 
@@ -286,6 +314,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="One run of the REST API benchmark.")
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--clients", default="16,64")
+    parser.add_argument(
+        "--batch", default="0", help="events per request, comma-separated: 0 for POST /api/v1/events, N for /events/batch"
+    )
+    parser.add_argument("--batch-events", type=int, default=None, help="events of the batch runs (default --events)")
     parser.add_argument("--port", type=int, default=8765, help="the receiver's port")
     parser.add_argument("--web-port", type=int, default=8790, help="the service's port")
     parser.add_argument(
@@ -301,7 +333,7 @@ def main() -> None:
     harness.database_create()
     receiver = Receiver(args.port)
     try:
-        limit = scenarios_limit(receiver, WEBHOOKS * args.events)
+        limit = scenarios_limit(receiver, WEBHOOKS * max(args.events, args.batch_events or 0))
         print(json.dumps({"limit_per_second": limit}), flush=True)
         log_dir = Path(tempfile.mkdtemp(prefix="agentbot-bench-api-"))
         for out in measure(
@@ -312,6 +344,8 @@ def main() -> None:
             limit=limit,
             port=args.web_port,
             service_env=service_env,
+            batches=[int(b) for b in args.batch.split(",")],
+            batch_events=args.batch_events,
         ):
             print(json.dumps(out), flush=True)
     finally:

@@ -65,6 +65,10 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="events per ordered run (default --events; the hot key's are sent one by one)",
     )
+    parser.add_argument(
+        "--api-batch", type=int, default=100, help="events per POST /api/v1/events/batch in the api runs (0: no batch runs)"
+    )
+    parser.add_argument("--api-batch-events", type=int, default=5000, help="events of each batch run (default 5000)")
     args = parser.parse_args()
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = set(args.only) - set(MEASURES)
@@ -174,7 +178,8 @@ def main() -> None:
             sizes = sorted({min(1_000, args.backlog), args.backlog})
             results["backlog"] = step("sweep", scenarios.backlog, ctx, sizes=sizes)
         elif measure == "api":
-            limit = step(f"api limit #{n}", scenarios.limit, receiver, count=10 * args.api_events)["per_second"]
+            count = 10 * max(args.api_events, args.api_batch_events if args.api_batch else 0)
+            limit = step(f"api limit #{n}", scenarios.limit, receiver, count=count)["per_second"]
             runs = step(
                 f"api #{n}",
                 api.measure,
@@ -184,9 +189,12 @@ def main() -> None:
                 clients=args.api_clients,
                 limit=limit,
                 port=args.web_port,
+                batches=[0, args.api_batch] if args.api_batch else [0],
+                batch_events=args.api_batch_events,
             )
             for out in runs:
-                results.setdefault(f"api_{out['clients']}", []).append({**out, "limit": limit})
+                name = f"api_{out['clients']}" + ("_batch" if out["batch"] else "")
+                results.setdefault(name, []).append({**out, "limit": limit})
         elif measure == "ordered":
             for name, ordering, keys in ORDERED_RUNS:
                 keys = keys or args.ordered_keys
@@ -310,8 +318,31 @@ def report(args: argparse.Namespace, results: dict) -> None:
             table.rate("7 ordering key: one hot key", results["ordered_hot"])
         late = sum(r["out_of_order"] for name in ("ordered_keys", "ordered_hot") for r in results.get(name, []))
         table.plain("7 ordered deliveries that arrived out of order (all runs)", f"{late}", "", "0")
+    for clients in args.api_clients:
+        runs = results.get(f"api_{clients}_batch", [])
+        if not runs:
+            continue
+        what = f"{clients} clients, batches of {args.api_batch}"
+        table.plain(
+            f"6 API batch publish, {what}",
+            f"{med(runs, 'publish_per_second'):,.0f} events/s",
+            spread(runs, "publish_per_second", "{:,.0f}"),
+        )
+        table.plain(
+            f"6 API batch end to end, {what}, × 10 webhooks",
+            f"{med(runs, 'per_second'):,.0f}/s",
+            spread(runs, "per_second", "{:,.0f}"),
+            f"≥ 40% of limit: {med(runs, 'of_limit'):.0%}",
+        )
+        table.plain(
+            f"6 API batch web CPU per event, {what}",
+            f"{med(runs, 'web_cpu_ms_per_publish'):.2f} ms",
+            spread(runs, "web_cpu_ms_per_publish", "{:.2f}"),
+        )
     runs = [r for name in ("throughput_10", "throughput_1", "latency", "isolation") for r in results.get(name, [])]
-    runs += [r for clients in args.api_clients for r in results.get(f"api_{clients}", [])]
+    runs += [
+        r for clients in args.api_clients for r in results.get(f"api_{clients}", []) + results.get(f"api_{clients}_batch", [])
+    ]
     if runs:
         loads = [r["load_1m"] for r in runs]
         table.plain(
@@ -322,7 +353,7 @@ def report(args: argparse.Namespace, results: dict) -> None:
         )
     table.print()
     for clients in args.api_clients:
-        for r in results.get(f"api_{clients}", []):
+        for r in results.get(f"api_{clients}", []) + results.get(f"api_{clients}_batch", []):
             if r["deliveries"] < r["expected"] or r["stored_without_201"] or r["events_stored"] != r["accepted"] or r["failures"]:
                 print(
                     f"! api, {clients} clients: {r['accepted']} accepted, {r['events_stored']} stored, "

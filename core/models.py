@@ -18,6 +18,8 @@ class Site(models.Model):
 
     id = models.CharField(primary_key=True, max_length=70, default=new_site_id)
     name = models.CharField(max_length=200, blank=True)
+    # Who hears by e-mail that a webhook is failing, was disabled or recovered.
+    contact_emails = models.TextField(blank=True, default="", help_text="E-mail addresses, one per line or separated by commas.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -26,6 +28,21 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})" if self.name else self.id
+
+    @property
+    def contacts(self) -> list[str]:
+        return [a for a in re.split(r"[\s,;]+", self.contact_emails) if a]
+
+    def clean(self) -> None:
+        """Each contact is an e-mail address (the admin's form calls this)."""
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        for address in self.contacts:
+            try:
+                validate_email(address)
+            except ValidationError as exc:
+                raise ValidationError({"contact_emails": f"{address!r} is not an e-mail address"}) from exc
 
 
 def hash_api_key(key: str) -> str:

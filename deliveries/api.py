@@ -1,17 +1,27 @@
 """REST API for events and the delivery log: input serializer → service → output serializer."""
 
+from django.conf import settings
+from django.core.validators import MaxLengthValidator, MinLengthValidator, ProhibitNullCharactersValidator, RegexValidator
 from django.db import transaction
 from django.db.models import Prefetch
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 from rest_framework.views import APIView
 
-from core.api.auth import site_of
-from core.api.fields import JSONObjectField, StrictCharField
+from core import jsonlimits
+from core.api.auth import api_key_rate_take, site_of
+from core.api.errors import refusal
+from core.api.fields import NOT_ONLY_WHITESPACE, JSONObjectField, StrictCharField
 from core.api.serializers import StrictSerializer, no_input
+from core.errors import Refused
+from core.services import api_key_authenticate
 from deliveries import jsjson, selectors
 from deliveries.models import Attempt, Delivery, Event
 from deliveries.services import operator, publish
@@ -171,6 +181,94 @@ class EventInputSerializer(StrictSerializer):
     read_only_names = EventSerializer.Meta.fields
 
 
+def publish_arguments(validated: dict) -> dict:
+    """EventInputSerializer's fields as `event_publish`'s keyword arguments (and a batch item's):
+    a field added to the input is passed on here, for the single publish and every batch item."""
+    return {
+        "event_type": validated["event"],
+        "data": validated["data"],
+        "idempotency_key": validated.get("idempotency_key"),
+        "ordering_key": validated.get("ordering_key"),
+    }
+
+
+class EventBatchEnvelope(StrictSerializer):
+    """The batch as read: a list of 1 to 500 items, each read on its own by EventInputSerializer
+    so that one refused item refuses only itself."""
+
+    events = serializers.ListField(
+        child=serializers.JSONField(),
+        allow_empty=False,
+        max_length=publish.BATCH_MAX_EVENTS,
+        error_messages={
+            "max_length": f"a batch holds at most {publish.BATCH_MAX_EVENTS} events; send the rest in another request",
+            "empty": "send at least one event",
+        },
+    )
+
+
+class EventBatchInputSerializer(StrictSerializer):
+    """The batch as the schema shows it."""
+
+    events = serializers.ListField(
+        child=EventInputSerializer(),
+        min_length=1,
+        max_length=publish.BATCH_MAX_EVENTS,
+        help_text=f"1 to {publish.BATCH_MAX_EVENTS} events, each as POST /api/v1/events takes it",
+    )
+
+
+class EventBatchResultSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="what POST /api/v1/events would have answered for this event alone")
+    result = serializers.ChoiceField(choices=["created", "existing", "refused"])
+    id = serializers.CharField(required=False, help_text="the event's id (created, existing)")
+    deliveries = serializers.IntegerField(required=False, help_text="deliveries stored for a created event")
+    error = serializers.CharField(required=False, help_text="refused: the error code a single publish gives")
+    message = serializers.CharField(required=False, help_text="refused: what is wrong, for a person")
+    fields = serializers.DictField(required=False, help_text="refused by a field's check: the messages by field")
+
+
+class EventBatchSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    results = EventBatchResultSerializer(many=True, help_text="one per event sent, in the same order")
+
+
+def batch_result(result: publish.BatchResult) -> dict:
+    if result.outcome == "created":
+        return {"status": 201, "result": "created", "id": result.event_id, "deliveries": result.deliveries}
+    if result.outcome == "existing":
+        return {"status": 200, "result": "existing", "id": result.event_id}
+    code, body = refusal(result.error)
+    return {"status": code, "result": "refused", **body}
+
+
+BATCH_EXAMPLE_REQUEST = {
+    "events": [
+        {"event": "ticket.created", "data": {"ticket_id": "T-1041", "subject": "Refund"}, "idempotency_key": "crm-1041"},
+        {"event": "ticket.created", "data": {"ticket_id": "T-1041", "subject": "Refund"}, "idempotency_key": "crm-1041"},
+        {"event": "ticket.created", "data": {"ticket_id": "T-1042", "amount_cents": 9007199254740993}},
+    ]
+}
+BATCH_EXAMPLE_RESPONSE = {
+    "created": 1,
+    "existing": 1,
+    "refused": 1,
+    "results": [
+        {"status": 201, "result": "created", "id": "evt_01jd5x1k2m3n4p5q6r7s8t9v0w", "deliveries": 2},
+        {"status": 200, "result": "existing", "id": "evt_01jd5x1k2m3n4p5q6r7s8t9v0w"},
+        {
+            "status": 400,
+            "result": "refused",
+            "error": "invalid_event",
+            "message": "data.amount_cents is 9007199254740993, outside JavaScript's safe integer range (±9007199254740991): "
+            "a JavaScript receiver would read a different number. Send it as a string instead.",
+        },
+    ],
+}
+
+
 class EventTypeSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
@@ -248,7 +346,11 @@ class DeliverySkipView(APIView):
 
 
 def _events(request):
-    return Event.objects.filter(site=site_of(request))
+    return _events_of(site_of(request))
+
+
+def _events_of(site):
+    return Event.objects.filter(site=site)
 
 
 class EventPublishView(APIView):
@@ -264,16 +366,140 @@ class EventPublishView(APIView):
         # The response is read in the publish's transaction: a database lost before COMMIT is an
         # error (503) with nothing stored, never an event stored behind an error.
         with transaction.atomic():
-            event, created = publish.event_publish(
-                site=site_of(request),
-                event_type=data.validated_data["event"],
-                data=data.validated_data["data"],
-                idempotency_key=data.validated_data.get("idempotency_key"),
-                ordering_key=data.validated_data.get("ordering_key"),
-            )
+            event, created = publish.event_publish(site=site_of(request), **publish_arguments(data.validated_data))
             # A new event is shown as the publish stored it; a replayed key's event is read back.
             body = published_body(event) if created else EventSerializer(event_deliveries_shown(event)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+_publish_view = EventPublishView.as_view()
+_render = JSONRenderer().render
+_EVENT_FIELDS = frozenset(EventInputSerializer().fields)  # (the body's names, checked as _plain_input says)
+
+
+@csrf_exempt
+def event_publish_endpoint(request):
+    """POST /api/v1/events. The usual publish (a valid key, a plain JSON body that the input
+    serializer takes as it is) is served here without DRF's request, negotiation, serializer and
+    response machinery, which cost the web process more CPU than the publish itself; everything
+    else (another method, any doubt about the body or the key, a refused event) goes to
+    EventPublishView, which gives the answer, errors included. tests/deliveries/test_api.py checks
+    both give the same 201 and that each check still refuses."""
+    return _publish_plainly(request) or _publish_view(request)
+
+
+def _publish_plainly(request) -> HttpResponse | None:
+    if request.method != "POST" or request.META.get("CONTENT_TYPE") != "application/json":
+        return None
+    scheme, _, plain = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+    length = request.META.get("CONTENT_LENGTH", "")
+    if scheme.lower() != "bearer" or not length.isdigit() or int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return None
+    key = api_key_authenticate(plain=plain.strip()) if plain.strip() else None
+    if key is None:
+        return None
+    try:
+        given = jsonlimits.loads(request.body)
+    except jsonlimits.JsonRefused:
+        return None
+    if not isinstance(given, dict) or not given.keys() <= _EVENT_FIELDS or not _plain_input(given):
+        return None
+    if not api_key_rate_take(key).allowed:
+        return None  # the view answers the 429, with its Retry-After
+    try:
+        with transaction.atomic():
+            event, created = publish.event_publish(site=key.site, **publish_arguments(given))
+            body = published_body(event) if created else EventSerializer(event_deliveries_shown(event)).data
+    except Refused:
+        return None  # nothing stored: the view refuses it in its own words
+    response = HttpResponse(_render(body), status=201 if created else 200, content_type="application/json")
+    response["Allow"] = "POST, OPTIONS"  # as DRF's views answer
+    return response
+
+
+def _plain_input(given: dict) -> bool:
+    """What EventInputSerializer takes unchanged: its required fields present, `data` an object,
+    and every string as its field would keep it (not blank, nothing to trim, within its lengths,
+    text PostgreSQL can store). A field added to the serializer is checked here as it is declared;
+    one of another kind, or with a validator of its own, sends the request to the view."""
+    for name, field in _INPUT_FIELDS.items():
+        if name not in given:
+            if field.required:
+                return False
+            continue
+        value = given[name]
+        if isinstance(field, JSONObjectField):
+            if not isinstance(value, dict):
+                return False
+        elif not (isinstance(field, StrictCharField) and _plain_string(value, field)):
+            return False
+    return True
+
+
+_PLAIN_VALIDATORS = (
+    MaxLengthValidator,
+    MinLengthValidator,
+    ProhibitNullCharactersValidator,
+    ProhibitSurrogateCharactersValidator,
+)
+
+
+def _plain_string(value, field: StrictCharField) -> bool:
+    return (
+        isinstance(value, str)
+        and value != ""
+        and value.strip() == value
+        and len(value) <= (field.max_length or len(value))
+        and len(value) >= (field.min_length or 0)
+        and not field.allow_blank
+        and all(isinstance(v, _PLAIN_VALIDATORS) or _only_documents_not_blank(v) for v in field.validators)
+        and publish.text_is_storable(value)
+    )
+
+
+def _only_documents_not_blank(validator) -> bool:
+    # StrictCharField's pattern: a string that is not empty and has nothing to trim passes it.
+    return isinstance(validator, RegexValidator) and validator.regex.pattern == NOT_ONLY_WHITESPACE
+
+
+_INPUT_FIELDS = EventInputSerializer().fields
+
+
+class EventBatchPublishView(APIView):
+    @extend_schema(
+        request=EventBatchInputSerializer,
+        responses={200: EventBatchSerializer},
+        summary="Publish many events in one request",
+        description=(
+            f"Up to {publish.BATCH_MAX_EVENTS} events (and a body of at most 1 MB). The answer is 200 with one "
+            "result per event, in the order sent: `created` (status 201, the new event's id), `existing` (status "
+            "200: its idempotency_key named an event published before, or earlier in the batch) or `refused` "
+            "(the status and error a publish of that event alone would get). A refused event stops none of the "
+            "others. A body that is not a batch (not an object with a list of 1 to 500 events) is a 400, and a "
+            "body over 1 MB a 413, with nothing stored."
+        ),
+        examples=[
+            OpenApiExample("A batch of three", value=BATCH_EXAMPLE_REQUEST, request_only=True),
+            OpenApiExample("One created, one repeated key, one refused", value=BATCH_EXAMPLE_RESPONSE, response_only=True),
+        ],
+    )
+    def post(self, request):
+        envelope = EventBatchEnvelope(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        items = []
+        for raw in envelope.validated_data["events"]:
+            if isinstance(raw, dict) and raw.keys() <= _EVENT_FIELDS and _plain_input(raw):
+                items.append(publish.BatchItem(**publish_arguments(raw)))  # what the serializer takes unchanged
+                continue
+            item = EventInputSerializer(data=raw)
+            if item.is_valid():
+                items.append(publish.BatchItem(**publish_arguments(item.validated_data)))
+            else:
+                items.append(publish.BatchItem(refused=serializers.ValidationError(item.errors)))
+        with transaction.atomic():
+            results = [batch_result(r) for r in publish.events_publish(site=site_of(request), items=items)]
+        counts = {outcome: sum(1 for r in results if r["result"] == outcome) for outcome in ("created", "existing", "refused")}
+        return Response({**counts, "results": results})
 
 
 class EventDetailView(APIView):
@@ -318,3 +544,8 @@ class EventTypeListView(GenericAPIView):
             {"name": t.name, "description": t.description, "schema": t.schema, "example": t.example} for t in CATALOGUE.values()
         ]
         return self.get_paginated_response(self.paginate_queryset(catalogue))
+
+
+# The schema (drf-spectacular) reads the operation from the view the endpoint stands in front of.
+event_publish_endpoint.cls = EventPublishView
+event_publish_endpoint.initkwargs = {}

@@ -20,12 +20,15 @@ from subscriptions.event_types import (
     CONVERSATION_CREATED,
     CONVERSATION_MERGED,
     CONVERSATION_NEEDS_HUMAN,
+    DELIVERY_EXHAUSTED,
     LEAD_SUBMIT,
     MESSAGE_CREATED,
     TICKET_CREATED,
     TICKET_UPDATED,
     WEBHOOK_CIRCUIT_OPENED,
     WEBHOOK_DISABLED,
+    WEBHOOK_FAILING,
+    WEBHOOK_RECOVERED,
     WEBHOOK_TEST,
 )
 
@@ -216,6 +219,46 @@ def describe_circuit_opened(data: dict) -> Described:
     )
 
 
+def _webhook_named(data: dict) -> str:
+    return text(data.get("url")) or text(data.get("webhook_id")) or "unknown"
+
+
+def describe_failing(data: dict) -> Described:
+    return (
+        f"Webhook failing ({text(data.get('percent')) or '?'}% of the way to being disabled): {_webhook_named(data)}",
+        fields(
+            ("Webhook", data.get("webhook_id")),
+            ("URL", data.get("url")),
+            ("Failures in a row", data.get("consecutive_failures")),
+            ("Failing since", data.get("failing_since")),
+            ("Disabled at", data.get("disables_at")),
+        ),
+        "Every delivery to this webhook has failed since the time above. Fix the receiver before it is disabled.",
+    )
+
+
+def describe_recovered(data: dict) -> Described:
+    return (
+        f"Webhook recovered: {_webhook_named(data)}",
+        fields(("Webhook", data.get("webhook_id")), ("URL", data.get("url")), ("Recovered at", data.get("recovered_at"))),
+        None,
+    )
+
+
+def describe_exhausted(data: dict) -> Described:
+    return (
+        f"Delivery failed for good: {text(data.get('event_type')) or 'an event'} to {_webhook_named(data)}",
+        fields(
+            ("Delivery", data.get("delivery_id")),
+            ("Event", data.get("event_id")),
+            ("Webhook", data.get("webhook_id")),
+            ("Attempts", data.get("attempts")),
+            ("Last status", data.get("last_status_code")),
+        ),
+        text(data.get("last_error")),
+    )
+
+
 DESCRIBE: dict[str, Callable[[dict], Described]] = {
     CONVERSATION_CREATED.name: describe_conversation_created,
     CONVERSATION_CLOSED.name: describe_conversation_closed,
@@ -229,6 +272,9 @@ DESCRIBE: dict[str, Callable[[dict], Described]] = {
     WEBHOOK_TEST.name: describe_test,
     WEBHOOK_DISABLED.name: describe_disabled,
     WEBHOOK_CIRCUIT_OPENED.name: describe_circuit_opened,
+    WEBHOOK_FAILING.name: describe_failing,
+    WEBHOOK_RECOVERED.name: describe_recovered,
+    DELIVERY_EXHAUSTED.name: describe_exhausted,
 }
 
 

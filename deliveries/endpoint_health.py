@@ -7,9 +7,13 @@
 - A receiver that answers 410 Gone, or that its format reads as gone for good (Slack's
   `no_service`, Discord's Unknown Webhook), is disabled at once; one whose every delivery has failed for
   AGENTBOT_DISABLE_AFTER_DAYS is disabled too. Both record the reason and the time.
+- Before that, the owner is warned: `webhook.failing` when the failing streak has lasted 50, 75
+  and 90 per cent of AGENTBOT_DISABLE_AFTER_DAYS (once each per streak, `failing_level`), and
+  `webhook.recovered` when a webhook so announced (or whose circuit opened) succeeds again.
 - The owner hears about it: the fold yields a Notice (`webhook.circuit_opened`,
-  `webhook.disabled`) for its caller to publish as an event of the webhook's site
-  (deliveries/services/send.py), inside the transaction that changed the webhook.
+  `webhook.disabled`, `webhook.failing`, `webhook.recovered`) for its caller to publish as an
+  event of the webhook's site (deliveries/services/send.py), inside the transaction that changed
+  the webhook.
 """
 
 from collections import defaultdict
@@ -23,7 +27,7 @@ from django.utils import timezone
 
 from deliveries import bulk
 from deliveries.formats import iso_utc
-from subscriptions.event_types import WEBHOOK_CIRCUIT_OPENED, WEBHOOK_DISABLED
+from subscriptions.event_types import WEBHOOK_CIRCUIT_OPENED, WEBHOOK_DISABLED, WEBHOOK_FAILING, WEBHOOK_RECOVERED
 from subscriptions.models import Webhook
 
 
@@ -64,7 +68,10 @@ def webhooks_record_outcomes(*, outcomes: list[EndpointAnswer]) -> Iterator[Noti
     # fold below comes to the same, so all of them are written by one statement.
     succeeded = {webhook_id: runs[-1].at for webhook_id, runs in by_webhook.items() if all(o.ok for o in runs)}
     if succeeded:
-        bulk.webhooks_succeeded(last_success=succeeded, now=timezone.now())
+        recovered = bulk.webhooks_succeeded(last_success=succeeded, now=timezone.now())
+        for webhook in Webhook.objects.filter(pk__in=recovered).select_related("site") if recovered else ():
+            with transaction.atomic():
+                yield _notice(webhook, WEBHOOK_RECOVERED.name, recovered_at=succeeded[webhook.pk])
     for webhook_id, runs in by_webhook.items():
         if webhook_id in succeeded:
             continue
@@ -74,18 +81,33 @@ def webhooks_record_outcomes(*, outcomes: list[EndpointAnswer]) -> Iterator[Noti
                 yield from _fold(webhook, runs)
 
 
+FAILING_LEVELS = (50, 75, 90)  # per cent of the way to being disabled
+
+
+def failing_level_reached(failing_since: datetime | None, now: datetime) -> int:
+    """The highest of FAILING_LEVELS the failing streak has passed (0 for none)."""
+    if failing_since is None:
+        return 0
+    window = timedelta(days=settings.AGENTBOT_DISABLE_AFTER_DAYS)
+    part = (now - failing_since) / window if window else 1.0
+    return max((level for level in FAILING_LEVELS if part * 100 >= level), default=0)
+
+
 def _fold(webhook: Webhook, outcomes: list[EndpointAnswer]) -> list[Notice]:
     now = timezone.now()
     was_open = webhook.circuit_open
+    announced = webhook.failing_level > 0 or was_open
     for outcome in outcomes:
         if outcome.ok:
             webhook.consecutive_failures = 0
             webhook.failing_since = None
             webhook.last_success_at = outcome.at
             webhook.circuit_opened_at = webhook.circuit_probe_at = None
+            webhook.failing_level = 0
         else:
             webhook.consecutive_failures += 1
             webhook.failing_since = webhook.failing_since or outcome.at
+    recovered = announced and outcomes[-1].ok
     gone = next((o.gone_reason for o in outcomes if not o.ok and o.gone_reason), "")
     if not gone and any(o.status_code == 410 for o in outcomes if not o.ok):
         gone = "the receiver answered 410 Gone"
@@ -104,19 +126,37 @@ def _fold(webhook: Webhook, outcomes: list[EndpointAnswer]) -> list[Notice]:
         webhook.enabled = False
         webhook.disabled_reason = reason
         webhook.disabled_at = now
+    level = 0 if outcomes[-1].ok or disables else failing_level_reached(webhook.failing_since, now)
+    warns = level > webhook.failing_level
+    if warns:
+        webhook.failing_level = level
     webhook.save()
     if disables:
         return [_notice(webhook, WEBHOOK_DISABLED.name, reason=reason, disabled_at=now)]
+    notices = []
     if opens:
-        return [
+        notices.append(
             _notice(
                 webhook,
                 WEBHOOK_CIRCUIT_OPENED.name,
                 consecutive_failures=webhook.consecutive_failures,
                 next_probe_at=webhook.circuit_probe_at,
             )
-        ]
-    return []
+        )
+    if warns:
+        notices.append(
+            _notice(
+                webhook,
+                WEBHOOK_FAILING.name,
+                percent=level,
+                consecutive_failures=webhook.consecutive_failures,
+                failing_since=webhook.failing_since,
+                disables_at=webhook.failing_since + window,
+            )
+        )
+    if recovered:
+        notices.append(_notice(webhook, WEBHOOK_RECOVERED.name, recovered_at=webhook.last_success_at))
+    return notices
 
 
 def _notice(webhook: Webhook, event_type: str, **extra) -> Notice:

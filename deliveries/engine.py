@@ -31,7 +31,8 @@ from django.db import connection
 
 from core.logging import log_delivery
 from core.process import PerProcess
-from deliveries import amqp, http
+from deliveries import amqp, http, oauth
+from deliveries.endpoint_auth import NO_CONTROLS, Controls
 from deliveries.formats import Signing, get_format
 from subscriptions.url_policy import is_broker_url
 
@@ -57,6 +58,12 @@ class Job:
     exchange: str = ""
     routing_key: str = ""
     broker_password: str = field(default="", repr=False)
+    # The webhook's headers, authentication and TLS (deliveries/endpoint_auth.py).
+    controls: Controls = field(default=NO_CONTROLS, repr=False)
+    # Seconds between two sends to its webhook under its rate limit (None: no limit), and the
+    # time.monotonic() before which it must not start (deliveries/rate_limit.py).
+    rate_interval: float | None = None
+    not_before: float = 0.0
     # Its ordering key (None: unordered): the next delivery of the key goes when this one ends.
     ordering_key: str | None = None
     deadline: float = 0.0  # time.monotonic() after which the attempt must not start any more
@@ -68,7 +75,10 @@ class Job:
         """Sign with the moment of sending, so a wait for a slot never ages the signature."""
         self.started = datetime.now(UTC)
         signing = Signing(self.delivery_id, self.event_type, self.body, self.secrets, int(self.started.timestamp()))
-        self.request = http.OutboundRequest(self.url, self.body, get_format(self.format).headers(signing))
+        headers = get_format(self.format).headers(signing)
+        if self.controls.headers:  # the webhook's own first: the service's headers always win
+            headers = {**self.controls.headers, **headers}
+        self.request = http.OutboundRequest(self.url, self.body, headers, ssl=self.controls.ssl)
         return self.request
 
     @property
@@ -94,7 +104,11 @@ class Job:
     async def send(self) -> http.OutboundResult:
         """Sign and send: POSTed, or published to the webhook's broker."""
         request = self.sign()
-        return await (amqp.publish(self.broker_message()) if self.is_broker else http.send(request))
+        if self.is_broker:
+            return await amqp.publish(self.broker_message())
+        if self.controls.oauth2 is not None:
+            return await oauth.send_with_token(self.webhook_id, self.controls.oauth2, request)
+        return await http.send(request)
 
 
 class Latch:
@@ -215,6 +229,10 @@ class Engine:
             slots = self.slots[job.webhook_id] = asyncio.Semaphore(settings.AGENTBOT_WEBHOOK_CONCURRENCY)
         result = None
         try:
+            wait = job.not_before - time.monotonic()
+            if wait > 0:  # the webhook's rate limit spaces its sends (deliveries/rate_limit.py)
+                await asyncio.sleep(wait)
+                job.deadline += wait
             async with slots:
                 # Waited too long for a slot: the lease may not cover the request; hand it back.
                 if time.monotonic() <= job.deadline:

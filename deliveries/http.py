@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from ssl import SSLContext
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -29,6 +30,7 @@ class OutboundRequest:
     method: str = "POST"
     timeout: float | None = None  # seconds; AGENTBOT_HTTP_TIMEOUT when None
     body_cap: int | None = None  # bytes of the response kept; AGENTBOT_RESPONSE_BODY_CAP when None
+    ssl: SSLContext | None = None  # a webhook's own TLS (client certificate, private CA); the default when None
 
 
 @dataclass
@@ -175,6 +177,7 @@ async def send(request: OutboundRequest) -> OutboundResult:
             headers=request.headers,
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
+            ssl=True if request.ssl is None else request.ssl,
         ) as response:
             result.status_code = response.status
             result.headers = dict(response.headers)

@@ -14,6 +14,13 @@ def deliveries_send(delivery_ids: list[str], lease_token: str) -> int:
     return send.deliveries_send(ids=delivery_ids, token=lease_token, wait=False)
 
 
+@shared_task(name="deliveries.tasks.webhook_alert_email", ignore_result=True)
+def webhook_alert_email(event_id: str) -> int:
+    from deliveries.alerts import webhook_alert_email as send_alert
+
+    return send_alert(event_id=event_id)
+
+
 @shared_task(name="deliveries.tasks.deliveries_sweep", ignore_result=True)
 def deliveries_sweep() -> int:
     return send.deliveries_sweep()

@@ -58,10 +58,43 @@ class WebhookForm(forms.Form):
         widget=forms.RadioSelect,
     )
     description = forms.CharField(label=_("Description"), max_length=500, required=False)
+    # Delivery controls (docs/delivery-controls.md): each becomes the service's keyword of its name.
+    headers = forms.CharField(
+        label=_("Extra headers (JSON)"),
+        required=False,
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_('Sent with every request, as {"X-Tenant": "acme"}.'),
+    )
+    filter = forms.CharField(
+        label=_("Filter (JSON)"),
+        required=False,
+        max_length=8192,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_('Only events whose data matches, as {"channel": {"$in": ["whatsapp", "telegram"]}}. Empty: every event.'),
+    )
+    rate_limit_count = forms.IntegerField(label=_("At most this many requests"), required=False, min_value=1, max_value=10_000)
+    rate_limit_period = forms.ChoiceField(
+        label=_("per"), choices=[("per_second", _("second")), ("per_minute", _("minute"))], required=False
+    )
+    auth_type = forms.ChoiceField(
+        label=_("Authentication"),
+        choices=[("none", _("None")), ("basic", _("HTTP Basic")), ("bearer", _("Bearer token"))],
+        required=False,
+    )
+    auth_username = forms.CharField(label=_("Basic: username"), required=False, max_length=2048)
+    auth_secret = forms.CharField(
+        label=_("Password or token"),
+        required=False,
+        max_length=2048,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Stored encrypted and never shown again. Leave empty to keep the stored one."),
+    )
 
     def __init__(self, *args, webhook: Webhook | None = None, **kwargs):
         self.webhook = webhook
         if webhook is not None:
+            period, count = next(iter((webhook.rate_limit or {"per_second": None}).items()))
             kwargs.setdefault(
                 "initial",
                 {
@@ -71,9 +104,20 @@ class WebhookForm(forms.Form):
                     "format": webhook.format,
                     "ordering": webhook.ordering,
                     "description": webhook.description,
+                    "headers": json.dumps(webhook.headers) if webhook.headers else "",
+                    "filter": json.dumps(webhook.filter) if webhook.filter else "",
+                    "rate_limit_count": count,
+                    "rate_limit_period": period,
+                    "auth_type": (webhook.auth or {}).get("type", "none"),
+                    "auth_username": (webhook.auth or {}).get("username", ""),
                 },
             )
         super().__init__(*args, **kwargs)
+        if webhook is not None and (webhook.auth or {}).get("type") == "oauth2":
+            self.fields["auth_type"].choices = [
+                *self.fields["auth_type"].choices,
+                ("oauth2", _("OAuth2 client credentials (change it through the API)")),
+            ]
         if webhook is not None and webhook.url_is_credential:
             self.fields["url"].required = False
             self.fields["url"].help_text = _("Shown as %(hint)s. Leave empty to keep it.") % {"hint": webhook.url_hint()}
@@ -99,21 +143,64 @@ class WebhookForm(forms.Form):
         for widget in self["format"]:
             yield widget, FORMAT_PURPOSES.get(widget.data["value"], "")
 
+    def _json(self, name: str):
+        text = (self.cleaned_data.get(name) or "").strip()
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValidationError(_("This is not JSON: %(error)s") % {"error": exc}) from exc
+
+    def clean_headers(self):
+        return self._json("headers") or {}
+
+    def clean_filter(self):
+        return self._json("filter")
+
+    def _controls(self, data: dict, changed: set[str]) -> dict:
+        """The delivery controls among `changed` fields, as the services take them; `data` loses
+        the form's own names for them."""
+        count, period = data.pop("rate_limit_count", None), data.pop("rate_limit_period", None)
+        kind = data.pop("auth_type", None)
+        if not kind or kind == "oauth2":  # not given, or OAuth2 (set through the API or the admin): kept
+            changed = changed - {"auth_type", "auth_username"}
+        if not period:
+            changed, period = changed - {"rate_limit_period"}, "per_second"
+        username, secret = data.pop("auth_username", ""), data.pop("auth_secret", "")
+        controls = {name: data.pop(name) for name in ("headers", "filter") if name in data and name in changed}
+        if changed & {"rate_limit_count", "rate_limit_period"}:
+            controls["rate_limit"] = {period: count} if count else None
+        if changed & {"auth_type", "auth_username"} or (secret and kind in ("basic", "bearer")):
+            auth = {"type": kind}
+            if kind == "basic":
+                auth["username"] = username
+            if secret and kind in ("basic", "bearer"):
+                auth["password" if kind == "basic" else "token"] = secret
+            controls["auth"] = auth
+        data.pop("headers", None), data.pop("filter", None)
+        return controls
+
     def save(self, *, site=None) -> Webhook | None:
         """Create (with `site`) or change the form's webhook through the services; None when the
         service refused, with its message on the form."""
         data = dict(self.cleaned_data)
         try:
             if self.webhook is None:
-                return subscription_services.webhook_create(site=site, **data)
+                controls = self._controls(data, set(self.changed_data))
+                return subscription_services.webhook_create(site=site, **data, **controls)
+            controls = self._controls(data, set(self.changed_data))
             changes = {name: data[name] for name in self.changed_data if name in data}
+            changes.update(controls)
             if changes.get("url", None) == "" and self.webhook.url_is_credential:
                 del changes["url"]
             if not changes:
                 return self.webhook
             return subscription_services.webhook_update(webhook=self.webhook, **changes)
         except ValidationError as exc:
+            targets = {"auth": "auth_type", "rate_limit": "rate_limit_count"}
             for field, messages in exc.message_dict.items():
+                field = targets.get(field, field)
                 self.add_error(field if field in self.fields else None, messages)
             return None
 

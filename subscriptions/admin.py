@@ -7,8 +7,10 @@ import logging
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
@@ -21,13 +23,32 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import ObjectActionsMixin, secrets_show_once
 from subscriptions import services
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
+from subscriptions.filters import filter_matches
 from subscriptions.models import CREDENTIAL_URL_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookOrdering
-from subscriptions.selectors import WEBHOOK_STATES, webhook_waiting_count, webhooks_by_url_part
+from subscriptions.selectors import WEBHOOK_STATES, webhook_rate_held_until, webhook_waiting_count, webhooks_by_url_part
 
 logger = logging.getLogger(__name__)
 
 EVENT_CHOICES = [(ALL_EVENTS, "All events (*)")] + [(name, name) for name in SUBSCRIPTION_NAMES]
 EDITABLE = ["url", "exchange", "routing_key", "events", "format", "ordering", "enabled", "description"]
+CONTROL_FORM_FIELDS = [
+    "headers",
+    "auth_type",
+    "auth_username",
+    "auth_token_url",
+    "auth_client_id",
+    "auth_scope",
+    "auth_audience",
+    "auth_password",
+    "filter",
+    "rate_limit_count",
+    "rate_limit_period",
+    "client_cert_pem",
+    "client_key_pem",
+    "server_ca_pem",
+]
+# The admin's names of the TLS fields (write-only: their model fields are not editable).
+TLS_FORM_FIELDS = {"client_cert_pem": "tls_client_cert", "client_key_pem": "tls_client_key", "server_ca_pem": "tls_ca_cert"}
 
 
 class WebhookForm(forms.ModelForm):
@@ -62,6 +83,67 @@ class WebhookForm(forms.ModelForm):
             "each after the one before it succeeded or failed. A failing delivery holds up only its own key."
         ),
     )
+    # --- delivery controls (subscriptions/controls.py, subscriptions/filters.py) ---
+    headers = forms.JSONField(
+        required=False,
+        label=_("Headers"),
+        help_text=_(
+            'Added to every request, as {"X-Tenant": "acme"}. Signatures, event, delivery id and content type are the service\'s own.'
+        ),
+    )
+    auth_type = forms.ChoiceField(
+        label=_("Authentication"),
+        choices=[
+            ("none", _("None")),
+            ("basic", _("HTTP Basic")),
+            ("bearer", _("Bearer token")),
+            ("oauth2", _("OAuth2 client credentials")),
+        ],
+        initial="none",
+        required=False,
+    )
+    auth_username = forms.CharField(label=_("Basic: username"), required=False, max_length=2048)
+    auth_token_url = forms.CharField(label=_("OAuth2: token URL"), required=False, max_length=2048)
+    auth_client_id = forms.CharField(label=_("OAuth2: client id"), required=False, max_length=2048)
+    auth_scope = forms.CharField(label=_("OAuth2: scope"), required=False, max_length=2048)
+    auth_audience = forms.CharField(label=_("OAuth2: audience"), required=False, max_length=2048)
+    auth_password = forms.CharField(
+        label=_("Password, token or client secret"),
+        required=False,
+        max_length=2048,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Stored encrypted and never shown again. Leave empty to keep the stored one."),
+    )
+    filter = forms.JSONField(
+        required=False,
+        label=_("Event filter"),
+        help_text=_('Only events whose data matches, as {"channel": {"$in": ["whatsapp", "telegram"]}}. Empty: every event.'),
+    )
+    rate_limit_count = forms.IntegerField(label=_("Rate limit"), required=False, min_value=1, max_value=10_000)
+    rate_limit_period = forms.ChoiceField(
+        label=_("Rate limit per"),
+        choices=[("per_second", _("second")), ("per_minute", _("minute"))],
+        initial="per_second",
+        required=False,
+    )
+    client_cert_pem = forms.CharField(
+        label=_("Client certificate (PEM)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("For mutual TLS, with its key. Not shown again; leave empty to keep the stored one."),
+    )
+    client_key_pem = forms.CharField(
+        label=_("Client certificate key (PEM)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Stored encrypted and never shown again; leave empty to keep the stored one."),
+    )
+    server_ca_pem = forms.CharField(
+        label=_("Server CA (PEM)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Trust this CA for the webhook's server instead of the public ones. Leave empty to keep."),
+    )
 
     class Meta:
         model = Webhook
@@ -69,6 +151,19 @@ class WebhookForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        webhook = self.instance
+        auth = webhook.auth or {}
+        self.initial.setdefault("auth_type", auth.get("type", "none"))
+        for name in ("username", "token_url", "client_id", "scope", "audience"):
+            self.initial.setdefault(f"auth_{name}", auth.get(name, ""))
+        if webhook.rate_limit:
+            ((period, count),) = webhook.rate_limit.items()
+            self.initial.setdefault("rate_limit_period", period)
+            self.initial.setdefault("rate_limit_count", count)
+        for name, model_name in TLS_FORM_FIELDS.items():
+            self.initial[name] = ""  # write-only
+            if getattr(webhook, model_name):
+                self.fields[name].help_text = gettext("One is stored. ") + str(self.fields[name].help_text)
         if self._keeps_credential_url():
             # The URL is the channel's credential: never sent back to a browser once given.
             self.initial["url"] = ""
@@ -128,7 +223,40 @@ class WebhookForm(forms.ModelForm):
                 services.webhooks_check_room(site=site)
             except ValidationError as exc:
                 self.add_error(None, exc.messages)
+        self.controls = self._controls(cleaned)
         return cleaned
+
+    def _controls(self, cleaned) -> dict:
+        """The delivery controls as the services take them, checked here so each error shows at its field."""
+        webhook = self.instance
+        kind = cleaned.get("auth_type") or "none"
+        auth = {"type": kind}
+        for name in {"basic": ("username",), "oauth2": ("token_url", "client_id", "scope", "audience")}.get(kind, ()):
+            auth[name] = cleaned.get(f"auth_{name}") or ""
+        secret_name = {"basic": "password", "bearer": "token", "oauth2": "client_secret"}.get(kind)
+        if secret_name and cleaned.get("auth_password"):
+            auth[secret_name] = cleaned["auth_password"]
+        count = cleaned.get("rate_limit_count")
+        controls = {
+            "headers": cleaned.get("headers") or {},
+            "auth": auth,
+            "filter": cleaned.get("filter"),
+            "rate_limit": {cleaned.get("rate_limit_period") or "per_second": count} if count else None,
+        }
+        controls.update({model_name: cleaned[name] for name, model_name in TLS_FORM_FIELDS.items() if cleaned.get(name)})
+        probe = Webhook(url=webhook.url or cleaned.get("url") or "", auth=webhook.auth, auth_secret=webhook.auth_secret)
+        for name in services.TLS_FIELDS:
+            setattr(probe, name, getattr(webhook, name))
+        targets = {"auth": "auth_type", "rate_limit": "rate_limit_count", **{v: k for k, v in TLS_FORM_FIELDS.items()}}
+        tls = {k: v for k, v in controls.items() if k in services.TLS_FIELDS}
+        for part in [{k: v} for k, v in controls.items() if k not in services.TLS_FIELDS] + ([tls] if tls else []):
+            try:
+                services.webhook_controls_apply(probe, part)
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    field = targets.get(field, field)
+                    self.add_error(field if field in self.fields else None, errors)
+        return controls
 
 
 class HealthFilter(admin.SimpleListFilter):
@@ -208,8 +336,9 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
         "secret_hint",
         "previous_secret_expires_at",
         "health_summary",
+        "rate_limit_state",
     ]
-    actions = ["rotate_secret", "enable", "disable"]
+    actions = ["rotate_secret", "enable", "disable", "filter_test"]
 
     def get_search_results(self, request, queryset, search_term):
         """Django's search, and webhooks whose URL holds the whole term, except credential URLs
@@ -239,12 +368,19 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         main = (None, {"fields": ["site", *EDITABLE]})
+        controls = (_("Delivery controls"), {"fields": CONTROL_FORM_FIELDS})
         if obj is None:
-            return [main]
+            return [main, controls]
         if obj.connector:
             main = (None, {"fields": ["managed_by", "site", *EDITABLE]})
+            return [
+                main,
+                ("Health", {"fields": ["health_summary"]}),
+                ("Signing", {"fields": ["id", "secret_hint", "previous_secret_expires_at"]}),
+            ]
         return [
             main,
+            (_("Delivery controls"), {"fields": ["rate_limit_state", *CONTROL_FORM_FIELDS]}),
             ("Health", {"fields": ["health_summary"]}),
             ("Signing", {"fields": ["id", "secret_hint", "previous_secret_expires_at"]}),
         ]
@@ -252,7 +388,7 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def object_actions(self, request, obj):
         if obj.connector:
             return []
-        return ["rotate_secret", "disable" if obj.enabled else "enable"]
+        return ["rotate_secret", "disable" if obj.enabled else "enable", "filter_test"]
 
     # --- columns ---------------------------------------------------------------------------
     @admin.display(description="url", ordering="url")
@@ -331,18 +467,33 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
             return gettext("not used: nothing is signed, the URL is the credential")
         return obj.masked_secret
 
+    @admin.display(description=_("rate limit"))
+    def rate_limit_state(self, obj):
+        if not obj.rate_limit:
+            return gettext("none: deliveries go out as fast as the receiver takes them")
+        ((period, count),) = obj.rate_limit.items()
+        shown = gettext("%(count)s per second") if period == "per_second" else gettext("%(count)s per minute")
+        held = webhook_rate_held_until(webhook=obj)
+        if held is None:
+            return shown % {"count": count}
+        return gettext("%(limit)s; holding deliveries back: the queued ones go out until %(until)s UTC") % {
+            "limit": shown % {"count": count},
+            "until": f"{held:%H:%M:%S}",
+        }
+
     @admin.display(description="now")
     def health_summary(self, obj):
         return render_to_string("admin/subscriptions/webhook/health.html", {"webhook": obj, "state": health_html(obj)})
 
     # --- writes go through the services ----------------------------------------------------
     def save_model(self, request, obj, form, change):
+        controls = getattr(form, "controls", {})
         if change:
             services.webhook_update(
-                webhook=obj, **{name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE}
+                webhook=obj, **{name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE}, **controls
             )
             return
-        created = services.webhook_create(site=obj.site, **{name: form.cleaned_data[name] for name in EDITABLE})
+        created = services.webhook_create(site=obj.site, **{name: form.cleaned_data[name] for name in EDITABLE}, **controls)
         obj.pk, obj.secret, obj.created_at = created.pk, created.secret, created.created_at
         obj._state.adding = False
         if obj.format not in CREDENTIAL_URL_FORMATS:
@@ -383,3 +534,39 @@ class WebhookAdmin(ObjectActionsMixin, admin.ModelAdmin):
             "events wait, and go out in order when they are enabled again.",
             messages.SUCCESS,
         )
+
+    @admin.action(description=_("Test the filter on example data…"), permissions=["view"])
+    def filter_test(self, request, queryset):
+        form = FilterTestForm(request.POST if "apply" in request.POST else None)
+        results = []
+        if form.is_valid():
+            data = form.cleaned_data["data"]
+            results = [(webhook, webhook.filter, filter_matches(webhook.filter, data)) for webhook in queryset]
+        return TemplateResponse(
+            request,
+            "admin/subscriptions/webhook/filter_test.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": gettext("Test the filter"),
+                "opts": self.model._meta,
+                "form": form,
+                "webhooks": queryset,
+                "results": results,
+                "action": "filter_test",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+
+class FilterTestForm(forms.Form):
+    data = forms.JSONField(
+        label=_("Example event data"),
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text=_('The data of an event, as {"channel": "whatsapp", "body": "Hi"}.'),
+    )
+
+    def clean_data(self):
+        data = self.cleaned_data["data"]
+        if not isinstance(data, dict):
+            raise ValidationError(gettext("Event data is a JSON object."))
+        return data

@@ -14,7 +14,9 @@ from core.api.auth import site_of
 from core.api.fields import StrictBooleanField, StrictCharField
 from core.api.serializers import PatchSerializer, StrictSerializer, valid_input
 from subscriptions import selectors, services
+from subscriptions.controls import auth_shown
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
+from subscriptions.filters import filter_matches
 from subscriptions.models import SUBSCRIBER_FORMATS, Webhook, WebhookFormat, WebhookOrdering
 
 ORDERING_HELP = (
@@ -40,6 +42,12 @@ class WebhookSerializer(serializers.ModelSerializer):
     waiting_deliveries = serializers.SerializerMethodField(
         help_text="for a paused webhook, how many deliveries wait for it; null otherwise"
     )
+    auth = serializers.SerializerMethodField(help_text="the type and its public fields; the secret is never shown")
+    tls_client_cert_set = serializers.SerializerMethodField(help_text="a client certificate is presented (mutual TLS)")
+    tls_ca_cert_set = serializers.SerializerMethodField(help_text="the server is verified against its own CA")
+    rate_limited_until = serializers.SerializerMethodField(
+        help_text="while the rate limit holds deliveries back, until when the queued ones are spread; null otherwise"
+    )
 
     class Meta:
         model = Webhook
@@ -59,10 +67,32 @@ class WebhookSerializer(serializers.ModelSerializer):
             "previous_secret_expires_at",
             "disabled_reason",
             "disabled_at",
+            "headers",
+            "auth",
+            "tls_client_cert_set",
+            "tls_ca_cert_set",
+            "filter",
+            "rate_limit",
+            "rate_limited_until",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "object"})
+    def get_auth(self, webhook: Webhook) -> dict:
+        return auth_shown(webhook.auth)
+
+    def get_tls_client_cert_set(self, webhook: Webhook) -> bool:
+        return bool(webhook.tls_client_cert)
+
+    def get_tls_ca_cert_set(self, webhook: Webhook) -> bool:
+        return bool(webhook.tls_ca_cert)
+
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
+    def get_rate_limited_until(self, webhook: Webhook):
+        held = selectors.webhook_rate_held_until(webhook=webhook)
+        return serializers.DateTimeField().to_representation(held) if held else None
 
     @extend_schema_field({"type": "string", "enum": ["active", "paused", "disabled"]})
     def get_state(self, webhook: Webhook) -> str:
@@ -134,6 +164,45 @@ class WebhookInputSerializer(StrictSerializer):
     )
     description = StrictCharField(max_length=500, allow_blank=True, default="")
     enabled = StrictBooleanField(default=True)
+    headers = serializers.JSONField(
+        required=False, help_text="headers added to every request, name → value; the service's own cannot be set"
+    )
+    auth = serializers.JSONField(
+        required=False,
+        help_text='{"type": "none"}, {"type": "basic", "username", "password"}, {"type": "bearer", "token"} or '
+        '{"type": "oauth2", "token_url", "client_id", "client_secret", "scope", "audience"}; the secret is write-only '
+        "(left out on a change of the same type, the stored one stays)",
+    )
+    filter = serializers.JSONField(
+        required=False, allow_null=True, help_text='a condition on the event\'s data, as in {"channel": {"$in": ["whatsapp"]}}'
+    )
+    rate_limit = serializers.JSONField(
+        required=False, allow_null=True, help_text='{"per_second": N} or {"per_minute": N}; null for none'
+    )
+    tls_client_cert = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=32768,
+        trim_whitespace=False,
+        write_only=True,
+        help_text="PEM client certificate for mutual TLS (with tls_client_key); empty removes it",
+    )
+    tls_client_key = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=32768,
+        trim_whitespace=False,
+        write_only=True,
+        help_text="PEM private key of the client certificate; stored encrypted, never shown",
+    )
+    tls_ca_cert = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=32768,
+        trim_whitespace=False,
+        write_only=True,
+        help_text="PEM CA certificate(s) to verify this webhook's server with, instead of the public CAs",
+    )
     read_only_names = WebhookWithSecretSerializer.Meta.fields
 
 
@@ -198,3 +267,29 @@ class WebhookRotateSecretView(APIView):
         grace = data.validated_data.get("grace_seconds")
         webhook = services.webhook_rotate_secret(webhook=webhook, grace=None if grace is None else timedelta(seconds=grace))
         return Response(WebhookWithSecretSerializer(webhook).data)
+
+
+class FilterTestInputSerializer(StrictSerializer):
+    data = serializers.JSONField(help_text="an example event's data")
+    filter = serializers.JSONField(
+        required=False, allow_null=True, help_text="a filter to try instead of the webhook's own (not saved)"
+    )
+
+
+class FilterTestOutputSerializer(serializers.Serializer):
+    matches = serializers.BooleanField(help_text="whether an event with this data passes the filter")
+    filter = serializers.JSONField(help_text="the filter that was tried")
+
+
+class WebhookFilterTestView(APIView):
+    @extend_schema(
+        request=FilterTestInputSerializer,
+        responses=FilterTestOutputSerializer,
+        summary="Try the webhook's filter (or another) on example data",
+    )
+    def post(self, request, webhook_id):
+        webhook = webhook_of(request, webhook_id)
+        given = valid_input(FilterTestInputSerializer, request)
+        condition = services.filter_validate(given["filter"]) if "filter" in given else webhook.filter
+        matches = filter_matches(condition, given["data"])
+        return Response(FilterTestOutputSerializer({"matches": matches, "filter": condition}).data)

@@ -300,6 +300,65 @@ WEBHOOK_CIRCUIT_OPENED = _event(
     },
     {"webhook_id": _id("wh"), "url": _STR, "consecutive_failures": {"type": "integer"}, "next_probe_at": _TIME},
 )
+WEBHOOK_FAILING = _event(
+    "webhook.failing",
+    "A webhook has failed every delivery for a while: its failing streak passed 50, 75 or 90 per cent of the time "
+    "after which the service disables it. Fix the receiver before disables_at.",
+    {
+        "webhook_id": "wh_123",
+        "url": "https://crm.example.com/hooks",
+        "percent": 50,
+        "consecutive_failures": 412,
+        "failing_since": "2026-05-15T00:34:56Z",
+        "disables_at": "2026-05-20T00:34:56Z",
+    },
+    {
+        "webhook_id": _id("wh"),
+        "url": _STR,
+        "percent": {"enum": [50, 75, 90]},
+        "consecutive_failures": {"type": "integer"},
+        "failing_since": _TIME,
+        "disables_at": _TIME,
+    },
+)
+WEBHOOK_RECOVERED = _event(
+    "webhook.recovered",
+    "A webhook that was announced failing (webhook.failing or webhook.circuit_opened) accepted a delivery again.",
+    {"webhook_id": "wh_123", "url": "https://crm.example.com/hooks", "recovered_at": "2026-05-17T12:40:00Z"},
+    {"webhook_id": _id("wh"), "url": _STR, "recovered_at": _TIME},
+)
+DELIVERY_EXHAUSTED = _event(
+    "delivery.exhausted",
+    "A delivery ended failed: its retry schedule ran out (or retrying could not help). Redeliver it once the receiver is fixed.",
+    {
+        "delivery_id": "dlv_123",
+        "event_id": "evt_123",
+        "event_type": "message.created",
+        "webhook_id": "wh_123",
+        "url": "https://crm.example.com/hooks",
+        "attempts": 5,
+        "last_status_code": 503,
+        "last_error": "HTTP 503",
+    },
+    {
+        "delivery_id": _id("dlv"),
+        "event_id": _id("evt"),
+        "event_type": _STR,
+        "webhook_id": _id("wh"),
+        "url": _STR,
+        "attempts": {"type": "integer"},
+        "last_status_code": {"type": ["integer", "null"]},
+        "last_error": _STR,
+    },
+)
+# Sent only to webhooks that name it: one per failed delivery is too many for every "*" subscriber
+# (a failing one would get one more failing delivery for each of its own).
+NAMED_ONLY_EVENTS = frozenset({DELIVERY_EXHAUSTED.name})
+# What the service says about its own deliveries: never itself the subject of a delivery.exhausted,
+# so a failing owner's webhook does not feed on its own failures.
+OPERATIONAL_EVENTS = frozenset(
+    {"webhook.disabled", "webhook.circuit_opened", "webhook.failing", "webhook.recovered", "delivery.exhausted"}
+)
 
 CATALOGUE: dict[str, EventType] = {
     t.name: t
@@ -316,6 +375,9 @@ CATALOGUE: dict[str, EventType] = {
         WEBHOOK_TEST,
         WEBHOOK_DISABLED,
         WEBHOOK_CIRCUIT_OPENED,
+        WEBHOOK_FAILING,
+        WEBHOOK_RECOVERED,
+        DELIVERY_EXHAUSTED,
     )
 }
 # Types a webhook can list in its subscription (the test ping reaches every webhook anyway).

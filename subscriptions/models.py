@@ -9,7 +9,7 @@ from django.utils import timezone
 from core.crypto import EncryptedTextField
 from core.ids import new_webhook_id
 from core.models import Site
-from subscriptions.event_types import ALL_EVENTS, MESSAGE_CREATED, MESSAGE_RECEIVED, WEBHOOK_TEST
+from subscriptions.event_types import ALL_EVENTS, MESSAGE_CREATED, MESSAGE_RECEIVED, NAMED_ONLY_EVENTS, WEBHOOK_TEST
 from subscriptions.url_policy import is_broker_url
 
 SECRET_PREFIX = "whsec_"
@@ -60,7 +60,10 @@ def url_is_credential(url: str, format: str) -> bool:
 
 def subscribed(events: list[str], event_type: str, data=None) -> bool:
     """Whether a webhook subscribed to `events` gets an event of `event_type` with `data` (the test
-    ping goes to any; `message.received` is a visitor's `message.created`)."""
+    ping goes to any; `message.received` is a visitor's `message.created`; `delivery.exhausted` only
+    to webhooks that name it)."""
+    if event_type in NAMED_ONLY_EVENTS:
+        return event_type in events
     if event_type == WEBHOOK_TEST.name or ALL_EVENTS in events or event_type in events:
         return True
     return (
@@ -150,6 +153,24 @@ class Webhook(models.Model):
     # Empty for a subscriber's webhook. Otherwise the endpoint an inbound integration replies
     # through (its connector type): managed with the integration, never sent subscribed events.
     connector = models.CharField(max_length=20, blank=True, default="", editable=False)
+    # Delivery controls (subscriptions/controls.py): headers added to every request; how the
+    # request authenticates (`auth`: the type and its public parts, `auth_secret`: the password,
+    # token or client secret); a client certificate for mutual TLS and a CA to trust; which events
+    # of the subscribed types it gets (`filter`, subscriptions/filters.py); how fast it is sent to.
+    headers = models.JSONField(default=dict, blank=True)
+    auth = models.JSONField(default=dict, blank=True)
+    auth_secret = EncryptedTextField(blank=True, default="", editable=False)
+    tls_client_cert = models.TextField(blank=True, default="", editable=False)
+    tls_client_key = EncryptedTextField(blank=True, default="", editable=False)
+    tls_ca_cert = models.TextField(blank=True, default="", editable=False)
+    filter = models.JSONField(null=True, blank=True)
+    rate_limit = models.JSONField(null=True, blank=True)
+    # The rate limit's schedule (GCRA's theoretical arrival time): the next send may not start
+    # before it; later than now means the webhook is being held back.
+    rate_limited_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last warning announced for the current failing streak (webhook.failing at 50, 75, 90
+    # per cent of the way to being disabled); 0 when healthy or nothing was said yet.
+    failing_level = models.PositiveSmallIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,6 +1,7 @@
 """Reads about webhooks that the admin, the API and the metrics share."""
 
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from subscriptions.models import CREDENTIAL_URL_FORMATS, Webhook
 
@@ -47,3 +48,10 @@ def webhooks_failing(*, limit: int = 20):
     """Webhooks in trouble, worst first: an open circuit, a failure streak, or disabled by the service."""
     trouble = WEBHOOK_STATES["failing"] | WEBHOOK_STATES["circuit_open"] | WEBHOOK_STATES["disabled_by_service"]
     return Webhook.objects.filter(trouble).select_related("site").order_by("-consecutive_failures", "-failing_since")[:limit]
+
+
+def webhook_rate_held_until(*, webhook: Webhook):
+    """Until when a rate-limited webhook's deliveries are spread out (the limit is holding some
+    back); None when it is not holding any."""
+    until = webhook.rate_limited_until
+    return until if webhook.rate_limit and until and until > timezone.now() else None

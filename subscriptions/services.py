@@ -11,7 +11,9 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from core.models import Site
+from subscriptions.controls import auth_validate, headers_validate, rate_limit_validate, tls_validate
 from subscriptions.event_types import ALL_EVENTS, SUBSCRIPTION_NAMES
+from subscriptions.filters import filter_validate
 from subscriptions.models import BROKER_FORMATS, SUBSCRIBER_FORMATS, Webhook, WebhookFormat, WebhookOrdering, generate_secret
 from subscriptions.url_policy import (
     MASKED_PASSWORD,
@@ -156,13 +158,14 @@ def webhook_create(
     exchange: str = "",
     routing_key: str = "",
     ordering: str = WebhookOrdering.NONE,
+    **controls,
 ) -> Webhook:
     destination = webhook_validate_destination(url=url, format=format, exchange=exchange, routing_key=routing_key)
     with transaction.atomic():
         # The site's row is held while its webhooks are counted: two creates cannot both take the last place.
         Site.objects.select_for_update(no_key=True).filter(pk=site.pk).first()
         webhooks_check_room(site=site)
-        return _webhook_insert(site, destination, events, description, enabled, ordering)
+        return _webhook_insert(site, destination, events, description, enabled, ordering, controls)
 
 
 def webhooks_check_room(*, site: Site) -> None:
@@ -176,7 +179,7 @@ def webhooks_check_room(*, site: Site) -> None:
         )
 
 
-def _webhook_insert(site: Site, destination, events, description, enabled, ordering) -> Webhook:
+def _webhook_insert(site: Site, destination, events, description, enabled, ordering, controls: dict) -> Webhook:
     webhook = Webhook(
         site=site,
         url=destination.url,
@@ -190,11 +193,49 @@ def _webhook_insert(site: Site, destination, events, description, enabled, order
         ordering=webhook_validate_ordering(ordering),
         secret=generate_secret(),
     )
+    webhook_controls_apply(webhook, controls)
     webhook.save()
     return webhook
 
 
+CONTROL_FIELDS = ("headers", "auth", "filter", "rate_limit", "tls_client_cert", "tls_client_key", "tls_ca_cert")
+TLS_FIELDS = ("tls_client_cert", "tls_client_key", "tls_ca_cert")
+
+
+def webhook_controls_apply(webhook: Webhook, changes: dict) -> set[str]:
+    """Check and set the delivery controls in `changes` (subscriptions/controls.py); returns the
+    fields to save. An auth secret left out keeps the stored one; TLS fields left out stay; an
+    empty string removes one."""
+    fields: set[str] = set()
+    unknown = set(changes) - set(CONTROL_FIELDS)
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: "this field cannot be changed"})
+    if "headers" in changes:
+        webhook.headers = headers_validate(changes["headers"])
+        fields.add("headers")
+    if "auth" in changes:
+        auth = auth_validate(changes["auth"], stored=webhook.auth, stored_secret=webhook.auth_secret)
+        webhook.auth, webhook.auth_secret = auth.public, auth.secret
+        fields |= {"auth", "auth_secret"}
+    if "filter" in changes:
+        webhook.filter = filter_validate(changes["filter"])
+        fields.add("filter")
+    if "rate_limit" in changes:
+        webhook.rate_limit = rate_limit_validate(changes["rate_limit"])
+        fields.add("rate_limit")
+    if set(changes) & set(TLS_FIELDS):
+        given = {name: changes.get(name, getattr(webhook, name)) for name in TLS_FIELDS}
+        webhook.tls_client_cert, webhook.tls_client_key, webhook.tls_ca_cert = tls_validate(
+            cert=given["tls_client_cert"], key=given["tls_client_key"], ca=given["tls_ca_cert"]
+        )
+        fields |= set(TLS_FIELDS)
+    if webhook.is_broker and (webhook.auth or webhook.tls_client_cert or webhook.tls_ca_cert):
+        raise ValidationError({"auth" if webhook.auth else "tls_client_cert": "auth and client TLS are for http(s) webhooks"})
+    return fields
+
+
 def webhook_update(*, webhook: Webhook, **changes) -> Webhook:
+    controls = {field: changes.pop(field) for field in CONTROL_FIELDS if field in changes}
     for field, value in changes.items():
         if field not in {*DESTINATION_FIELDS, "events", "description", "enabled", "ordering"}:
             raise ValidationError({field: "this field cannot be changed"})
@@ -207,6 +248,8 @@ def webhook_update(*, webhook: Webhook, **changes) -> Webhook:
     fields = set(changes) - set(DESTINATION_FIELDS)
     if set(changes) & set(DESTINATION_FIELDS):
         fields |= webhook_destination_change(webhook, changes)
+    if controls or "url" in changes:
+        fields |= webhook_controls_apply(webhook, controls)
     if changes.get("enabled") is True:
         fields |= webhook_health_reset(webhook)
     # Only what changed: the engine writes the health fields of the same row concurrently.
@@ -242,6 +285,7 @@ HEALTH_FIELDS = (
     "failing_since",
     "circuit_opened_at",
     "circuit_probe_at",
+    "failing_level",
 )
 
 
@@ -250,6 +294,7 @@ def webhook_health_reset(webhook: Webhook) -> set[str]:
     webhook.disabled_reason, webhook.disabled_at = "", None
     webhook.consecutive_failures, webhook.failing_since = 0, None
     webhook.circuit_opened_at = webhook.circuit_probe_at = None
+    webhook.failing_level = 0
     return set(HEALTH_FIELDS)
 
 

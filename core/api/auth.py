@@ -64,12 +64,17 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
         key = getattr(request, "auth", None)
         if key is None or not hasattr(key, "pk"):
             return True
-        verdict = rate_take(key=f"api-key:{key.pk}", rate=settings.AGENTBOT_API_RATE, burst=settings.AGENTBOT_API_BURST)
+        verdict = api_key_rate_take(key)
         self.retry_after = verdict.retry_after
         return verdict.allowed
 
     def wait(self):
         return max(self.retry_after, 1.0)
+
+
+def api_key_rate_take(key):
+    """One request of `key` from its bucket (every path that serves a key's request takes one)."""
+    return rate_take(key=f"api-key:{key.pk}", rate=settings.AGENTBOT_API_RATE, burst=settings.AGENTBOT_API_BURST)
 
 
 def site_of(request) -> Site:

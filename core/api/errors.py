@@ -75,12 +75,24 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
     return {prefix: [str(detail)]}
 
 
-def _validation_response(fields: dict[str, list[str]]) -> Response:
+def _validation_body(fields: dict[str, list[str]]) -> dict:
     first_field, messages = next(iter(fields.items()))
     # Fields refused for the same reason (several unknown ones, say) are all named in the message.
     same = [name for name, said in fields.items() if name and said[0] == messages[0]]
     message = f"{', '.join(same)}: {messages[0]}" if first_field else messages[0]
-    return Response({"error": "invalid_request", "message": message, "fields": fields}, status=status.HTTP_400_BAD_REQUEST)
+    return {"error": "invalid_request", "message": message, "fields": fields}
+
+
+def _validation_response(fields: dict[str, list[str]]) -> Response:
+    return Response(_validation_body(fields), status=status.HTTP_400_BAD_REQUEST)
+
+
+def refusal(exc: Refused | exceptions.ValidationError) -> tuple[int, dict]:
+    """The status and body the API answers `exc` with, for an answer that holds several (a batch's
+    items each say what a request of their own would have been told)."""
+    if isinstance(exc, exceptions.ValidationError):
+        return status.HTTP_400_BAD_REQUEST, _validation_body(_flatten(exc.detail) or {"": ["the request is not valid"]})
+    return exc.status_code, {"error": exc.code, "message": str(exc)}
 
 
 def exception_handler(exc, context):

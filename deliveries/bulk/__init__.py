@@ -21,13 +21,16 @@ __all__ = [
     "Candidate",
     "AttemptRecord",
     "Taken",
+    "candidates_read",
     "claim_due",
     "claim_next",
     "claim_stalled",
     "deliveries_create",
+    "deliveries_create_many",
     "due",
     "due_unleased",
     "event_create",
+    "events_create",
     "heads",
     "keys_lock",
     "record",
@@ -57,6 +60,20 @@ def event_create(
     )
 
 
+def events_create(*, events: list[Event], data_json: list[str]) -> set[str]:
+    """Store many new events (unsaved `Event`s, `data_json` each one's data as rendered at publish)
+    in one statement on PostgreSQL. An event whose idempotency key its site has used already is
+    skipped; the ids of those stored."""
+    if not events:
+        return set()
+    return implementation().events_create(events=events, data_json=data_json)
+
+
+def candidates_read(*, site_id: str) -> list[Candidate]:
+    """The site's webhooks that get new events (webhook_candidates), in one plain statement."""
+    return implementation().candidates_read(site_id=site_id)
+
+
 def deliveries_create(
     *,
     event_id: str,
@@ -74,9 +91,31 @@ def deliveries_create(
     its id is added to `behind`, and it must not be handed to the workers."""
     if not webhook_ids:
         return []
-    given = {"event_id": event_id, "next_attempt_at": now, "leased_until": until, "lease_token": token}
+    given = {"next_attempt_at": now, "leased_until": until, "lease_token": token}
     keys = list(keys) if keys is not None else [None] * len(webhook_ids)
-    return implementation().deliveries_create(given=given, webhook_ids=webhook_ids, keys=keys, now=now, behind=behind)
+    created = implementation().deliveries_create(
+        given=given, event_ids=[event_id] * len(webhook_ids), webhook_ids=webhook_ids, keys=keys, now=now, behind=behind
+    )
+    return [(delivery_id, webhook_id) for delivery_id, _, webhook_id in created]
+
+
+def deliveries_create_many(
+    *, pairs: list[tuple[str, str]], now: datetime, until: datetime | None, token: str | None
+) -> list[tuple[str, str, str]]:
+    """One unordered delivery per (event id, webhook id), in one statement on PostgreSQL, as
+    deliveries_create does for one event; the (delivery id, event id, webhook id) of each stored.
+    Ordered deliveries go through deliveries_create, one event at a time: rows of one statement
+    cannot see each other, so two of one key in one statement would both be its head."""
+    if not pairs:
+        return []
+    given = {"next_attempt_at": now, "leased_until": until, "lease_token": token}
+    return implementation().deliveries_create(
+        given=given,
+        event_ids=[e for e, _ in pairs],
+        webhook_ids=[w for _, w in pairs],
+        keys=[None] * len(pairs),
+        now=now,
+    )
 
 
 def keys_lock(*, keys: list[str]) -> None:
@@ -129,6 +168,8 @@ def record(outcomes: list[AttemptRecord], *, now: datetime) -> None:
         implementation().record(outcomes, now=now)
 
 
-def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
-    """Webhooks whose latest attempts all succeeded: streak reset, circuit closed, last success at."""
-    implementation().webhooks_succeeded(last_success=last_success, now=now)
+def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> list[str]:
+    """Webhooks whose latest attempts all succeeded: streak reset, circuit closed, warnings
+    cleared, last success at. Returns those whose owner had been told they were in trouble (a
+    webhook.failing or an open circuit), for a webhook.recovered."""
+    return implementation().webhooks_succeeded(last_success=last_success, now=now)

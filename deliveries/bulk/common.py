@@ -1,6 +1,7 @@
 """What both implementations of the engine's statements share: the shapes they take and give,
 the webhook as sending needs it, and the statements that are plain ORM on every database."""
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class Candidate:
     circuit_opened_at: datetime | None
     paused: bool
     ordering: str = "none"
+    filter: dict | str | None = None  # the webhook's filter (subscriptions/filters.py), or its JSON text
 
     @property
     def held(self) -> bool:
@@ -43,9 +45,10 @@ def webhook_candidates(*, site_id: str | None = None, webhook_id: str | None = N
         found = Webhook.objects.filter(pk=webhook_id)
     else:
         found = Webhook.objects.filter(Q(enabled=True) | Q(disabled_reason=""), site_id=site_id)
-    rows = found.values_list("id", "events", "format", "circuit_opened_at", "enabled", "ordering")
+    rows = found.values_list("id", "events", "format", "circuit_opened_at", "enabled", "ordering", "filter")
     return [
-        Candidate(id, events, format, opened, not enabled, ordering) for id, events, format, opened, enabled, ordering in rows
+        Candidate(id, events, format, opened, not enabled, ordering, cond)
+        for id, events, format, opened, enabled, ordering, cond in rows
     ]
 
 
@@ -123,6 +126,13 @@ def _webhook(
     exchange="",
     routing_key="",
     broker_password="",
+    headers="{}",
+    auth="{}",
+    auth_secret="",
+    rate_limit="null",
+    tls_client_cert="",
+    tls_client_key="",
+    tls_ca_cert="",
 ) -> Webhook:
     """What sending needs of a webhook, built once per version of its row (read-only)."""
     return Webhook(
@@ -137,6 +147,13 @@ def _webhook(
         exchange=exchange,
         routing_key=routing_key,
         broker_password=_plain(broker_password),
+        headers=json.loads(headers),
+        auth=json.loads(auth),
+        auth_secret=_plain(auth_secret),
+        rate_limit=json.loads(rate_limit) if rate_limit else None,
+        tls_client_cert=tls_client_cert,
+        tls_client_key=_plain(tls_client_key),
+        tls_ca_cert=tls_ca_cert,
     )
 
 

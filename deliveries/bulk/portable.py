@@ -8,7 +8,7 @@ PostgreSQL, which runs this code too); slower, and on SQLite a claim's lock is t
 from datetime import datetime
 from functools import partial
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
 from deliveries import jsjson
@@ -26,17 +26,39 @@ def event_create(
     return event, webhook_candidates(site_id=site_id)
 
 
+def events_create(*, events: list[Event], data_json: list[str]) -> set[str]:
+    stored = set()
+    for event in events:
+        try:
+            with transaction.atomic():
+                event.save(force_insert=True)
+        except IntegrityError:  # the site used this idempotency key meanwhile
+            continue
+        stored.add(event.pk)
+    return stored
+
+
+def candidates_read(*, site_id: str) -> list[Candidate]:
+    return webhook_candidates(site_id=site_id)
+
+
 def deliveries_create(
-    *, given: dict, webhook_ids: list[str], keys: list[str | None], now: datetime, behind: list[str] | None = None
-) -> list[tuple[str, str]]:
+    *,
+    given: dict,
+    event_ids: list[str],
+    webhook_ids: list[str],
+    keys: list[str | None],
+    now: datetime,
+    behind: list[str] | None = None,
+) -> list[tuple[str, str, str]]:
     with transaction.atomic():
         # A webhook deleted since it was chosen gets none (its row is locked until this commits).
-        present = set(Webhook.objects.select_for_update().filter(pk__in=webhook_ids).values_list("id", flat=True))
-        rows = [(w, k) for w, k in zip(webhook_ids, keys, strict=True) if w in present]
+        present = set(Webhook.objects.select_for_update().filter(pk__in=set(webhook_ids)).values_list("id", flat=True))
+        rows = [(e, w, k) for e, w, k in zip(event_ids, webhook_ids, keys, strict=True) if w in present]
         numbers = sequences(len(rows))
         made = []
-        for (w, k), n in zip(rows, numbers, strict=True):
-            delivery = Delivery(webhook_id=w, ordering_key=k, sequence=n, **given)
+        for (e, w, k), n in zip(rows, numbers, strict=True):
+            delivery = Delivery(event_id=e, webhook_id=w, ordering_key=k, sequence=n, **given)
             if k is not None and Delivery.objects.filter(webhook_id=w, ordering_key=k, status=PENDING).exists():
                 # Behind its key's head: no message and no due time (claim_next hands it out).
                 delivery.leased_until = delivery.lease_token = delivery.next_attempt_at = None
@@ -44,7 +66,7 @@ def deliveries_create(
                     behind.append(delivery.id)
             made.append(delivery)
         created = Delivery.objects.bulk_create(made)
-    return [(d.id, d.webhook_id) for d in created]
+    return [(d.id, d.event_id, d.webhook_id) for d in created]
 
 
 def keys_lock(keys: list[str]) -> None:
@@ -183,13 +205,19 @@ def record(outcomes: list[AttemptRecord], *, now: datetime) -> None:
         )
 
 
-def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
-    for webhook_id in sorted(last_success):
-        Webhook.objects.filter(pk=webhook_id).update(
-            consecutive_failures=0,
-            failing_since=None,
-            circuit_opened_at=None,
-            circuit_probe_at=None,
-            last_success_at=last_success[webhook_id],
-            updated_at=now,
-        )
+def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> list[str]:
+    announced = []
+    with transaction.atomic():
+        for webhook in Webhook.objects.select_for_update().filter(pk__in=sorted(last_success)).order_by("pk"):
+            if webhook.failing_level > 0 or webhook.circuit_opened_at is not None:
+                announced.append(webhook.pk)
+            Webhook.objects.filter(pk=webhook.pk).update(
+                consecutive_failures=0,
+                failing_since=None,
+                circuit_opened_at=None,
+                circuit_probe_at=None,
+                failing_level=0,
+                last_success_at=last_success[webhook.pk],
+                updated_at=now,
+            )
+    return announced

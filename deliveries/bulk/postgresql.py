@@ -26,17 +26,25 @@ def _execute(sql: str, params: list) -> list[tuple]:
 
 
 # --- create (publish) -------------------------------------------------------------------------
-_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at, NOT enabled, ordering"
+_CANDIDATE_COLUMNS = "id, events::text, format, circuit_opened_at, NOT enabled, ordering, filter::text"
 # Webhooks that get deliveries of new events: enabled ones and paused ones (whose deliveries wait);
 # not those the service disabled.
 _GETS_EVENTS = "(enabled OR disabled_reason = '')"
 
 
 def _candidates(rows: list[tuple]) -> list[Candidate]:
+    # The filter stays JSON text: most webhooks have none, and one that has is compiled once per text.
     return [
-        Candidate(id, json.loads(events), format, opened, paused, ordering)
-        for id, events, format, opened, paused, ordering in rows
+        Candidate(id, _subscription(events), format, opened, paused, ordering, cond)
+        for id, events, format, opened, paused, ordering, cond in rows
     ]
+
+
+@lru_cache(maxsize=4096)
+def _subscription(events: str) -> list[str]:
+    """A webhook's `events` as stored, read once per process and text (each publish reads every
+    candidate's); read-only."""
+    return json.loads(events)
 
 
 def event_create(
@@ -63,31 +71,79 @@ def _event_plan() -> tuple[str, list]:
     return sql, fields
 
 
+def events_create(*, events: list[Event], data_json: list[str]) -> set[str]:
+    """Many events in one INSERT (their fields as arrays, unnested on the server); an event whose
+    idempotency key the site used meanwhile is skipped, not an error. The ids of those stored."""
+    sql, fields = _events_plan()
+    arrays = [
+        data_json if f.attname == "data" else [f.get_db_prep_save(getattr(e, f.attname), connection) for e in events]
+        for f in fields
+    ]
+    return {row[0] for row in _execute(sql, arrays)}
+
+
+@lru_cache(maxsize=1)
+def _events_plan() -> tuple[str, list]:
+    """`events_create`'s statement (built once per process) and the event's fields in parameter order."""
+    fields = list(Event._meta.concrete_fields)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    sql = (
+        f"INSERT INTO {Event._meta.db_table} ({columns}) SELECT * FROM unnest({arrays}) "
+        # The partial unique index of (site, idempotency key): a concurrent publish with the same key won.
+        f"ON CONFLICT (site_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+        f"RETURNING {Event._meta.pk.column}"
+    )
+    return sql, fields
+
+
+def candidates_read(*, site_id: str) -> list[Candidate]:
+    return _candidates(
+        _execute(f"SELECT {_CANDIDATE_COLUMNS} FROM {Webhook._meta.db_table} WHERE site_id = %s AND {_GETS_EVENTS}", [site_id])
+    )
+
+
 def deliveries_create(
-    *, given: dict, webhook_ids: list[str], keys: list[str | None], now: datetime, behind: list[str] | None = None
-) -> list[tuple[str, str]]:
+    *,
+    given: dict,
+    event_ids: list[str],
+    webhook_ids: list[str],
+    keys: list[str | None],
+    now: datetime,
+    behind: list[str] | None = None,
+) -> list[tuple[str, str, str]]:
     ids = [new_delivery_id() for _ in webhook_ids]
     sql, constant = _insert_plan()
     params = []
-    for f in constant:
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+    for kind, f, prepared in constant:
+        if kind == "now":
             value = now
-        else:
-            value = given[f.attname] if f.attname in given else f.get_default()
+        elif kind == "given":
+            value = given[f.attname]
+        elif kind == "default":
+            params.append(prepared)
+            continue
+        else:  # a default computed at each call (timezone.now)
+            value = f.get_default()
         params.append(f.get_db_prep_save(value, connection))
-    rows = _execute(sql, params + [ids, list(webhook_ids), list(keys), given["lease_token"]])
+    rows = _execute(sql, params + [ids, list(event_ids), list(webhook_ids), list(keys), given["lease_token"]])
     inserted = {row[0] for row in rows}
     if behind is not None:
         behind.extend(row[0] for row in rows if row[1])
     # A webhook deleted meanwhile gets none (see _insert_plan).
-    return [(i, w) for i, w in zip(ids, webhook_ids, strict=True) if i in inserted]
+    return [(i, e, w) for i, e, w in zip(ids, event_ids, webhook_ids, strict=True) if i in inserted]
+
+
+_GIVEN = ("next_attempt_at", "leased_until", "lease_token")
 
 
 @lru_cache(maxsize=1)
 def _insert_plan() -> tuple[str, list]:
-    """The INSERT of `deliveries_create` (built once per process) and the fields whose values are
-    the same for every row of one call, in the order of its parameters."""
-    per_row = {"id", "webhook_id", "ordering_key"}
+    """The INSERT of `deliveries_create` (built once per process) and, in the order of its
+    parameters, how to get each value that is the same for every row of one call: (kind, field,
+    value), kind "now" (auto_now), "given" (`_GIVEN`, from the call), "call" (a callable default)
+    or "default" (a constant default, prepared here once)."""
+    per_row = ("id", "event_id", "webhook_id", "ordering_key")
     columns, values, constant = [], [], []
     for f in Delivery._meta.concrete_fields:
         columns.append(connection.ops.quote_name(f.column))
@@ -99,21 +155,26 @@ def _insert_plan() -> tuple[str, list]:
             continue
         # A delivery behind its key's head: no lease and no due time (not in the sweep's due index:
         # a long queue behind a failing head costs the sweep nothing); claim_next hands it out.
-        if f.attname in ("leased_until", "lease_token", "next_attempt_at"):
+        if f.attname in _GIVEN:
             values.append(f"CASE WHEN {WAITS} THEN NULL ELSE %s::{f.db_type(connection)} END")
-            constant.append(f)
-            continue
-        values.append(f"%s::{f.db_type(connection)}")
-        constant.append(f)
-    id_type, webhook_type = (Delivery._meta.get_field(n).db_type(connection) for n in ("id", "webhook"))
+        else:
+            values.append(f"%s::{f.db_type(connection)}")
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            constant.append(("now", f, None))
+        elif f.attname in _GIVEN:
+            constant.append(("given", f, None))
+        elif callable(f.default):
+            constant.append(("call", f, None))
+        else:
+            constant.append(("default", f, f.get_db_prep_save(f.get_default(), connection)))
+    types = ", ".join(f"%s::{Delivery._meta.get_field(n.removesuffix('_id')).db_type(connection)}[]" for n in per_row)
     # Only for webhooks that still exist, holding them (KEY SHARE) until commit: a webhook_delete
     # that locked its webhook first wins, and this publish then skips it instead of failing the
     # foreign key at commit; one that comes later waits for this publish and deletes its deliveries.
     webhooks = Webhook._meta.db_table
     sql = (
         f"INSERT INTO {Delivery._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM unnest(%s::{id_type}[], %s::{webhook_type}[], %s::text[]) "
-        "AS r(id, webhook_id, ordering_key) "
+        f"SELECT {', '.join(values)} FROM unnest({types}) AS r({', '.join(per_row)}) "
         f"JOIN {webhooks} w ON w.id = r.webhook_id FOR KEY SHARE OF w "
         f"RETURNING {Delivery._meta.pk.column}, ordering_key IS NOT NULL AND lease_token IS NULL AND %s::text IS NOT NULL"
     )
@@ -281,7 +342,8 @@ SELECT t.id, t.attempt_count, t.schedule_position,
        e.id, e.type, e.site_id, e.created_at,
        CASE WHEN row_number() OVER (PARTITION BY e.id) = 1 THEN e.data::text END,
        w.id, w.url, w.format, w.enabled, w.disabled_reason, w.secret, w.previous_secret, w.previous_secret_expires_at,
-       w.exchange, w.routing_key, w.broker_password, t.ordering_key, t.behind
+       w.exchange, w.routing_key, w.broker_password, t.ordering_key, t.behind,
+       w.headers::text, w.auth::text, w.auth_secret, w.rate_limit::text, w.tls_client_cert, w.tls_client_key, w.tls_ca_cert
 FROM taken t
 JOIN deliveries_event e ON e.id = t.event_id
 JOIN subscriptions_webhook w ON w.id = t.webhook_id
@@ -304,7 +366,7 @@ def take(*, ids, token, until, skip_webhooks, hold_until) -> tuple[list[Taken], 
             behind.append(row[0])
             continue
         if row[8] not in webhooks:
-            webhooks[row[8]] = _ready(lambda row=row: _webhook(*row[8:19]))
+            webhooks[row[8]] = _ready(lambda row=row: _webhook(*row[8:19], *row[21:28]))
         taken.append(Taken(row[0], row[1], row[2], events[row[3]], row[8], row[10], *webhooks[row[8]], row[19]))
     return taken, behind
 
@@ -377,15 +439,23 @@ def record(outcomes: list[AttemptRecord], *, now: datetime) -> None:
 
 
 SUCCEEDED_SQL = """
+WITH before AS (
+    -- Locked first, so of two recorders that see one webhook recover only one is told it was in trouble;
+    -- NO KEY UPDATE, the lock the UPDATE takes anyway: a publish holding KEY SHARE on the webhook is not blocked.
+    SELECT id, failing_level > 0 OR circuit_opened_at IS NOT NULL AS announced
+    FROM subscriptions_webhook WHERE id = ANY(%s::text[]) ORDER BY id FOR NO KEY UPDATE
+)
 UPDATE subscriptions_webhook w
 SET consecutive_failures = 0, failing_since = NULL, circuit_opened_at = NULL, circuit_probe_at = NULL,
-    last_success_at = r.at, updated_at = %s
-FROM unnest(%s::text[], %s::timestamptz[]) AS r(id, at)
-WHERE w.id = r.id
+    failing_level = 0, last_success_at = r.at, updated_at = %s
+FROM unnest(%s::text[], %s::timestamptz[]) AS r(id, at), before b
+WHERE w.id = r.id AND b.id = r.id
+RETURNING w.id, b.announced
 """
 
 
-def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> None:
+def webhooks_succeeded(*, last_success: dict[str, datetime], now: datetime) -> list[str]:
     # Sorted ids: concurrent recorders lock the webhooks they share in the same order.
     ids = sorted(last_success)
-    _execute(SUCCEEDED_SQL, [now, ids, [last_success[i] for i in ids]])
+    rows = _execute(SUCCEEDED_SQL, [ids, now, ids, [last_success[i] for i in ids]])
+    return sorted(webhook_id for webhook_id, announced in rows if announced)

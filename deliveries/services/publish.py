@@ -16,6 +16,7 @@ from deliveries.formats import get_format
 from deliveries.models import Event
 from deliveries.services.leases import dispatch_until
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS
+from subscriptions.filters import filter_matches
 from subscriptions.models import Webhook, ordering_key_for, subscribed
 
 
@@ -133,9 +134,7 @@ def event_publish(
                 event, candidates = bulk.event_create(
                     site_id=site.pk, event_type=event_type, data=data, data_json=data_json, ordering_key=ordering_key
                 )
-            webhooks = [
-                w for w in candidates if subscribed(w.events, event_type, data) and get_format(w.format).carries(event_type)
-            ]
+            webhooks = [w for w in candidates if _receives(w, event_type, data)]
         now = timezone.now()
         token = outbox.this_process().token()
         flowing = [w.id for w in webhooks if not w.held]
@@ -170,6 +169,16 @@ def event_publish(
     return event, True
 
 
+def _receives(webhook: bulk.Candidate, event_type: str, data) -> bool:
+    """The webhook gets a delivery of this event: subscribed to its type, its format carries it,
+    and its filter (if it has one) matches the data."""
+    return (
+        subscribed(webhook.events, event_type, data)
+        and get_format(webhook.format).carries(event_type)
+        and (webhook.filter is None or filter_matches(webhook.filter, data))
+    )
+
+
 @dataclass(frozen=True)
 class Published:
     """What a publish stored, kept on the new event (`event.published`) for its caller to show
@@ -178,3 +187,151 @@ class Published:
     data_json: str
     deliveries: list[tuple[str, str]]  # (delivery id, webhook id)
     at: datetime
+
+
+# --- many events at once (POST /api/v1/events/batch) -------------------------------------------
+
+BATCH_MAX_EVENTS = 500
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One event of a batch, as `event_publish` takes it (its keyword arguments), or why its input
+    was refused before the service saw it (`refused`, the API's error for it)."""
+
+    event_type: str = ""
+    data: dict | None = None
+    idempotency_key: str | None = None
+    ordering_key: str | None = None
+    refused: Exception | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What became of one event of a batch: `created` (a new event), `existing` (its idempotency key
+    named an event published before, `event_id`), or `refused` (`error`, as a single publish says it)."""
+
+    outcome: str
+    event_id: str | None = None
+    error: Exception | None = None
+    deliveries: int = 0
+
+
+def events_publish(*, site: Site, items: list[BatchItem]) -> list[BatchResult]:
+    """Publish many events of one site in the caller's transaction, one result per item in order.
+
+    Each is checked as `event_publish` checks it and a refused one stops none of the others. The
+    new events are stored in one statement, their deliveries in one more (two where some webhooks
+    are held), and handed to the workers together when the transaction commits. An idempotency key
+    used before (or earlier in the same batch) gives that event, as publishing it alone would.
+    """
+    if len(items) > BATCH_MAX_EVENTS:
+        raise PublishError(f"a batch holds at most {BATCH_MAX_EVENTS} events; this one has {len(items)}")
+    results: list[BatchResult | None] = [None] * len(items)
+    rendered: dict[int, str] = {}
+    for index, item in enumerate(items):
+        if item.refused is not None:
+            results[index] = BatchResult("refused", error=item.refused)
+            continue
+        try:
+            rendered[index] = event_validate(event_type=item.event_type, data=item.data)
+            ordering_key_validate(item.ordering_key)
+        except PublishError as exc:
+            results[index] = BatchResult("refused", error=exc)
+    with transaction.atomic(savepoint=False):
+        keys = {items[i].idempotency_key for i in rendered if items[i].idempotency_key}
+        known = (
+            dict(Event.objects.filter(site=site, idempotency_key__in=keys).values_list("idempotency_key", "id")) if keys else {}
+        )
+        new: dict[int, Event] = {}
+        first_with_key: dict[str, int] = {}
+        for index in rendered:
+            key = items[index].idempotency_key
+            if key and key in known:
+                results[index] = BatchResult("existing", event_id=known[key])
+            elif key and key in first_with_key:
+                continue  # answered below, once the first one with this key is stored (or lost a race)
+            else:
+                if key:
+                    first_with_key[key] = index
+                item = items[index]
+                new[index] = Event(
+                    site=site,
+                    type=item.event_type,
+                    data=item.data,
+                    idempotency_key=item.idempotency_key,
+                    ordering_key=item.ordering_key,
+                )
+        stored = bulk.events_create(events=list(new.values()), data_json=[rendered[i] for i in new])
+        lost = [new[i].idempotency_key for i in new if new[i].pk not in stored]
+        if lost:  # a concurrent publish stored these keys first
+            known.update(Event.objects.filter(site=site, idempotency_key__in=lost).values_list("idempotency_key", "id"))
+        created = {i: e for i, e in new.items() if e.pk in stored}
+        for index in rendered:
+            key = items[index].idempotency_key
+            if index in created:
+                results[index] = BatchResult("created", event_id=created[index].pk)
+            elif results[index] is None:
+                first = first_with_key.get(key)
+                event_id = created[first].pk if first in created else known[key]
+                results[index] = BatchResult("existing", event_id=event_id)
+        counts = _deliveries_store(site=site, events=list(created.values()))
+    return [
+        r if r.outcome != "created" else BatchResult("created", r.event_id, deliveries=counts.get(r.event_id, 0)) for r in results
+    ]
+
+
+def _deliveries_store(*, site: Site, events: list[Event]) -> dict[str, int]:
+    """One delivery per subscribed webhook for each of `events`, handed out on commit; how many each got."""
+    if not events:
+        return {}
+    candidates = bulk.candidates_read(site_id=site.pk)
+    flowing, held = [], []
+    ordered: list[tuple[Event, list]] = []  # (event, its ordered webhooks), in the batch's order
+    for event in events:
+        keyed = []
+        for w in candidates:
+            if _receives(w, event.type, event.data):
+                if ordering_key_for(w.ordering, event.ordering_key) is not None:
+                    keyed.append(w)
+                else:
+                    (held if w.held else flowing).append((event.pk, w.id))
+        if keyed:
+            ordered.append((event, keyed))
+    now = timezone.now()
+    token = outbox.this_process().token()
+    sent = bulk.deliveries_create_many(pairs=flowing, now=now, until=dispatch_until(now), token=token)
+    waiting = bulk.deliveries_create_many(pairs=held, now=now, until=None, token=None)
+    ids = [delivery_id for delivery_id, _, _ in sent]
+    behind: list[str] = []
+    if ordered:
+        # One event at a time, in the batch's order, as single publishes would store them: each
+        # statement sees the deliveries of the one before, so a key's later events wait behind it.
+        bulk.keys_lock(
+            keys=sorted({f"{w.id}\x1f{ordering_key_for(w.ordering, e.ordering_key)}" for e, keyed in ordered for w in keyed})
+        )
+        for event, keyed in ordered:
+            for group, until, group_token in (
+                ([w for w in keyed if not w.held], dispatch_until(now), token),
+                ([w for w in keyed if w.held], None, None),
+            ):
+                made = bulk.deliveries_create(
+                    event_id=event.pk,
+                    webhook_ids=[w.id for w in group],
+                    keys=[ordering_key_for(w.ordering, event.ordering_key) for w in group],
+                    now=now,
+                    until=until,
+                    token=group_token,
+                    behind=behind if group_token else None,
+                )
+                (sent if group_token else waiting).extend((d, event.pk, w) for d, w in made)
+                if group_token:
+                    ids.extend(d for d, _ in made if d not in behind)
+    if ids:
+        transaction.on_commit(lambda: outbox.this_process().put(ids, token))
+    if behind:
+        transaction.on_commit(lambda: outbox.this_process().put_behind(behind))
+    counts: dict[str, int] = {}
+    for _, event_id, _ in sent + waiting:
+        counts[event_id] = counts.get(event_id, 0) + 1
+    return counts

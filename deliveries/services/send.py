@@ -2,9 +2,11 @@
 attempt for its webhook's format, record what the receiver answered, and schedule the next attempt."""
 
 import logging
+import re
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import DataError
@@ -12,10 +14,14 @@ from django.utils import timezone
 
 from core.logging import log_delivery
 from deliveries import bulk, endpoint_health, engine, http, outbox
+from deliveries.alerts import alert_email_queue, deliveries_exhausted_publish
+from deliveries.endpoint_auth import webhook_controls
 from deliveries.formats import DeliveryFormat, get_format
 from deliveries.models import Delivery
+from deliveries.rate_limit import deliveries_pace
 from deliveries.services.leases import dispatch_until, lease_token
 from deliveries.services.publish import event_publish
+from subscriptions.controls import rate_interval
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +133,10 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
         raise body
     if webhook is None:
         raise Unsendable(taken.problem, final=False)
+    try:
+        controls = webhook_controls(webhook)
+    except ValueError as exc:  # a stored certificate the ssl module no longer loads
+        raise Unsendable(f"the webhook's TLS settings cannot be used: {exc}", final=False) from exc
     return engine.Job(
         delivery_id=taken.id,
         token=token,
@@ -142,6 +152,8 @@ def delivery_render(taken: bulk.Taken, *, token: str, now: datetime, bodies: dic
         exchange=webhook.exchange,
         routing_key=webhook.routing_key,
         broker_password=webhook.broker_password,
+        controls=controls,
+        rate_interval=rate_interval(webhook.rate_limit),
         ordering_key=taken.ordering_key,
     )
 
@@ -207,6 +219,8 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
         bulk.release(ids=later, token=token)
     if unsendable:
         attempts_record_unsendable(unsendable, token=token)
+    if any(job.rate_interval for job in jobs):
+        jobs = deliveries_pace(jobs, token=token)  # deliveries/rate_limit.py
     latch = engine.Latch(len(jobs)) if wait else None
     for job in jobs:
         job.deadline, job.done = deadline, latch
@@ -372,13 +386,20 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
         )
     except Exception:  # the attempts are stored; health catches up with the next outcomes
         logger.exception("could not update endpoint health for %d attempts", len(outcomes))
+    ended = [(job, o) for (job, _), o in zip(sent, outcomes, strict=True) if o.status == Delivery.Status.FAILED]
+    if ended:
+        try:
+            deliveries_exhausted_publish(ended=ended)
+        except Exception:  # the attempts are stored; only the announcement is lost
+            logger.exception("could not publish delivery.exhausted for %d deliveries", len(ended))
 
 
 def webhooks_health_record(*, outcomes: list[endpoint_health.EndpointAnswer]) -> None:
     """Fold attempt outcomes into their webhooks' health and publish what their owners should hear
     of (a circuit opened, a webhook disabled), each with the change it tells of."""
     for notice in endpoint_health.webhooks_record_outcomes(outcomes=outcomes):
-        event_publish(site=notice.site, event_type=notice.event_type, data=notice.data)
+        event, _ = event_publish(site=notice.site, event_type=notice.event_type, data=notice.data)
+        alert_email_queue(event_id=event.id, event_type=notice.event_type)
 
 
 def outcomes_store(outcomes: list[bulk.AttemptRecord], *, now: datetime) -> None:
@@ -455,8 +476,16 @@ def delivery_schedule_next(
 
 # Request headers that carry a credential rather than a signature (the chat2desk format sends the
 # integration's API token): the attempt log keeps that they were sent, never their value.
-CREDENTIAL_HEADERS = {"authorization"}
+CREDENTIAL_HEADERS = {"authorization", "cookie"}
+# A webhook's own headers (delivery controls) whose names say they carry a credential, as an API
+# gateway's X-Api-Key does: kept as sent, shown redacted.
+CREDENTIAL_HEADER_WORDS = re.compile(r"key|token|secret|auth|passw|session|credential", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
+def header_is_credential(name: str) -> bool:
+    return name.lower() in CREDENTIAL_HEADERS or bool(CREDENTIAL_HEADER_WORDS.search(name))
 
 
 def stored_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {name: "[redacted]" if name.lower() in CREDENTIAL_HEADERS else value for name, value in headers.items()}
+    return {name: "[redacted]" if header_is_credential(name) else value for name, value in headers.items()}

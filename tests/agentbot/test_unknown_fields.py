@@ -142,11 +142,13 @@ def test_read_only_fields_in_a_body_are_refused_as_read_only_and_all_named(api):
         fields["id"]
         == fields["secret"]
         == [
-            "unknown field (read-only here); the fields are url, events, format, exchange, routing_key, ordering, description, enabled"
+            "unknown field (read-only here); the fields are url, events, format, exchange, routing_key, ordering, "
+            "description, enabled, headers, auth, filter, rate_limit, tls_client_cert, tls_client_key, tls_ca_cert"
         ]
     )
     assert fields["colour"] == [
-        "unknown field; the fields are url, events, format, exchange, routing_key, ordering, description, enabled"
+        "unknown field; the fields are url, events, format, exchange, routing_key, ordering, description, enabled, "
+        "headers, auth, filter, rate_limit, tls_client_cert, tls_client_key, tls_ca_cert"
     ]
     assert response.json()["message"].startswith("id, secret: unknown field (read-only here)")
     assert not Webhook.objects.exists()

@@ -1,6 +1,8 @@
 """The limits a multi-tenant service needs (docs/limits.md): webhooks per site, requests per API key
 (shared by every web process through Redis), failed API-key checks per address."""
 
+import secrets
+
 import pytest
 
 from core import ratelimit
@@ -60,13 +62,14 @@ def test_the_rate_limit_is_kept_in_redis_so_every_web_process_shares_it(settings
 def test_guessing_api_keys_from_one_address_is_throttled(settings, api_client):
     settings.AGENTBOT_API_AUTH_FAILURE_RATE = 0.1
     settings.AGENTBOT_API_AUTH_FAILURE_BURST = 3
-    address = "203.0.113.77"
+    # Addresses of their own: the buckets live in Redis, which outlives one run of the suite.
+    address, other = (f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}" for _ in range(2))
     statuses = [
         api_client.get("/api/v1/webhooks", HTTP_AUTHORIZATION=f"Bearer wrong-{n}", REMOTE_ADDR=address).status_code
         for n in range(5)
     ]
     assert statuses == [401, 401, 401, 429, 429]
-    elsewhere = api_client.get("/api/v1/webhooks", HTTP_AUTHORIZATION="Bearer wrong", REMOTE_ADDR="203.0.113.78")
+    elsewhere = api_client.get("/api/v1/webhooks", HTTP_AUTHORIZATION="Bearer wrong", REMOTE_ADDR=other)
     assert elsewhere.status_code == 401
 
 
@@ -79,3 +82,17 @@ def test_a_rate_of_zero_is_no_limit(settings):
 def test_without_redis_each_process_keeps_its_own_buckets():
     local = ratelimit._Local()
     assert [local.take("k", 1.0, 2).allowed for _ in range(3)] == [True, True, False]
+
+
+def test_publishing_events_counts_against_the_keys_rate_like_every_other_request(settings):
+    # POST /api/v1/events has a lean path beside DRF's view (deliveries/api.py); both take from the key's bucket.
+    settings.AGENTBOT_API_RATE = 0.5
+    settings.AGENTBOT_API_BURST = 3
+    api = client_for(SiteFactory())
+    event = {"event": "message.created", "data": {"n": 1}}
+    assert [api.post("/api/v1/events", event, format="json").status_code for _ in range(3)] == [201] * 3
+
+    limited = api.post("/api/v1/events", event, format="json")
+
+    assert limited.status_code == 429
+    assert int(limited["Retry-After"]) >= 1

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -171,3 +173,65 @@ def test_text_postgresql_cannot_store_is_a_400_naming_the_field(api, raw, path):
     response = api.post("/api/v1/events", data=raw, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["message"].startswith(path) and "NUL character or an unpaired surrogate" in response.json()["message"]
+
+
+def test_the_lean_publish_answers_as_the_drf_view_does(api, site, webhook_factory, monkeypatch):
+    """The usual publish skips DRF (deliveries.api.event_publish_endpoint); a charset parameter
+    sends the same body through EventPublishView: the two answers must not differ."""
+    from deliveries import api as deliveries_api
+
+    through_view = []
+    view = deliveries_api._publish_view
+    monkeypatch.setattr(deliveries_api, "_publish_view", lambda request: through_view.append(1) or view(request))
+    webhook_factory(site=site, events=["*"])
+    body = {"event": "message.created", "data": {"b": 1.0, "a": [1e300, -0.0], "é": "ü"}, "idempotency_key": "lean-1"}
+    lean = api.post("/api/v1/events", body, format="json")
+    viewed = api.post(
+        "/api/v1/events", json.dumps({**body, "idempotency_key": "lean-2"}), content_type="application/json; charset=utf-8"
+    )
+    assert (lean.status_code, viewed.status_code) == (201, 201)
+    assert through_view == [1]  # the charset one only
+    ignore = {"id", "idempotency_key", "created_at", "deliveries"}
+    assert {k: v for k, v in lean.json().items() if k not in ignore} == {
+        k: v for k, v in viewed.json().items() if k not in ignore
+    }
+    assert list(lean.json()) == list(viewed.json())
+    assert [list(d) for d in lean.json()["deliveries"]] == [list(d) for d in viewed.json()["deliveries"]]
+    assert dict(lean.headers) == {**dict(viewed.headers), "Content-Length": lean.headers["Content-Length"]}
+    again = api.post("/api/v1/events", body, format="json")  # the lean path's replay
+    assert (again.status_code, again.json()["id"]) == (200, lean.json()["id"])
+
+
+@pytest.mark.parametrize(
+    "body, status, phrase",
+    [
+        ({"event": " message.created", "data": DATA}, 201, ""),  # trimmed, as the serializer does
+        ({"event": "", "data": DATA}, 400, "event: This field may not be blank"),
+        ({"event": "message.created", "data": DATA, "idempotency_key": ""}, 400, "idempotency_key: This field may not be blank"),
+        ({"event": "message.created", "data": DATA, "idempotency_key": "k" * 256}, 400, "idempotency_key"),
+        ({"event": "message.created", "data": DATA, "id": "evt_x"}, 400, "id: unknown field (read-only here)"),
+        ({"event": "x" * 65, "data": DATA}, 400, "event: Ensure this field has no more than 64 characters"),
+        ({"event": "ticket.created", "data": {"a": "\x00"}}, 400, "NUL"),
+        ({"event": "ticket.created", "data": {}, "idempotency_key": "k\x00"}, 400, "idempotency_key: Null characters"),
+        ({"event": "ticket.created", "data": {}, "idempotency_key": "k\ud800"}, 400, "idempotency_key: Surrogate"),
+        ({"event": "ticket.created", "data": {}, "idempotency_key": " k "}, 201, ""),  # trimmed, as the serializer does
+    ],
+)
+def test_what_the_lean_publish_does_not_take_gets_the_views_answer(api, site, body, status, phrase):
+    response = api.post("/api/v1/events", json.dumps(body), content_type="application/json")  # (\ud800 escaped)
+    assert response.status_code == status, response.content
+    if phrase:
+        assert phrase in response.json()["message"]
+    else:
+        assert response.json()["event"] == body["event"].strip()
+        assert response.json()["idempotency_key"] == ((body.get("idempotency_key") or "").strip() or None)
+
+
+def test_the_lean_publish_needs_a_valid_key(site):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer abk_not_a_key")
+    response = client.post("/api/v1/events", {"event": "message.created", "data": DATA}, format="json")
+    assert response.status_code == 401
+    assert "not valid" in response.json()["message"]

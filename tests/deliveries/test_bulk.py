@@ -137,3 +137,29 @@ def test_webhooks_succeeded_resets_the_streak_and_closes_the_circuit(statements,
         None,
         now,
     )
+
+
+def test_events_create_stores_many_and_skips_an_idempotency_key_already_used(statements, site):
+    from deliveries.models import Event
+
+    Event.objects.create(site=site, type="ticket.created", data={}, idempotency_key="used")
+    events = [
+        Event(site=site, type="ticket.created", data={"n": 1}, idempotency_key="fresh"),
+        Event(site=site, type="ticket.updated", data={"n": 2}, idempotency_key="used"),
+        Event(site=site, type="ticket.created", data={"n": 3}),
+    ]
+    stored = bulk.events_create(events=events, data_json=['{"n":1}', '{"n":2}', '{"n":3}'])
+    assert stored == {events[0].pk, events[2].pk}
+    assert Event.objects.get(pk=events[2].pk).data == {"n": 3}
+    assert Event.objects.filter(site=site, idempotency_key="used").get().data == {}
+
+
+def test_deliveries_create_many_stores_one_per_event_and_webhook(statements, site, webhook_factory):
+    first, second = webhook_factory(site=site), webhook_factory(site=site)
+    now = timezone.now()
+    one, _ = bulk.event_create(site_id=site.pk, event_type="ticket.created", data={}, data_json="{}")
+    two, _ = bulk.event_create(site_id=site.pk, event_type="ticket.created", data={}, data_json="{}")
+    pairs = [(one.id, first.id), (one.id, second.id), (two.id, second.id)]
+    created = bulk.deliveries_create_many(pairs=pairs, now=now, until=now + timedelta(seconds=60), token="t")
+    assert [(e, w) for _, e, w in created] == pairs
+    assert {(d.event_id, d.webhook_id, d.lease_token) for d in Delivery.objects.all()} == {(e, w, "t") for e, w in pairs}

@@ -118,6 +118,9 @@ SHOWN = {
     "webhook.test": ["Test event from Agentbot", "This is a test event from Agentbot."],
     "webhook.disabled": ["Webhook disabled: https://crm.example.com/hooks", "the receiver answered 410 Gone"],
     "webhook.circuit_opened": ["Webhook failing, deliveries held", "10"],
+    "webhook.failing": ["Webhook failing (50% of the way to being disabled)", "412", "2026-05-20T00:34:56Z"],
+    "webhook.recovered": ["Webhook recovered: https://crm.example.com/hooks", "2026-05-17T12:40:00Z"],
+    "delivery.exhausted": ["Delivery failed for good: message.created to https://crm.example.com/hooks", "HTTP 503"],
 }
 
 

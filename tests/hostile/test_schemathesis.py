@@ -10,7 +10,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
+from schemathesis.specs.openapi.checks import ignored_auth, negative_data_rejection, positive_data_acceptance
 
 from agentbot.wsgi import application
 from core.services import api_key_create
@@ -44,18 +44,23 @@ UPSTREAM = {
     "POST /api/v1/integrations/{integration_id}/register-webhook",
 }
 
+# The batch answers 200 with a result per event: an event its schema refuses is one refused
+# result, by design (docs/api/index.md), not a 400 for the whole request.
+PER_ITEM_ANSWERS = {"POST /api/v1/events/batch"}
+
 pytestmark = pytest.mark.django_db
 
 
 def excluded_checks(case) -> list:
     name = f"{case.operation.method.upper()} {case.operation.path}"
     excluded = [positive_data_acceptance] if name in BUSINESS_RULES else []
+    excluded += [negative_data_rejection] if name in PER_ITEM_ANSWERS else []
     return excluded + ([not_a_server_error] if name in UPSTREAM else [])
 
 
 def test_every_business_rule_exception_names_an_operation_of_the_schema():
     names = {f"{op.method.upper()} {op.path}" for op in (r.ok() for r in schema.get_all_operations())}
-    assert set(BUSINESS_RULES) | UPSTREAM <= names
+    assert set(BUSINESS_RULES) | UPSTREAM | PER_ITEM_ANSWERS <= names
 
 
 @pytest.fixture(autouse=True)

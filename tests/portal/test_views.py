@@ -469,3 +469,40 @@ def test_a_webhook_chooses_its_ordering_in_the_portal_and_keeps_it_when_left_out
     portal.post(f"/portal/webhooks/{webhook.id}", form)
     webhook.refresh_from_db()
     assert (webhook.ordering, webhook.description) == ("key", "still ordered")
+
+
+def test_the_webhook_form_sets_delivery_controls_and_keeps_the_secret_write_only(portal, site):
+    import json
+
+    response = portal.post(
+        "/portal/webhooks/new",
+        {
+            "url": "https://hooks.example.com/crm",
+            "events": ["message.created"],
+            "format": "agentbot",
+            "headers": json.dumps({"X-Tenant": "acme"}),
+            "filter": json.dumps({"channel": {"$in": ["whatsapp"]}}),
+            "rate_limit_count": "5",
+            "rate_limit_period": "per_minute",
+            "auth_type": "bearer",
+            "auth_secret": "tok-portal",
+        },
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    webhook = Webhook.objects.get()
+    assert webhook.headers == {"X-Tenant": "acme"} and webhook.filter == {"channel": {"$in": ["whatsapp"]}}
+    assert webhook.rate_limit == {"per_minute": 5} and webhook.auth == {"type": "bearer"}
+    assert webhook.auth_secret == "tok-portal"
+    page = portal.get(f"/portal/webhooks/{webhook.id}").content.decode()
+    assert "tok-portal" not in page and "X-Tenant" in page
+
+    # Saved again without a token: the stored one stays; a reserved header is refused at its field.
+    fields = {"url": webhook.url, "events": ["message.created"], "format": "agentbot", "auth_type": "bearer"}
+    response = portal.post(f"/portal/webhooks/{webhook.id}", {**fields, "headers": json.dumps({"webhook-id": "x"})})
+    assert response.status_code == 200 and "webhook-id cannot be set" in response.context["form"].errors["headers"][0]
+    response = portal.post(
+        f"/portal/webhooks/{webhook.id}", {**fields, "rate_limit_count": "", "rate_limit_period": "per_second"}
+    )
+    assert response.status_code == 302
+    webhook.refresh_from_db()
+    assert webhook.auth_secret == "tok-portal" and webhook.rate_limit is None

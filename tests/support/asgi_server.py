@@ -22,7 +22,7 @@ def free_port() -> int:
 
 
 class AsgiServer:
-    def __init__(self, log_dir: Path, **env_overrides: str) -> None:
+    def __init__(self, log_dir: Path, *, workers: int = 1, **env_overrides: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -38,6 +38,8 @@ class AsgiServer:
         args += ["--port", str(self.port), "--no-access-log", "--ws-max-size", "1048576"]
         # A polling client's long poll stays open until the next ping (25 s): stop within 2 s of SIGTERM.
         args += ["--timeout-graceful-shutdown", "2"]
+        if workers > 1:  # processes sharing the port, as `manage.py serve` starts AGENTBOT_WEB_WORKERS of them
+            args += ["--workers", str(workers)]
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready()

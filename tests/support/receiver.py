@@ -35,10 +35,13 @@ class _Server(ThreadingHTTPServer):
 
 
 class Receiver:
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, tls=None) -> None:
+        """`tls`: an ssl.SSLContext (server side) to listen with HTTPS instead of HTTP."""
         self.received: list[Received] = []
         self._cond = threading.Condition()
         self.responder: Responder = lambda n: (200, b'{"ok":true}')
+        # Checks a request's (lower-cased) headers before the responder: False answers 401.
+        self.authorize: Callable[[dict[str, str]], bool] | None = None
         self._release = threading.Event()
         receiver = self
 
@@ -54,7 +57,11 @@ class Receiver:
                     )
                     number = len(receiver.received)
                     receiver._cond.notify_all()
-                status, payload, *extra = receiver.responder(number)
+                check = receiver.authorize
+                if check is not None and not check(receiver.received[number - 1].headers):
+                    status, payload, extra = 401, b'{"error":"unauthorized"}', []
+                else:
+                    status, payload, *extra = receiver.responder(number)
                 if status is None:
                     receiver._release.wait(60)
                     return
@@ -70,12 +77,15 @@ class Receiver:
                 pass
 
         self.server = _Server(("127.0.0.1", port), Handler)
+        self.scheme = "https" if tls is not None else "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_port}/hook"
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout

@@ -37,11 +37,13 @@ class Visitor:
             self.refusal = data
             self._cond.notify_all()
 
-    def connect(self, url: str, integration_id: str, *, origin: str | None, session: str | None = None, **auth) -> dict:
+    def connect(
+        self, url: str, integration_id: str, *, origin: str | None, session: str | None = None, transports=("websocket",), **auth
+    ) -> dict:
         """Connect as a page on `origin` would; the `session` event the server sends."""
         headers = {"Origin": origin} if origin else {}
         auth = {"integration": integration_id, **auth, **({"session": session} if session else {})}
-        self.client.connect(url, headers=headers, auth=auth, transports=["websocket"], wait_timeout=10)
+        self.client.connect(url, headers=headers, auth=auth, transports=list(transports), wait_timeout=10)
         return self.wait_for("session")
 
     def refused(self, url: str, integration_id, *, origin: str | None, **auth) -> dict:
