@@ -23,11 +23,13 @@ run: install
 	AGENTBOT_ALLOW_PRIVATE_URLS=$${AGENTBOT_ALLOW_PRIVATE_URLS:-1} $(PY) manage.py serve
 
 # The house rules, before the suite: lint and format (ruff, configured in pyproject.toml) and the
-# apps' layers (import-linter's contract in pyproject.toml; docs/ARCHITECTURE.md explains it).
+# apps' layers (import-linter's contracts in pyproject.toml; docs/ARCHITECTURE.md explains them),
+# and no import circle in any package, function-local imports included (scripts/import_cycles.py).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) scripts/import_cycles.py
 
 test: install lint
 	@bash scripts/services.sh

@@ -277,10 +277,10 @@ AGENTBOT_RETRY_SCHEDULE = env_schedule("AGENTBOT_RETRY_SCHEDULE")
 AGENTBOT_SWEEP_INTERVAL = env_float("AGENTBOT_SWEEP_INTERVAL", 5.0)
 AGENTBOT_HTTP_TIMEOUT = env_float("AGENTBOT_HTTP_TIMEOUT", 15.0)
 AGENTBOT_ALLOW_PRIVATE_URLS = env_bool("AGENTBOT_ALLOW_PRIVATE_URLS", False)
-# How long a queued hand-off owns its deliveries before the sweep may hand them out again.
+# How long enqueued deliveries are owned (the dispatch lease) before the sweep may enqueue them again.
 AGENTBOT_DISPATCH_LEASE = env_float("AGENTBOT_DISPATCH_LEASE", 60.0)
 AGENTBOT_SEND_BATCH = int(env_float("AGENTBOT_SEND_BATCH", 100))
-# A publishing process sends at most one hand-off message per this many seconds unless a full
+# A publishing process enqueues at most one message per this many seconds unless a full
 # batch has gathered: fewer, fuller messages under load, no wait for a lone publish.
 AGENTBOT_HANDOFF_LINGER = env_float("AGENTBOT_HANDOFF_LINGER", 0.005)
 # The engine of each worker process (deliveries/engine.py): requests in flight per webhook, rounds
@@ -372,7 +372,7 @@ AGENTBOT_LLM_API_KEY = os.environ.get("AGENTBOT_LLM_API_KEY", "")
 AGENTBOT_LLM_MODEL = os.environ.get("AGENTBOT_LLM_MODEL", "gpt-4o-mini")
 AGENTBOT_LLM_TIMEOUT = env_float("AGENTBOT_LLM_TIMEOUT", 30.0)
 # Inbound webhooks are stored before the 200 and processed by a worker; one the worker did not
-# finish is handed out again after this many seconds, at most AGENTBOT_INBOUND_ATTEMPTS times.
+# finish is enqueued again after this many seconds, at most AGENTBOT_INBOUND_ATTEMPTS times.
 # The lease outlasts a model call, so a slow answer is never taken for a dead worker.
 AGENTBOT_INBOUND_LEASE = max(env_float("AGENTBOT_INBOUND_LEASE", 120.0), AGENTBOT_LLM_TIMEOUT * 1.5)
 AGENTBOT_INBOUND_ATTEMPTS = int(env_float("AGENTBOT_INBOUND_ATTEMPTS", 5))
@@ -381,7 +381,7 @@ AGENTBOT_INBOUND_ATTEMPTS = int(env_float("AGENTBOT_INBOUND_ATTEMPTS", 5))
 # replay and stored once. Its cost: a client who repeats a message ("yes", "yes") inside the
 # window is answered once. Status events are never de-duplicated by body.
 AGENTBOT_INBOUND_REPLAY_WINDOW = env_float("AGENTBOT_INBOUND_REPLAY_WINDOW", 0.0)
-# How often the sweep hands out stored inbound events no worker finished (whole seconds: see
+# How often the sweep enqueues stored inbound events no worker finished (whole seconds: see
 # CELERY_BEAT_SCHEDULE).
 AGENTBOT_INBOUND_SWEEP_INTERVAL = max(1, math.ceil(env_float("AGENTBOT_INBOUND_SWEEP_INTERVAL", 30.0)))
 # The webhook channel, v2 synchronous with polling: how long a request waits for the
@@ -424,12 +424,12 @@ CELERY_BEAT_SCHEDULE = {
     "retention": {"task": "deliveries.tasks.retention_run", "schedule": 3600.0},
     # Stored inbound events no worker finished go to the workers again.
     "inbound-sweep": {
-        "task": "agentbot.tasks.inbound_sweep",
+        "task": "inbound.tasks.inbound_sweep",
         "schedule": AGENTBOT_INBOUND_SWEEP_INTERVAL,
         "options": {"expires": AGENTBOT_INBOUND_SWEEP_INTERVAL},
     },
     # Finished inbound events are deleted after AGENTBOT_RETENTION_DAYS, like deliveries.
-    "inbound-retention": {"task": "agentbot.tasks.inbound_retention", "schedule": 3600.0},
+    "inbound-retention": {"task": "inbound.tasks.inbound_retention", "schedule": 3600.0},
     # Portal links that can open nothing any more (expired a day ago) are deleted.
     "portal-links-purge": {"task": "portal.tasks.portal_links_purge", "schedule": 3600.0},
 }

@@ -8,7 +8,7 @@ from core import ids
 from deliveries import api as deliveries_api
 from domain import api as domain_api
 from inbound import api as inbound_api
-from inbound.connectors.chat2desk import views as chat2desk_views
+from inbound import views as inbound_views
 from inbound.connectors.webchat import views as webchat_views
 from inbound.connectors.webhook_channel import upload_views
 from inbound.connectors.webhook_channel import views as webhook_channel_views
@@ -90,7 +90,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("portal/", include("portal.urls")),
     # The inbound webhooks document's URLs: the platforms' webhook, and the register-webhook helper at its documented path.
-    path("api/webhook/<slug:connector_type>/<intg:integration_id>", chat2desk_views.connector_webhook, name="connector-webhook"),
+    path("api/webhook/<slug:connector_type>/<intg:integration_id>", inbound_views.connector_webhook, name="connector-webhook"),
     # The webhook channel's URLs, as its document names them: the first instance, the further ones, and v2 polling.
     path("chatbot/hooks/<site:bot_id>", webhook_channel_views.hook, name="webhook-channel"),
     path(

@@ -35,7 +35,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0, skip_checks=True)
     from bench import scenarios
-    from deliveries import handoff
+    from deliveries import outbox
 
     class NoReceiver:
         def url(self, name: str, *, hang: bool = False) -> str:
@@ -45,14 +45,14 @@ def main() -> None:
     site, _ = scenarios.site_with_webhooks(NoReceiver(), args.webhooks)
     for _ in range(args.warmup):
         scenarios.publish_one(site)
-    handoff.outbox().flush(timeout=10)
+    outbox.this_process().flush(timeout=10)
     profiler = cProfile.Profile(time.thread_time) if args.cprofile else None  # CPU of this thread
     cpu, wall = time.process_time(), time.perf_counter()
     if profiler:
         profiler.enable()
     for _ in range(args.events):
         scenarios.publish_one(site)
-    handoff.outbox().flush(timeout=10)
+    outbox.this_process().flush(timeout=10)
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.cprofile)

@@ -1,4 +1,4 @@
-"""One object per process: the HTTP client, the delivery engine and the hand-off outbox each own
+"""One object per process: the HTTP client, the delivery engine and the outbox each own
 threads, which a forked child (a Celery pool process) does not inherit with the object."""
 
 import os

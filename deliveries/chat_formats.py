@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from deliveries import jsjson
 from deliveries.chat_message import ChatMessage, chat_message
+from deliveries.format_types import Envelope
 from subscriptions.models import WebhookFormat
-
-if TYPE_CHECKING:  # formats.py imports this module to register the formats
-    from deliveries.formats import Envelope
 
 CHAT_FORMATS = (WebhookFormat.SLACK, WebhookFormat.DISCORD, WebhookFormat.TEAMS)
 ELLIPSIS = "…"

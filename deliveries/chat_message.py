@@ -9,11 +9,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
+from deliveries.format_types import Envelope
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CONVERSATION_CLOSED,
@@ -31,9 +31,6 @@ from subscriptions.event_types import (
     WEBHOOK_RECOVERED,
     WEBHOOK_TEST,
 )
-
-if TYPE_CHECKING:  # formats.py imports the chat formats, which import this module
-    from deliveries.formats import Envelope
 
 CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]+")
 WEBHOOK_ID = re.compile(r"wh_[A-Za-z0-9_-]+")

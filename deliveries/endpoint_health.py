@@ -32,7 +32,9 @@ from subscriptions.models import Webhook
 
 
 @dataclass(frozen=True)
-class Outcome:
+class EndpointAnswer:
+    """What one attempt tells of the webhook's endpoint: answered well or not, with what, when."""
+
     webhook_id: str
     ok: bool
     status_code: int | None
@@ -53,13 +55,13 @@ def _probe_interval() -> timedelta:
     return timedelta(seconds=settings.AGENTBOT_CIRCUIT_PROBE_INTERVAL)
 
 
-def webhooks_record_outcomes(*, outcomes: list[Outcome]) -> Iterator[Notice]:
+def webhooks_record_outcomes(*, outcomes: list[EndpointAnswer]) -> Iterator[Notice]:
     """Fold a batch of attempt outcomes into each webhook's health, in one short transaction each.
 
     Yields the notices to publish, each from inside the transaction of the webhook it is about:
     published there, the webhook's new state and the event telling of it commit together. Consume
     it whole (a loop); a failure while handling a notice rolls that webhook's change back."""
-    by_webhook: dict[str, list[Outcome]] = defaultdict(list)
+    by_webhook: dict[str, list[EndpointAnswer]] = defaultdict(list)
     for outcome in sorted(outcomes, key=lambda o: o.at):
         by_webhook[outcome.webhook_id].append(outcome)
     # Nothing but successes (the usual batch) leaves a webhook healthy whatever it was before: the
@@ -91,7 +93,7 @@ def failing_level_reached(failing_since: datetime | None, now: datetime) -> int:
     return max((level for level in FAILING_LEVELS if part * 100 >= level), default=0)
 
 
-def _fold(webhook: Webhook, outcomes: list[Outcome]) -> list[Notice]:
+def _fold(webhook: Webhook, outcomes: list[EndpointAnswer]) -> list[Notice]:
     now = timezone.now()
     was_open = webhook.circuit_open
     announced = webhook.failing_level > 0 or was_open

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.db import purge_in_batches
 from deliveries.models import Attempt, Delivery, Event
 
 
@@ -27,18 +28,6 @@ def events_purge_old(*, cutoff: datetime, batch_size: int = 500, max_seconds: fl
             Attempt.objects.filter(delivery__event_id__in=ids).delete()
             Delivery.objects.filter(event_id__in=ids).delete()
             Event.objects.filter(id__in=ids).delete()
-        deleted += len(ids)
-    return deleted
-
-
-def purge_in_batches(queryset, *, batch_size: int, max_seconds: float) -> int:
-    """Delete the rows of `queryset` `batch_size` at a time, for at most `max_seconds`; how many."""
-    deleted, started = 0, time.monotonic()
-    while time.monotonic() - started < max_seconds:
-        ids = list(queryset.values_list("id", flat=True)[:batch_size])
-        if not ids:
-            break
-        queryset.model.objects.filter(id__in=ids).delete()
         deleted += len(ids)
     return deleted
 

@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from core.errors import Refused
 from core.models import Site
+from core.text import text_is_storable
 from core.vocabulary import ConversationStatus, SenderType, SessionState, TicketPriority, TicketStatus
-from deliveries.services.publish import event_publish, text_is_storable
+from deliveries.services.publish import event_publish
 from domain import event_data, hooks
 from domain.models import Appointment, ContactRecord, Conversation, Lead, Message, Ticket
 from subscriptions.event_types import (

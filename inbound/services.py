@@ -21,8 +21,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.db import db_connection_release
-from deliveries.retention import purge_in_batches, retention_cutoff
+from core.db import db_connection_release, purge_in_batches
+from deliveries.retention import retention_cutoff
 from deliveries.services.publish import event_publish
 from domain import services as domain
 from domain.models import Conversation, Message
@@ -36,7 +36,7 @@ from subscriptions.event_types import CHANNEL_REPLY
 
 logger = logging.getLogger(__name__)
 
-INBOUND_PROCESS_TASK = "agentbot.tasks.inbound_process"
+INBOUND_PROCESS_TASK = "inbound.tasks.inbound_process"
 
 
 # --- receive -----------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def inbound_receive(*, integration: Integration, parsed: Parsed, dispatch: bool 
     except IntegrityError:
         return InboundEvent.objects.get(integration=integration, external_id=external_id)
     if dispatch:
-        transaction.on_commit(lambda: inbound_dispatch([event.id]))
+        transaction.on_commit(lambda: inbound_enqueue([event.id]))
     return event
 
 
@@ -121,23 +121,23 @@ def inbound_replies(event: InboundEvent) -> list[Message]:
     return [found[i] for i in event.replies if i in found]
 
 
-def inbound_dispatch(ids: list[str]) -> None:
+def inbound_enqueue(ids: list[str]) -> None:
     # By the task's name: inbound.tasks imports this module, so importing it back would be a cycle.
     for event_id in ids:
         try:
             current_app.send_task(INBOUND_PROCESS_TASK, args=[event_id])
-        except Exception:  # the broker is down: the sweep hands the event out later
+        except Exception:  # the broker is down: the sweep enqueues the event later
             logger.warning("inbound event not queued; the sweep will pick it up", extra={"inbound_event_id": event_id})
 
 
 def inbound_sweep(limit: int = 500) -> int:
-    """Hand out stored events no worker finished: never queued, lost by the broker, or retried."""
+    """Enqueue stored events no worker finished: never queued, lost by the broker, or retried."""
     ids = list(
         InboundEvent.objects.filter(status__in=PENDING, next_attempt_at__lte=timezone.now())
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     )
-    inbound_dispatch(ids)
+    inbound_enqueue(ids)
     return len(ids)
 
 
@@ -149,7 +149,7 @@ def inbound_purge_old(*, batch_size: int = 1000, max_seconds: float = 20.0) -> i
 
 # --- process -----------------------------------------------------------------------------------
 def _claim(event_id: str) -> bool:
-    """Take the event for one attempt: it is not handed out again until the lease runs out. An
+    """Take the event for one attempt: it is not enqueued again until the lease runs out. An
     event whose attempts are used up (the last one's worker died) fails instead."""
     now = timezone.now()
     due = InboundEvent.objects.filter(pk=event_id, status__in=PENDING, next_attempt_at__lte=now)

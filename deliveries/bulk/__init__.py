@@ -14,12 +14,12 @@ from types import ModuleType
 from django.db import connection
 
 from deliveries.bulk import portable, postgresql
-from deliveries.bulk.common import Candidate, Outcome, Taken, due, due_unleased, heads, release, webhook_candidates
+from deliveries.bulk.common import AttemptRecord, Candidate, Taken, due, due_unleased, heads, release, webhook_candidates
 from deliveries.models import Event
 
 __all__ = [
     "Candidate",
-    "Outcome",
+    "AttemptRecord",
     "Taken",
     "candidates_read",
     "claim_due",
@@ -161,7 +161,7 @@ def take(
     return implementation().take(ids=ids, token=token, until=until, skip_webhooks=skip_webhooks, hold_until=hold_until)
 
 
-def record(outcomes: list[Outcome], *, now: datetime) -> None:
+def record(outcomes: list[AttemptRecord], *, now: datetime) -> None:
     """Store the attempts and move each delivery still held by its outcome's token on; an attempt
     is stored for every delivery that still exists."""
     if outcomes:

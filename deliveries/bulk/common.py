@@ -34,7 +34,7 @@ class Candidate:
 
     @property
     def held(self) -> bool:
-        """Its deliveries are stored but not handed out: paused, or its circuit is open."""
+        """Its deliveries are stored but not enqueued: paused, or its circuit is open."""
         return self.paused or self.circuit_opened_at is not None
 
 
@@ -168,7 +168,7 @@ def _ready(build: Callable[[], Webhook]) -> tuple[Webhook | None, str]:
 
 
 @dataclass
-class Outcome:
+class AttemptRecord:
     """One attempt to store and the state its delivery moves to."""
 
     delivery_id: str

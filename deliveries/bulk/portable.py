@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
 from deliveries import jsjson
-from deliveries.bulk.common import PENDING, Candidate, Outcome, Taken, _ready, due, heads, webhook_candidates
+from deliveries.bulk.common import PENDING, AttemptRecord, Candidate, Taken, _ready, due, heads, webhook_candidates
 from deliveries.formats import Envelope
 from deliveries.models import Attempt, Delivery, Event
 from subscriptions.models import Webhook
@@ -171,7 +171,7 @@ def take(*, ids, token, until, skip_webhooks, hold_until) -> tuple[list[Taken], 
     return taken, behind
 
 
-def record(outcomes: list[Outcome], *, now: datetime) -> None:
+def record(outcomes: list[AttemptRecord], *, now: datetime) -> None:
     with transaction.atomic():
         existing = set(Delivery.objects.filter(id__in=[o.delivery_id for o in outcomes]).values_list("id", flat=True))
         for o in outcomes:

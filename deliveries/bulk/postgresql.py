@@ -9,7 +9,7 @@ import psycopg
 from django.db import connection, transaction
 
 from core.ids import new_delivery_id
-from deliveries.bulk.common import Candidate, Outcome, Taken, _ready, _webhook
+from deliveries.bulk.common import AttemptRecord, Candidate, Taken, _ready, _webhook
 from deliveries.formats import Envelope
 from deliveries.models import Delivery, Event
 from subscriptions.models import Webhook
@@ -186,7 +186,7 @@ def _insert_plan() -> tuple[str, list]:
 SEQUENCE = "deliveries_delivery_sequence_seq"
 
 # At publish (under the key's lock): the new delivery `r` has a pending delivery of its key before
-# it, so it gets no dispatch lease and no message; it is handed out when the one before it ends.
+# it, so it gets no dispatch lease and no message; it is enqueued when the one before it ends.
 WAITS = """(r.ordering_key IS NOT NULL AND EXISTS (
     SELECT 1 FROM deliveries_delivery p
     WHERE p.webhook_id = r.webhook_id AND p.ordering_key = r.ordering_key AND p.ordering_key IS NOT NULL
@@ -414,7 +414,7 @@ def _moment(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def record(outcomes: list[Outcome], *, now: datetime) -> None:
+def record(outcomes: list[AttemptRecord], *, now: datetime) -> None:
     batch = [
         {
             "id": o.delivery_id,

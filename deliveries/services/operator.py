@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import Refused
-from deliveries import bulk, handoff
+from deliveries import bulk, outbox
 from deliveries.formats import get_format
 from deliveries.models import Delivery, Event
 from deliveries.preview import webhook_test_data
@@ -56,7 +56,7 @@ def _requeue(queryset, *, now: datetime) -> list[str]:
                 **fields,
             )
         if ids:
-            transaction.on_commit(lambda: handoff.send(ids, token))
+            transaction.on_commit(lambda: outbox.enqueue(ids, token))
     return ids
 
 

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from core.errors import Refused
 from core.models import Site
-from deliveries import bulk, handoff, jsjson
+from core.text import text_is_storable
+from deliveries import bulk, jsjson, outbox
 from deliveries.formats import get_format
 from deliveries.models import Event
 from deliveries.services.leases import dispatch_until
@@ -87,19 +88,6 @@ def _unstorable_text(value, path: str) -> str | None:
     return None
 
 
-def text_is_storable(text: str) -> bool:
-    """PostgreSQL text and jsonb hold neither NUL nor unpaired surrogates (they are not UTF-8)."""
-    if "\x00" in text:
-        return False
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def event_publish(
     *,
     site: Site,
@@ -148,7 +136,7 @@ def event_publish(
                 )
             webhooks = [w for w in candidates if _receives(w, event_type, data)]
         now = timezone.now()
-        token = handoff.outbox().token()
+        token = outbox.this_process().token()
         flowing = [w.id for w in webhooks if not w.held]
         # A paused webhook's deliveries are stored and wait for it to be enabled again; an open
         # circuit's are stored and held, its probes let them through later.
@@ -171,12 +159,12 @@ def event_publish(
         )
         ids = [delivery_id for delivery_id, _ in sent if delivery_id not in behind]
         if ids:
-            # Batched with other publishes of this process by deliveries/handoff.py.
-            transaction.on_commit(lambda: handoff.outbox().put(ids, token))
+            # Batched with other publishes of this process by deliveries/outbox.py.
+            transaction.on_commit(lambda: outbox.this_process().put(ids, token))
         if behind:
             # Sent when the one before ends; if it ended while this transaction was open, its
             # worker could not see these yet: the outbox looks once more after the commit.
-            transaction.on_commit(lambda: handoff.outbox().put_behind(behind))
+            transaction.on_commit(lambda: outbox.this_process().put_behind(behind))
     event.published = Published(data_json=data_json, deliveries=sent + waiting, at=now)
     return event, True
 
@@ -311,7 +299,7 @@ def _deliveries_store(*, site: Site, events: list[Event]) -> dict[str, int]:
         if keyed:
             ordered.append((event, keyed))
     now = timezone.now()
-    token = handoff.outbox().token()
+    token = outbox.this_process().token()
     sent = bulk.deliveries_create_many(pairs=flowing, now=now, until=dispatch_until(now), token=token)
     waiting = bulk.deliveries_create_many(pairs=held, now=now, until=None, token=None)
     ids = [delivery_id for delivery_id, _, _ in sent]
@@ -340,9 +328,9 @@ def _deliveries_store(*, site: Site, events: list[Event]) -> dict[str, int]:
                 if group_token:
                     ids.extend(d for d, _ in made if d not in behind)
     if ids:
-        transaction.on_commit(lambda: handoff.outbox().put(ids, token))
+        transaction.on_commit(lambda: outbox.this_process().put(ids, token))
     if behind:
-        transaction.on_commit(lambda: handoff.outbox().put_behind(behind))
+        transaction.on_commit(lambda: outbox.this_process().put_behind(behind))
     counts: dict[str, int] = {}
     for _, event_id, _ in sent + waiting:
         counts[event_id] = counts.get(event_id, 0) + 1

@@ -13,7 +13,7 @@ from django.db import DataError
 from django.utils import timezone
 
 from core.logging import log_delivery
-from deliveries import bulk, endpoint_health, engine, handoff, http
+from deliveries import bulk, endpoint_health, engine, http, outbox
 from deliveries.alerts import alert_email_queue, deliveries_exhausted_publish
 from deliveries.endpoint_auth import webhook_controls
 from deliveries.formats import DeliveryFormat, get_format
@@ -26,7 +26,7 @@ from subscriptions.controls import rate_interval
 logger = logging.getLogger(__name__)
 
 
-# --- hand out ---------------------------------------------------------------------------------
+# --- enqueue ----------------------------------------------------------------------------------------
 def deliveries_claim_due(*, now: datetime, limit: int) -> tuple[list[str], str]:
     """Take a dispatch lease on up to `limit` due deliveries whose lease has run out."""
     token = lease_token()
@@ -39,18 +39,18 @@ def deliveries_sweep(*, max_batches: int = 50) -> int:
     now, token = timezone.now(), lease_token()
     probes = endpoint_health.probes_claim(now=now, until=dispatch_until(now), token=token)
     if probes:
-        handoff.send(probes, token)
+        outbox.enqueue(probes, token)
     handed = len(probes)
-    # Ordered keys whose next delivery was not handed out when the one before it ended.
+    # Ordered keys whose next delivery was not enqueued when the one before it ended.
     stalled = bulk.claim_stalled(now=now, limit=settings.AGENTBOT_SEND_BATCH, until=dispatch_until(now), token=token)
     if stalled:
-        handoff.send(stalled, token)
+        outbox.enqueue(stalled, token)
     handed += len(stalled)
     for _ in range(max_batches):
         ids, token = deliveries_claim_due(now=timezone.now(), limit=settings.AGENTBOT_SEND_BATCH)
         if not ids:
             break
-        handoff.send(ids, token)
+        outbox.enqueue(ids, token)
         handed += len(ids)
     return handed
 
@@ -85,10 +85,10 @@ def deliveries_next(*, ids: list[str]) -> int:
     try:
         claimed = bulk.claim_next(ids=ids, now=now, until=dispatch_until(now), token=token)
     except Exception:  # what ended is recorded; the sweep hands the next ones out
-        logger.exception("could not hand out the next deliveries of %d ordering keys", len(ids))
+        logger.exception("could not enqueue the next deliveries of %d ordering keys", len(ids))
         return 0
     if claimed:
-        handoff.outbox().put(claimed, token)
+        outbox.this_process().put(claimed, token)
     return len(claimed)
 
 
@@ -267,7 +267,7 @@ def attempts_record_unsendable(items: list[tuple[bulk.Taken, Unsendable]], *, to
                 format_name=taken.format, schedule_position=taken.schedule_position, ok=False, now=now
             )
         outcomes.append(
-            bulk.Outcome(
+            bulk.AttemptRecord(
                 delivery_id=taken.id,
                 token=token,
                 number=taken.attempt_count + 1,
@@ -337,7 +337,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
         )
         gone_reasons[job.delivery_id] = gone
         outcomes.append(
-            bulk.Outcome(
+            bulk.AttemptRecord(
                 delivery_id=job.delivery_id,
                 token=job.token,
                 number=job.attempt_count + 1,
@@ -380,7 +380,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
     try:
         webhooks_health_record(
             outcomes=[
-                endpoint_health.Outcome(job.webhook_id, o.succeeded, o.status_code, o.at, gone_reasons[job.delivery_id])
+                endpoint_health.EndpointAnswer(job.webhook_id, o.succeeded, o.status_code, o.at, gone_reasons[job.delivery_id])
                 for (job, _), o in zip(sent, outcomes, strict=True)
             ]
         )
@@ -394,7 +394,7 @@ def attempts_record(sent: list[tuple[engine.Job, http.OutboundResult]]) -> None:
             logger.exception("could not publish delivery.exhausted for %d deliveries", len(ended))
 
 
-def webhooks_health_record(*, outcomes: list[endpoint_health.Outcome]) -> None:
+def webhooks_health_record(*, outcomes: list[endpoint_health.EndpointAnswer]) -> None:
     """Fold attempt outcomes into their webhooks' health and publish what their owners should hear
     of (a circuit opened, a webhook disabled), each with the change it tells of."""
     for notice in endpoint_health.webhooks_record_outcomes(outcomes=outcomes):
@@ -402,7 +402,7 @@ def webhooks_health_record(*, outcomes: list[endpoint_health.Outcome]) -> None:
         alert_email_queue(event_id=event.id, event_type=notice.event_type)
 
 
-def outcomes_store(outcomes: list[bulk.Outcome], *, now: datetime) -> None:
+def outcomes_store(outcomes: list[bulk.AttemptRecord], *, now: datetime) -> None:
     """Store a batch of outcomes. If the database refuses the batch for its data, each is stored
     alone, and one it still refuses is stored without the receiver's headers and body: one odd
     response must not leave a whole batch unrecorded (to be sent again when its leases run out).

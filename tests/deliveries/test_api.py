@@ -137,7 +137,7 @@ def test_retry_of_a_failed_delivery_makes_it_due_now_for_one_more_attempt(api, s
 def test_retry_of_a_delivery_in_flight_is_409(api, site, webhook_factory):
     webhook_factory(site=site)
     event_id = publish(api).json()["id"]
-    delivery = Delivery.objects.get(event_id=event_id)  # leased by the on-commit hand-off
+    delivery = Delivery.objects.get(event_id=event_id)  # leased by the on-commit enqueue
     response = api.post(f"/api/v1/deliveries/{delivery.id}/retry")
     assert response.status_code == 409 and "being sent" in response.json()["message"]
 

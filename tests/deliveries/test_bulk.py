@@ -45,7 +45,7 @@ def outcome(delivery_id, token, **fields):
         schedule_position=1,
         next_attempt_at=None,
     )
-    return bulk.Outcome(**{**values, **fields})
+    return bulk.AttemptRecord(**{**values, **fields})
 
 
 def test_event_create_reads_the_webhooks_that_get_new_events(statements, site, webhook_factory):

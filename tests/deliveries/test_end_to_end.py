@@ -119,13 +119,13 @@ def test_redirect_is_not_followed_and_counts_as_failure(site, webhook_factory, r
 
 def test_lost_queue_message_is_delivered_by_the_sweep(site, webhook_factory, receiver, workers, settings):
     from agentbot.celery import app
-    from deliveries.handoff import outbox
+    from deliveries.outbox import this_process as outbox
 
     settings.AGENTBOT_DISPATCH_LEASE = 1
     webhook_factory(site=site, url=receiver.url)
     _, delivery = publish(site)  # no worker runs: the message waits in Redis
-    assert outbox().flush(timeout=10), "the hand-off thread did not send the message"
-    assert app.control.purge() >= 1, "the on-commit hand-off should have queued a message"
+    assert outbox().flush(timeout=10), "the outbox thread did not send the message"
+    assert app.control.purge() >= 1, "the on-commit enqueue should have queued a message"
 
     workers.start()
     receiver.wait_for(1, timeout=30)

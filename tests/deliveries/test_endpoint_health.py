@@ -3,7 +3,7 @@ from datetime import UTC, timedelta
 import pytest
 from django.utils import timezone
 
-from deliveries.endpoint_health import Outcome, webhook_probe_take
+from deliveries.endpoint_health import EndpointAnswer, webhook_probe_take
 from deliveries.models import Event
 from deliveries.services.send import webhooks_health_record
 
@@ -14,7 +14,7 @@ def fold(webhook, *codes, at=None):
     at = at or timezone.now()
     webhooks_health_record(
         outcomes=[
-            Outcome(webhook.id, code is not None and 200 <= code < 300, code, at + timedelta(milliseconds=i))
+            EndpointAnswer(webhook.id, code is not None and 200 <= code < 300, code, at + timedelta(milliseconds=i))
             for i, code in enumerate(codes)
         ]
     )

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from agentbot.celery import app
 from deliveries import tasks
-from deliveries.leads_reoffer import leads_reoffer_failed
 from deliveries.models import Delivery, Event
+from deliveries.services.leads_reoffer import leads_reoffer_failed
 from deliveries.services.publish import event_publish
 from subscriptions.event_types import CATALOGUE
 

@@ -35,8 +35,8 @@ def _engine_stopped_afterwards():
 def handed(monkeypatch):
     """What the services hand to the workers (the outbox), instead of queueing Celery messages."""
     out: list[str] = []
-    monkeypatch.setattr(send.handoff.outbox(), "put", lambda ids, token: out.extend(ids))
-    monkeypatch.setattr(send.handoff, "send", lambda ids, token: out.extend(ids))
+    monkeypatch.setattr(send.outbox.this_process(), "put", lambda ids, token: out.extend(ids))
+    monkeypatch.setattr(send.outbox, "enqueue", lambda ids, token: out.extend(ids))
     return out
 
 
@@ -94,13 +94,13 @@ def test_the_outbox_hands_out_a_delivery_stored_behind_a_head_that_ended_meanwhi
     keyed = webhook_factory(site=site, ordering="key")
     first, second = publish(site, "A", 0), publish(site, "A", 1)
     sent = []
-    monkeypatch.setattr(send.handoff, "send", lambda ids, token: sent.append((ids, token)))
+    monkeypatch.setattr(send.outbox, "enqueue", lambda ids, token: sent.append((ids, token)))
     monkeypatch.setattr(
-        send.handoff.connection if hasattr(send.handoff, "connection") else send.handoff, "close", None, raising=False
+        send.outbox.connection if hasattr(send.outbox, "connection") else send.outbox, "close", None, raising=False
     )
     behind = delivery_of(second, keyed)
     finish(delivery_of(first, keyed))
-    send.handoff.next_send([behind.id])
+    send.outbox.enqueue_next([behind.id])
     ((ids, token),) = sent
     assert ids == [behind.id] and Delivery.objects.get(pk=behind.id).lease_token == token
 

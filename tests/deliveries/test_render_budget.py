@@ -1,29 +1,10 @@
-"""Rendering is linear in its input and has a time and size budget: a body that overruns either is a
-failed attempt that says why, never a delivery left pending with no attempt."""
-
-import dataclasses
-import time
-from datetime import timedelta
+"""Rendering the chat formats is linear in its input: only what can be shown is ever escaped. The
+time and size budgets of a render are send.py's (tests/deliveries/test_send.py)."""
 
 import pytest
-from django.db import transaction
-from django.utils import timezone
 
-from deliveries import chat_formats, engine, formats
+from deliveries import chat_formats
 from deliveries.chat_formats import discord_escape, fit, slack_escape
-from deliveries.models import Attempt, Delivery
-from deliveries.services.publish import event_publish
-from deliveries.services.send import deliveries_send
-
-pytestmark = pytest.mark.django_db(transaction=True)
-
-DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "hi"}
-
-
-@pytest.fixture(autouse=True)
-def _engine_stopped_afterwards():
-    yield
-    engine.engine_stop(timeout=5)
 
 
 # --- linear: only what can be shown is ever escaped ------------------------------------------------
@@ -81,45 +62,3 @@ def test_slack_field_names_are_cut_so_the_field_stays_within_its_limit():
 
 
 # --- the budgets: a failed attempt with the reason -----------------------------------------------
-def publish(site) -> Delivery:
-    with transaction.atomic():
-        event, _ = event_publish(site=site, event_type="message.created", data=DATA)
-    return event.deliveries.get()
-
-
-def test_a_body_over_the_size_budget_fails_at_once_with_the_reason(site, webhook_factory, receiver, settings):
-    settings.AGENTBOT_RENDER_MAX_BYTES = 100
-    webhook_factory(site=site, url=receiver.url)
-    delivery = publish(site)
-
-    deliveries_send(ids=[delivery.id], token=delivery.lease_token)
-
-    failed = Delivery.objects.get(pk=delivery.pk)
-    assert (failed.status, failed.attempt_count) == ("failed", 1)
-    (attempt,) = Attempt.objects.filter(delivery=delivery)
-    assert "AGENTBOT_RENDER_MAX_BYTES" in attempt.error and not attempt.succeeded
-    assert receiver.received == [], "nothing was sent"
-
-
-def test_a_render_over_the_time_budget_is_a_failed_attempt_and_moves_on_its_schedule(
-    site, webhook_factory, receiver, settings, monkeypatch
-):
-    settings.AGENTBOT_RENDER_BUDGET = 0.05
-    webhook_factory(site=site, url=receiver.url)
-    delivery = publish(site)
-    agentbot = formats.FORMATS["agentbot"]
-
-    def slow_body(envelope):
-        time.sleep(0.2)
-        return agentbot.build_body(envelope)
-
-    monkeypatch.setitem(formats.FORMATS, "agentbot", dataclasses.replace(agentbot, build_body=slow_body))
-
-    deliveries_send(ids=[delivery.id], token=delivery.lease_token, wait=False)
-
-    moved = Delivery.objects.get(pk=delivery.pk)
-    assert (moved.status, moved.attempt_count, moved.schedule_position) == ("pending", 1, 1)
-    assert moved.next_attempt_at > timezone.now() + timedelta(seconds=30), "the schedule's next step"
-    (attempt,) = Attempt.objects.filter(delivery=delivery)
-    assert "AGENTBOT_RENDER_BUDGET" in attempt.error
-    assert receiver.received == []

@@ -9,7 +9,7 @@ from django.core import mail
 from django.utils import timezone
 
 from deliveries import alerts, engine, http
-from deliveries.endpoint_health import Outcome
+from deliveries.endpoint_health import EndpointAnswer
 from deliveries.models import Delivery, Event
 from deliveries.services.send import attempts_record, webhooks_health_record
 
@@ -29,7 +29,7 @@ def fail_since(webhook, days: float, *, ok: bool = False, django_capture_on_comm
     """One outcome of the webhook, its failing streak having begun `days` ago."""
     webhook.__class__.objects.filter(pk=webhook.pk).update(failing_since=timezone.now() - timedelta(days=days))
     with django_capture_on_commit_callbacks(execute=True):
-        webhooks_health_record(outcomes=[Outcome(webhook.id, ok, 200 if ok else 500, timezone.now())])
+        webhooks_health_record(outcomes=[EndpointAnswer(webhook.id, ok, 200 if ok else 500, timezone.now())])
 
 
 def warnings_of(site, webhook) -> list[tuple[str, int | None]]:
@@ -82,8 +82,8 @@ def test_a_recovery_through_the_bulk_success_path_is_announced_once(
     webhook = webhook_factory(site=site)
     fail_since(webhook, 6, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
-        webhooks_health_record(outcomes=[Outcome(webhook.id, True, 200, timezone.now()) for _ in range(3)])
-        webhooks_health_record(outcomes=[Outcome(webhook.id, True, 200, timezone.now())])
+        webhooks_health_record(outcomes=[EndpointAnswer(webhook.id, True, 200, timezone.now()) for _ in range(3)])
+        webhooks_health_record(outcomes=[EndpointAnswer(webhook.id, True, 200, timezone.now())])
     assert warnings_of(site, webhook) == [("webhook.failing", 50), ("webhook.recovered", None)]
     assert len(mail.outbox) == 2
 

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from domain import services as domain
 from inbound import integrations
 from inbound.connectors.webchat import services as webchat
-from inbound.connectors.webchat.services import Refused, TokenBucket
+from inbound.connectors.webchat.services import TokenBucket, VisitorRefused
 from inbound.origins import origin_normalise, origins_clean
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,7 @@ def opened(chat, origin=SHOP, **auth) -> webchat.Session:
 
 def refusal(chat_or_id, origin=SHOP, **auth) -> str:
     integration_id = getattr(chat_or_id, "id", chat_or_id)
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(VisitorRefused) as refused:
         webchat.session_open(auth={"integration": integration_id, **auth}, origin=origin, own_origins=["http://agent.test"])
     return refused.value.code
 
@@ -106,7 +106,7 @@ def test_an_empty_origin_list_allows_only_the_services_own_pages(chat):
     ],
 )
 def test_a_connection_without_a_webchat_integration_is_refused(auth, code):
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(VisitorRefused) as refused:
         webchat.session_open(auth=auth, origin=SHOP, own_origins=[])
     assert refused.value.code == code
 
@@ -145,7 +145,7 @@ def test_a_message_must_be_text_within_the_limit(settings):
         ({"text": "x" * 11}, "message_too_long"),
         ({"text": "a\x00b"}, "invalid_message"),
     ]:
-        with pytest.raises(Refused) as refused:
+        with pytest.raises(VisitorRefused) as refused:
             webchat.message_text(data)
         assert refused.value.code == code, data
 
@@ -240,7 +240,7 @@ def test_the_webchat_panel_speaks_brazilian_portuguese(admin_client, chat):
 
 @pytest.mark.parametrize("junk", ["\u0000", "intg_\u0000", "intg_" + "z" * 26 + "\u0000", "'; drop table x; --", "\ud800"])
 def test_an_integration_id_out_of_its_grammar_is_refused_before_any_query(junk, django_assert_num_queries):
-    with django_assert_num_queries(0), pytest.raises(Refused) as refused:
+    with django_assert_num_queries(0), pytest.raises(VisitorRefused) as refused:
         webchat.session_open(auth={"integration": junk}, origin=SHOP, own_origins=[])
     assert refused.value.code == "integration_not_found"
     assert "\x00" not in str(refused.value), "the message names it printably"

@@ -277,7 +277,7 @@ def test_admin_actions_send_a_test_and_retry_a_delivery(admin, site, webhook_fac
 
 
 def test_retry_leaves_a_delivery_that_is_being_sent_and_says_so(admin, site, webhook_factory):
-    delivery = webhook_send_test(webhook=webhook_factory(site=site)).deliveries.get()  # leased by the hand-off
+    delivery = webhook_send_test(webhook=webhook_factory(site=site)).deliveries.get()  # leased when enqueued
     response = admin.post(f"{DELIVERIES}{delivery.pk}/act/retry/", follow=True)
     assert any("Queued 0 deliveries" in m and "1 were being sent already" in m for m in messages_of(response))
 

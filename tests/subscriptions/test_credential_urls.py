@@ -105,7 +105,7 @@ def test_the_webhook_page_previews_what_its_test_event_posts(admin_client, site,
 def test_a_disabled_chat_webhook_is_named_by_its_hint_in_the_event_its_owner_gets(site, webhook_factory):
     slack = webhook_factory(site=site, url=SLACK_URL, format="slack", events=["message.created"])
     webhook_factory(site=site, url="https://owner.example.com/h", events=["webhook.disabled"])
-    webhooks_health_record(outcomes=[endpoint_health.Outcome(slack.id, False, 410, timezone.now())])
+    webhooks_health_record(outcomes=[endpoint_health.EndpointAnswer(slack.id, False, 410, timezone.now())])
     event = Event.objects.get(type="webhook.disabled")
     assert event.data["url"] == "https://hooks.slack.com/…sEcR" and SLACK_URL not in str(event.data)
 

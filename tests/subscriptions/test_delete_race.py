@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from deliveries import handoff
+from deliveries import outbox
 from deliveries.models import Attempt, Delivery
 from deliveries.services.publish import event_publish
 from subscriptions.models import Webhook
@@ -20,7 +20,7 @@ DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visi
 
 
 def test_deletes_racing_publishes_all_win_and_no_publish_fails(monkeypatch):
-    monkeypatch.setattr(handoff.outbox(), "put", lambda ids, token: None)  # no worker here: keep them stored
+    monkeypatch.setattr(outbox.this_process(), "put", lambda ids, token: None)  # no worker here: keep them stored
     site = SiteFactory()
     webhooks = [WebhookFactory(site=site, events=["*"]) for _ in range(30)]
     api = client_for(site)

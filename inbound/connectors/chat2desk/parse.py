@@ -4,9 +4,9 @@ transport`) or, when a human operator acts on a dialog, a status event named by 
 
 import re
 
+from core.text import text_is_storable
 from core.vocabulary import Channel
 from deliveries.jsjson import MAX_SAFE_INTEGER
-from deliveries.services.publish import text_is_storable
 from inbound.parsed import Parsed, PayloadError
 
 # hook_type → the internal action (the inbound webhooks document's table).

@@ -21,7 +21,7 @@ from django.core import signing
 from django.utils import timezone
 
 from core import ids
-from deliveries.services.publish import text_is_storable
+from core.text import text_is_storable
 from domain.models import Conversation, Message
 from inbound import services
 from inbound.models import INBOUND_PENDING, ConnectorType, InboundEvent, Integration
@@ -36,7 +36,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 PENDING_NOTICE = "The answer is taking longer than usual; it will appear here."
 
 
-class Refused(Exception):
+class VisitorRefused(Exception):
     """The visitor's request cannot be served; `code` for programs, the message for people."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -113,7 +113,7 @@ def _page_url(value) -> str:
         return ""
     valid = isinstance(value, str) and len(value) <= 2048 and text_is_storable(value)
     if not valid or urlsplit(value).scheme not in DEFAULT_PORTS:
-        raise Refused("invalid_page_url", "page_url must be the page's http(s) URL, at most 2048 characters")
+        raise VisitorRefused("invalid_page_url", "page_url must be the page's http(s) URL, at most 2048 characters")
     return value
 
 
@@ -122,12 +122,14 @@ def session_open(*, auth, origin: str | None, own_origins: list[str]) -> Session
     origin. The session it names resumes the visitor's open conversation; an unknown, forged or
     missing one starts a new session."""
     if not isinstance(auth, dict) or not isinstance(auth.get("integration"), str):
-        raise Refused("invalid_auth", 'connect with auth {"integration": "intg_…", "session": "<saved session, optional>"}')
+        raise VisitorRefused(
+            "invalid_auth", 'connect with auth {"integration": "intg_…", "session": "<saved session, optional>"}'
+        )
     integration_id = auth["integration"][:100]
     # Checked by its grammar before any query: an anonymous client's NUL or other junk is a clear
     # refusal, never a database error (and an ERROR line) it could cause at will.
     if not ids.is_id(integration_id, "intg"):
-        raise Refused(
+        raise VisitorRefused(
             "integration_not_found",
             f"there is no webchat integration {ascii(integration_id)[1:-1][:100]}; check data-integration (an id as intg_01…)",
         )
@@ -135,13 +137,15 @@ def session_open(*, auth, origin: str | None, own_origins: list[str]) -> Session
         Integration.objects.select_related("site").filter(pk=integration_id, connector_type=ConnectorType.WEBCHAT).first()
     )
     if integration is None:
-        raise Refused("integration_not_found", f"there is no webchat integration {integration_id}; check data-integration")
+        raise VisitorRefused("integration_not_found", f"there is no webchat integration {integration_id}; check data-integration")
     if not integration.active:
-        raise Refused("integration_inactive", f"webchat integration {integration.id} is not active")
+        raise VisitorRefused("integration_inactive", f"webchat integration {integration.id} is not active")
     if not origin:
-        raise Refused("origin_required", "the connection has no Origin header; a page's browser sends it, other clients must too")
+        raise VisitorRefused(
+            "origin_required", "the connection has no Origin header; a page's browser sends it, other clients must too"
+        )
     if not origin_allowed(integration=integration, origin=origin, own_origins=own_origins):
-        raise Refused(
+        raise VisitorRefused(
             "origin_not_allowed",
             f"pages on {origin[:200]} may not open this chat: add the origin to the allowed origins of integration {integration.id}",
         )
@@ -197,17 +201,19 @@ class TokenBucket:
 
 
 def message_text(data) -> str:
-    """The visitor's text from a `message` event, `{"text": "…"}`; Refused when it cannot be stored."""
+    """The visitor's text from a `message` event, `{"text": "…"}`; VisitorRefused when it cannot be stored."""
     if not isinstance(data, dict) or not isinstance(data.get("text"), str):
-        raise Refused("invalid_message", 'send a message as {"text": "your question"}')
+        raise VisitorRefused("invalid_message", 'send a message as {"text": "your question"}')
     text = data["text"].strip()
     limit = settings.AGENTBOT_WEBCHAT_MAX_MESSAGE_CHARS
     if not text:
-        raise Refused("empty_message", "the message is empty: type a question first")
+        raise VisitorRefused("empty_message", "the message is empty: type a question first")
     if len(text) > limit:
-        raise Refused("message_too_long", f"the message has {len(text)} characters; shorten it to at most {limit}")
+        raise VisitorRefused("message_too_long", f"the message has {len(text)} characters; shorten it to at most {limit}")
     if not text_is_storable(text):
-        raise Refused("invalid_message", "the message contains characters that cannot be stored (NUL or unpaired surrogates)")
+        raise VisitorRefused(
+            "invalid_message", "the message contains characters that cannot be stored (NUL or unpaired surrogates)"
+        )
     return text
 
 
@@ -228,14 +234,16 @@ def message_receive(*, session: Session, text: str) -> InboundEvent:
 
 
 @dataclass
-class Outcome:
+class VisitorAnswer:
+    """What the visitor gets back for one message: the replies, or a person has it, or later."""
+
     conversation_id: str | None
     replies: list[dict]
     handoff: bool  # no answer: the conversation is with a person
     pending: bool  # not finished yet: the answer comes later (see messages_after)
 
 
-def message_answer(*, event_id: str) -> Outcome:
+def message_answer(*, event_id: str) -> VisitorAnswer:
     """Apply and answer the stored event here (the model may take seconds: call it off the event loop)."""
     event = services.inbound_answer(event_id=event_id, wait=settings.AGENTBOT_WEBCHAT_ANSWER_WAIT)
     replies = [message_view(m) for m in services.inbound_replies(event)]
@@ -243,7 +251,7 @@ def message_answer(*, event_id: str) -> Outcome:
     handoff = False
     if not replies and not pending and event.conversation_id:
         handoff = Conversation.objects.filter(pk=event.conversation_id, session="paused").exists()
-    return Outcome(event.conversation_id, replies, handoff, pending)
+    return VisitorAnswer(event.conversation_id, replies, handoff, pending)
 
 
 def messages_after(*, conversation_id: str, after: str) -> list[dict]:

@@ -179,7 +179,7 @@ async def connect(sid, environ, auth):
     connections_by_address[address] += 1  # counted before the wait, so parallel connects count too
     try:
         session = await db(webchat.session_open, auth=auth, origin=environ.get("HTTP_ORIGIN"), own_origins=own_origins(environ))
-    except webchat.Refused as exc:
+    except webchat.VisitorRefused as exc:
         address_release(address)
         raise socketio.exceptions.ConnectionRefusedError(str(exc), {"error": exc.code}) from None
     except Exception:
@@ -225,7 +225,7 @@ async def disconnect(sid, reason=None):
         visitor.poller.cancel()
 
 
-async def _refuse(sid: str, visitor: Visitor, refused: webchat.Refused) -> dict:
+async def _refuse(sid: str, visitor: Visitor, refused: webchat.VisitorRefused) -> dict:
     visitor.refused_in_a_row += 1
     await sio.emit("error", refused.as_dict(), to=sid)
     if visitor.refused_in_a_row >= MAX_REFUSED_IN_A_ROW:
@@ -242,10 +242,10 @@ async def message(sid, data=None, *ignored):
         text = webchat.message_text(data)
         if not visitor.bucket.take():
             rate = settings.AGENTBOT_WEBCHAT_RATE
-            raise webchat.Refused(
+            raise webchat.VisitorRefused(
                 "rate_limited", f"you are sending messages too fast: wait a moment, then send again (at most {rate:g} a second)"
             )
-    except webchat.Refused as refused:
+    except webchat.VisitorRefused as refused:
         return await _refuse(sid, visitor, refused)
     visitor.refused_in_a_row = 0
     async with visitor.storing:
@@ -256,7 +256,7 @@ async def message(sid, data=None, *ignored):
         except Exception:
             logger.exception("webchat message not stored", extra={"integration_id": visitor.session.integration.id})
             return await _refuse(
-                sid, visitor, webchat.Refused("unavailable", "the message could not be stored; send it again in a minute")
+                sid, visitor, webchat.VisitorRefused("unavailable", "the message could not be stored; send it again in a minute")
             )
         sio.start_background_task(_answer, sid, visitor, event.id)
     return {"ok": True, "id": event.id}
@@ -271,7 +271,7 @@ async def _answer(sid: str, visitor: Visitor, event_id: str) -> None:
             return
         except Exception:
             logger.exception("webchat answer failed", extra={"inbound_event_id": event_id})
-            outcome = webchat.Outcome(None, [], False, True)
+            outcome = webchat.VisitorAnswer(None, [], False, True)
         finally:
             await sio.emit("typing", {"typing": False}, to=sid)
         if outcome.conversation_id:  # the poller follows the visitor's conversation, a new one too

@@ -12,7 +12,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from deliveries.services.publish import text_is_storable
+from core.text import text_is_storable
 from inbound.models import ApiVersion
 from inbound.parsed import Parsed, PayloadError
 

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from inbound.connectors.webhook_channel import services as webhook_services
 from inbound.connectors.webhook_channel import uploads
-from inbound.connectors.webhook_channel.views import Refused, _allowed, _body, _claims, _respond
+from inbound.connectors.webhook_channel.views import RequestRefused, _allowed, _body, _claims, _respond
 from inbound.models import ApiVersion, Integration
 from inbound.request_body import BodyRefused, request_body
 
@@ -24,7 +24,7 @@ def _instance(request, bot_id: str, instance_id: str | None) -> Integration:
     integration = webhook_services.instance_find(bot_id=bot_id, instance_id=instance_id)
     _claims(request, integration)
     if integration.api_version != ApiVersion.V2:
-        raise Refused(400, "not_supported", "uploading files is a v2 feature; this channel instance speaks v1")
+        raise RequestRefused(400, "not_supported", "uploading files is a v2 feature; this channel instance speaks v1")
     return integration
 
 
@@ -38,7 +38,7 @@ def _refusing(handler):
         try:
             return handler(request, **kwargs)
         except uploads.UploadRefused as exc:
-            raise Refused(exc.status, exc.error, str(exc)) from None
+            raise RequestRefused(exc.status, exc.error, str(exc)) from None
 
     return run
 
@@ -49,9 +49,13 @@ def _upload(request, bot_id: str, instance_id: str | None = None):
     integration = _instance(request, bot_id, instance_id)
     sent = request.FILES.get("file")
     if sent is None:
-        raise Refused(400, "invalid_file", "send the file as multipart/form-data in the field `file` (curl -F file=@name.png)")
+        raise RequestRefused(
+            400, "invalid_file", "send the file as multipart/form-data in the field `file` (curl -F file=@name.png)"
+        )
     if sent.size > settings.AGENTBOT_UPLOAD_MAX_BYTES:
-        raise Refused(413, "file_too_large", f"the file is {sent.size} bytes; the limit is {settings.AGENTBOT_UPLOAD_MAX_BYTES}")
+        raise RequestRefused(
+            413, "file_too_large", f"the file is {sent.size} bytes; the limit is {settings.AGENTBOT_UPLOAD_MAX_BYTES}"
+        )
     upload = uploads.upload_create(
         integration=integration,
         name=request.POST.get("fileName") or sent.name,
@@ -85,7 +89,7 @@ def _part(request, bot_id: str, file_id: str, number: int, instance_id: str | No
     try:
         content = request_body(request)
     except BodyRefused as exc:
-        raise Refused(exc.status, exc.error, f"{exc}; send a large file in more parts") from None
+        raise RequestRefused(exc.status, exc.error, f"{exc}; send a large file in more parts") from None
     received = uploads.upload_part(upload=upload, number=number, content=content)
     return 200, {"fileId": upload.id, "part": number, "received": received}
 

@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 INVALID_ACCESS_TOKEN = "Invalid access token"
 
 
-class Refused(Exception):
+class RequestRefused(Exception):
+    """The channel's request cannot be served: carries the JSON error response to send back."""
+
     def __init__(self, status: int, error: str, message: str):
         super().__init__(message)
         self.response = JsonResponse({"error": error, "message": message}, status=status)
@@ -32,27 +34,27 @@ class Refused(Exception):
 
 def _allowed(request, methods: tuple[str, ...]) -> None:
     if request.method not in methods:
-        refused = Refused(405, "method_not_allowed", f"{request.method} is not allowed here; use {' or '.join(methods)}")
+        refused = RequestRefused(405, "method_not_allowed", f"{request.method} is not allowed here; use {' or '.join(methods)}")
         refused.response["Allow"] = ", ".join(methods)
         raise refused
 
 
 def _claims(request, integration: Integration) -> dict:
     if not integration.active:
-        raise Refused(
+        raise RequestRefused(
             403, "channel_inactive", f"webhook channel instance {integration.id} is not enabled; enable it to receive messages"
         )
     try:
         return jwt_claims(integration=integration, authorization=request.headers.get("Authorization", ""))
     except AuthError as exc:
-        raise Refused(401, "invalid_token", str(exc)) from None
+        raise RequestRefused(401, "invalid_token", str(exc)) from None
 
 
 def _body(request) -> dict:
     try:
         return json_object(request_body(request))
     except BodyRefused as exc:
-        raise Refused(exc.status, exc.error, str(exc)) from None
+        raise RequestRefused(exc.status, exc.error, str(exc)) from None
 
 
 def _respond(handler):
@@ -60,7 +62,7 @@ def _respond(handler):
     def view(request, **kwargs):
         try:
             status, body = handler(request, **kwargs)
-        except Refused as refused:
+        except RequestRefused as refused:
             return refused.response
         except webhook_services.NotFound as exc:
             return JsonResponse({"error": "not_found", "message": str(exc)}, status=404)
@@ -77,9 +79,9 @@ def _hook(request, bot_id: str, instance_id: str | None = None):
     try:
         parsed = webhook_services.request_admit(integration=integration, body=_body(request), claims=claims, token=token)
     except PayloadError as exc:
-        raise Refused(400, "invalid_payload", str(exc)) from None
+        raise RequestRefused(400, "invalid_payload", str(exc)) from None
     except webhook_services.UserRefused as exc:
-        raise Refused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: {exc}") from None
+        raise RequestRefused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: {exc}") from None
     if parsed.kind == "status":
         answer = webhook_services.session_event_apply(integration=integration, parsed=parsed)
     else:
@@ -97,9 +99,9 @@ def _poll(request, bot_id: str, poll_id: str):
     integration = event.integration
     claims = _claims(request, integration)
     if integration.api_version != ApiVersion.V2:
-        raise Refused(400, "not_supported", "polling is a v2 feature; this channel instance speaks v1")
+        raise RequestRefused(400, "not_supported", "polling is a v2 feature; this channel instance speaks v1")
     if not user_identity_matches(claims=claims, user_id=event.payload.get("client_id", "")):
-        raise Refused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: the token's userIdentity is not the poll's user")
+        raise RequestRefused(401, "invalid_token", f"{INVALID_ACCESS_TOKEN}: the token's userIdentity is not the poll's user")
     answer = webhook_services.poll_answer(event=event)
     return answer.status, answer.body
 

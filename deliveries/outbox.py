@@ -1,15 +1,16 @@
-"""Hand-offs from publishers to the workers, batched across transactions.
+"""The outbox: delivery ids enqueued for the workers, batched across transactions.
 
-Each publish used to queue its own Celery message the moment its transaction committed: under a
-burst that is a message (and a worker task, and a lease swap) per event. Here the commit only
-appends the ids to this process's outbox, and one thread sends what has gathered: alone when
-publishes are far apart (no added wait), many events to a message when they come in a burst or a
-steady stream (a message gathers for up to AGENTBOT_HANDOFF_LINGER after the previous one).
+To *enqueue* is to put delivery ids on the Celery queue (`enqueue`), a message of up to
+AGENTBOT_SEND_BATCH ids that a worker's `deliveries.tasks.deliveries_send` takes. A publish's
+commit only appends its ids to this process's outbox, and one thread enqueues what has gathered:
+alone when publishes are far apart (no added wait), many events to a message when they come in a
+burst or a steady stream (a message gathers for up to AGENTBOT_HANDOFF_LINGER after the previous
+one). A message per event would cost a worker task and a lease swap per event under a burst.
 
 Publishes in one process share a dispatch lease token for a second at a time, so one message can
 carry the deliveries of many events. Nothing here is needed for safety: until a worker takes them,
 the deliveries are in the database under their dispatch lease, and if this process dies with ids
-unsent, or the broker refuses them, the sweep hands them out when the lease runs out.
+unsent, or the broker refuses them, the sweep enqueues them when the lease runs out.
 """
 
 import atexit
@@ -19,6 +20,7 @@ import threading
 import time
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 
@@ -26,11 +28,12 @@ from core.process import PerProcess
 
 logger = logging.getLogger(__name__)
 
+SEND_TASK = "deliveries.tasks.deliveries_send"  # deliveries/tasks.py registers it under this name
 TOKEN_LIFETIME = 1.0  # seconds one shared dispatch token is handed to new publishes
 
 
 class Outbox:
-    """The ids queued by this process's publishes and the thread that sends them (see outbox())."""
+    """The ids queued by this process's publishes and the thread that sends them (see this_process())."""
 
     def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
@@ -52,17 +55,17 @@ class Outbox:
     def put(self, ids: list[str], token: str) -> None:
         with self._cond:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="deliveries-handoff", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="deliveries-outbox", daemon=True)
                 self._thread.start()
             self._queued.setdefault(token, []).extend(ids)
             self._cond.notify_all()
 
     def put_behind(self, ids: list[str]) -> None:
         """Ordered deliveries stored without a lease behind a pending one of their key: the thread
-        hands out those whose key's head has ended by now (see deliveries_next)."""
+        enqueues those whose key's head has ended by now (see deliveries_next)."""
         with self._cond:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="deliveries-handoff", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="deliveries-outbox", daemon=True)
                 self._thread.start()
             self._behind.extend(ids)
             self._cond.notify_all()
@@ -94,11 +97,11 @@ class Outbox:
             try:
                 if behind:
                     try:
-                        next_send(behind)
+                        enqueue_next(behind)
                     finally:
                         connection.close()  # the thread's own connection: back to the pool
                 for token, ids in queued.items():
-                    send(ids, token)
+                    enqueue(ids, token)
             finally:
                 last_sent = time.monotonic()
                 with self._cond:
@@ -109,23 +112,23 @@ class Outbox:
         return sum(len(ids) for ids in self._queued.values())
 
 
-def send(ids: list[str], token: str) -> None:
-    """Queue deliveries for the workers, AGENTBOT_SEND_BATCH to a message. If the broker is down
-    the sweep sends them when their lease runs out."""
-    from deliveries.tasks import deliveries_send
-
+def enqueue(ids: list[str], token: str) -> None:
+    """Put deliveries on the workers' queue, AGENTBOT_SEND_BATCH to a message. If the broker is
+    down the sweep enqueues them when their lease runs out."""
     batch = settings.AGENTBOT_SEND_BATCH
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         try:
             # The ids need no repr in the message's headers (saves the time of formatting them).
-            deliveries_send.apply_async((chunk, token), argsrepr=f"({len(chunk)} ids)", kwargsrepr="{}")
+            # By the task's name, as inbound_enqueue does: the tasks module imports the services,
+            # which import this module, so importing the task here would close a circle.
+            current_app.send_task(SEND_TASK, args=(chunk, token), argsrepr=f"({len(chunk)} ids)", kwargsrepr="{}")
         except Exception:  # broker unreachable: the lease runs out and the sweep takes over
             logger.warning("could not queue %d deliveries; the sweep will send them", len(chunk), exc_info=True)
 
 
-def next_send(ids: list[str]) -> None:
-    """Hand out the head of each ordering key of `ids` if it is free to go now (bulk.claim_next)."""
+def enqueue_next(ids: list[str]) -> None:
+    """Enqueue the head of each ordering key of `ids` if it is free to go now (bulk.claim_next)."""
     from django.utils import timezone
 
     from deliveries import bulk
@@ -134,17 +137,17 @@ def next_send(ids: list[str]) -> None:
     until = now + timedelta(seconds=settings.AGENTBOT_DISPATCH_LEASE)
     try:
         claimed = bulk.claim_next(ids=ids, now=now, until=until, token=token)
-    except Exception:  # the sweep hands them out
+    except Exception:  # the sweep enqueues them
         logger.warning("could not look for the next deliveries of %d ordering keys", len(ids), exc_info=True)
         return
     if claimed:
-        send(claimed, token)
+        enqueue(claimed, token)
 
 
 _OUTBOX = PerProcess(Outbox)
 
 
-def outbox() -> Outbox:
+def this_process() -> Outbox:
     """This process's outbox; a forked child (a Celery pool process) starts its own, empty."""
     return _OUTBOX.get()
 

@@ -1,4 +1,7 @@
-"""Chat2Desk's endpoint, `POST|GET /api/webhook/{connectorType}/{integrationId}`.
+"""The connectors' webhook endpoint, `POST|GET /api/webhook/{connectorType}/{integrationId}`.
+
+One view for every connector that receives HTTP webhooks signed with the integration's webhook
+secret (`WEBHOOK_CONNECTORS`: today Chat2Desk); each connector's package gives only its parser.
 
 Answers as the document's table says: 200 `{"ok": true}` when the webhook is stored (or ignored),
 401 for a missing or wrong signature, 403 for an inactive integration, 404 for an unknown
