@@ -293,9 +293,9 @@ def main() -> None:
         cpu = _app(key, path, body, args.requests, args.warmup)
     else:
         cpu = _django(key, path, body, args.requests, args.warmup, args.cprofile)
-    from deliveries import handoff
+    from deliveries import outbox
 
-    handoff.outbox().flush(timeout=10)
+    outbox.this_process().flush(timeout=10)
     harness.broker_flush()
     events = args.requests * max(args.batch, 1)
     out = {
