@@ -134,6 +134,13 @@ class EventListField(serializers.ListField):
             raise serializers.ValidationError(exc.message_dict["events"]) from exc
 
 
+def _pem_field(help_text: str) -> StrictCharField:
+    """A write-only PEM text of the webhook's client TLS; empty removes it."""
+    return StrictCharField(
+        required=False, allow_blank=True, max_length=32768, trim_whitespace=False, write_only=True, help_text=help_text
+    )
+
+
 class WebhookInputSerializer(StrictSerializer):
     url = WebhookUrlField(
         max_length=2048,
@@ -179,30 +186,9 @@ class WebhookInputSerializer(StrictSerializer):
     rate_limit = serializers.JSONField(
         required=False, allow_null=True, help_text='{"per_second": N} or {"per_minute": N}; null for none'
     )
-    tls_client_cert = StrictCharField(
-        required=False,
-        allow_blank=True,
-        max_length=32768,
-        trim_whitespace=False,
-        write_only=True,
-        help_text="PEM client certificate for mutual TLS (with tls_client_key); empty removes it",
-    )
-    tls_client_key = StrictCharField(
-        required=False,
-        allow_blank=True,
-        max_length=32768,
-        trim_whitespace=False,
-        write_only=True,
-        help_text="PEM private key of the client certificate; stored encrypted, never shown",
-    )
-    tls_ca_cert = StrictCharField(
-        required=False,
-        allow_blank=True,
-        max_length=32768,
-        trim_whitespace=False,
-        write_only=True,
-        help_text="PEM CA certificate(s) to verify this webhook's server with, instead of the public CAs",
-    )
+    tls_client_cert = _pem_field("PEM client certificate for mutual TLS (with tls_client_key); empty removes it")
+    tls_client_key = _pem_field("PEM private key of the client certificate; stored encrypted, never shown")
+    tls_ca_cert = _pem_field("PEM CA certificate(s) to verify this webhook's server with, instead of the public CAs")
     read_only_names = WebhookWithSecretSerializer.Meta.fields
 
 
