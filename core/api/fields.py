@@ -4,6 +4,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 # A character that trimming leaves (Python's str.strip, which DRF's CharField applies): a string
 # without one is blank once trimmed. In the schema as a `pattern`, so a client or a fuzzer knows
@@ -22,13 +23,17 @@ class StrictCharField(serializers.CharField):
             # Never fails here (a blank string is refused before validators run); it documents that.
             self.validators.append(RegexValidator(NOT_ONLY_WHITESPACE))
 
+    def run_validation(self, data=empty):
+        # The schema's maxLength counts the string as sent. DRF counts it after trimming surrounding
+        # whitespace, and answers a blank string that a field allows before any length check: 600
+        # spaces would be taken as "" where the schema says at most 500 characters.
+        if isinstance(data, str) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().run_validation(data)
+
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_a_string")
-        # The schema's maxLength counts the string as sent; DRF would count it after trimming
-        # surrounding whitespace, and take a longer one than the schema allows.
-        if self.max_length is not None and len(data) > self.max_length:
-            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 

@@ -4,6 +4,8 @@ refused, schema-valid data accepted, and deleted objects gone; with a valid key,
 no key, then as sequences of calls that follow the schema's links (create → read → change →
 delete)."""
 
+import os
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -86,9 +88,15 @@ def auth_header(request):
     return {"valid": f"Bearer {plain}", "wrong": "Bearer abk_not-a-key", "none": None}
 
 
+# The same cases on every run, as the call sequences below: `make test` must not pass or fail by
+# chance. EXPLORE=1 draws new ones, to look for what these do not reach (each finding gets a test
+# of its own, as tests/hostile/test_hostile_input.py's blank text longer than its field).
+EXPLORE = os.environ.get("EXPLORE") == "1"
+
+
 @pytest.mark.parametrize("auth", ["valid", "wrong", "none"])
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=not EXPLORE)
 def test_api_answers_every_generated_request_within_its_schema(case, auth, auth_header):
     headers = {"Authorization": auth_header[auth]} if auth_header[auth] else {}
     case.call_and_validate(headers=headers, excluded_checks=excluded_checks(case, headers_replaced=bool(headers)))
