@@ -324,6 +324,7 @@ def test_redeliver_asks_for_a_time_then_requeues_the_failed_deliveries_since(adm
 
     form = admin.post(WEBHOOKS, {"action": "redeliver_failed", "index": "0", "_selected_action": [webhook.pk]})
     assert form.status_code == 200 and 'name="since"' in form.content.decode()
+    assert 'class="breadcrumbs"' in form.content.decode() and f'href="{WEBHOOKS}"' in form.content.decode()
     assert Delivery.objects.get(pk=recent.pk).status == "failed"  # nothing happens before the time is given
 
     since = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")

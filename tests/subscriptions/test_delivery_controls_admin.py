@@ -86,6 +86,7 @@ def test_admin_filter_test_says_which_webhooks_get_the_example(admin, site, webh
     )
     assert response.status_code == 200
     assert "no: filtered out" in response.content.decode()
+    assert 'class="breadcrumbs"' in response.content.decode() and f'href="{WEBHOOKS}"' in response.content.decode()
     response = admin.post(
         f"{WEBHOOKS}{whatsapp.pk}/act/filter_test/", {"apply": "yes", "data": json.dumps({"channel": "whatsapp"})}
     )
