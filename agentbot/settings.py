@@ -262,7 +262,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 # which on PostgreSQL gives it back to the process's pool; reuse is the pool's job. On SQLite a
 # connection costs a file open.
 # Threads, not processes: deliveries_send only hands a batch to the process's delivery engine
-# (deliveries/engine.py), which does the waiting on its event loop; a process pool would add a
+# (deliveries/engine/engine.py), which does the waiting on its event loop; a process pool would add a
 # pipe hop and a second engine per task for nothing (bench/: ~30% more CPU per delivery, seconds of
 # queueing at 200 events/s). The threads pool does not enforce CELERY_TASK_*TIME_LIMIT.
 CELERY_WORKER_POOL = os.environ.get("AGENTBOT_WORKER_POOL", "threads")
@@ -283,7 +283,7 @@ AGENTBOT_SEND_BATCH = int(env_float("AGENTBOT_SEND_BATCH", 100))
 # A publishing process enqueues at most one message per this many seconds unless a full
 # batch has gathered: fewer, fuller messages under load, no wait for a lone publish.
 AGENTBOT_HANDOFF_LINGER = env_float("AGENTBOT_HANDOFF_LINGER", 0.005)
-# The engine of each worker process (deliveries/engine.py): requests in flight per webhook, rounds
+# The engine of each worker process (deliveries/engine/engine.py): requests in flight per webhook, rounds
 # of queue it keeps behind them (more are handed back for the sweep), jobs held in all, open
 # connections, attempts written per statement and how long the recorder waits to fill one.
 AGENTBOT_WEBHOOK_CONCURRENCY = int(env_float("AGENTBOT_WEBHOOK_CONCURRENCY", 16))
@@ -342,12 +342,12 @@ AGENTBOT_RETENTION_DAYS = env_float("AGENTBOT_RETENTION_DAYS", 30.0)
 # in the admin of another process keeps working at most this long (docs/configuration.md).
 AGENTBOT_API_KEY_CACHE_SECONDS = env_float("AGENTBOT_API_KEY_CACHE_SECONDS", 5.0)
 
-# Endpoint health (deliveries/endpoint_health.py).
+# Endpoint health (deliveries/engine/endpoint_health.py).
 AGENTBOT_CIRCUIT_THRESHOLD = int(env_float("AGENTBOT_CIRCUIT_THRESHOLD", 10))
 AGENTBOT_CIRCUIT_PROBE_INTERVAL = env_float("AGENTBOT_CIRCUIT_PROBE_INTERVAL", 60.0)
 AGENTBOT_DISABLE_AFTER_DAYS = env_float("AGENTBOT_DISABLE_AFTER_DAYS", 5.0)
 
-# E-mail to a site's contacts (webhook failing, disabled, recovered: deliveries/alerts.py). With no
+# E-mail to a site's contacts (webhook failing, disabled, recovered: deliveries/services/alerts.py). With no
 # EMAIL_HOST the messages are printed (the console backend, as in `make run`).
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 EMAIL_BACKEND = os.environ.get(

@@ -15,8 +15,8 @@ IDLE = ("select", "poll", "epoll", "wait", "acquire", "recv", "read", "sleep", "
 
 
 ROLES = (  # a frame that names what a thread does -> its label
-    ("Client._run (deliveries/http.py", "engine: event loop (HTTP)"),
-    ("_record_forever (deliveries/engine.py", "engine: recorder"),
+    ("Client._run (deliveries/engine/http.py", "engine: event loop (HTTP)"),
+    ("_record_forever (deliveries/engine/engine.py", "engine: recorder"),
     ("trace_task (celery/app/trace.py", "tasks"),
     ("beat.py", "beat"),
     ("Hub.create_loop (kombu", "celery consumer"),

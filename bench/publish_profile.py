@@ -35,7 +35,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0, skip_checks=True)
     from bench import scenarios
-    from deliveries import outbox
+    from deliveries.engine import outbox
 
     class NoReceiver:
         def url(self, name: str, *, hang: bool = False) -> str:

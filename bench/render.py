@@ -27,7 +27,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from deliveries.formats import FORMATS, Envelope  # noqa: E402
+from deliveries.formats import FORMATS  # noqa: E402
+from deliveries.formats.types import Envelope  # noqa: E402
 
 MARKDOWN = "# heading **bold** _it_ `code` [link](https://e.example) @everyone <@1> & <b>\n> quote\n- item\n12. item\n"
 

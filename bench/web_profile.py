@@ -293,7 +293,7 @@ def main() -> None:
         cpu = _app(key, path, body, args.requests, args.warmup)
     else:
         cpu = _django(key, path, body, args.requests, args.warmup, args.cprofile)
-    from deliveries import outbox
+    from deliveries.engine import outbox
 
     outbox.this_process().flush(timeout=10)
     harness.broker_flush()

@@ -21,9 +21,10 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import ObjectActionsMixin
 from core.charts import hourly_chart
 from core.logging import log_delivery
-from deliveries.formats import Envelope, get_format
+from deliveries.formats import get_format
+from deliveries.formats.preview import webhook_test_preview
+from deliveries.formats.types import Envelope
 from deliveries.models import Delivery, Event
-from deliveries.preview import webhook_test_preview
 from deliveries.selectors import (
     METRICS_WINDOW,
     attempt_stats,

@@ -15,14 +15,14 @@ from rest_framework.response import Response
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 from rest_framework.views import APIView
 
-from core import jsonlimits
+from core import jsjson, jsonlimits
 from core.api.auth import api_key_rate_take, site_of
 from core.api.errors import refusal
 from core.api.fields import NOT_ONLY_WHITESPACE, JSONObjectField, StrictCharField
 from core.api.serializers import StrictSerializer, no_input
 from core.errors import Refused
 from core.services import api_key_authenticate
-from deliveries import jsjson, selectors
+from deliveries import selectors
 from deliveries.models import Attempt, Delivery, Event
 from deliveries.services import operator, publish
 from subscriptions.api import webhook_of

@@ -5,9 +5,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core import jsjson
 from core.ids import new_delivery_id, new_event_id
 from core.models import Site
-from deliveries import jsjson
 from subscriptions.models import Webhook
 
 
@@ -17,7 +17,7 @@ class JSONTextField(models.JSONField):
 
     What is stored is byte for byte the `data` of every body sent, so a delivery sends the
     publisher's key order and the number text a JavaScript receiver reads, and the check made at
-    publish (deliveries.jsjson) is the only one: nothing is re-encoded between publish and send.
+    publish (core.jsjson) is the only one: nothing is re-encoded between publish and send.
     """
 
     def db_type(self, connection):

@@ -4,7 +4,8 @@ from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 
-from deliveries import engine, outbox, retention
+from deliveries import retention
+from deliveries.engine import engine, outbox
 from deliveries.services import leads_reoffer, send
 
 
@@ -16,7 +17,7 @@ def deliveries_send(delivery_ids: list[str], lease_token: str) -> int:
 
 @shared_task(name="deliveries.tasks.webhook_alert_email", ignore_result=True)
 def webhook_alert_email(event_id: str) -> int:
-    from deliveries.alerts import webhook_alert_email as send_alert
+    from deliveries.services.alerts import webhook_alert_email as send_alert
 
     return send_alert(event_id=event_id)
 

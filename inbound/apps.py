@@ -14,7 +14,7 @@ class InboundConfig(AppConfig):
         from inbound.connectors import connectors_load
         from inbound.services import person_reply_relay
 
-        # Each connector registers itself and its reply format (deliveries/formats.py): a worker
+        # Each connector registers itself and its reply format (deliveries/formats/__init__.py): a worker
         # that sends a Chat2Desk reply must know its format.
         connectors_load()
         person_reply_hook_register(person_reply_relay)

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from core.db import db_connection_release
 from core.models import Site
-from deliveries import http
+from deliveries.engine import http
 from inbound import forms
 from inbound.models import KnowledgeEntry
 

@@ -143,7 +143,7 @@ class Webhook(models.Model):
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     disabled_reason = models.CharField(max_length=500, blank=True, editable=False)
     disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Endpoint health, kept up to date by the delivery engine (deliveries/endpoint_health.py).
+    # Endpoint health, kept up to date by the delivery engine (deliveries/engine/endpoint_health.py).
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     last_success_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from django.db.models import Exists, OuterRef, Q
 
 from core.crypto import decrypt
-from deliveries.formats import Envelope
+from deliveries.formats.types import Envelope
 from deliveries.models import Delivery
 from subscriptions.models import Webhook
 

@@ -11,9 +11,9 @@ from functools import partial
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
-from deliveries import jsjson
+from core import jsjson
 from deliveries.bulk.common import PENDING, AttemptRecord, Candidate, Taken, _ready, due, heads, webhook_candidates
-from deliveries.formats import Envelope
+from deliveries.formats.types import Envelope
 from deliveries.models import Attempt, Delivery, Event
 from subscriptions.models import Webhook
 

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 
 from core.ids import new_delivery_id
 from deliveries.bulk.common import AttemptRecord, Candidate, Taken, _ready, _webhook
-from deliveries.formats import Envelope
+from deliveries.formats.types import Envelope
 from deliveries.models import Delivery, Event
 from subscriptions.models import Webhook
 

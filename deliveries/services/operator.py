@@ -7,11 +7,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import Refused
-from deliveries import bulk, outbox
+from deliveries import bulk
+from deliveries.engine import outbox
+from deliveries.engine.outbox import dispatch_until, lease_token
 from deliveries.formats import get_format
+from deliveries.formats.preview import webhook_test_data
 from deliveries.models import Delivery, Event
-from deliveries.preview import webhook_test_data
-from deliveries.services.leases import dispatch_until, lease_token
 from deliveries.services.publish import event_publish
 from deliveries.services.send import deliveries_next
 from subscriptions.event_types import WEBHOOK_TEST

@@ -8,13 +8,15 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import jsjson
 from core.errors import Refused
 from core.models import Site
 from core.text import text_is_storable
-from deliveries import bulk, jsjson, outbox
+from deliveries import bulk
+from deliveries.engine import outbox
+from deliveries.engine.outbox import dispatch_until
 from deliveries.formats import get_format
 from deliveries.models import Event
-from deliveries.services.leases import dispatch_until
 from subscriptions.event_types import CATALOGUE, CONNECTOR_EVENTS
 from subscriptions.filters import filter_matches
 from subscriptions.models import Webhook, ordering_key_for, subscribed
@@ -159,7 +161,7 @@ def event_publish(
         )
         ids = [delivery_id for delivery_id, _ in sent if delivery_id not in behind]
         if ids:
-            # Batched with other publishes of this process by deliveries/outbox.py.
+            # Batched with other publishes of this process by deliveries/engine/outbox.py.
             transaction.on_commit(lambda: outbox.this_process().put(ids, token))
         if behind:
             # Sent when the one before ends; if it ended while this transaction was open, its

@@ -13,13 +13,15 @@ from django.db import DataError
 from django.utils import timezone
 
 from core.logging import log_delivery
-from deliveries import bulk, endpoint_health, engine, http, outbox
-from deliveries.alerts import alert_email_queue, deliveries_exhausted_publish
-from deliveries.endpoint_auth import webhook_controls
-from deliveries.formats import DeliveryFormat, get_format
+from deliveries import bulk
+from deliveries.engine import endpoint_health, engine, http, outbox
+from deliveries.engine.endpoint_auth import webhook_controls
+from deliveries.engine.outbox import dispatch_until, lease_token
+from deliveries.engine.rate_limit import deliveries_pace
+from deliveries.formats import get_format
+from deliveries.formats.types import DeliveryFormat
 from deliveries.models import Delivery
-from deliveries.rate_limit import deliveries_pace
-from deliveries.services.leases import dispatch_until, lease_token
+from deliveries.services.alerts import alert_email_queue, deliveries_exhausted_publish
 from deliveries.services.publish import event_publish
 from subscriptions.controls import rate_interval
 
@@ -220,7 +222,7 @@ def deliveries_send(*, ids: list[str], token: str, wait: bool = True) -> int:
     if unsendable:
         attempts_record_unsendable(unsendable, token=token)
     if any(job.rate_interval for job in jobs):
-        jobs = deliveries_pace(jobs, token=token)  # deliveries/rate_limit.py
+        jobs = deliveries_pace(jobs, token=token)  # deliveries/engine/rate_limit.py
     latch = engine.Latch(len(jobs)) if wait else None
     for job in jobs:
         job.deadline, job.done = deadline, latch

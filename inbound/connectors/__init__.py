@@ -11,7 +11,7 @@ A reply destination is where an integration's replies are posted: a Webhook row 
 (`Integration.reply_webhook`, its `connector` set, in the connector's reply format), so the
 delivery engine retries and logs replies as it does a subscriber webhook's deliveries.
 
-Each connector package registers itself, and its reply format with deliveries/formats.py, when
+Each connector package registers itself, and its reply format with deliveries/formats/__init__.py, when
 `connectors_load` imports it: inbound's AppConfig.ready() does, so every process that loads
 Django (web, Socket.IO, Celery workers, the delivery engine) knows them all.
 """
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from importlib import import_module
 
 from core.vocabulary import Channel
-from deliveries.formats import DeliveryFormat, format_register
+from deliveries.formats import format_register
+from deliveries.formats.types import DeliveryFormat
 
 PACKAGES = ("inbound.connectors.chat2desk", "inbound.connectors.webhook_channel", "inbound.connectors.webchat")
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from deliveries import jsjson
-from deliveries.formats import Envelope, Signing, get_format
+from core import jsjson
+from deliveries.formats import get_format
+from deliveries.formats.types import Envelope, Signing
 from subscriptions.models import generate_secret
 
 FORMATS = ["agentbot", "chatzuri", "leads", "standard"]

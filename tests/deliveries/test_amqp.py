@@ -1,4 +1,4 @@
-"""Publishing to RabbitMQ (deliveries/amqp.py) against the real test broker: what a confirm, a
+"""Publishing to RabbitMQ (deliveries/engine/amqp.py) against the real test broker: what a confirm, a
 return, a nack, a closed channel, a wrong password and the URL policy each make of an attempt."""
 
 import asyncio
@@ -7,8 +7,8 @@ import json
 import pytest
 from yarl import URL
 
-from deliveries import amqp, http
-from deliveries.engine import Job
+from deliveries.engine import amqp, http
+from deliveries.engine.engine import Job
 from subscriptions.url_policy import broker_url_masked
 from tests.support.rabbitmq import WEBHOOK_URL, BrokerQueue
 

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from deliveries import jsjson
-from deliveries.chat_formats import (
+from core import jsjson
+from deliveries.formats import get_format
+from deliveries.formats.chat import (
     DISCORD_EMBED_CHARS,
     SLACK_HEADER_CHARS,
     SLACK_SECTION_CHARS,
@@ -23,7 +24,7 @@ from deliveries.chat_formats import (
     teams_success,
     units,
 )
-from deliveries.formats import Envelope, Signing, get_format
+from deliveries.formats.types import Envelope, Signing
 from subscriptions.event_types import CATALOGUE
 from tests.support.json_values import json_values, storable_text
 
@@ -326,3 +327,39 @@ def test_any_data_renders_in_the_platforms_shape_and_never_pings(event_type, dat
     SHAPES[format_name](b)
     if format_name == "discord":
         assert not re.search(r"@(everyone|here)|<@[!&]?\d", json.dumps(b, ensure_ascii=False), re.IGNORECASE)
+
+
+# --- a failed answer: gone for good (the webhook is disabled, the delivery ends) or worth another attempt
+GONE = [
+    ("slack", 404, b"no_service", "Slack answered 404 no_service"),
+    ("slack", 404, b"channel_not_found\n", "Slack answered 404 channel_not_found"),
+    ("slack", 410, b"channel_is_archived", "Slack answered 410 channel_is_archived"),
+    ("slack", 410, b"anything", "the receiver answered 410 Gone"),
+    ("discord", 404, json.dumps({"message": "Unknown Webhook", "code": 10015}).encode(), "Discord answered 404 Unknown Webhook"),
+    ("discord", 401, b'{"message": "Invalid Webhook Token", "code": 50027}', "Discord answered 401"),
+    ("discord", 410, b"", "the receiver answered 410 Gone"),
+    ("agentbot", 410, b"", "the receiver answered 410 Gone"),
+    ("teams", 410, b"", "the receiver answered 410 Gone"),
+]
+TEMPORARY = [
+    ("slack", 429, b"rate_limited"),
+    ("slack", 500, b"no_service"),
+    ("slack", 404, b"<html>Not Found</html>"),
+    ("slack", 403, b"action_prohibited"),
+    ("discord", 404, b'{"message": "404: Not Found", "code": 0}'),
+    ("discord", 404, b"not json"),
+    ("discord", 429, b'{"retry_after": 1}'),
+    ("discord", 503, b""),
+    ("agentbot", 404, b""),
+    ("agentbot", 401, b""),
+]
+
+
+@pytest.mark.parametrize("fmt, status, body, reason", GONE)
+def test_a_platforms_permanent_answer_is_read_as_gone_with_its_reason(fmt, status, body, reason):
+    assert get_format(fmt).gone(status, body).startswith(reason)
+
+
+@pytest.mark.parametrize("fmt, status, body", TEMPORARY)
+def test_a_temporary_answer_is_not_gone(fmt, status, body):
+    assert get_format(fmt).gone(status, body) == ""

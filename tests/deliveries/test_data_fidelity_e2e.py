@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from deliveries.jsjson import MAX_SAFE_INTEGER, dumps
+from core.jsjson import MAX_SAFE_INTEGER, dumps
 from deliveries.models import Delivery, Event
 from tests.support.json_values import json_values, text
 

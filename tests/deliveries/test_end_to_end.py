@@ -119,7 +119,7 @@ def test_redirect_is_not_followed_and_counts_as_failure(site, webhook_factory, r
 
 def test_lost_queue_message_is_delivered_by_the_sweep(site, webhook_factory, receiver, workers, settings):
     from agentbot.celery import app
-    from deliveries.outbox import this_process as outbox
+    from deliveries.engine.outbox import this_process as outbox
 
     settings.AGENTBOT_DISPATCH_LEASE = 1
     webhook_factory(site=site, url=receiver.url)

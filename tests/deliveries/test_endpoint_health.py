@@ -3,7 +3,7 @@ from datetime import UTC, timedelta
 import pytest
 from django.utils import timezone
 
-from deliveries.endpoint_health import EndpointAnswer, webhook_probe_take
+from deliveries.engine.endpoint_health import EndpointAnswer, webhook_probe_take
 from deliveries.models import Event
 from deliveries.services.send import webhooks_health_record
 
@@ -106,14 +106,14 @@ def test_reenabling_clears_the_reason(site, webhook_factory, api):
 def test_retry_after_stretches_the_step_within_bounds(status, header, expected):
     from datetime import datetime
 
-    from deliveries.endpoint_health import retry_delay
+    from deliveries.engine.endpoint_health import retry_delay
 
     now = datetime(2026, 11, 25, 0, 0, 0, tzinfo=UTC)
     assert retry_delay(60.0, status_code=status, headers={"Retry-After": header}, now=now) == expected
 
 
 def test_an_open_circuit_lets_one_held_delivery_through_per_interval(site, webhook_factory, settings):
-    from deliveries.endpoint_health import probes_claim
+    from deliveries.engine.endpoint_health import probes_claim
     from deliveries.models import Delivery
     from deliveries.services.operator import webhook_send_test
 

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks import Webhook as StandardWebhook
 
-from deliveries import jsjson
-from deliveries.formats import FORMATS, Envelope, Signing, get_format
+from core import jsjson
+from deliveries.formats import FORMATS, get_format
+from deliveries.formats.types import Envelope, Signing
 from subscriptions.event_types import CATALOGUE
 from subscriptions.models import generate_secret
 

@@ -3,7 +3,7 @@ redirects, capped bodies."""
 
 import pytest
 
-from deliveries import http
+from deliveries.engine import http
 
 
 def request_to(url: str) -> http.OutboundRequest:

@@ -6,8 +6,8 @@ refuses is an attempt failure that says why."""
 import pytest
 from django.db import transaction
 
-from deliveries import http, oauth
-from deliveries.endpoint_auth import OAuth2
+from deliveries.engine import http, oauth
+from deliveries.engine.endpoint_auth import OAuth2
 from deliveries.services.publish import event_publish
 from subscriptions.services import webhook_create
 from tests.deliveries.test_end_to_end import wait_for_status

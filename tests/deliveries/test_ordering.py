@@ -157,7 +157,7 @@ def test_the_sweep_hands_out_a_key_whose_next_delivery_was_never_handed_out(stat
 
 
 def test_the_probe_of_an_open_circuit_is_the_head_of_a_key(site, webhook_factory):
-    from deliveries import endpoint_health
+    from deliveries.engine import endpoint_health
 
     keyed = webhook_factory(site=site, ordering="key")
     first, second = publish(site, "A", 0), publish(site, "A", 1)

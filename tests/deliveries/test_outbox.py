@@ -3,7 +3,7 @@
 import threading
 import time
 
-from deliveries import outbox
+from deliveries.engine import outbox
 
 
 def test_ids_put_while_a_send_is_under_way_go_out_together_in_the_next_one(monkeypatch):

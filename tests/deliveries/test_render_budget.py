@@ -3,8 +3,8 @@ time and size budgets of a render are send.py's (tests/deliveries/test_send.py).
 
 import pytest
 
-from deliveries import chat_formats
-from deliveries.chat_formats import discord_escape, fit, slack_escape
+from deliveries.formats import chat
+from deliveries.formats.chat import discord_escape, fit, slack_escape
 
 
 # --- linear: only what can be shown is ever escaped ------------------------------------------------
@@ -25,7 +25,7 @@ def test_fit_escapes_at_most_limit_characters_however_long_the_text(escape):
 def test_discord_line_start_pattern_never_reaches_past_its_line():
     # Blank lines (spaces, tabs, carriage returns) before a heading: each line is looked at alone.
     assert discord_escape("\n \t\r\n  # heading") == "\n \t\r\n  \\# heading"
-    assert chat_formats._DISCORD_LINE_START.search("\n" * 10 + "x") is None
+    assert chat._DISCORD_LINE_START.search("\n" * 10 + "x") is None
 
 
 @pytest.mark.parametrize(
@@ -52,13 +52,13 @@ def test_teams_shows_at_most_25_fields_with_names_cut():
 
     card = body("teams", "custom.event", data)["attachments"][0]["content"]
     fields = [block for block in card["body"] if block.get("spacing") == "None"]
-    assert len(fields) == chat_formats.TEAMS_FIELDS
-    assert all(len(block["inlines"][0]["text"]) <= chat_formats.TEAMS_FIELD_NAME_CHARS + 2 for block in fields)
+    assert len(fields) == chat.TEAMS_FIELDS
+    assert all(len(block["inlines"][0]["text"]) <= chat.TEAMS_FIELD_NAME_CHARS + 2 for block in fields)
 
 
 def test_slack_field_names_are_cut_so_the_field_stays_within_its_limit():
-    field = chat_formats.slack_field("n&" * 5000, "v" * 5000)
-    assert chat_formats.units(field["text"]) <= chat_formats.SLACK_FIELD_CHARS
+    field = chat.slack_field("n&" * 5000, "v" * 5000)
+    assert chat.units(field["text"]) <= chat.SLACK_FIELD_CHARS
 
 
 # --- the budgets: a failed attempt with the reason -----------------------------------------------

@@ -10,8 +10,9 @@ from django.utils import timezone
 from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from deliveries import jsjson
-from deliveries.formats import Envelope, Signing, get_format
+from core import jsjson
+from deliveries.formats import get_format
+from deliveries.formats.types import Envelope, Signing
 from subscriptions.event_types import CATALOGUE
 from subscriptions.models import Webhook
 from tests.support.node import node_verify

@@ -1,8 +1,12 @@
-"""deliveries/services/send.py, function by function: what an attempt's answer means (success,
-gone, the next attempt), what is stored of it, the render budget, and outcomes_store's fallback to
-row by row. The worker's whole path with real parts is in test_engine.py and test_end_to_end.py."""
+"""deliveries/services/send.py, function by function: the sweep's claim, what an attempt's answer
+means (success, gone, the next attempt), what is stored of it and under which lease, the render
+budget, a body that drips past the timeout, and outcomes_store's fallback to row by row. The
+engine's own admission and slots are in test_engine.py; the whole path with a real worker in
+test_end_to_end.py."""
 
 import dataclasses
+import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -10,9 +14,10 @@ import pytest
 from django.db import DataError, transaction
 from django.utils import timezone
 
-from deliveries import bulk, engine, formats, http
-from deliveries.format_types import Envelope
+from deliveries import bulk, formats
+from deliveries.engine import engine, http
 from deliveries.formats import get_format
+from deliveries.formats.types import Envelope
 from deliveries.models import Attempt, Delivery
 from deliveries.services import send
 from deliveries.services.publish import event_publish
@@ -105,6 +110,14 @@ def test_a_receiver_gone_for_good_fails_the_delivery_at_once(answer):
         format_name=WebhookFormat.STANDARD, schedule_position=0, ok=False, now=NOW, **answer
     )
     assert (status, due) == ("failed", None)
+
+
+def test_a_gone_answer_ends_the_delivery_where_the_schedule_would_retry():
+    now = NOW
+    retried = send.delivery_schedule_next(format_name="slack", schedule_position=0, ok=False, now=now, status_code=404)
+    ended = send.delivery_schedule_next(format_name="slack", schedule_position=0, ok=False, now=now, status_code=404, gone=True)
+    assert retried[0] == "pending" and retried[2] is not None
+    assert ended == ("failed", 1, None)
 
 
 @pytest.mark.parametrize("asked, waited", [("90", 90), ("500", 120), ("5", 60)])
@@ -239,3 +252,101 @@ def test_a_render_over_the_time_budget_is_a_failed_attempt_and_moves_on_its_sche
     (attempt,) = Attempt.objects.filter(delivery=delivery)
     assert "AGENTBOT_RENDER_BUDGET" in attempt.error
     assert receiver.received == []
+
+
+# --- the sweep's claim and the record's lease, without a worker ------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_sweep_claims_only_due_deliveries_whose_lease_ran_out(site, webhook_factory):
+    webhook = webhook_factory(site=site)
+    due, leased, later = (publish_one(site) for _ in range(3))
+    now = timezone.now()
+    Delivery.objects.filter(pk=due.pk).update(leased_until=now - timedelta(seconds=1))
+    Delivery.objects.filter(pk=later.pk).update(leased_until=None, next_attempt_at=now + timedelta(hours=1))
+    assert webhook.deliveries.count() == 3
+
+    ids, token = send.deliveries_claim_due(now=now, limit=10)
+
+    assert ids == [due.id]
+    assert Delivery.objects.get(pk=due.pk).lease_token == token
+    assert Delivery.objects.get(pk=leased.pk).lease_token == leased.lease_token
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_is_logged_but_the_delivery_not_moved_once_its_lease_is_lost(site, webhook_factory, receiver):
+    webhook_factory(site=site, url=receiver.url)
+    delivery = publish_one(site)
+    (taken,), _ = bulk.take(ids=[delivery.id], token=delivery.lease_token, until=timezone.now() + timedelta(minutes=1))
+    job = send.delivery_render(taken, token=delivery.lease_token, now=timezone.now(), bodies={})
+    Delivery.objects.filter(pk=delivery.pk).update(lease_token="someone-else")
+
+    send.attempts_record([(job, http.post(job.sign()))])
+
+    moved = Delivery.objects.get(pk=delivery.pk)
+    assert (moved.status, moved.attempt_count, moved.lease_token) == ("pending", 0, "someone-else")
+    (attempt,) = Attempt.objects.filter(delivery=delivery)
+    assert attempt.status_code == 200 and attempt.request_headers["X-Agentbot-Delivery-Id"] == delivery.id
+
+
+# --- a receiver that answers 200 and drips its body past the timeout ----------------------------
+class DripServer:
+    """Answers `200 OK` with a Content-Length of 100 at once, then one byte every 0.3 s."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+            for _ in range(100):
+                if self.stop.is_set():
+                    return
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+                time.sleep(0.3)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_200_whose_body_drips_past_the_timeout_is_a_failed_attempt_not_a_success(
+    site, webhook_factory, settings, engine_stopped_afterwards
+):
+    settings.AGENTBOT_HTTP_TIMEOUT = 1
+    drip = DripServer()
+    try:
+        webhook_factory(site=site, url=drip.url)
+        with transaction.atomic():
+            event, _ = event_publish(site=site, event_type="webhook.test", data={"message": "hi"})
+        delivery = event.deliveries.get()
+
+        deliveries_send(ids=[delivery.id], token=delivery.lease_token)
+
+        (attempt,) = Attempt.objects.filter(delivery=delivery)
+        assert attempt.status_code == 200
+        assert attempt.error.startswith("timed out after 1 s reading the response body")
+        assert attempt.succeeded is False
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempt_count) == ("pending", 1), "retried on its schedule"
+    finally:
+        drip.close()

@@ -8,9 +8,10 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from deliveries import alerts, engine, http
-from deliveries.endpoint_health import EndpointAnswer
+from deliveries.engine import engine, http
+from deliveries.engine.endpoint_health import EndpointAnswer
 from deliveries.models import Delivery, Event
+from deliveries.services import alerts
 from deliveries.services.send import attempts_record, webhooks_health_record
 
 pytestmark = pytest.mark.django_db

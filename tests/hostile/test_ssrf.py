@@ -15,7 +15,7 @@ import aiohappyeyeballs
 import pytest
 from django.db import transaction
 
-from deliveries import engine, http
+from deliveries.engine import engine, http
 from deliveries.models import Delivery
 from deliveries.services.publish import event_publish
 from deliveries.services.send import deliveries_send

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from deliveries import jsjson
-from deliveries.formats import Envelope, Signing, get_format
+from core import jsjson
+from deliveries.formats import get_format
+from deliveries.formats.types import Envelope, Signing
 from inbound.connectors.chat2desk import parse as chat2desk
 from subscriptions.event_types import CHANNEL_REPLY, MESSAGE_CREATED, WEBHOOK_TEST
 

@@ -12,8 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from deliveries import jsjson
-from deliveries.formats import Envelope, get_format
+from core import jsjson
+from deliveries.formats import get_format
+from deliveries.formats.types import Envelope
 from deliveries.models import Attempt, Delivery
 from deliveries.services.operator import webhook_send_test
 from deliveries.services.publish import event_publish

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from deliveries import endpoint_health
+from deliveries.engine import endpoint_health
 from deliveries.models import Event
 from deliveries.services.operator import webhook_send_test
 from deliveries.services.send import webhooks_health_record

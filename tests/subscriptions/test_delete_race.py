@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from deliveries import outbox
+from deliveries.engine import outbox
 from deliveries.models import Attempt, Delivery
 from deliveries.services.publish import event_publish
 from subscriptions.models import Webhook

@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from deliveries.jsjson import MAX_SAFE_INTEGER
+from core.jsjson import MAX_SAFE_INTEGER
 
 surrogates = st.integers(0xD800, 0xDFFF).map(chr)
 specials = st.sampled_from(list('"\\\b\f\n\r\t\x00\x1f\x7f\u2028\u2029é€😀\ud83d\ude00'))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import aio_pika
 
-from deliveries.amqp import usable
+from deliveries.engine.amqp import usable
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 # The webhook's URL for the test broker (the service stores the password apart, encrypted).

@@ -4,8 +4,8 @@ The agent's replies go to `{apiUrl}/v1/messages` through the delivery engine ins
 
 import json
 
-from deliveries import http
-from deliveries.formats import USER_AGENT
+from deliveries.engine import http
+from deliveries.formats.types import USER_AGENT
 from inbound.connectors.chat2desk.parse import REGISTERED_EVENTS
 from inbound.connectors.chat2desk.reply import reply_success
 

@@ -4,9 +4,9 @@ transport`) or, when a human operator acts on a dialog, a status event named by 
 
 import re
 
+from core.jsjson import MAX_SAFE_INTEGER
 from core.text import text_is_storable
 from core.vocabulary import Channel
-from deliveries.jsjson import MAX_SAFE_INTEGER
 from inbound.parsed import Parsed, PayloadError
 
 # hook_type → the internal action (the inbound webhooks document's table).

@@ -7,7 +7,7 @@ takes as the Authorization header.
 
 import json
 
-from deliveries.formats import DEFAULT_SCHEDULE, DeliveryFormat, Envelope, Signing, is_2xx, object_or_empty
+from deliveries.formats.types import DEFAULT_SCHEDULE, DeliveryFormat, Envelope, Signing, is_2xx, object_or_empty
 from subscriptions.event_types import CHANNEL_REPLY
 from subscriptions.models import WebhookFormat
 

@@ -8,16 +8,8 @@ rotate responses).
 
 from django.utils import timezone
 
-from deliveries.formats import (
-    DEFAULT_SCHEDULE,
-    DeliveryFormat,
-    Envelope,
-    agentbot_sign,
-    is_2xx,
-    iso_utc,
-    object_or_empty,
-    text_or_none,
-)
+from deliveries.formats.signed import agentbot_sign
+from deliveries.formats.types import DEFAULT_SCHEDULE, DeliveryFormat, Envelope, is_2xx, iso_utc, object_or_empty, text_or_none
 from domain.models import Conversation, Message
 from inbound.models import ApiVersion
 from subscriptions.event_types import CHANNEL_REPLY

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deliveries import bulk
-from deliveries.formats import iso_utc
+from deliveries.formats.types import iso_utc
 from subscriptions.event_types import WEBHOOK_CIRCUIT_OPENED, WEBHOOK_DISABLED, WEBHOOK_FAILING, WEBHOOK_RECOVERED
 from subscriptions.models import Webhook
 

@@ -2,10 +2,10 @@
 `delivery.exhausted` when a delivery ends failed, and an e-mail to the site's contacts when one of
 its webhooks is failing, was disabled or recovered.
 
-The notice's event is stored by the fold that changed the webhook (deliveries/endpoint_health.py),
+The notice's event is stored by the fold that changed the webhook (deliveries/engine/endpoint_health.py),
 once per state change; when that transaction commits, a task is queued with the event's id, and
 the task sends one e-mail for it. The text is the one the chat formats show for the event
-(deliveries/chat_message.py)."""
+(deliveries/formats/chat_message.py)."""
 
 from celery import signature
 from django.conf import settings
@@ -13,8 +13,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 
 from core.models import Site
-from deliveries.chat_message import chat_message
-from deliveries.formats import Envelope
+from deliveries.formats.chat_message import chat_message
+from deliveries.formats.types import Envelope
 from deliveries.models import Event
 from deliveries.services.publish import event_publish
 from subscriptions.event_types import (

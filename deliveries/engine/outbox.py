@@ -7,6 +7,8 @@ alone when publishes are far apart (no added wait), many events to a message whe
 burst or a steady stream (a message gathers for up to AGENTBOT_HANDOFF_LINGER after the previous
 one). A message per event would cost a worker task and a lease swap per event under a burst.
 
+The ids go under a *dispatch lease* (`lease_token`, `dispatch_until`: the token every write that
+moves the delivery on must name, and its end), taken by publish, the sweep and a person's retry.
 Publishes in one process share a dispatch lease token for a second at a time, so one message can
 carry the deliveries of many events. Nothing here is needed for safety: until a worker takes them,
 the deliveries are in the database under their dispatch lease, and if this process dies with ids
@@ -18,7 +20,7 @@ import logging
 import secrets
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
@@ -30,6 +32,16 @@ logger = logging.getLogger(__name__)
 
 SEND_TASK = "deliveries.tasks.deliveries_send"  # deliveries/tasks.py registers it under this name
 TOKEN_LIFETIME = 1.0  # seconds one shared dispatch token is handed to new publishes
+
+
+def lease_token() -> str:
+    """A new lease's token: every write that moves a delivery on names the token of its lease."""
+    return secrets.token_hex(16)
+
+
+def dispatch_until(now: datetime) -> datetime:
+    """The end of a dispatch lease taken now: until then no sweep enqueues the delivery again."""
+    return now + timedelta(seconds=settings.AGENTBOT_DISPATCH_LEASE)
 
 
 class Outbox:
@@ -49,7 +61,7 @@ class Outbox:
         with self._cond:
             now = self._clock()
             if now - self._token_born > TOKEN_LIFETIME:
-                self._token, self._token_born = secrets.token_hex(16), now
+                self._token, self._token_born = lease_token(), now
             return self._token
 
     def put(self, ids: list[str], token: str) -> None:
@@ -133,10 +145,9 @@ def enqueue_next(ids: list[str]) -> None:
 
     from deliveries import bulk
 
-    token, now = secrets.token_hex(16), timezone.now()
-    until = now + timedelta(seconds=settings.AGENTBOT_DISPATCH_LEASE)
+    token, now = lease_token(), timezone.now()
     try:
-        claimed = bulk.claim_next(ids=ids, now=now, until=until, token=token)
+        claimed = bulk.claim_next(ids=ids, now=now, until=dispatch_until(now), token=token)
     except Exception:  # the sweep enqueues them
         logger.warning("could not look for the next deliveries of %d ordering keys", len(ids), exc_info=True)
         return

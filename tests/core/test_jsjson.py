@@ -1,4 +1,4 @@
-"""deliveries.jsjson must emit exactly the bytes Node's JSON.stringify(JSON.parse(body)) gives."""
+"""core.jsjson must emit exactly the bytes Node's JSON.stringify(JSON.parse(body)) gives."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from deliveries.jsjson import MAX_DEPTH, MAX_SAFE_INTEGER, Fragment, UnsafeJSONError, check_safe, dumps, parse
+from core.jsjson import MAX_DEPTH, MAX_SAFE_INTEGER, Fragment, UnsafeJSONError, check_safe, dumps, parse
 from tests.support.json_values import json_values
 
 # One node process for the whole module: base64 line in, base64 line out (or "!error").

@@ -7,7 +7,7 @@ closed channel or connection, or no answer within AGENTBOT_HTTP_TIMEOUT are fail
 their reason, retried by the format's schedule like an HTTP failure. Nothing is lost: a message
 the broker did not confirm is never recorded as delivered.
 
-Connections live on the process's event loop (the HTTP client's, deliveries/http.py), one per
+Connections live on the process's event loop (the HTTP client's, deliveries/engine/http.py), one per
 broker account: keyed by the address connected to, port, vhost, user, password (as a digest) and
 TLS. A connection the broker closed (a restart) is replaced by the next publish. Each webhook has
 its own channel on it, so one webhook's channel error (an exchange that does not exist closes the
@@ -35,7 +35,7 @@ from django.conf import settings
 from pamqp.commands import Basic
 
 from core.process import PerProcess
-from deliveries import http
+from deliveries.engine import http
 from subscriptions.url_policy import MASKED_PASSWORD, BrokerTarget, UrlNotAllowed, broker_url_parse
 
 logger = logging.getLogger(__name__)

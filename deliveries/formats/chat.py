@@ -1,11 +1,12 @@
 """Chat destinations: Slack, Discord and Microsoft Teams incoming webhooks.
 
-Every event becomes one `ChatMessage` (deliveries/chat_message.py: a one-line summary, the fields
+Every event becomes one `ChatMessage` (deliveries/formats/chat_message.py: a one-line summary, the fields
 that matter, the long text, a link back to the conversation); each platform renders it here in
 its own message shape, escaped its own way and cut to its documented limits
 (docs/destinations.md). The webhook's URL is the credential: nothing is signed.
 
-deliveries/formats.py registers the three formats from the builders and success rules here.
+`FORMATS` puts each platform's builder and success rule together as a `DeliveryFormat`;
+deliveries/formats/__init__.py registers them by name.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import json
 import re
 from collections.abc import Callable
 
-from deliveries import jsjson
-from deliveries.chat_message import ChatMessage, chat_message
-from deliveries.format_types import Envelope
+from core import jsjson
+from deliveries.formats.chat_message import ChatMessage, chat_message
+from deliveries.formats.types import DEFAULT_SCHEDULE, DeliveryFormat, Envelope, Signing, answered_gone
 from subscriptions.models import WebhookFormat
 
 CHAT_FORMATS = (WebhookFormat.SLACK, WebhookFormat.DISCORD, WebhookFormat.TEAMS)
@@ -299,3 +300,29 @@ def teams_body(e: Envelope) -> dict:
 def teams_success(status: int, body: bytes) -> bool:
     """Workflows answers 202 Accepted; the older connectors' webhooks 200."""
     return status in (200, 202)
+
+
+def unsigned(s: Signing) -> dict[str, str]:
+    """No signature: the webhook's URL is the credential."""
+    return {}
+
+
+FORMATS = (
+    DeliveryFormat(
+        WebhookFormat.SLACK,
+        slack_body,
+        unsigned,
+        slack_success,
+        DEFAULT_SCHEDULE,
+        gone=lambda status, body: slack_gone(status, body) or answered_gone(status),
+    ),
+    DeliveryFormat(
+        WebhookFormat.DISCORD,
+        discord_body,
+        unsigned,
+        discord_success,
+        DEFAULT_SCHEDULE,
+        gone=lambda status, body: discord_gone(status, body) or answered_gone(status),
+    ),
+    DeliveryFormat(WebhookFormat.TEAMS, teams_body, unsigned, teams_success, DEFAULT_SCHEDULE),
+)

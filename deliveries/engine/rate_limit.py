@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deliveries import bulk, engine
+from deliveries import bulk
+from deliveries.engine import engine
 from subscriptions.models import Webhook
 
 
@@ -47,7 +48,7 @@ def rate_reserve(*, webhook_id: str, interval: float, count: int, now: datetime,
 
 
 def deliveries_pace(jobs: list[engine.Job], *, token: str) -> list[engine.Job]:
-    """Space the jobs of rate-limited webhooks by their limits (deliveries/rate_limit.py): each
+    """Space the jobs of rate-limited webhooks by their limits (deliveries/engine/rate_limit.py): each
     reserved job gets its start time; the rest go back to the database, due when the limit frees
     up (not an attempt: the schedule is untouched). Returns the jobs to submit."""
     limited: dict[str, list[engine.Job]] = {}

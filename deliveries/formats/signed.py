@@ -1,8 +1,6 @@
-"""Delivery formats: how one event looks on the wire for one kind of receiver.
-
-The formats differ only in data and small functions (body builder, signer, success rule, retry
-schedule), so each is a `DeliveryFormat` value. The subscriber webhooks' formats are here; a
-connector's reply format is its own (inbound/connectors/) and registered with `format_register`.
+"""The signed formats: the Agentbot webhook format, Chatzuri, the Leads webhook and Standard
+Webhooks. Each is a body builder, a signer, a success rule and a retry schedule, put together as a
+`DeliveryFormat` in `FORMATS`; deliveries/formats/__init__.py registers them by name.
 """
 
 import base64
@@ -11,15 +9,16 @@ import hmac
 import json
 from datetime import UTC
 
-from deliveries import chat_formats
-from deliveries.format_types import DELIVERY_ID_HEADER as DELIVERY_ID_HEADER  # named here as callers know them
-from deliveries.format_types import USER_AGENT as USER_AGENT
-from deliveries.format_types import (  # the base types, named here as every caller knows them
+from deliveries.formats.types import (
+    DEFAULT_SCHEDULE,
+    MINUTE,
     DeliveryFormat,
     Envelope,
     Signing,
-    answered_gone,
+    is_2xx,
     iso_utc,
+    object_or_empty,
+    text_or_none,
 )
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
@@ -31,9 +30,6 @@ from subscriptions.event_types import (
 )
 from subscriptions.models import SECRET_PREFIX, WebhookFormat
 
-MINUTE = 60.0
-HOUR = 3600.0
-DEFAULT_SCHEDULE = (0.0, 1 * MINUTE, 5 * MINUTE, 30 * MINUTE, 3 * HOUR)
 LEADS_SCHEDULE = (0.0, 1 * MINUTE, 3 * MINUTE)
 
 
@@ -50,20 +46,6 @@ def timestamped_signature(s: Signing, *, old_first: bool = False) -> str:
     secrets = s.secrets[::-1] if old_first else s.secrets
     signed = f"{s.timestamp}.".encode() + s.body
     return ",".join([f"t={s.timestamp}"] + [f"v1={hmac_hex('sha256', k, signed)}" for k in secrets])
-
-
-def is_2xx(status: int, body: bytes) -> bool:
-    return 200 <= status < 300
-
-
-# Event data comes from the domain or from integrators (POST /events), so a body builder reads
-# it defensively: a field of the wrong type renders as "unknown", never as a crashed worker.
-def text_or_none(value) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def object_or_empty(value) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 # --- agentbot (the Agentbot webhook format) ---------------------------------------------------
@@ -198,52 +180,16 @@ def standard_sign(s: Signing) -> dict[str, str]:
     }
 
 
-# --- slack, discord, teams: a channel's incoming webhook (deliveries/chat_formats.py) ------------
-def unsigned(s: Signing) -> dict[str, str]:
-    """No signature: the webhook's URL is the credential."""
-    return {}
-
-
-FORMATS: dict[str, DeliveryFormat] = {
-    f.name: f
-    for f in (
-        DeliveryFormat(WebhookFormat.AGENTBOT, agentbot_body, agentbot_sign, is_2xx, DEFAULT_SCHEDULE),
-        DeliveryFormat(WebhookFormat.CHATZURI, chatzuri_body, chatzuri_sign, is_2xx, DEFAULT_SCHEDULE),
-        DeliveryFormat(
-            WebhookFormat.LEADS,
-            leads_body,
-            leads_sign,
-            leads_success,
-            LEADS_SCHEDULE,
-            carries=lambda t: t in LEADS_TYPES,
-        ),
-        DeliveryFormat(WebhookFormat.STANDARD, standard_body, standard_sign, is_2xx, DEFAULT_SCHEDULE),
-        DeliveryFormat(
-            WebhookFormat.SLACK,
-            chat_formats.slack_body,
-            unsigned,
-            chat_formats.slack_success,
-            DEFAULT_SCHEDULE,
-            gone=lambda status, body: chat_formats.slack_gone(status, body) or answered_gone(status),
-        ),
-        DeliveryFormat(
-            WebhookFormat.DISCORD,
-            chat_formats.discord_body,
-            unsigned,
-            chat_formats.discord_success,
-            DEFAULT_SCHEDULE,
-            gone=lambda status, body: chat_formats.discord_gone(status, body) or answered_gone(status),
-        ),
-        DeliveryFormat(WebhookFormat.TEAMS, chat_formats.teams_body, unsigned, chat_formats.teams_success, DEFAULT_SCHEDULE),
-    )
-}
-
-
-def format_register(fmt: DeliveryFormat) -> None:
-    """Add a format an app above deliveries owns: a connector's reply format (inbound/connectors/),
-    registered at inbound's ready(), so every process that loads Django has it."""
-    FORMATS[fmt.name] = fmt
-
-
-def get_format(name: str) -> DeliveryFormat:
-    return FORMATS[name]
+FORMATS = (
+    DeliveryFormat(WebhookFormat.AGENTBOT, agentbot_body, agentbot_sign, is_2xx, DEFAULT_SCHEDULE),
+    DeliveryFormat(WebhookFormat.CHATZURI, chatzuri_body, chatzuri_sign, is_2xx, DEFAULT_SCHEDULE),
+    DeliveryFormat(
+        WebhookFormat.LEADS,
+        leads_body,
+        leads_sign,
+        leads_success,
+        LEADS_SCHEDULE,
+        carries=lambda t: t in LEADS_TYPES,
+    ),
+    DeliveryFormat(WebhookFormat.STANDARD, standard_body, standard_sign, is_2xx, DEFAULT_SCHEDULE),
+)

@@ -1,6 +1,6 @@
 """The message a chat channel gets for one event, whatever the platform: a one-line summary, the
 fields that matter, the long text (what was written, a reason, remarks) and a link back to the
-conversation when AGENTBOT_PUBLIC_URL is set. deliveries/chat_formats.py renders it per platform.
+conversation when AGENTBOT_PUBLIC_URL is set. deliveries/formats/chat.py renders it per platform.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import UTC
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
-from deliveries.format_types import Envelope
+from deliveries.formats.types import Envelope
 from subscriptions.event_types import (
     APPOINTMENT_CREATED,
     CONVERSATION_CLOSED,

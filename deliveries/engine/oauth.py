@@ -1,7 +1,7 @@
 """OAuth2 client credentials for webhooks whose receivers want a bearer token from their own
 authorisation server.
 
-The token is fetched through the hardened client (deliveries/http.py: the URL policy, bounded
+The token is fetched through the hardened client (deliveries/engine/http.py: the URL policy, bounded
 time, no redirects) and cached per webhook in this process until shortly before it expires, so
 every delivery the worker sends to that webhook shares it; concurrent deliveries wait for one
 fetch. A 401 from the receiver refreshes the token once and sends again before the attempt
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from core.process import PerProcess
-from deliveries import http
-from deliveries.endpoint_auth import OAuth2, basic_authorization
+from deliveries.engine import http
+from deliveries.engine.endpoint_auth import OAuth2, basic_authorization
 
 # A token is renewed this long before it expires (or at a tenth of its life, if shorter), so a
 # request never leaves with a token that runs out on the way.

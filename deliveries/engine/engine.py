@@ -31,9 +31,10 @@ from django.db import connection
 
 from core.logging import log_delivery
 from core.process import PerProcess
-from deliveries import amqp, http, oauth
-from deliveries.endpoint_auth import NO_CONTROLS, Controls
-from deliveries.formats import Signing, get_format
+from deliveries.engine import amqp, http, oauth
+from deliveries.engine.endpoint_auth import NO_CONTROLS, Controls
+from deliveries.formats import get_format
+from deliveries.formats.types import Signing
 from subscriptions.url_policy import is_broker_url
 
 logger = logging.getLogger(__name__)
@@ -58,10 +59,10 @@ class Job:
     exchange: str = ""
     routing_key: str = ""
     broker_password: str = field(default="", repr=False)
-    # The webhook's headers, authentication and TLS (deliveries/endpoint_auth.py).
+    # The webhook's headers, authentication and TLS (deliveries/engine/endpoint_auth.py).
     controls: Controls = field(default=NO_CONTROLS, repr=False)
     # Seconds between two sends to its webhook under its rate limit (None: no limit), and the
-    # time.monotonic() before which it must not start (deliveries/rate_limit.py).
+    # time.monotonic() before which it must not start (deliveries/engine/rate_limit.py).
     rate_interval: float | None = None
     not_before: float = 0.0
     # Its ordering key (None: unordered): the next delivery of the key goes when this one ends.
@@ -230,7 +231,7 @@ class Engine:
         result = None
         try:
             wait = job.not_before - time.monotonic()
-            if wait > 0:  # the webhook's rate limit spaces its sends (deliveries/rate_limit.py)
+            if wait > 0:  # the webhook's rate limit spaces its sends (deliveries/engine/rate_limit.py)
                 await asyncio.sleep(wait)
                 job.deadline += wait
             async with slots:

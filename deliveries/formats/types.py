@@ -1,8 +1,9 @@
-"""The base types of the delivery formats: what a format renders (`Envelope`), what a signer
-signs (`Signing`) and a format itself (`DeliveryFormat`), with the two helpers they share.
+"""What every delivery format builds on: what a format renders (`Envelope`), what a signer signs
+(`Signing`), a format itself (`DeliveryFormat`), the default retry schedule and the small helpers
+the body builders share.
 
-This module imports none of the format modules: deliveries/formats.py and the chat formats
-(chat_formats.py, chat_message.py) all build on it, and formats.py re-exports its names.
+This module imports none of the format modules: the signed formats (signed.py), the chat formats
+(chat.py, chat_message.py) and the connectors' reply formats (inbound/connectors/) build on it.
 """
 
 from collections.abc import Callable
@@ -12,7 +13,11 @@ from functools import cached_property
 
 from django.conf import settings
 
-from deliveries import jsjson
+from core import jsjson
+
+MINUTE = 60.0
+HOUR = 3600.0
+DEFAULT_SCHEDULE = (0.0, 1 * MINUTE, 5 * MINUTE, 30 * MINUTE, 3 * HOUR)  # immediately, 1 m, 5 m, 30 m, 3 h
 
 USER_AGENT = "Agentbot-Webhooks/1.0"
 DELIVERY_ID_HEADER = "X-Agentbot-Delivery-Id"
@@ -68,7 +73,7 @@ class DeliveryFormat:
     carries: Callable[[str], bool] = lambda event_type: True
     # A failed answer that says the receiver is gone for good (a 410; a chat platform's own words
     # for a webhook deleted on its side): the reason, which ends the delivery and disables the
-    # webhook (deliveries/endpoint_health.py); "" for a failure worth retrying.
+    # webhook (deliveries/engine/endpoint_health.py); "" for a failure worth retrying.
     gone: Callable[[int, bytes], str] = lambda status, body: answered_gone(status)
 
     def render(self, envelope: Envelope) -> bytes:
@@ -96,3 +101,17 @@ def iso_utc(moment: datetime) -> str:
 
 def answered_gone(status: int) -> str:
     return "the receiver answered 410 Gone" if status == 410 else ""
+
+
+def is_2xx(status: int, body: bytes) -> bool:
+    return 200 <= status < 300
+
+
+# Event data comes from the domain or from integrators (POST /events), so a body builder reads
+# it defensively: a field of the wrong type renders as "unknown", never as a crashed worker.
+def text_or_none(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def object_or_empty(value) -> dict:
+    return value if isinstance(value, dict) else {}

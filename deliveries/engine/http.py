@@ -40,7 +40,7 @@ class OutboundResult:
     body: bytes = b""
     duration_ms: int = 0
     error: str = ""
-    # A broker destination (deliveries/amqp.py): the broker confirmed the message. No status code
+    # A broker destination (deliveries/engine/amqp.py): the broker confirmed the message. No status code
     # there; this is its success.
     confirmed: bool = False
 

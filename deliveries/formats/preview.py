@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from deliveries.chat_formats import CHAT_FORMATS
-from deliveries.chat_message import chat_summary
-from deliveries.formats import Envelope, get_format
+from deliveries.formats import get_format
+from deliveries.formats.chat import CHAT_FORMATS
+from deliveries.formats.chat_message import chat_summary
+from deliveries.formats.types import Envelope
 from subscriptions.event_types import WEBHOOK_TEST
 from subscriptions.models import Webhook
 
