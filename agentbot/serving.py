@@ -27,6 +27,7 @@ from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.log import log_response
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.api.errors import DatabaseUnavailableMiddleware, database_unavailable
 from core.request_limits import refuse_too_large
@@ -286,8 +287,8 @@ class HeaderTimeoutH11Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline for each request's headers: a connection whose
     request line and headers have not all arrived within AGENTBOT_WEB_HEADER_TIMEOUT seconds (of
     its opening, or of the previous response) is answered 408 and closed. uvicorn has no such
-    timeout: a client sending a header byte now and then held its connection for good. `agentbot
-    serve` runs uvicorn with `--http agentbot.serving:HeaderTimeoutH11Protocol` (docs/limits.md)."""
+    timeout: a client sending a header byte now and then held its connection for good. For
+    uvicorn's h11 parser; `agentbot serve` runs HeaderTimeoutHttpToolsProtocol (docs/limits.md)."""
 
     _header_timer: asyncio.TimerHandle | None = None
 
@@ -325,6 +326,51 @@ class HeaderTimeoutH11Protocol(H11Protocol):
             return
         if self.conn.our_state is h11.IDLE and self.conn.their_state is h11.IDLE and self.cycle is None:
             self.transport.write(REQUEST_TIMEOUT)
+        self.transport.close()
+
+
+class HeaderTimeoutHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol (its C parser: about half the event loop's CPU per request of
+    h11's, bench/PROFILE.md) with HeaderTimeoutH11Protocol's deadline for each request's line and
+    headers: a connection whose request headers have not all arrived within
+    AGENTBOT_WEB_HEADER_TIMEOUT seconds (of its opening, or of the previous response) is answered
+    408 and closed. What `agentbot serve` runs (docs/limits.md)."""
+
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._header_deadline_set()
+
+    def on_headers_complete(self) -> None:
+        self._header_deadline_clear()  # the headers are in (or the protocol switches)
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._header_deadline_set()  # the next request's headers, on a kept-alive connection
+
+    def connection_lost(self, exc) -> None:
+        self._header_deadline_clear()
+        super().connection_lost(exc)
+
+    def _header_deadline_set(self) -> None:
+        self._header_deadline_clear()
+        seconds = settings.AGENTBOT_WEB_HEADER_TIMEOUT
+        if seconds > 0:
+            self._header_timer = self.loop.call_later(seconds, self._header_deadline_passed)
+
+    def _header_deadline_clear(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_deadline_passed(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+            return  # a request whose headers are in: its body has its own timeout (core/request_limits.py)
+        self.transport.write(REQUEST_TIMEOUT)
         self.transport.close()
 
 
