@@ -402,3 +402,36 @@ def test_the_plain_path_is_off_when_the_middleware_it_mirrors_changes(settings):
     settings.MIDDLEWARE = settings.MIDDLEWARE[:-1]
     settings.SECURE_SSL_REDIRECT = True
     assert not plain_publish_supported()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_server_answers_the_plain_publish_and_the_view_with_the_same_headers(tmp_path, webhook_factory):
+    """agentbot/asgi.py under uvicorn: the plain publish (PlainPublish) and the same event through
+    DRF's view (a charset parameter) answer with the same header lines, in the same order."""
+    import requests
+
+    from core.services import api_key_create
+    from tests.support.asgi_server import AsgiServer
+
+    site = SiteFactory()
+    webhook_factory(site=site, events=["*"])
+    _, key = api_key_create(site=site)
+    server = AsgiServer(tmp_path)
+    try:
+        body = json.dumps({"event": "message.created", "data": DATA}).encode()
+        answers = [
+            requests.post(
+                f"{server.url}/api/v1/events",
+                data=body,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
+                timeout=10,
+            )
+            for content_type in ("application/json", "application/json; charset=utf-8")
+        ]
+    finally:
+        server.stop()
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    lines = [[(k, v) for k, v in a.raw.headers.items() if k not in ("date", "content-length")] for a in answers]
+    assert lines[0] == lines[1] and ("x-frame-options", "DENY") in lines[0]
+    assert [len(a.content) for a in answers] == [int(a.headers["content-length"]) for a in answers]
+    assert Event.objects.filter(site=site).count() == 2
