@@ -2,7 +2,7 @@
 a shared machine moves), so two variants can be compared A/B in the same run.
 
     .venv/bin/python bench/web_profile.py [--requests 2000] [--webhooks 10] [--batch 0]
-        [--mode server|app|django] [--cprofile FILE] [--uvicorn-arg=--http=h11 ...]
+        [--mode server|app|django|plain] [--cprofile FILE] [--uvicorn-arg=--http=h11 ...]
 
 - `server` (default): uvicorn as `manage.py serve` starts it (`agentbot.asgi:application`), one
   keep-alive client sending the requests one after another; the CPU of the uvicorn process
@@ -10,6 +10,9 @@ a shared machine moves), so two variants can be compared A/B in the same run.
   ASGI layers, Django, DRF, the publish's statements, the hand-off thread.
 - `app`: the same ASGI application driven in this process, without the HTTP server; process CPU.
 - `django`: Django's WSGI handler called in this thread, what `--cprofile` profiles (thread CPU).
+- `plain`: what agentbot/serving.py's PlainPublish does on Django's thread for a single publish
+  (the request signals, the publish, the response's headers), called in this thread; `--cprofile`
+  profiles it too (thread CPU).
 
 `--batch N` sends batches of N events to `POST /api/v1/events/batch` instead, and reports CPU
 per event. Uses the benchmark's database (BENCH_DATABASE_URL) and broker; no worker runs (the
@@ -259,6 +262,43 @@ def _django(key: str, path: str, body: bytes, requests: int, warmup: int, profil
     return time.thread_time() - before
 
 
+def _plain(key: str, path: str, body: bytes, requests: int, warmup: int, profile_to: Path | None) -> float:
+    from agentbot.serving import PlainPublish
+
+    plain = PlainPublish(None, None)
+    headers = {
+        b"host": b"127.0.0.1:8000",
+        b"authorization": f"Bearer {key}".encode(),
+        b"content-type": b"application/json",
+        b"content-length": str(len(body)).encode(),
+    }
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "root_path": "",
+        "query_string": b"",
+        "headers": list(headers.items()),
+    }
+
+    def run(count: int) -> None:
+        for _ in range(count):
+            answer = plain._serve(scope, headers, body)
+            if answer is None or answer[0] not in (200, 201):
+                raise RuntimeError(f"not taken or refused: {answer and answer[:1]}")
+
+    run(warmup)
+    profiler = cProfile.Profile(time.thread_time) if profile_to else None
+    before = time.thread_time()
+    if profiler:
+        profiler.enable()
+    run(requests)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
+    return time.thread_time() - before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -268,8 +308,8 @@ def main() -> None:
     parser.add_argument("--get", default="", help="server mode: GET this path instead (the fixed cost of a request)")
     parser.add_argument("--clients", type=int, default=16, help="server mode: concurrent keep-alive clients")
     parser.add_argument("--root", type=Path, default=None, help="server mode: serve this checkout instead (an A/B)")
-    parser.add_argument("--mode", choices=["server", "app", "django"], default="server")
-    parser.add_argument("--cprofile", type=Path, default=None, help="django mode: write cProfile stats here")
+    parser.add_argument("--mode", choices=["server", "app", "django", "plain"], default="server")
+    parser.add_argument("--cprofile", type=Path, default=None, help="django and plain modes: write cProfile stats here")
     parser.add_argument("--py-spy", type=Path, default=None, help="server mode: py-spy raw samples of the web process here")
     parser.add_argument("--uvicorn-arg", action="append", default=[], help="server mode: one more uvicorn argument")
     args = parser.parse_args()
@@ -291,6 +331,8 @@ def main() -> None:
         )
     elif args.mode == "app":
         cpu = _app(key, path, body, args.requests, args.warmup)
+    elif args.mode == "plain":
+        cpu = _plain(key, path, body, args.requests, args.warmup, args.cprofile)
     else:
         cpu = _django(key, path, body, args.requests, args.warmup, args.cprofile)
     from deliveries.engine import outbox

@@ -388,18 +388,42 @@ def event_publish_endpoint(request):
     return _publish_plainly(request) or _publish_view(request)
 
 
+PUBLISH_ALLOW = "POST, OPTIONS"  # the Allow header DRF's views answer with
+
+
 def _publish_plainly(request) -> HttpResponse | None:
-    if request.method != "POST" or request.META.get("CONTENT_TYPE") != "application/json":
+    if request.method != "POST":
         return None
-    scheme, _, plain = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
-    length = request.META.get("CONTENT_LENGTH", "")
+    answer = publish_plain(
+        content_type=request.META.get("CONTENT_TYPE"),
+        authorization=request.META.get("HTTP_AUTHORIZATION", ""),
+        length=request.META.get("CONTENT_LENGTH", ""),
+        body=lambda: request.body,
+    )
+    if answer is None:
+        return None
+    status_code, content = answer
+    response = HttpResponse(content, status=status_code, content_type="application/json")
+    response["Allow"] = PUBLISH_ALLOW
+    return response
+
+
+def publish_plain(*, content_type: str | None, authorization: str, length: str, body) -> tuple[int, bytes] | None:
+    """The lean publish of a POST /api/v1/events, from its Content-Type, Authorization and
+    Content-Length headers and its body (`body()` reads it): (201 or 200, the rendered JSON), or
+    None, with nothing stored, for anything EventPublishView must answer. Django's request cycle
+    calls it (`_publish_plainly`), and so does agentbot/serving.py's `PlainPublish` below it."""
+    if content_type != "application/json":
+        return None
+    scheme, _, plain = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not length.isdigit() or int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return None
-    key = api_key_authenticate(plain=plain.strip()) if plain.strip() else None
+    plain = plain.strip()
+    key = api_key_authenticate(plain=plain) if plain else None
     if key is None:
         return None
     try:
-        given = jsonlimits.loads(request.body)
+        given = jsonlimits.loads(body())
     except jsonlimits.JsonRefused:
         return None
     if not isinstance(given, dict) or not given.keys() <= _EVENT_FIELDS or not _plain_input(given):
@@ -409,12 +433,10 @@ def _publish_plainly(request) -> HttpResponse | None:
     try:
         with transaction.atomic():
             event, created = publish.event_publish(site=key.site, **publish_arguments(given))
-            body = published_body(event) if created else EventSerializer(event_deliveries_shown(event)).data
+            shown = published_body(event) if created else EventSerializer(event_deliveries_shown(event)).data
     except Refused:
         return None  # nothing stored: the view refuses it in its own words
-    response = HttpResponse(_render(body), status=201 if created else 200, content_type="application/json")
-    response["Allow"] = "POST, OPTIONS"  # as DRF's views answer
-    return response
+    return (201 if created else 200), _render(shown)
 
 
 def _plain_input(given: dict) -> bool:

@@ -108,3 +108,21 @@ def test_a_request_sent_in_time_is_served_and_kept_alive(web):
         for _ in range(3):
             assert http.get(f"http://127.0.0.1:{web}/healthz", timeout=5).status_code == 200
             time.sleep(0.5)
+
+
+def test_the_next_requests_headers_on_a_kept_alive_connection_have_their_own_deadline(web):
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n"
+    answer, took = drip(web, head, b"X-Slow: " + b"a" * 100)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"HTTP/1.1 408" in answer and answer.count(b"HTTP/1.1 200") == 1, answer
+    assert took < 4, f"held for {took:.1f} s"
+
+
+def test_serve_parses_http_with_httptools():
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from agentbot.serving import HeaderTimeoutHttpToolsProtocol
+
+    (spec,) = [c for c in service_commands(host="127.0.0.1", port=8000) if c.name == "web"]
+    assert spec.argv[spec.argv.index("--http") + 1] == "agentbot.serving:HeaderTimeoutHttpToolsProtocol"
+    assert issubclass(HeaderTimeoutHttpToolsProtocol, HttpToolsProtocol)

@@ -1,10 +1,10 @@
 import json
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
-from deliveries.models import Attempt, Delivery
+from deliveries.models import Attempt, Delivery, Event
 from tests.conftest import client_for
 from tests.factories import SiteFactory
 
@@ -235,3 +235,203 @@ def test_the_lean_publish_needs_a_valid_key(site):
     response = client.post("/api/v1/events", {"event": "message.created", "data": DATA}, format="json")
     assert response.status_code == 401
     assert "not valid" in response.json()["message"]
+
+
+# --- The plain publish below Django's request cycle (agentbot/serving.py's PlainPublish) -------------
+
+
+class Served:
+    """agentbot/asgi.py's Django stack in this process (BodyLimit, BufferedBody, PlainPublish and
+    a2wsgi on one thread), with the paths of the requests that reached Django itself."""
+
+    def __init__(self) -> None:
+        from agentbot.serving import PlainPublish, django_in_threads
+        from core.request_limits import BodyLimit
+
+        stack = django_in_threads(1)
+        self.plain = stack.app
+        assert isinstance(self.plain, PlainPublish) and self.plain.enabled
+        self.through_django: list[str] = []
+        django_app = self.plain.app
+
+        async def counted(scope, receive, send):
+            self.through_django.append(scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else ""))
+            await django_app(scope, receive, send)
+
+        self.plain.app = counted
+        self.app = BodyLimit(stack)
+
+    def post(self, path: str, body, key: str | None, **headers: str):
+        import asyncio
+
+        import httpx
+
+        async def go():
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                content = body if isinstance(body, bytes) else json.dumps(body).encode()
+                sent = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+                sent.update({name.replace("_", "-"): value for name, value in headers.items()})
+                return await client.post(path, content=content, headers=sent)
+
+        return asyncio.run(go())
+
+    def thread_holds_a_connection(self) -> bool:
+        """Whether Django's thread kept a database connection after its request (Django gives it
+        back to the pool at request_finished)."""
+        return self.plain.executor.submit(lambda: connection.connection is not None).result()
+
+    def close(self) -> None:
+        self.plain.executor.submit(lambda: connection.close()).result()
+        self.plain.executor.shutdown()
+
+
+@pytest.fixture
+def served(transactional_db):
+    stack = Served()
+    yield stack
+    stack.close()
+
+
+@pytest.fixture
+def plain_key(transactional_db):
+    from core.services import api_key_create
+
+    site = SiteFactory()
+    _, key = api_key_create(site=site)
+    return site, key
+
+
+def _wire_headers(response) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in response.headers.multi_items() if k != "content-length"]
+
+
+def test_the_plain_publish_is_answered_below_django_as_django_answers_it(served, plain_key, webhook_factory):
+    site, key = plain_key
+    webhook_factory(site=site, events=["*"])
+    body = {"event": "message.created", "data": {"b": 1.0, "a": [1e300, -0.0], "é": "ü"}}
+    plain = served.post("/api/v1/events", body, key)
+    assert served.through_django == []  # answered below Django
+    assert not served.thread_holds_a_connection()  # given back, as request_finished does
+    django_lean = served.post("/api/v1/events?via=django", body, key)  # Django's cycle, the lean function
+    viewed = served.post("/api/v1/events", body, key, Content_Type="application/json; charset=utf-8")  # DRF's view
+    assert served.through_django == ["/api/v1/events?via=django", "/api/v1/events"]
+    assert [r.status_code for r in (plain, django_lean, viewed)] == [201, 201, 201]
+    assert _wire_headers(plain) == _wire_headers(django_lean) == _wire_headers(viewed)  # names, values and order
+    assert int(plain.headers["content-length"]) == len(plain.content)
+    ignore = {"id", "created_at", "deliveries"}
+    shapes = [
+        ({k: v for k, v in r.json().items() if k not in ignore}, [list(d) for d in r.json()["deliveries"]])
+        for r in (plain, viewed)
+    ]
+    assert shapes[0] == shapes[1] and list(plain.json()) == list(viewed.json())
+    stored = Event.objects.get(pk=plain.json()["id"])
+    assert stored.data == body["data"] and Delivery.objects.filter(event=stored).count() == 1
+    # Another language asked for: LocaleMiddleware's Content-Language, on both paths.
+    portuguese = served.post("/api/v1/events", body, key, Accept_Language="pt-BR,pt;q=0.9")
+    in_django = served.post("/api/v1/events?via=django", body, key, Accept_Language="pt-BR,pt;q=0.9")
+    assert portuguese.headers["content-language"] == "pt-br" and _wire_headers(portuguese) == _wire_headers(in_django)
+    assert served.through_django[-1] == "/api/v1/events?via=django" and len(served.through_django) == 3
+    # The idempotent replay (200) too.
+    first = served.post("/api/v1/events", {**body, "idempotency_key": "plain-1"}, key)
+    again = served.post("/api/v1/events", {**body, "idempotency_key": "plain-1"}, key)
+    replayed = served.post("/api/v1/events?via=django", {**body, "idempotency_key": "plain-1"}, key)
+    assert (first.status_code, again.status_code, replayed.status_code) == (201, 200, 200)
+    assert again.json() == replayed.json() and again.json()["id"] == first.json()["id"]
+    assert _wire_headers(again) == _wire_headers(replayed) and len(served.through_django) == 4
+
+
+@pytest.mark.parametrize(
+    "body, key, headers, path, status, phrase",
+    [
+        ({"event": "message.created", "data": DATA}, "abk_not_a_key", {}, "", 401, "not valid"),
+        ({"event": "message.created", "data": DATA}, None, {}, "", 401, "an API key is required"),
+        ({"event": "", "data": DATA}, "key", {}, "", 400, "event: This field may not be blank"),
+        ({"event": "message.created", "data": DATA, "id": "evt_x"}, "key", {}, "", 400, "id: unknown field"),
+        ({"event": "no.such.type", "data": {}}, "key", {}, "", 400, "no.such.type"),
+        (b'{"event": "message.created", "data": ', "key", {}, "", 400, "JSON"),
+        ({"event": "message.created", "data": DATA}, "key", {"Content_Type": "text/plain"}, "", 415, "text/plain"),
+        ({"event": "message.created", "data": DATA}, "key", {"Cookie": "sessionid=x"}, "", 201, ""),
+        ({"event": "message.created", "data": DATA}, "key", {}, "?a=%00", 400, "control characters"),
+        ({"event": "message.created", "data": DATA}, "key", {}, "/", 404, ""),
+    ],
+)
+def test_what_the_plain_path_does_not_take_is_djangos_to_answer(served, plain_key, body, key, headers, path, status, phrase):
+    key = plain_key[1] if key == "key" else key
+    response = served.post("/api/v1/events" + path, body, key, **headers)
+    assert response.status_code == status, response.content
+    assert len(served.through_django) == 1
+    if phrase:
+        assert phrase in response.json()["message"]
+
+
+def test_a_host_django_refuses_is_refused_on_the_plain_path_too(served, plain_key, settings):
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    response = served.post("/api/v1/events", {"event": "message.created", "data": DATA}, plain_key[1])
+    assert response.status_code == 400 and served.through_django == ["/api/v1/events"]
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "error, status", [(OperationalError("connection refused"), 503), (ValueError("a bug"), 500)], ids=["database", "bug"]
+)
+def test_an_error_in_the_plain_publish_gets_djangos_answer(served, plain_key, monkeypatch, error, status):
+    from deliveries.services import publish as publish_service
+
+    def failing(**kwargs):
+        raise error
+
+    monkeypatch.setattr(publish_service, "event_publish", failing)
+    body = {"event": "message.created", "data": DATA}
+    plain = served.post("/api/v1/events", body, plain_key[1])
+    in_django = served.post("/api/v1/events?via=django", body, plain_key[1])
+    assert served.through_django == ["/api/v1/events?via=django"]
+    assert (plain.status_code, in_django.status_code) == (status, status)
+    assert plain.content == in_django.content and _wire_headers(plain) == _wire_headers(in_django)
+    if status == 503:
+        assert plain.headers["retry-after"] == "5" and plain.json()["error"] == "database_unavailable"
+    assert not served.thread_holds_a_connection()
+
+
+def test_the_plain_path_is_off_when_the_middleware_it_mirrors_changes(settings):
+    from agentbot.serving import plain_publish_supported
+
+    assert plain_publish_supported()
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
+    assert not plain_publish_supported()
+    settings.MIDDLEWARE = settings.MIDDLEWARE[:-1]
+    settings.SECURE_SSL_REDIRECT = True
+    assert not plain_publish_supported()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_server_answers_the_plain_publish_and_the_view_with_the_same_headers(tmp_path, webhook_factory):
+    """agentbot/asgi.py under uvicorn: the plain publish (PlainPublish) and the same event through
+    DRF's view (a charset parameter) answer with the same header lines, in the same order."""
+    import requests
+
+    from core.services import api_key_create
+    from tests.support.asgi_server import AsgiServer
+
+    site = SiteFactory()
+    webhook_factory(site=site, events=["*"])
+    _, key = api_key_create(site=site)
+    server = AsgiServer(tmp_path)
+    try:
+        body = json.dumps({"event": "message.created", "data": DATA}).encode()
+        answers = [
+            requests.post(
+                f"{server.url}/api/v1/events",
+                data=body,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
+                timeout=10,
+            )
+            for content_type in ("application/json", "application/json; charset=utf-8")
+        ]
+    finally:
+        server.stop()
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    lines = [[(k, v) for k, v in a.raw.headers.items() if k not in ("date", "content-length")] for a in answers]
+    assert lines[0] == lines[1] and ("x-frame-options", "DENY") in lines[0]
+    assert [len(a.content) for a in answers] == [int(a.headers["content-length"]) for a in answers]
+    assert Event.objects.filter(site=site).count() == 2

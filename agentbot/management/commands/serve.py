@@ -54,7 +54,7 @@ def service_commands(*, host: str, port: int) -> list[ChildSpec]:
         "off",
         # A deadline for each request's headers (AGENTBOT_WEB_HEADER_TIMEOUT), which uvicorn lacks.
         "--http",
-        "agentbot.serving:HeaderTimeoutH11Protocol",
+        "agentbot.serving:HeaderTimeoutHttpToolsProtocol",
     ]
     if settings.AGENTBOT_WEB_WORKERS > 1:
         web += ["--workers", str(settings.AGENTBOT_WEB_WORKERS)]
