@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import io
 
-import h11
 from a2wsgi import WSGIMiddleware
 from a2wsgi.wsgi import build_environ
 from django.conf import settings
@@ -26,7 +25,6 @@ from django.urls import resolve, reverse
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.log import log_response
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.api.errors import DatabaseUnavailableMiddleware, database_unavailable
@@ -283,58 +281,13 @@ def _as_django_answers(response: HttpResponse, language: str) -> list[tuple[byte
     return [(name.strip().encode("latin1").lower(), value.strip().encode("latin1")) for name, value in items]
 
 
-class HeaderTimeoutH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a deadline for each request's headers: a connection whose
-    request line and headers have not all arrived within AGENTBOT_WEB_HEADER_TIMEOUT seconds (of
-    its opening, or of the previous response) is answered 408 and closed. uvicorn has no such
-    timeout: a client sending a header byte now and then held its connection for good. For
-    uvicorn's h11 parser; `agentbot serve` runs HeaderTimeoutHttpToolsProtocol (docs/limits.md)."""
-
-    _header_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport) -> None:
-        super().connection_made(transport)
-        self._header_deadline_set()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # the headers are in (or the protocol switched)
-            self._header_deadline_clear()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._header_deadline_set()  # the next request's headers, on a kept-alive connection
-
-    def connection_lost(self, exc) -> None:
-        self._header_deadline_clear()
-        super().connection_lost(exc)
-
-    def _header_deadline_set(self) -> None:
-        self._header_deadline_clear()
-        seconds = settings.AGENTBOT_WEB_HEADER_TIMEOUT
-        if seconds > 0:
-            self._header_timer = self.loop.call_later(seconds, self._header_deadline_passed)
-
-    def _header_deadline_clear(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _header_deadline_passed(self) -> None:
-        self._header_timer = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
-            return
-        if self.conn.our_state is h11.IDLE and self.conn.their_state is h11.IDLE and self.cycle is None:
-            self.transport.write(REQUEST_TIMEOUT)
-        self.transport.close()
-
-
 class HeaderTimeoutHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (its C parser: about half the event loop's CPU per request of
-    h11's, bench/PROFILE.md) with HeaderTimeoutH11Protocol's deadline for each request's line and
-    headers: a connection whose request headers have not all arrived within
-    AGENTBOT_WEB_HEADER_TIMEOUT seconds (of its opening, or of the previous response) is answered
-    408 and closed. What `agentbot serve` runs (docs/limits.md)."""
+    h11's, bench/PROFILE.md) with a deadline for each request's line and headers: a connection
+    whose request headers have not all arrived within AGENTBOT_WEB_HEADER_TIMEOUT seconds (of its
+    opening, or of the previous response) is answered 408 and closed. uvicorn has no such timeout:
+    a client sending a header byte now and then held its connection for good. What `agentbot
+    serve` runs (docs/limits.md)."""
 
     _header_timer: asyncio.TimerHandle | None = None
 
