@@ -115,7 +115,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 # of at most AGENTBOT_DB_POOL_MAX, for a request or a task, and gives them back when it ends
 # (CONN_MAX_AGE=0). Persistent connections under Django's ASGI handler (a new thread, so a new
 # connection, per request) stayed open until PostgreSQL's max_connections ran out. A connection
-# is checked before it is lent (CONN_HEALTH_CHECKS), so a broken one left by a database restart is
+# is checked before it is lent (core/pool.py), so a broken one left by a database restart is
 # replaced, not handed out, and a borrower waits at most AGENTBOT_DB_POOL_TIMEOUT seconds for a
 # free one before its request fails with a 503 (core/api/errors.py).
 AGENTBOT_DB_POOL_MIN = int(env_float("AGENTBOT_DB_POOL_MIN", 1))
@@ -129,6 +129,8 @@ if AGENTBOT_DB_POOL_MAX < 1 or AGENTBOT_DB_POOL_MIN < 0 or AGENTBOT_DB_POOL_MIN 
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with the pool's check done without a round trip (core/postgresql/base.py).
+        DATABASES["default"].update(ENGINE="core.postgresql", CONN_HEALTH_CHECKS=False)
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": AGENTBOT_DB_POOL_MIN,
             "max_size": AGENTBOT_DB_POOL_MAX,
