@@ -250,16 +250,7 @@ def _django(key: str, path: str, body: bytes, requests: int, warmup: int, profil
             if not status[0].startswith(("200", "201")):
                 raise RuntimeError(status[0])
 
-    run(warmup)
-    profiler = cProfile.Profile(time.thread_time) if profile_to else None
-    before = time.thread_time()
-    if profiler:
-        profiler.enable()
-    run(requests)
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(profile_to)
-    return time.thread_time() - before
+    return _thread_cpu(run, requests, warmup, profile_to)
 
 
 def _plain(key: str, path: str, body: bytes, requests: int, warmup: int, profile_to: Path | None) -> float:
@@ -287,6 +278,12 @@ def _plain(key: str, path: str, body: bytes, requests: int, warmup: int, profile
             if answer is None or answer[0] not in (200, 201):
                 raise RuntimeError(f"not taken or refused: {answer and answer[:1]}")
 
+    return _thread_cpu(run, requests, warmup, profile_to)
+
+
+def _thread_cpu(run, requests: int, warmup: int, profile_to: Path | None) -> float:
+    """This thread's CPU seconds for `run(requests)` after `run(warmup)`, under cProfile (thread
+    time) when `profile_to` is given."""
     run(warmup)
     profiler = cProfile.Profile(time.thread_time) if profile_to else None
     before = time.thread_time()
