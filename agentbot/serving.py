@@ -58,16 +58,8 @@ class BufferedBody:
                 return await refuse_too_large(scope, send, self.cap)
             chunks.append(chunk)
             more = message.get("more_body", False)
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()  # after the body: the disconnect, when it comes
-
-        await self.app(scope, replay, send)
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay(whole, receive), send)
 
 
 def django_in_threads(threads: int):
@@ -246,6 +238,8 @@ def _headers_once(raw) -> dict[bytes, bytes] | None:
 
 
 def _replay(message, receive):
+    """An ASGI `receive` that gives `message` first, then what `receive` gives (the disconnect,
+    when it comes)."""
     replayed = False
 
     async def again():

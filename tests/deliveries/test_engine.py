@@ -4,13 +4,12 @@ slots, and how many jobs a webhook may queue follows how fast it answers. Withou
 import time
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from deliveries.engine import engine
 from deliveries.models import Attempt, Delivery
-from deliveries.services.publish import event_publish
 from deliveries.services.send import attempts_record, deliveries_release, deliveries_send
+from tests.deliveries.test_send import publish_one
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,15 +21,6 @@ def _engine_stopped_afterwards():
     engine.engine_stop(timeout=5)
 
 
-DATA = {"conversation_id": "conv_1", "message_id": "msg_1", "sender_type": "visitor", "body": "hi"}
-
-
-def publish(site) -> Delivery:
-    with transaction.atomic():
-        event, _ = event_publish(site=site, event_type="message.created", data=DATA)
-    return event.deliveries.get()
-
-
 def test_a_hanging_webhook_holds_only_its_own_slots_and_its_overflow_waits_for_the_sweep(
     site, webhook_factory, receiver, settings
 ):
@@ -39,7 +29,7 @@ def test_a_hanging_webhook_holds_only_its_own_slots_and_its_overflow_waits_for_t
     settings.AGENTBOT_WEBHOOK_QUEUE_ROUNDS = 0
     receiver.responder = lambda n: (None, b"")  # never answers
     webhook_factory(site=site, url=receiver.url)
-    first, second = publish(site), publish(site)
+    first, second = publish_one(site), publish_one(site)
 
     assert deliveries_send(ids=[first.id], token=first.lease_token, wait=False) == 1
     receiver.wait_for(1)
