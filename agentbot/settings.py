@@ -453,6 +453,14 @@ if AGENTBOT_WEB_WORKERS < 1 or AGENTBOT_WEB_THREADS < 0:
         f"got {AGENTBOT_WEB_WORKERS} and {AGENTBOT_WEB_THREADS}"
     )
 
+# Celery worker processes `make run` starts (the first also runs beat). Each runs one delivery
+# engine, whose sending is bound by one core (the GIL): two, unless the machine has one core or the
+# database is the embedded SQLite, which takes one writer at a time.
+_ONE_WRITER = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+AGENTBOT_WORKER_PROCESSES = int(env_float("AGENTBOT_WORKER_PROCESSES", 1 if _ONE_WRITER else min(2, os.cpu_count() or 1)))
+if AGENTBOT_WORKER_PROCESSES < 1:
+    raise ImproperlyConfigured(f"AGENTBOT_WORKER_PROCESSES must be at least 1, got {AGENTBOT_WORKER_PROCESSES}")
+
 # --- webchat (inbound/connectors/webchat/) -------------------------------------------------------
 ASGI_APPLICATION = "agentbot.asgi.application"
 # A visitor's message is at most this many characters; a connection sends at most

@@ -223,7 +223,10 @@ def _wait_delivered(expected: int, *, stall: float, limit: float) -> tuple[int, 
                 last, last_change = done, time.monotonic()
             elif time.monotonic() - last_change > stall:
                 return done, float(last_at) if last_at is not None else None
-            time.sleep(0.05)
+            # The end is the last attempt's own time, so polling more often would not make it more
+            # exact; it would only take the database's CPU from the run it measures (a count of
+            # the succeeded deliveries every 50 ms cost 5% of the run's CPU at 50,000 deliveries).
+            time.sleep(0.25)
 
 
 def _stored(accepted: list[str]) -> tuple[int, int]:

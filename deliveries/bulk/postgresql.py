@@ -382,7 +382,7 @@ WITH r AS (
     -- the attempts written for it. SKIP LOCKED: one a delete holds is being deleted (or re-leased
     -- by the sweep or an operator); waiting for it could deadlock with the delete and roll the
     -- whole batch back, so its attempt is not logged. docs/limits.md.
-    SELECT d.id FROM deliveries_delivery d
+    SELECT d.id, d.lease_token FROM deliveries_delivery d
     WHERE d.id IN (SELECT r.id FROM r)
     ORDER BY d.id
     FOR KEY SHARE SKIP LOCKED
@@ -391,8 +391,11 @@ WITH r AS (
     SET status = r.status, attempt_count = r.number, schedule_position = r.schedule_position,
         next_attempt_at = r.next_attempt_at, last_attempt_at = %s, last_status_code = r.status_code,
         last_error = r.error, leased_until = NULL, lease_token = NULL, updated_at = %s
-    FROM r JOIN present p ON p.id = r.id
-    WHERE d.id = r.id AND d.lease_token = r.token
+    -- The batch is matched to the rows it holds first, by hash, then each row found by its key.
+    -- Through `d` first, the planner expected one row out of r and d and scanned the whole of
+    -- `present` for each: a record took time in the square of its batch.
+    FROM r JOIN present p ON p.id = r.id AND p.lease_token = r.token
+    WHERE d.id = p.id AND d.lease_token = r.token
 )
 INSERT INTO deliveries_attempt (delivery_id, number, at, status_code, request_headers, response_headers,
                                 response_body, duration_ms, error, succeeded)
@@ -415,6 +418,11 @@ def _moment(value: datetime | None) -> str | None:
 
 
 def record(outcomes: list[AttemptRecord], *, now: datetime) -> None:
+    with transaction.atomic():
+        _execute(RECORD_SQL, record_params(outcomes, now=now))
+
+
+def record_params(outcomes: list[AttemptRecord], *, now: datetime) -> list:
     batch = [
         {
             "id": o.delivery_id,
@@ -434,8 +442,7 @@ def record(outcomes: list[AttemptRecord], *, now: datetime) -> None:
         }
         for o in outcomes
     ]
-    with transaction.atomic():
-        _execute(RECORD_SQL, [json.dumps(batch), now, now])
+    return [json.dumps(batch), now, now]
 
 
 SUCCEEDED_SQL = """

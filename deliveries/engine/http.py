@@ -149,14 +149,19 @@ def client() -> Client:
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    chunks, size = [], 0
-    while size < cap:
-        chunk = await response.content.read(cap - size)
+    chunks, size, content = [], 0, response.content
+    while size < cap and not content.at_eof():
+        chunk = await content.read(cap - size)
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+@lru_cache(maxsize=64)
+def _timeout(total: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total, connect=min(total, 10.0))
 
 
 async def send(request: OutboundRequest) -> OutboundResult:
@@ -176,7 +181,7 @@ async def send(request: OutboundRequest) -> OutboundResult:
             data=request.body,
             headers=request.headers,
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
+            timeout=_timeout(timeout),
             ssl=True if request.ssl is None else request.ssl,
         ) as response:
             result.status_code = response.status

@@ -4,7 +4,6 @@ Webhooks. Each is a body builder, a signer, a success rule and a retry schedule,
 """
 
 import base64
-import hashlib
 import hmac
 import json
 from datetime import UTC
@@ -34,7 +33,7 @@ LEADS_SCHEDULE = (0.0, 1 * MINUTE, 3 * MINUTE)
 
 
 def hmac_hex(algorithm: str, key: str, message: bytes) -> str:
-    return hmac.new(key.encode("utf-8"), message, algorithm).hexdigest()
+    return hmac.digest(key.encode("utf-8"), message, algorithm).hex()
 
 
 def timestamped_signature(s: Signing, *, old_first: bool = False) -> str:
@@ -170,9 +169,7 @@ def standard_key(secret: str) -> bytes:
 def standard_sign(s: Signing) -> dict[str, str]:
     """`webhook-signature: v1,<base64> v1,<base64>`: space-separated, newest secret first."""
     signed = f"{s.delivery_id}.{s.timestamp}.".encode() + s.body
-    signatures = [
-        "v1," + base64.b64encode(hmac.new(standard_key(k), signed, hashlib.sha256).digest()).decode() for k in s.secrets
-    ]
+    signatures = ["v1," + base64.b64encode(hmac.digest(standard_key(k), signed, "sha256")).decode() for k in s.secrets]
     return {
         "webhook-id": s.delivery_id,
         "webhook-timestamp": str(s.timestamp),

@@ -70,8 +70,9 @@ def test_64_concurrent_publishers_get_no_5xx_and_connections_stay_within_the_poo
         AGENTBOT_DB_POOL_MAX=str(POOL_MAX),
         AGENTBOT_DB_POOL_MIN="1",
     )
-    # Each web process, the worker and its beat has one pool; `manage.py serve` itself closes its own.
-    bound = (settings.AGENTBOT_WEB_WORKERS + 2) * POOL_MAX
+    # Each web process, each worker and the first one's beat has one pool; `manage.py serve` itself
+    # closes its own.
+    bound = (settings.AGENTBOT_WEB_WORKERS + settings.AGENTBOT_WORKER_PROCESSES + 1) * POOL_MAX
     try:
         service.webhook_create(receiver.url)
         peak = ConnectionPeak(own_pid)

@@ -2,9 +2,11 @@
 `postgresql` and `portable` (the ORM, for the embedded SQLite of `make run`). The ORM runs on
 PostgreSQL too, so the same contract is checked here for both, side by side."""
 
+import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from deliveries import bulk
@@ -163,3 +165,39 @@ def test_deliveries_create_many_stores_one_per_event_and_webhook(statements, sit
     created = bulk.deliveries_create_many(pairs=pairs, now=now, until=now + timedelta(seconds=60), token="t")
     assert [(e, w) for _, e, w in created] == pairs
     assert {(d.event_id, d.webhook_id, d.lease_token) for d in Delivery.objects.all()} == {(e, w, "t") for e, w in pairs}
+
+
+def plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", ()):
+        yield from plan_nodes(child)
+
+
+def test_record_matches_its_batch_to_the_deliveries_it_holds_by_hash_not_pair_by_pair(site, webhook_factory):
+    if connection.vendor != "postgresql":
+        pytest.skip("reads PostgreSQL's plan")
+    webhooks = [webhook_factory(site=site) for _ in range(10)]
+    now = timezone.now()
+    held = []
+    for _ in range(30):
+        _, created = publish(site, webhooks, now=now, until=now + timedelta(seconds=60), token="t")
+        held += [delivery_id for delivery_id, *_ in created]
+    with connection.cursor() as cursor:
+        params = postgresql.record_params([outcome(delivery_id, "t") for delivery_id in held], now=now)
+        # A table of many deliveries, which the planner reads by key, as in production.
+        columns = [f.column for f in Delivery._meta.concrete_fields if f.column != "id"]
+        cursor.execute(
+            f"INSERT INTO deliveries_delivery (id, {', '.join(columns)}) "
+            f"SELECT 'dlv_many_' || n, {', '.join('d.' + c for c in columns)} "
+            "FROM deliveries_delivery d, generate_series(1, 50000) n WHERE d.id = %s",
+            [held[0]],
+        )
+        cursor.execute("ANALYZE deliveries_delivery")
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + postgresql.RECORD_SQL, params)
+        (plan,) = cursor.fetchone()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    compared = max(node.get("Rows Removed by Join Filter", 0) for node in plan_nodes(plan[0]["Plan"]))
+    # Pair by pair, 300 attempts meant 300 × 299 rows compared and thrown away.
+    assert compared < len(held), f"{compared} rows compared and thrown away for {len(held)} attempts"
+    assert Delivery.objects.filter(pk__in=held, status=Delivery.Status.SUCCEEDED).count() == len(held)
+    assert Attempt.objects.filter(delivery_id__in=held).count() == len(held)

@@ -1,5 +1,5 @@
 """`make run`: migrate, make sure there is an admin, a demo API key and a demo webchat, then run web
-(uvicorn serving agentbot/asgi.py: Django and the webchat's Socket.IO), worker and beat together
+(uvicorn serving agentbot/asgi.py: Django and the webchat's Socket.IO), workers and beat together
 until interrupted, starting again whichever of them dies."""
 
 import json
@@ -37,7 +37,7 @@ DEMO_KNOWLEDGE = [
 
 def service_commands(*, host: str, port: int) -> list[ChildSpec]:
     """The service's processes: web (uvicorn, AGENTBOT_WEB_WORKERS processes sharing the port) and
-    one Celery worker with embedded beat."""
+    AGENTBOT_WORKER_PROCESSES Celery workers, the first with embedded beat."""
     python = sys.executable
     web = [
         python,
@@ -58,8 +58,14 @@ def service_commands(*, host: str, port: int) -> list[ChildSpec]:
     ]
     if settings.AGENTBOT_WEB_WORKERS > 1:
         web += ["--workers", str(settings.AGENTBOT_WEB_WORKERS)]
-    worker = [python, "-m", "celery", "-A", "agentbot", "worker", "--beat", "--loglevel", "INFO", "--concurrency", "2"]
-    return [ChildSpec("web", web), ChildSpec("worker", worker)]
+    workers = []
+    for n in range(1, settings.AGENTBOT_WORKER_PROCESSES + 1):
+        worker = [python, "-m", "celery", "-A", "agentbot", "worker", "--loglevel", "INFO", "--concurrency", "2"]
+        if n == 1:
+            workers.append(ChildSpec("worker", worker + ["--beat"]))
+        else:  # each its own node name (the first keeps Celery's): control commands tell them apart by it
+            workers.append(ChildSpec(f"worker{n}", worker + ["-n", f"worker{n}@%h"]))
+    return [ChildSpec("web", web), *workers]
 
 
 def close_database_pool() -> None:
@@ -73,7 +79,7 @@ def close_database_pool() -> None:
 
 
 class Command(BaseCommand):
-    help = "Run the whole service: web and webchat on 127.0.0.1:$PORT, a Celery worker and beat."
+    help = "Run the whole service: web and webchat on 127.0.0.1:$PORT, Celery workers and beat."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
