@@ -1,5 +1,5 @@
 """The engine's HTTP request alone: CPU per request of `Job.send` (signing, the URL policy and
-aiohttp on the engine's own client and event loop) against bench/receiver.py in its own process,
+the request on the engine's own client and event loop) against bench/receiver.py in its own process,
 with N requests in flight. No database, no queue, no other thread: what one delivery's request
 costs a worker's event loop at best. bench/limit.py is the same against a plain aiohttp client.
 

@@ -68,6 +68,6 @@ def webhook_controls(webhook) -> Controls:
 
 @lru_cache(maxsize=256)
 def webhook_ssl_context(cert: str, key: str, ca: str) -> SSLContext:
-    """One SSL context per distinct certificate, key and CA in this process: aiohttp pools
+    """One SSL context per distinct certificate, key and CA in this process: the client pools
     connections per context, so deliveries to one webhook share their TLS connections."""
     return ssl_context_build(cert=cert, key=key, ca=ca)

@@ -1,25 +1,29 @@
 """The one outbound HTTP client: pooled keep-alive connections, bounded time, no redirects, capped
 response bodies, and the URL policy checked again right before each request.
 
-One asyncio event loop and one aiohttp session per process, in a background thread, shared by
-every caller: the delivery engine awaits `send()` on that loop; synchronous code calls `post()`. A host name is resolved through the URL policy and the connection goes to the very
-addresses that were checked, so DNS cannot swap in a private address between check and connect.
+One asyncio event loop and one pool of HTTP/1.1 connections (`http1.py`) per process, in a
+background thread, shared by every caller: the delivery engine awaits `send()` on that loop;
+synchronous code calls `post()`. A host name is resolved through the URL policy and a new
+connection goes to the very addresses that were checked, so DNS cannot swap in a private address
+between check and connect.
 """
 
 import asyncio
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from ssl import SSLContext
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from django.conf import settings
 
 from core.process import PerProcess
+from deliveries.engine import http1
 from subscriptions.url_policy import Target, UrlNotAllowed, resolve_allowed, url_parse
+
+# Seconds an unused connection is kept, and the most a new connection may take (within the request's own).
+KEEPALIVE = 30.0
+CONNECT_TIMEOUT = 10.0
 
 
 @dataclass
@@ -64,31 +68,9 @@ async def allowed_addresses(target: Target) -> list:
     return verdict
 
 
-class PolicyResolver(AbstractResolver):
-    """aiohttp connects only to addresses the URL policy allowed, resolved when it connects."""
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        # `host` is the raw host of the very URL object send() checked (aiohttp resolves names only).
-        addresses = await allowed_addresses(url_parse(f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"))
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(ip),
-                port=port,
-                family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for ip in addresses
-        ]
-
-    async def close(self) -> None:
-        pass
-
-
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop unless AGENTBOT_HTTP_LOOP says `asyncio`: the same aiohttp requests for about a
-    quarter less CPU on the loop, which one worker process's sending is bound by."""
+    """uvloop unless AGENTBOT_HTTP_LOOP says `asyncio`: the same requests for less CPU on the
+    loop, which one worker process's sending is bound by."""
     if settings.AGENTBOT_HTTP_LOOP == "uvloop":
         try:
             import uvloop
@@ -100,12 +82,12 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class Client:
-    """The process's event loop (in a daemon thread) and its one aiohttp session."""
+    """The process's event loop (in a daemon thread) and its pool of keep-alive connections."""
 
     def __init__(self) -> None:
         self.loop = new_event_loop()
         self._ready = threading.Event()
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: http1.Pool | None = None
         self.thread = threading.Thread(target=self._run, name="webhook-http", daemon=True)
         self.thread.start()
         self._ready.wait()
@@ -116,24 +98,11 @@ class Client:
         self.loop.run_forever()
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        """Created on the loop, on first use (aiohttp binds a session to the running loop)."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=settings.AGENTBOT_HTTP_CONNECTIONS,
-                limit_per_host=0,  # per-webhook caps live in the engine, not per host
-                resolver=PolicyResolver(),
-                use_dns_cache=False,
-                keepalive_timeout=30,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,
-                skip_auto_headers=("Accept-Encoding",),
-                trust_env=False,  # no proxies or netrc from the environment
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
+    def pool(self) -> http1.Pool:
+        """Created on the loop, on first use."""
+        if self._pool is None:
+            self._pool = http1.Pool(settings.AGENTBOT_HTTP_CONNECTIONS, keepalive=KEEPALIVE)
+        return self._pool
 
     def run(self, coroutine):
         """Run `coroutine` on the loop from another thread and wait for its result."""
@@ -148,53 +117,51 @@ def client() -> Client:
     return _CLIENT.get()
 
 
-async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    chunks, size, content = [], 0, response.content
-    while size < cap and not content.at_eof():
-        chunk = await content.read(cap - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-@lru_cache(maxsize=64)
-def _timeout(total: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=total, connect=min(total, 10.0))
-
-
 async def send(request: OutboundRequest) -> OutboundResult:
-    """One request (a POST unless told) on the shared session; never raises, every failure is in `result.error`."""
+    """One request (a POST unless told) on the process's pool; never raises, every failure is in `result.error`."""
     timeout = settings.AGENTBOT_HTTP_TIMEOUT if request.timeout is None else request.timeout
     cap = settings.AGENTBOT_RESPONSE_BODY_CAP if request.body_cap is None else request.body_cap
     started = time.monotonic()
     result = OutboundResult()
+    conn = response = None
     try:
-        # One parse: the URL object checked here is the one connected to (its host, if a name, is
-        # resolved through PolicyResolver, so the addresses connected to are the ones checked).
+        # One parse: the host checked here is the one connected to, at the very addresses checked.
         target = url_parse(request.url)
-        await allowed_addresses(target)
-        async with client().session.request(
-            request.method,
-            target.url,
-            data=request.body,
-            headers=request.headers,
-            allow_redirects=False,
-            timeout=_timeout(timeout),
-            ssl=True if request.ssl is None else request.ssl,
-        ) as response:
-            result.status_code = response.status
-            result.headers = dict(response.headers)
-            result.body = await _read_capped(response, cap)
+        addresses = await allowed_addresses(target)
+        url = target.url
+        data = http1.encode_request(
+            request.method, url.raw_path_qs or "/", url.host_port_subcomponent, request.headers, request.body
+        )
+        tls = None if target.scheme == "http" else (request.ssl or http1.default_tls())
+        key = (target.scheme, target.host, target.port, tls)
+        pool = client().pool
+        async with asyncio.timeout(timeout):
+            await pool.acquire()
+            try:
+                conn = pool.take(key)
+                if conn is None:
+                    async with asyncio.timeout(min(timeout, CONNECT_TIMEOUT)):
+                        conn = await http1.connect(key, addresses, target.port, tls, target.host)
+                response = conn.request(data, cap)
+                await response.done
+            finally:
+                if conn is not None:
+                    pool.put(conn)
+                pool.release_slot()
+        result.status_code = response.status
+        result.headers = response.headers
+        result.body = b"".join(response.body)
     except UrlNotAllowed as exc:
         result.error = f"refused: {exc}"
     except TimeoutError:
+        # A status line already read is kept with the error (an answer cut short is no success).
+        result.status_code = response.status if response is not None else None
         reading = f" reading the response body (HTTP {result.status_code})" if result.status_code is not None else ""
         result.error = f"timed out after {timeout:g} s{reading}"
-    except aiohttp.ClientConnectionError as exc:
+    except (http1.ConnectError, http1.ResponseError) as exc:
+        result.status_code = response.status if response is not None else None
         result.error = f"connection failed: {_short(exc)}"
-    except (aiohttp.ClientError, ValueError) as exc:
+    except ValueError as exc:
         result.error = f"request failed: {_short(exc)}"
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
