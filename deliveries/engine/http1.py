@@ -26,6 +26,9 @@ import httptools
 
 # A receiver's status line and headers together; more is a hostile or broken receiver.
 MAX_HEAD = 64 * 1024
+# A receiver that says `Keep-Alive: timeout=N` (Node.js: 5 s) closes an idle connection after N
+# seconds; one is not reused within this margin of that, so no request meets the close on its way.
+KEEPALIVE_MARGIN = 1.0
 # Seconds before the next address of a host is tried alongside (RFC 8305's, as aiohttp's).
 HAPPY_EYEBALLS_DELAY = 0.25
 # What every request says besides the caller's headers (aiohttp sent the same Accept).
@@ -99,7 +102,8 @@ class Connection(asyncio.Protocol):
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.idle_since = 0.0
+        self.idle_until = 0.0  # when idle in the pool: time.monotonic() after which it is not reused
+        self.server_keepalive = float("inf")  # the receiver's Keep-Alive timeout less a second
         self._waiter: asyncio.Future | None = None
         self._response: Response | None = None
         self._parser: httptools.HttpResponseParser | None = None
@@ -107,7 +111,6 @@ class Connection(asyncio.Protocol):
         self._head = 0  # bytes received before the headers completed
         self._informational = False
         self._until_close = False
-        self._field = b""
 
     # --- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -146,8 +149,9 @@ class Connection(asyncio.Protocol):
     # --- httptools callbacks -----------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._informational:
-            # Decoded as aiohttp did: UTF-8, a byte that is not kept as a lone surrogate.
-            # A repeated header keeps its first value, as dict() of aiohttp's headers did.
+            # Decoded as aiohttp did: UTF-8, a byte that is not UTF-8 kept as a lone surrogate
+            # (the recorder makes it storable). A repeated header keeps its first value, as
+            # dict() of aiohttp's headers did.
             self._response.headers.setdefault(name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
 
     def on_headers_complete(self) -> None:
@@ -159,6 +163,8 @@ class Connection(asyncio.Protocol):
         response.status = status
         lowered = {name.lower(): value for name, value in response.headers.items()}
         self._until_close = "content-length" not in lowered and "chunked" not in lowered.get("transfer-encoding", "").lower()
+        if "keep-alive" in lowered:
+            self.server_keepalive = _keepalive_timeout(lowered["keep-alive"]) - KEEPALIVE_MARGIN
 
     def on_body(self, body: bytes) -> None:
         response = self._response
@@ -217,6 +223,18 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
+def _keepalive_timeout(value: str) -> float:
+    """`timeout=5, max=100` → 5.0; infinity when the header names no timeout we can read."""
+    for part in value.split(","):
+        name, _, number = part.strip().partition("=")
+        if name.strip().lower() == "timeout":
+            try:
+                return float(number.strip())
+            except ValueError:
+                break
+    return float("inf")
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text[:200]
@@ -224,7 +242,8 @@ def _reason(exc: Exception) -> str:
 
 class Pool:
     """Idle keep-alive connections by (scheme, host, port, TLS context), most recent first, closed
-    after `keepalive` seconds unused; at most `limit` connections in use at once (0: no limit)."""
+    after `keepalive` seconds unused (or sooner, a second before the receiver's own Keep-Alive
+    timeout); at most `limit` connections in use at once (0: no limit)."""
 
     def __init__(self, limit: int, keepalive: float = 30.0) -> None:
         self.keepalive = keepalive
@@ -245,7 +264,7 @@ class Pool:
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if not conn.closed and not conn.transport.is_closing() and now - conn.idle_since < self.keepalive:
+            if not conn.closed and not conn.transport.is_closing() and now < conn.idle_until:
                 return conn
             conn.close()
         return None
@@ -254,7 +273,11 @@ class Pool:
         if not conn.reusable():
             conn.close()
             return
-        conn.idle_since = time.monotonic()
+        keep = min(self.keepalive, conn.server_keepalive)
+        if keep <= 0:
+            conn.close()
+            return
+        conn.idle_until = time.monotonic() + keep
         self.idle.setdefault(conn.key, []).append(conn)
         if self._sweeping is None:
             self._sweeping = asyncio.get_running_loop().call_later(self.keepalive / 2, self._sweep)
@@ -262,9 +285,9 @@ class Pool:
     def _sweep(self) -> None:
         """Close connections idle for longer than `keepalive`; runs while any are idle."""
         self._sweeping = None
-        cutoff = time.monotonic() - self.keepalive
+        now = time.monotonic()
         for key in list(self.idle):
-            kept = [c for c in self.idle[key] if not c.closed and c.idle_since > cutoff]
+            kept = [c for c in self.idle[key] if not c.closed and c.idle_until > now]
             for conn in self.idle[key]:
                 if conn not in kept:
                     conn.close()

@@ -296,3 +296,14 @@ def test_the_callers_accept_replaces_the_default_and_framing_headers_are_the_cli
         b"X-Api-Key: k",
         b"Content-Length: 2",
     ]
+
+
+def test_a_connection_is_not_reused_within_a_second_of_the_receivers_keep_alive_timeout(raw):
+    # Node.js closes an idle connection after its keepAliveTimeout and says so (`timeout=5`): a
+    # request sent just as it closes would fail. 2 s here: reused at once, not after 1.2 s.
+    receiver = raw(lambda n, request: b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2, max=100\r\nContent-Length: 2\r\n\r\nok")
+    assert [post(receiver.url).status_code for _ in range(2)] == [200, 200]
+    assert receiver.connections == 1
+    time.sleep(1.2)
+    assert post(receiver.url).status_code == 200
+    assert receiver.connections == 2
