@@ -226,7 +226,7 @@ def probes_claim(*, now: datetime, until: datetime, token: str) -> list[str]:
             probe = (
                 bulk.heads(bulk.due_unleased(now=now).filter(webhook_id=webhook_id))
                 .order_by("next_attempt_at")
-                .select_for_update(skip_locked=True)
+                .select_for_update(skip_locked=True, no_key=True)
                 .values_list("id", flat=True)
                 .first()
             )

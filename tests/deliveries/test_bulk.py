@@ -3,6 +3,7 @@
 PostgreSQL too, so the same contract is checked here for both, side by side."""
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -201,3 +202,51 @@ def test_record_matches_its_batch_to_the_deliveries_it_holds_by_hash_not_pair_by
     assert compared < len(held), f"{compared} rows compared and thrown away for {len(held)} attempts"
     assert Delivery.objects.filter(pk__in=held, status=Delivery.Status.SUCCEEDED).count() == len(held)
     assert Attempt.objects.filter(delivery_id__in=held).count() == len(held)
+
+
+@pytest.fixture
+def other_transaction():
+    """A second connection's open transaction on the test database, for the locks it holds."""
+    import psycopg
+
+    from tests.support.worker import test_database_url
+
+    with psycopg.connect(test_database_url()) as conn:
+        yield conn
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_is_recorded_while_a_claim_holds_its_delivery(site, webhook_factory, other_transaction):
+    """The sweep re-leases a delivery whose send lease ran out while its request was still out;
+    the attempt is recorded all the same (and the delivery stays with its new lease). A claim
+    that locked the row FOR UPDATE made the recorder's SKIP LOCKED pass it over: the attempt
+    went unrecorded, and the hot key of docs/ordering.md stalled for a lease at each collision."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks of PostgreSQL")
+    now = timezone.now()
+    _, [(delivery_id, *_)] = publish(site, [webhook_factory(site=site)], now=now, until=now - timedelta(seconds=1), token="sent")
+    Delivery.objects.filter(pk=delivery_id).update(next_attempt_at=now - timedelta(seconds=1))
+    with other_transaction.cursor() as cursor:  # the sweep's claim, not yet committed
+        cursor.execute(postgresql.CLAIM_SQL, [now + timedelta(seconds=60), "sweep", now, now, 10])
+        assert cursor.fetchall() == [(delivery_id,)]
+        threading.Timer(0.3, other_transaction.commit).start()
+        postgresql.record([outcome(delivery_id, "sent")], now=now)
+    assert Attempt.objects.filter(delivery_id=delivery_id).count() == 1
+    assert Delivery.objects.values_list("status", "lease_token").get(pk=delivery_id) == (Delivery.Status.PENDING, "sweep")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_take_tries_again_a_delivery_another_statement_held_for_a_moment(site, webhook_factory, other_transaction):
+    """A claim keeps a row it looked at locked to its end; a take that met that lock took nothing,
+    and the delivery waited for its dispatch lease to run out."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks of PostgreSQL")
+    now = timezone.now()
+    _, [(delivery_id, *_)] = publish(site, [webhook_factory(site=site)], now=now, until=now + timedelta(seconds=60), token="t")
+    with other_transaction.cursor() as cursor:
+        cursor.execute("SELECT id FROM deliveries_delivery WHERE id = %s FOR NO KEY UPDATE", [delivery_id])
+        threading.Timer(0.05, other_transaction.commit).start()
+        taken, behind = postgresql.take(
+            ids=[delivery_id], token="t", until=now + timedelta(seconds=90), skip_webhooks=[], hold_until=now
+        )
+    assert [t.id for t in taken] == [delivery_id] and behind == []
