@@ -300,8 +300,8 @@ def limit(receiver: Receiver, *, count: int, concurrency: int = 64) -> dict:
 # --- backlog ----------------------------------------------------------------------------------
 BACKLOG_INSERT = """
 INSERT INTO deliveries_delivery (id, event_id, webhook_id, status, attempt_count, schedule_position,
-    next_attempt_at, leased_until, lease_token, last_error, created_at, updated_at)
-SELECT %s || lpad(g::text, 8, '0'), %s, %s, 'pending', 1, 1, {due}, NULL, NULL, '', now(), now()
+    next_attempt_at, leased_until, lease_token, last_error, created_at, updated_at, sequence)
+SELECT %s || lpad(g::text, 8, '0'), %s, %s, 'pending', 1, 1, {due}, NULL, NULL, '', now(), now(), 0
 FROM generate_series(%s, %s) AS g
 """
 

@@ -239,11 +239,10 @@ KEY_HEAD = """(
     ORDER BY n.id LIMIT 1
 )"""
 
-# The heads are found first (MATERIALIZED) and then each looked up by its id (an array, which the
-# primary key answers whatever the statistics say). Left to the planner,
-# a table whose statistics were taken when it was small (a burst on a hot key) was read the other
-# way round: every pending delivery, and for each the head of its key, 1 s a hand-out for a queue
-# of 1,800.
+# The heads are found first (MATERIALIZED), then the deliveries looked up by their ids. Left to
+# the planner, a table whose statistics were taken when it was small (a burst on a hot key) was
+# read the other way round: every pending delivery, and for each the head of its key, 1 s a
+# hand-out behind 1,800 waiting. Now the queue is read once at most (tests/deliveries/test_bulk.py).
 NEXT_SQL = f"""
 WITH f AS MATERIALIZED (
     SELECT DISTINCT webhook_id, ordering_key FROM deliveries_delivery
@@ -364,7 +363,7 @@ WHERE t.status = 'pending' AND (t.behind OR NOT t.skipped)
 
 # Deliveries still held by the take's token that its SKIP LOCKED passed over: another transaction
 # had the row locked at that instant. Most such locks last a statement (a claim that looked at the
-# row, which FOR UPDATE keeps locked to its end even when it then finds the row leased); a delete's
+# row keeps it locked to the statement's end even when it then finds the row leased); a delete's
 # lasts its transaction.
 HELD_SQL = """
 SELECT id FROM deliveries_delivery
