@@ -16,10 +16,12 @@ from deliveries.engine import http, http1
 
 class RawReceiver:
     """Accepts connections; `answer(n, request)` gives the bytes to write for the n-th request
-    (None: close the connection without answering)."""
+    (None: close the connection without answering). With `close_after`, the connection is closed
+    after each answer."""
 
-    def __init__(self, answer) -> None:
+    def __init__(self, answer, close_after: bool = False) -> None:
         self.answer = answer
+        self.close_after = close_after
         self.requests: list[bytes] = []
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -65,6 +67,8 @@ class RawReceiver:
                 if reply is None:
                     return
                 sock.sendall(reply)
+                if self.close_after:
+                    return
 
     def close(self) -> None:
         self.listener.close()
@@ -74,8 +78,8 @@ class RawReceiver:
 def raw():
     made = []
 
-    def start(answer) -> RawReceiver:
-        made.append(RawReceiver(answer))
+    def start(answer, close_after: bool = False) -> RawReceiver:
+        made.append(RawReceiver(answer, close_after))
         return made[-1]
 
     yield start
@@ -135,24 +139,9 @@ def test_a_body_without_length_that_never_ends_times_out_with_its_status(raw):
 
 
 def test_a_body_without_length_is_read_to_the_close(raw):
-    def answer(n, request):
-        return b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"
-
-    receiver = raw(answer)
-    original = receiver._serve
-
-    def serve_once(sock):  # one answer, then the receiver closes its side
-        sock.settimeout(5)
-        data = b""
-        while b"\r\n\r\n" not in data or not data.endswith(b'{"n":1}'):
-            data += sock.recv(65536)
-        sock.sendall(answer(1, data))
-        sock.close()
-
-    receiver._serve = serve_once
+    receiver = raw(lambda n, request: b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", close_after=True)
     result = post(receiver.url)
     assert (result.status_code, result.body, result.error) == (200, b"until the end", "")
-    receiver._serve = original
 
 
 def test_informational_responses_come_before_the_answer(raw):
@@ -171,14 +160,7 @@ def test_a_receiver_that_closes_without_answering_fails_the_attempt_without_a_st
 
 
 def test_a_body_cut_short_keeps_its_status_and_fails(raw):
-    receiver = raw(lambda n, request: None)
-
-    def serve(sock):
-        with sock:
-            sock.recv(65536)
-            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-
-    receiver._serve = serve
+    receiver = raw(lambda n, request: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", close_after=True)
     result = post(receiver.url)
     assert result.status_code == 200
     assert result.error == "connection failed: the receiver closed the connection before the response body was complete"
@@ -214,21 +196,8 @@ def test_a_header_with_a_line_break_is_refused_and_nothing_is_sent(raw):
 
 
 def test_a_connection_the_receiver_closed_while_idle_is_not_reused(raw):
-    receiver = raw(lambda n, request: None)
-    served = []
-
-    def serve(sock):  # one answer per connection, then the receiver closes it while it is idle
-        with sock:
-            sock.recv(65536)
-            sock.sendall(OK)
-            served.append(1)
-            time.sleep(0.05)
-
-    receiver._serve = serve
+    receiver = raw(lambda n, request: OK, close_after=True)
     assert post(receiver.url).status_code == 200
-    deadline = time.monotonic() + 5
-    while len(served) < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
     time.sleep(0.3)  # the close has reached the client
     second = post(receiver.url)
     assert (second.status_code, second.error) == (200, "")
