@@ -286,10 +286,12 @@ class Pool:
         """Close connections idle for longer than `keepalive`; runs while any are idle."""
         self._sweeping = None
         now = time.monotonic()
-        for key in list(self.idle):
-            kept = [c for c in self.idle[key] if not c.closed and c.idle_until > now]
-            for conn in self.idle[key]:
-                if conn not in kept:
+        for key, conns in list(self.idle.items()):
+            kept = []
+            for conn in conns:
+                if not conn.closed and conn.idle_until > now:
+                    kept.append(conn)
+                else:
                     conn.close()
             if kept:
                 self.idle[key] = kept
